@@ -1,0 +1,3 @@
+"""helpdeskd: an email-driven helpdesk daemon."""
+
+__version__ = "0.1.0"

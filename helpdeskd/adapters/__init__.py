@@ -1,0 +1,1 @@
+"""I/O adapters: store, spool, listeners, pollers, outbox, scheduler."""

@@ -1,0 +1,17 @@
+"""Shared fixtures: the real-world corpus beside the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"the mail corpus is missing: expected it at {CORPUS}")
+    return CORPUS
