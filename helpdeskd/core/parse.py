@@ -1,0 +1,582 @@
+"""Raw message bytes -> Inbound.
+
+Pure: no I/O, no clock, no environment. Whatever the bytes, the result is an Inbound or a
+ParseError whose message is the quarantine reason; the repairs made on the way are listed in
+`Inbound.defects`.
+
+The stdlib parser runs with the compat32 policy: on the corpus it never raises and is about ten
+times faster than `email.policy.default`, whose header objects choke on unknown charsets and
+take seconds on hostile nesting. Header decoding (RFC 2047, charsets) is done here instead, so
+that every charset problem ends in a repair, not an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from dataclasses import dataclass
+from email import policy
+from email.generator import BytesGenerator
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses
+from html.parser import HTMLParser
+from io import BytesIO
+
+from helpdeskd.model import Attachment, Inbound
+
+
+class ParseError(ValueError):
+    """The message cannot be turned into an Inbound; str(error) is the quarantine reason."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_parts: int = 500
+    max_depth: int = 20
+    max_headers: int = 1000
+    max_attachment_bytes: int = 50 * 1024 * 1024  # in total; beyond it only the metadata is kept
+
+
+DEFAULT_LIMITS = Limits()
+
+# Parts kept whole as attachments: a bounce's original message and headers live in them.
+KEPT_WHOLE = frozenset(
+    {
+        "message/rfc822",
+        "message/global",
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/feedback-report",
+        "text/rfc822-headers",
+        "message/global-headers",
+    }
+)
+
+# Labels seen in real mail that Python does not know, or knows only as a narrower codec.
+CHARSET_ALIASES = {
+    "iso-gb2312": "gb18030",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "unicode-1-1-utf-7": "utf-7",
+    "x-unicode-2-0-utf-7": "utf-7",
+    "utf8": "utf-8",
+    "ks_c_5601-1987": "cp949",
+    "iso-8859-8-i": "iso-8859-8",
+    "windows-874": "cp874",
+    "x-sjis": "shift_jis",
+    "shift-jis": "shift_jis",
+    "x-mac-roman": "mac_roman",
+    "macintosh": "mac_roman",
+    "ansi_x3.4-1968": "ascii",
+}
+# Widenings that are not repairs: no defect is recorded for them.
+SILENT_ALIASES = frozenset({"gb2312", "gbk", "utf8"})
+# When these fail, the bytes are most likely latin-1 written by a careless client.
+WESTERN = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "iso8859-15", "cp1252"})
+
+LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
+FOLD = re.compile(r"\r\n?(?=[ \t])|\n(?=[ \t])")
+ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=", re.DOTALL)
+BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
+DELIMITER_LINE = re.compile(rb"^--([^\r\n]*?)[ \t]*$", re.MULTILINE)
+HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+PREAMBLE_LINES = 5
+LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+CHARSET_PARAM = re.compile(rb'charset\s*=\s*"?([A-Za-z0-9_.:-]+)', re.IGNORECASE)
+BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
+
+
+def parse(
+    raw: bytes, *, envelope_from: str | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Inbound:
+    """Turn raw message bytes into an Inbound, or raise ParseError with the reason."""
+    defects: list[str] = []
+    msg = _parse_structure(raw, limits, defects)
+    count = len(msg.keys())
+    if count == 0:
+        raise ParseError("no header fields: not a mail message")
+    if count > limits.max_headers:
+        raise ParseError(f"too many header fields: {count} (limit {limits.max_headers})")
+    headers = _headers(msg, defects)
+    body = _Body(limits, defects)
+    body.visit(msg, 0)
+    return _inbound(msg, headers, body, envelope_from, defects)
+
+
+def _inbound(
+    msg: Message,
+    headers: tuple[tuple[str, str], ...],
+    body: _Body,
+    envelope_from: str | None,
+    defects: list[str],
+) -> Inbound:
+    first = dict(reversed([(name.lower(), value) for name, value in headers])).get
+    from_name, from_addr = _sender(msg, defects)
+    return Inbound(
+        message_id=next(iter(_message_ids(first("message-id"))), None),
+        from_addr=from_addr,
+        from_name=from_name,
+        to=_addresses(msg, "to", defects),
+        cc=_addresses(msg, "cc", defects),
+        reply_to=_addresses(msg, "reply-to", defects),
+        subject=first("subject") or "",
+        date=first("date"),
+        in_reply_to=_message_ids(first("in-reply-to")),
+        references=_message_ids(" ".join(v for k, v in headers if k.lower() == "references")),
+        text=body.text(),
+        html="\n".join(body.html) if body.html else None,
+        content_type=msg.get_content_type(),
+        attachments=tuple(body.attachments),
+        headers=headers,
+        envelope_from=_envelope(envelope_from, first("return-path")),
+        defects=tuple(dict.fromkeys(defects)),
+    )
+
+
+# --- structure ---------------------------------------------------------------------------
+
+
+def _parse_structure(raw: bytes, limits: Limits, defects: list[str]) -> Message:
+    """The stdlib parse, kept to bounded depth: its cost grows with lines x nesting depth."""
+    raw = _repair_header_block(_skip_preamble(raw, defects), defects)
+    cut = _nesting_cut(raw, limits.max_depth)
+    if cut is not None:
+        defects.append(f"MIME nesting deeper than {limits.max_depth}: the rest was not parsed")
+        raw = raw[:cut]
+    try:
+        return BytesParser(policy=policy.compat32).parsebytes(raw)
+    except RecursionError:
+        # Nested message/rfc822 parts need no boundary, so the scan above cannot see them.
+        defects.append("MIME structure too deeply nested: the body was kept unparsed")
+        return BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+
+
+def _skip_preamble(raw: bytes, defects: list[str]) -> bytes:
+    """Drop a few leading lines that are not header fields ("---- Original message ----")."""
+    lines = raw[:4096].splitlines(keepends=True)[: PREAMBLE_LINES + 1]
+    for skipped, line in enumerate(lines):
+        if HEADER_LINE.match(line) or line.startswith(b"From "):
+            if skipped:
+                defects.append(f"{skipped} line(s) before the header fields dropped")
+            return raw[sum(len(x) for x in lines[:skipped]) :]
+        if not line.strip() and skipped == 0:
+            return raw  # the parser itself copes with a blank first line
+    return raw
+
+
+def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
+    """Mend the top-level header block before the parser ends it early or reads it wrongly."""
+    lines: list[bytes] = []
+    for match in LINE.finditer(raw):
+        line = match.group()
+        if not line.strip(b"\r\n") or not line:
+            break
+        lines.append(line)
+    head = b"".join(lines)
+    mended = _transcode_8bit(_join_loose_lines(lines, defects), raw, defects)
+    return raw if mended == head else mended + raw[len(head) :]
+
+
+def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
+    """A line that is no header field, followed by more fields, continues the one before.
+
+    Some exporters and gateways unfold Received fields without their leading white space; the
+    stdlib parser would end the header block there and take From and Subject for body text.
+    """
+    is_field = [bool(HEADER_LINE.match(x)) or x[:1] in b" \t" for x in lines]
+    last_field = max((i for i, field in enumerate(is_field) if field), default=-1)
+    loose = [i for i in range(1, last_field) if not is_field[i]]
+    if loose:
+        defects.append(f"{len(loose)} header line(s) without leading white space joined")
+    return b"".join(b" " + x if i in loose else x for i, x in enumerate(lines))
+
+
+def _transcode_8bit(head: bytes, raw: bytes, defects: list[str]) -> bytes:
+    """Raw 8-bit header bytes in a legacy charset become UTF-8, guessed from the body's."""
+    if head.isascii():
+        return head
+    try:
+        head.decode("utf-8")
+        return head
+    except UnicodeDecodeError:
+        pass
+    for label in _declared_charsets(raw):
+        codec = _codec(label, [])
+        try:
+            text = head.decode(codec or "")
+        except (LookupError, ValueError):
+            continue
+        defects.append(f"8-bit header fields decoded as {codec}")
+        return text.encode("utf-8")
+    defects.append("8-bit header fields decoded as latin-1")
+    return head.decode("latin-1").encode("utf-8")
+
+
+def _declared_charsets(raw: bytes) -> list[str]:
+    """Charsets the message declares, multi-byte ones first: latin-1 would accept anything."""
+    labels = [x.decode("ascii").lower() for x in CHARSET_PARAM.findall(raw)]
+    unique = [x for x in dict.fromkeys(labels) if _codec(x, []) not in (None, "ascii")]
+    return sorted(unique, key=lambda x: _codec(x, []) in WESTERN)
+
+
+def _nesting_cut(raw: bytes, max_depth: int) -> int | None:
+    """Offset of the first boundary line that opens a level deeper than max_depth, if any."""
+    declared = {a or b for a, b in BOUNDARY_PARAM.findall(raw)}
+    if len(declared) <= max_depth:
+        return None
+    open_levels: list[bytes] = []
+    for line in DELIMITER_LINE.finditer(raw):
+        token = line.group(1)
+        closing = token.endswith(b"--") and token[:-2] in declared
+        boundary = token[:-2] if closing else token
+        if boundary in open_levels:
+            del open_levels[open_levels.index(boundary) + (0 if closing else 1) :]
+        elif boundary in declared and not closing:
+            open_levels.append(boundary)
+            if len(open_levels) > max_depth:
+                return line.start()
+    return None
+
+
+class _Body:
+    """Walks the MIME tree once, within the limits, collecting body text and attachments."""
+
+    def __init__(self, limits: Limits, defects: list[str]) -> None:
+        self.limits = limits
+        self.defects = defects
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.attachments: list[Attachment] = []
+        self.parts = 0
+        self.kept_bytes = 0
+
+    def text(self) -> str:
+        if self.plain:
+            return "\n".join(self.plain)
+        return html_to_text("\n".join(self.html)) if self.html else ""
+
+    def visit(self, part: Message, depth: int, *, resource: bool = False) -> None:
+        self.parts += 1
+        ctype = part.get_content_type()
+        if self.parts > self.limits.max_parts:
+            self.defects.append(f"more than {self.limits.max_parts} MIME parts: the rest skipped")
+        elif depth > self.limits.max_depth:
+            self.defects.append(f"MIME nesting deeper than {self.limits.max_depth}: skipped")
+        elif ctype in KEPT_WHOLE:
+            self.attach(part, _payload_bytes(part, self.defects))
+        elif ctype == "multipart/alternative":
+            self.visit_alternative(part, depth)
+        elif ctype == "multipart/related":
+            self.visit_related(part, depth)
+        elif part.is_multipart():
+            for child in _children(part):
+                self.visit(child, depth + 1)
+        else:
+            self.visit_leaf(part, resource=resource)
+
+    def visit_alternative(self, part: Message, depth: int) -> None:
+        """One readable version is the body; the others only add their attachments."""
+        plain, html = self.plain, self.html
+        first_plain: list[str] = []
+        first_html: list[str] = []
+        for child in _children(part):
+            self.plain, self.html = [], []
+            self.visit(child, depth + 1)
+            first_plain, first_html = first_plain or self.plain, first_html or self.html
+        self.plain, self.html = plain + first_plain, html + first_html
+
+    def visit_related(self, part: Message, depth: int) -> None:
+        """The first part is the body (RFC 2387); the others are resources it refers to."""
+        children = _children(part)
+        for index, child in enumerate(children):
+            self.visit(child, depth + 1, resource=index > 0)
+
+    def visit_leaf(self, part: Message, *, resource: bool = False) -> None:
+        ctype = part.get_content_type()
+        data = part.get_payload(decode=True) or b""
+        if resource or _is_attachment(part) or ctype not in ("text/plain", "text/html"):
+            self.attach(part, data)
+            return
+        text = _normalise_lines(decode_text(data, part.get_content_charset(), self.defects))
+        (self.plain if ctype == "text/plain" else self.html).append(text)
+
+    def attach(self, part: Message, data: bytes) -> None:
+        size = len(data)
+        if self.kept_bytes + size > self.limits.max_attachment_bytes:
+            self.defects.append("attachments over the size limit: kept without their data")
+            data = b""
+        self.kept_bytes += len(data)
+        name = _filename(part, self.defects)
+        self.attachments.append(Attachment(name, part.get_content_type(), size, data))
+
+
+def _children(part: Message) -> list[Message]:
+    payload = part.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = (part.get_content_disposition() or "").lower()
+    return disposition == "attachment" or part.get_filename() is not None
+
+
+def _filename(part: Message, defects: list[str]) -> str | None:
+    _mend_8bit_params(part, defects)
+    try:
+        name = part.get_filename()
+    except (LookupError, ValueError):
+        return None
+    return _clean(decode_header_value(name, defects)) or None if name else None
+
+
+def _mend_8bit_params(part: Message, defects: list[str]) -> None:
+    """Raw 8-bit file names (UTF-8 mostly) would otherwise come back as U+FFFD."""
+    for name in ("content-disposition", "content-type"):
+        value = next((str(v) for k, v in part.raw_items() if k.lower() == name), None)
+        if value is not None and value != _unescape_8bit(value, defects):
+            part.replace_header(name, _unescape_8bit(value, defects))
+
+
+def _payload_bytes(part: Message, defects: list[str]) -> bytes:
+    """The part's content as on the wire (without the part's own header fields)."""
+    if not part.is_multipart():
+        return part.get_payload(decode=True) or b""
+    buffer = BytesIO()
+    try:
+        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(part)
+    except (RecursionError, LookupError, ValueError) as error:
+        defects.append(f"could not re-serialise a {part.get_content_type()} part: {error}")
+        return b""
+    flat = buffer.getvalue()
+    head_end = flat.find(b"\n\n")
+    return flat[head_end + 2 :] if head_end >= 0 else b""
+
+
+# --- header fields -----------------------------------------------------------------------
+
+
+def _headers(msg: Message, defects: list[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (_clean(name), decode_header_value(value, defects)) for name, value in msg.raw_items()
+    )
+
+
+def decode_header_value(value: object, defects: list[str] | None = None) -> str:
+    """Unfold and decode a raw header value (8-bit bytes, RFC 2047) to one clean line."""
+    defects = [] if defects is None else defects
+    text = _unfold(_unescape_8bit(str(value), defects))
+    return _clean(_decode_encoded_words(text, defects))
+
+
+def _unfold(value: str) -> str:
+    return FOLD.sub("", value)
+
+
+def _clean(value: str) -> str:
+    """No line breaks survive: decoded values end up in the headers of outgoing mail."""
+    return LINE_BREAKS.sub(" ", value).replace("\x00", "").strip()
+
+
+def _unescape_8bit(value: str, defects: list[str]) -> str:
+    """The parser keeps raw 8-bit header bytes as surrogates; decode them as text."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    data = value.encode("ascii", "surrogateescape")
+    return decode_text(data, "utf-8", defects, what="8-bit header")
+
+
+def _decode_encoded_words(text: str, defects: list[str]) -> str:
+    pieces: list[tuple[str | None, bytes | str]] = []
+    position = 0
+    for word in ENCODED_WORD.finditer(text):
+        between = text[position : word.start()]
+        # White space between two encoded words is not part of the text (RFC 2047 §6.2).
+        if between and not (between.isspace() and pieces and pieces[-1][0] is not None):
+            pieces.append((None, between))
+        charset, data = word.group(1), _word_bytes(word.group(2), word.group(3))
+        if pieces and pieces[-1][0] == charset.lower():
+            # Joined before decoding: clients split multi-byte characters between words.
+            pieces[-1] = (charset.lower(), pieces[-1][1] + data)  # type: ignore[operator]
+        else:
+            pieces.append((charset.lower(), data))
+        position = word.end()
+    pieces.append((None, text[position:]))
+    return "".join(
+        p if isinstance(p, str) else decode_text(p, c, defects, what="header") for c, p in pieces
+    )
+
+
+def _word_bytes(encoding: str, encoded: str) -> bytes:
+    data = encoded.encode("ascii", "replace")
+    if encoding in "qQ":
+        return _unquote(data.replace(b"_", b" "))
+    data = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+    data = data[: len(data) - len(data) % 4 if len(data) % 4 == 1 else len(data)]
+    try:
+        return base64.b64decode(data + b"=" * (-len(data) % 4))
+    except binascii.Error:
+        return encoded.encode("ascii", "replace")
+
+
+def _unquote(data: bytes) -> bytes:
+    return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
+
+
+# --- charsets ----------------------------------------------------------------------------
+
+
+def decode_text(data: bytes, charset: str | None, defects: list[str], *, what: str = "text") -> str:
+    """Decode bytes in a declared charset, repairing instead of raising."""
+    label = (charset or "").strip().strip("\"'").split("*")[0].lower()
+    codec = _codec(label, defects)
+    for candidate in dict.fromkeys(c for c in (codec, "utf-8") if c):
+        try:
+            return data.decode(candidate)
+        except (LookupError, ValueError):
+            continue
+    fallback = "latin-1" if codec is None or codec in WESTERN else codec
+    defects.append(f"{what} in charset {label or 'none'} decoded as {fallback} with replacement")
+    return data.decode(fallback, "replace")
+
+
+def _codec(label: str, defects: list[str]) -> str | None:
+    """Python's name for a charset label; None when it is not a known text encoding."""
+    if not label or label in ("us-ascii", "ascii"):
+        return "ascii" if label else None
+    name = CHARSET_ALIASES.get(label, label)
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        defects.append(f"unknown charset {label}")
+        return None
+    if not getattr(info, "_is_text_encoding", True):
+        defects.append(f"charset {label} is not a text encoding")
+        return None
+    if name != label and label not in SILENT_ALIASES:
+        defects.append(f"charset {label} decoded as {name}")
+    return info.name
+
+
+# --- addresses and ids -------------------------------------------------------------------
+
+
+def _sender(msg: Message, defects: list[str]) -> tuple[str, str]:
+    found = _address_pairs(msg, "from", defects)
+    return found[0] if found else ("", "")
+
+
+def _addresses(msg: Message, name: str, defects: list[str]) -> tuple[str, ...]:
+    """Recipients: only real addresses ("To: undisclosed-recipients:;" holds none)."""
+    pairs = _address_pairs(msg, name, defects)
+    return tuple(dict.fromkeys(address for _, address in pairs if "@" in address))
+
+
+def _address_pairs(msg: Message, name: str, defects: list[str]) -> list[tuple[str, str]]:
+    """(display name, lower-cased address) pairs of every field of that name."""
+    fields = [v for k, v in msg.raw_items() if k.lower() == name]
+    raw = [_clean(_unfold(_unescape_8bit(str(v), defects))) for v in fields]
+    pairs = getaddresses(raw)
+    if raw and not any("@" in address for _, address in pairs):
+        pairs = _salvage_addresses(name, raw, defects) or pairs
+    return [
+        (_display_name(display, defects), _clean(address).lower())
+        for display, address in pairs
+        if address.strip()
+    ]
+
+
+def _salvage_addresses(name: str, raw: list[str], defects: list[str]) -> list[tuple[str, str]]:
+    """Addresses hidden in an encoded word or a comment show once the field is decoded."""
+    decoded = [_decode_encoded_words(v, defects) for v in raw]
+    pairs = [p for p in getaddresses(decoded) if "@" in p[1]]
+    pairs = pairs or [("", a) for v in decoded for a in BARE_ADDRESS.findall(v)]
+    if pairs:
+        defects.append(f"addresses salvaged from a malformed {name} field")
+    return pairs
+
+
+def _display_name(display: str, defects: list[str]) -> str:
+    name = _clean(_decode_encoded_words(display, defects))
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+        name = name[1:-1].strip()
+    return name
+
+
+def _message_ids(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    found = MESSAGE_ID.findall(value) or value.split()
+    return tuple(dict.fromkeys(i.strip("<>") for i in found if i.strip("<>")))
+
+
+def _envelope(given: str | None, return_path: str | None) -> str | None:
+    value = given if given is not None else return_path
+    if value is None:
+        return None
+    return _clean(value).strip("<>").strip().lower()
+
+
+# --- body text ---------------------------------------------------------------------------
+
+
+def _normalise_lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+BLOCK_TAGS = frozenset(
+    {
+        *("address", "article", "aside", "blockquote", "center", "dd", "div", "dl", "dt"),
+        *("fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4"),
+        *("h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section"),
+        *("table", "tbody", "td", "th", "thead", "tr", "ul"),
+    }
+)
+HIDDEN_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript"})
+
+
+class _TextExtractor(HTMLParser):
+    """HTML -> readable text: block elements break lines, hidden elements are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pieces: list[str] = []
+        self.hidden = 0
+        self.pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._tag(tag, +1)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._tag(tag, -1)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br" or tag in BLOCK_TAGS:
+            self.pieces.append("\n")
+
+    def _tag(self, tag: str, step: int) -> None:
+        if tag in HIDDEN_TAGS:
+            self.hidden = max(0, self.hidden + step)
+        elif tag == "br" and step > 0:
+            self.pieces.append("\n")
+        elif tag in BLOCK_TAGS:
+            self.pre = max(0, self.pre + step) if tag == "pre" else self.pre
+            self.pieces.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.pieces.append(data if self.pre else re.sub(r"[ \t\r\n\f]+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text of an HTML body."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    lines = [line.strip().replace("\xa0", " ") for line in "".join(extractor.pieces).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
