@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,65 @@ class Inbound:
     def header_all(self, name: str) -> list[str]:
         wanted = name.lower()
         return [v for k, v in self.headers if k.lower() == wanted]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A case as the core sees it; the store maps it to and from its row."""
+
+    reference: str
+    status: str  # new | open | waiting | resolved | closed
+    priority: str  # P1..P4
+    plan: str
+    customer: str | None
+    subject: str
+    opener: str  # the address that opened it
+    opened_at: datetime
+    updated_at: datetime
+    contacts: tuple[str, ...] = ()  # customer-side addresses on the case
+    assignee: str | None = None
+    first_response_at: datetime | None = None
+    closed_at: datetime | None = None
+    escalation_level: int = 0
+    related: str | None = None  # the reference this case names (a reopened-too-late or stranger)
+    clocks: Clocks | None = None
+    waiting_since: datetime | None = None
+    paused_minutes: int = 0  # working time spent waiting on the customer, added to the clocks
+    notices: frozenset[str] = frozenset()  # scheduler notices already sent, so none goes twice
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One SLA clock: its deadline and warning instant move when the case pauses."""
+
+    name: str  # first_response | resolution
+    target: str  # the plan's target as written, e.g. "4h"
+    calendar: str
+    started_at: datetime
+    deadline: datetime
+    warn_at: datetime
+    met_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Clocks:
+    first_response: Clock
+    resolution: Clock
+
+    def __iter__(self):
+        return iter((self.first_response, self.resolution))
+
+
+@dataclass(frozen=True)
+class Mail:
+    """An outgoing message before rendering: the core says what to send, render.py how."""
+
+    kind: str  # acknowledgement, notification, relay, closing_warning, escalation, ...
+    template: str
+    to: tuple[str, ...]
+    context: dict = field(default_factory=dict, hash=False)
+    automatic: str | None = None  # Auto-Submitted value: auto-replied | auto-generated
+    reply_to: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    threaded: bool = True  # In-Reply-To/References point at the case's conversation

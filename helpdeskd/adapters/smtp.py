@@ -1,0 +1,96 @@
+"""The SMTP/LMTP listener: spool the raw bytes, commit, answer. It decides nothing else.
+
+Parsing and routing run later in the worker, off the connection, so a mail storm is limited by
+the disk and not by MIME parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import structlog
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+from helpdeskd.adapters.store import Store, StoreUnavailable
+from helpdeskd.config import Smtp
+
+log = structlog.get_logger("helpdeskd.smtp")
+
+# Real HTML mail breaks RFC 5321's 1,000-byte line limit; refusing it would lose customer mail.
+LINE_LENGTH_LIMIT = 1 << 20
+
+
+class SpoolHandler:
+    def __init__(self, store: Store, addresses: tuple[str, ...], wake: Callable[[], None],
+                 *, lmtp: bool = False, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.store = store
+        self.addresses = {a.lower() for a in addresses}
+        self.wake = wake
+        self.lmtp = lmtp
+        self.clock = clock
+        # one writer thread: the commit's fsync never blocks the event loop
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-spool")
+
+    async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options):
+        if address.lower() not in self.addresses:
+            return f"550 5.1.1 <{address}>: not a support address here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or envelope.content
+        try:
+            spool_id, new = await asyncio.get_running_loop().run_in_executor(
+                self.writer, self._spool, raw, envelope)
+        except StoreUnavailable as exc:
+            log.error("spool commit failed", error=str(exc), peer=str(session.peer))
+            return self._per_recipient(envelope, "451 4.3.0 temporary storage failure, retry later")
+        if new:
+            self.wake()
+        log.info("accepted", spool_id=spool_id, duplicate=not new, size=len(raw),
+                 mail_from=envelope.mail_from)
+        return self._per_recipient(envelope, f"250 2.0.0 OK queued as {spool_id}")
+
+    def _spool(self, raw: bytes, envelope) -> tuple[int, bool]:
+        return self.store.spool(raw, source="smtp", now=self.clock(),
+                                envelope_from=envelope.mail_from or "",
+                                recipients=tuple(a.lower() for a in envelope.rcpt_tos))
+
+    def _per_recipient(self, envelope, status: str) -> str:
+        """LMTP answers DATA once per recipient (RFC 2033)."""
+        count = len(envelope.rcpt_tos) if self.lmtp else 1
+        return "\r\n".join([status] * max(count, 1))
+
+
+class SupportSMTP(SMTP):
+    line_length_limit = LINE_LENGTH_LIMIT
+
+
+class SupportLMTP(LMTP):
+    line_length_limit = LINE_LENGTH_LIMIT
+
+
+def server_factory(handler: SpoolHandler, config: Smtp) -> Callable[[], SMTP]:
+    protocol = SupportLMTP if config.lmtp else SupportSMTP
+    context = None
+    if config.tls_cert and config.tls_key:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+
+    def factory() -> SMTP:
+        return protocol(handler, data_size_limit=config.max_message_size, enable_SMTPUTF8=True,
+                        decode_data=False, tls_context=context, ident="helpdeskd")
+
+    return factory
+
+
+async def start(handler: SpoolHandler, config: Smtp) -> asyncio.base_events.Server:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(server_factory(handler, config), config.host, config.port)
+    log.info("listening", host=config.host, port=config.port, lmtp=config.lmtp)
+    return server

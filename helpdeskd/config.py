@@ -1,0 +1,648 @@
+"""The TOML configuration, read into frozen dataclasses.
+
+Every problem is collected with the path of its key (`plans.gold.first_response.P5`) so an admin
+sees all of them at once; nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from helpdeskd.core.calendar import Calendar, CalendarError, Duration, parse_duration
+
+PRIORITIES = ("P1", "P2", "P3", "P4")
+# Installed, the templates sit inside the package; in a source checkout, beside it.
+PACKAGED_TEMPLATES = next(
+    (p for p in (Path(__file__).parent / "templates", Path(__file__).parents[1] / "templates")
+     if p.is_dir()),
+    Path(__file__).parent / "templates",
+)
+ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}$")
+DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}$")
+
+
+class ConfigError(Exception):
+    """The file was refused; `problems` lists (key path, reason) for every problem found."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{key}: {why}" for key, why in problems))
+
+
+@dataclass(frozen=True)
+class Helpdesk:
+    name: str
+    addresses: tuple[str, ...]
+    admins: tuple[str, ...]
+    reference_prefix: str
+    database: Path
+    timezone: str
+    templates: Path
+
+    @property
+    def address(self) -> str:
+        """The From of outgoing mail."""
+        return self.addresses[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class Smtp:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8025
+    lmtp: bool = False
+    max_message_size: int = 25 * 1024 * 1024
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    name: str
+    host: str
+    port: int
+    tls: str  # "ssl" (IMAPS), "starttls" or "none"
+    username: str
+    password_file: Path | None
+    password_command: str | None
+    oauth2_token_command: str | None
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    idle: bool = True
+    poll_interval: int = 60  # seconds
+    alert_after: int = 900  # seconds a mailbox may be unreachable before admins are told
+    batch_size: int = 50
+
+
+@dataclass(frozen=True)
+class Outbound:
+    transport: str = "maildir"
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_file: Path | None = None
+    path: Path | None = None
+    max_attempts: int = 8
+    backoff: int = 30  # seconds before the first retry; doubles each attempt
+    backoff_max: int = 3600
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    calendar: str
+    first_response: dict[str, Duration]
+    resolution: dict[str, Duration]
+    calendars: dict[str, str]  # per-priority calendar override
+    warn_at: float = 0.8
+    notify_tier: int = 1
+
+    def calendar_for(self, priority: str) -> str:
+        return self.calendars.get(priority, self.calendar)
+
+
+@dataclass(frozen=True)
+class Customer:
+    name: str
+    domains: tuple[str, ...]
+    addresses: tuple[str, ...]
+    plan: str
+    plan_expires: date | None = None
+    authorized_only: bool = False
+    primary_contact: str | None = None
+
+
+@dataclass(frozen=True)
+class Engineer:
+    name: str
+    email: str
+    tier: int = 1
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    notify: tuple[str, ...]
+    on: str  # "warn" | "breach"
+    after: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    unknown_sender: str = "standard"
+    default_plan: str = "standard"
+    default_priority: str = "P3"
+    priority_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    close_warning_after: Duration = Duration(5, "d")
+    close_after_warning: Duration = Duration(2, "d")
+    reopen_window: Duration = Duration(10, "d")
+    require_dmarc_pass: bool = False
+    trusted_authserv_id: str | None = None
+    new_cases_per_hour: int = 20  # per sender
+    auto_replies_per_hour: int = 10  # per recipient, the last guard against mail loops
+    max_attempts: int = 5  # processing tries before a message is quarantined
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    helpdesk: Helpdesk
+    smtp: Smtp
+    imap: tuple[Mailbox, ...]
+    outbound: Outbound
+    calendars: dict[str, Calendar]
+    plans: dict[str, Plan]
+    customers: tuple[Customer, ...]
+    engineers: tuple[Engineer, ...]
+    escalation: tuple[EscalationLevel, ...]
+    policy: Policy
+
+    def engineer(self, address: str) -> Engineer | None:
+        return next((e for e in self.engineers if e.email == address.lower()), None)
+
+    def customer(self, name: str | None) -> Customer | None:
+        return next((c for c in self.customers if c.name == name), None)
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("HELPDESKD_CONFIG", "config.example.toml"))
+
+
+def load(path: Path | str) -> Config:
+    """Read and validate the file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([("(file)", f"cannot read {path}: {exc.strerror}")]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([("(file)", f"not valid TOML: {exc}")]) from exc
+    reader = Reader(path.resolve().parent)
+    config = _build(reader, path, data)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+class Reader:
+    """Takes typed values out of TOML tables, recording every problem with its key path."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, key: str, why: str) -> None:
+        self.problems.append((key, why))
+
+    def table(self, data: dict, key: str, path: str) -> dict:
+        value = data.get(key, {})
+        if isinstance(value, dict):
+            return value
+        self.problem(path, "must be a table")
+        return {}
+
+    def tables(self, data: dict, key: str) -> list[tuple[str, dict]]:
+        """An array of tables, each with its path (`customers[2]`)."""
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(key, "must be an array of tables ([[" + key + "]])")
+            return []
+        return [(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+    def unknown(self, data: dict, path: str, known: set[str]) -> None:
+        for key in data:
+            if key not in known:
+                where = f"{path}.{key}" if path else key
+                self.problem(where, f"unknown key (known: {', '.join(sorted(known))})")
+
+    def get(self, data: dict, key: str, path: str, kind: type | tuple, default: Any = None) -> Any:
+        if key not in data:
+            return default
+        value = data[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            self.problem(_join(path, key), f"must be {_kind_name(kind)}, not {value!r}")
+            return default
+        return value
+
+    def required(self, data: dict, key: str, path: str, kind: type | tuple) -> Any:
+        if key not in data:
+            self.problem(_join(path, key), "is required")
+            return None
+        return self.get(data, key, path, kind)
+
+    def strings(self, data: dict, key: str, path: str) -> tuple[str, ...]:
+        value = self.get(data, key, path, list, [])
+        bad = [v for v in value if not isinstance(v, str)]
+        if bad:
+            self.problem(_join(path, key), f"must be a list of strings, has {bad[0]!r}")
+        return tuple(v for v in value if isinstance(v, str))
+
+    def address(self, value: str | None, path: str) -> str | None:
+        if value is None:
+            return None
+        if not ADDRESS.match(value):
+            self.problem(path, f"not an email address: {value!r}")
+        return value.lower()
+
+    def addresses(self, data: dict, key: str, path: str) -> tuple[str, ...]:
+        found = self.strings(data, key, path)
+        return tuple(self.address(v, f"{_join(path, key)}[{i}]") for i, v in enumerate(found))
+
+    def duration(self, data: dict, key: str, path: str, default: Duration | None) -> Any:
+        text = self.get(data, key, path, str)
+        return default if text is None else self.parse_duration(text, _join(path, key))
+
+    def parse_duration(self, text: Any, path: str) -> Duration | None:
+        if not isinstance(text, str):
+            self.problem(path, f"must be a duration string like \"4h\", not {text!r}")
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return None
+
+    def path(self, data: dict, key: str, path: str, default: str | None = None) -> Path | None:
+        text = self.get(data, key, path, str, default)
+        return None if text is None else self.base / text
+
+    def choice(self, data: dict, key: str, path: str, choices: tuple, default: Any) -> Any:
+        value = self.get(data, key, path, type(default) if default is not None else str, default)
+        if value not in choices:
+            self.problem(_join(path, key), f"must be one of {', '.join(map(str, choices))}")
+            return default
+        return value
+
+    def positive(self, data: dict, key: str, path: str, default: int) -> int:
+        value = self.get(data, key, path, int, default)
+        if value <= 0:
+            self.problem(_join(path, key), "must be a positive whole number")
+            return default
+        return value
+
+    def timezone(self, value: str | None, path: str) -> str | None:
+        try:
+            if value is not None:
+                ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(path, f"unknown time zone {value!r}")
+        return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind_name(kind: type | tuple) -> str:
+    names = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
+             dict: "a table", float: "a number"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _build(r: Reader, path: Path, data: dict) -> Config:
+    r.unknown(data, "", {"helpdesk", "smtp", "imap", "outbound", "calendars", "plans",
+                         "customers", "engineers", "escalation", "policy"})
+    calendars = _calendars(r, r.table(data, "calendars", "calendars"))
+    plans = _plans(r, r.table(data, "plans", "plans"), calendars)
+    policy = _policy(r, r.table(data, "policy", "policy"), plans)
+    engineers = tuple(_engineer(r, p, t) for p, t in r.tables(data, "engineers"))
+    return Config(
+        path=path,
+        helpdesk=_helpdesk(r, r.table(data, "helpdesk", "helpdesk")),
+        smtp=_smtp(r, r.table(data, "smtp", "smtp")),
+        imap=_mailboxes(r, data),
+        outbound=_outbound(r, r.table(data, "outbound", "outbound")),
+        calendars=calendars,
+        plans=plans,
+        customers=_customers(r, data, plans),
+        engineers=engineers,
+        escalation=_escalation(r, r.table(data, "escalation", "escalation")),
+        policy=policy,
+    )
+
+
+def _helpdesk(r: Reader, t: dict) -> Helpdesk:
+    p = "helpdesk"
+    r.unknown(t, p, {"name", "addresses", "admins", "reference_prefix", "database", "timezone",
+                     "templates"})
+    addresses = r.addresses(t, "addresses", p)
+    if not addresses:
+        r.problem(f"{p}.addresses", "at least one support address is required")
+    prefix = r.get(t, "reference_prefix", p, str, "HD")
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", prefix):
+        r.problem(f"{p}.reference_prefix", "must be 1-10 capital letters or digits, e.g. \"HD\"")
+    return Helpdesk(
+        name=r.get(t, "name", p, str, "Support"),
+        addresses=addresses or ("support@localhost.localdomain",),
+        admins=r.addresses(t, "admins", p),
+        reference_prefix=prefix,
+        database=r.path(t, "database", p, "var/helpdesk.db"),
+        timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
+        templates=r.path(t, "templates", p) or PACKAGED_TEMPLATES,
+    )
+
+
+def _smtp(r: Reader, t: dict) -> Smtp:
+    p = "smtp"
+    r.unknown(t, p, {"enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key"})
+    cert, key = r.path(t, "tls_cert", p), r.path(t, "tls_key", p)
+    if (cert is None) != (key is None):
+        r.problem(f"{p}.tls_key" if key is None else f"{p}.tls_cert",
+                  "tls_cert and tls_key go together")
+    return Smtp(
+        enabled=r.get(t, "enabled", p, bool, True),
+        host=r.get(t, "host", p, str, "127.0.0.1"),
+        port=_port(r, t, p, 8025),
+        lmtp=r.get(t, "lmtp", p, bool, False),
+        max_message_size=r.positive(t, "max_message_size", p, Smtp.max_message_size),
+        tls_cert=cert,
+        tls_key=key,
+    )
+
+
+def _port(r: Reader, t: dict, p: str, default: int) -> int:
+    port = r.get(t, "port", p, int, default)
+    if not 0 <= port <= 65535:
+        r.problem(f"{p}.port", "must be between 0 and 65535")
+        return default
+    return port
+
+
+MAILBOX_KEYS = {"name", "host", "port", "tls", "username", "password_file", "password_command",
+                "oauth2_token_command", "folder", "processed_folder", "idle", "poll_interval",
+                "alert_after", "batch_size"}
+
+
+def _mailboxes(r: Reader, data: dict) -> tuple[Mailbox, ...]:
+    boxes = tuple(_mailbox(r, p, t) for p, t in r.tables(data, "imap"))
+    names = [b.name for b in boxes]
+    for name in {n for n in names if names.count(n) > 1}:
+        r.problem("imap", f"mailbox name {name!r} is used twice")
+    return boxes
+
+
+def _mailbox(r: Reader, p: str, t: dict) -> Mailbox:
+    r.unknown(t, p, MAILBOX_KEYS)
+    tls = t.get("tls", "ssl")
+    tls = {True: "ssl", False: "none"}.get(tls, tls) if isinstance(tls, bool) else tls
+    if tls not in ("ssl", "starttls", "none"):
+        r.problem(f"{p}.tls", "must be \"ssl\", \"starttls\" or \"none\" (or true/false)")
+    secrets = [k for k in ("password_file", "password_command", "oauth2_token_command") if k in t]
+    if len(secrets) != 1:
+        r.problem(p, "needs exactly one of password_file, password_command, oauth2_token_command")
+    password_file = r.path(t, "password_file", p)
+    if password_file is not None and not os.access(password_file, os.R_OK):
+        r.problem(f"{p}.password_file", f"cannot read {password_file}")
+    # operational timeouts are wall-clock time, not working time
+    alert = r.duration(t, "alert_after", p, Duration(15, "m"))
+    return Mailbox(
+        name=r.get(t, "name", p, str, p),
+        host=r.required(t, "host", p, str) or "",
+        port=_port(r, t, p, 993 if tls == "ssl" else 143),
+        tls=tls if isinstance(tls, str) else "ssl",
+        username=r.required(t, "username", p, str) or "",
+        password_file=password_file,
+        password_command=r.get(t, "password_command", p, str),
+        oauth2_token_command=r.get(t, "oauth2_token_command", p, str),
+        folder=r.get(t, "folder", p, str, "INBOX"),
+        processed_folder=r.get(t, "processed_folder", p, str),
+        idle=r.get(t, "idle", p, bool, True),
+        poll_interval=r.positive(t, "poll_interval", p, 60),
+        alert_after=int(alert.wall.total_seconds()) if alert else 900,
+        batch_size=r.positive(t, "batch_size", p, 50),
+    )
+
+
+def _outbound(r: Reader, t: dict) -> Outbound:
+    p = "outbound"
+    r.unknown(t, p, {"transport", "host", "port", "starttls", "username", "password_file",
+                     "path", "max_attempts", "backoff", "backoff_max"})
+    transport = r.choice(t, "transport", p, ("smtp", "maildir"), "maildir")
+    path = r.path(t, "path", p, "var/outbox-maildir" if transport == "maildir" else None)
+    return Outbound(
+        transport=transport,
+        host=r.get(t, "host", p, str, "127.0.0.1"),
+        port=_port(r, t, p, 25),
+        starttls=r.get(t, "starttls", p, bool, False),
+        username=r.get(t, "username", p, str),
+        password_file=r.path(t, "password_file", p),
+        path=path,
+        max_attempts=r.positive(t, "max_attempts", p, 8),
+        backoff=r.positive(t, "backoff", p, 30),
+        backoff_max=r.positive(t, "backoff_max", p, 3600),
+    )
+
+
+def _calendars(r: Reader, tables: dict) -> dict[str, Calendar]:
+    found = {}
+    for name, t in tables.items():
+        p = f"calendars.{name}"
+        if not isinstance(t, dict):
+            r.problem(p, "must be a table")
+            continue
+        calendar = _calendar(r, name, p, t)
+        if calendar is not None:
+            found[name] = calendar
+    return found
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _calendar(r: Reader, name: str, p: str, t: dict) -> Calendar | None:
+    r.unknown(t, p, {"timezone", "holidays", "holiday_country", "holiday_subdiv",
+                     "always_open", *WEEKDAYS})
+    hours = {day: t[day] for day in WEEKDAYS if day in t}
+    try:
+        return Calendar.build(
+            name,
+            timezone=r.required(t, "timezone", p, str) or "UTC",
+            hours=hours,
+            holidays=[str(d) for d in t.get("holidays", [])],
+            holiday_country=r.get(t, "holiday_country", p, str),
+            holiday_subdiv=r.get(t, "holiday_subdiv", p, str),
+            always_open=r.get(t, "always_open", p, bool, False),
+        )
+    except CalendarError as exc:
+        for key, why in exc.problems:
+            # the weekdays sit directly in the calendar's table, not under "hours"
+            r.problem(f"{p}.{key.removeprefix('hours.')}", why)
+        return None
+
+
+def _plans(r: Reader, tables: dict, calendars: dict) -> dict[str, Plan]:
+    plans = {}
+    for name, t in tables.items():
+        if isinstance(t, dict):
+            plans[name] = _plan(r, name, f"plans.{name}", t, calendars)
+        else:
+            r.problem(f"plans.{name}", "must be a table")
+    if not plans:
+        r.problem("plans", "at least one plan is required")
+    return plans
+
+
+def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
+    r.unknown(t, p, {"calendar", "first_response", "resolution", "calendars", "warn_at",
+                     "notify_tier"})
+    calendar = r.required(t, "calendar", p, str)
+    overrides = r.table(t, "calendars", f"{p}.calendars")
+    for key, cal in [("calendar", calendar), *((f"calendars.{k}", v) for k, v in overrides.items())]:
+        if cal is not None and cal not in calendars:
+            r.problem(f"{p}.{key}", f"unknown calendar {cal!r}")
+    _priority_keys(r, overrides, f"{p}.calendars")
+    warn_at = r.get(t, "warn_at", p, (int, float), 0.8)
+    if not 0 < warn_at < 1:
+        r.problem(f"{p}.warn_at", "must be a fraction between 0 and 1, e.g. 0.8")
+    return Plan(
+        name=name,
+        calendar=calendar or "",
+        first_response=_targets(r, t, "first_response", p),
+        resolution=_targets(r, t, "resolution", p),
+        calendars={k: v for k, v in overrides.items() if isinstance(v, str)},
+        warn_at=float(warn_at),
+        notify_tier=r.choice(t, "notify_tier", p, (1, 2, 3), 1),
+    )
+
+
+def _targets(r: Reader, t: dict, key: str, p: str) -> dict[str, Duration]:
+    table = r.table(t, key, f"{p}.{key}")
+    if key not in t:
+        r.problem(f"{p}.{key}", "is required: a target per priority, e.g. { P1 = \"2h\", ... }")
+    _priority_keys(r, table, f"{p}.{key}")
+    for missing in (pr for pr in PRIORITIES if key in t and pr not in table):
+        r.problem(f"{p}.{key}.{missing}", "is required")
+    found = {pr: r.parse_duration(v, f"{p}.{key}.{pr}") for pr, v in table.items()}
+    return {pr: d for pr, d in found.items() if d is not None and pr in PRIORITIES}
+
+
+def _priority_keys(r: Reader, table: dict, p: str) -> None:
+    for key in table:
+        if key not in PRIORITIES:
+            r.problem(f"{p}.{key}", f"unknown priority (known: {', '.join(PRIORITIES)})")
+
+
+def _customers(r: Reader, data: dict, plans: dict) -> tuple[Customer, ...]:
+    customers = tuple(_customer(r, p, t, plans) for p, t in r.tables(data, "customers"))
+    _no_overlap(r, customers)
+    return customers
+
+
+def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
+    r.unknown(t, p, {"name", "domains", "addresses", "plan", "plan_expires", "authorized_only",
+                     "primary_contact"})
+    domains = r.strings(t, "domains", p)
+    for i, d in enumerate(domains):
+        if not DOMAIN.match(d):
+            r.problem(f"{p}.domains[{i}]", f"not a domain name: {d!r}")
+    plan = r.required(t, "plan", p, str)
+    if plan is not None and plan not in plans:
+        r.problem(f"{p}.plan", f"unknown plan {plan!r} (known: {', '.join(sorted(plans))})")
+    expires = r.get(t, "plan_expires", p, date)
+    addresses = r.addresses(t, "addresses", p)
+    if not domains and not addresses:
+        r.problem(p, "needs domains or addresses to recognise its senders")
+    return Customer(
+        name=r.required(t, "name", p, str) or p,
+        domains=tuple(d.lower() for d in domains),
+        addresses=addresses,
+        plan=plan or "",
+        plan_expires=expires,
+        authorized_only=r.get(t, "authorized_only", p, bool, False),
+        primary_contact=r.address(r.get(t, "primary_contact", p, str), f"{p}.primary_contact"),
+    )
+
+
+def _no_overlap(r: Reader, customers: tuple[Customer, ...]) -> None:
+    """A domain or address naming two customers would make the plan a coin toss."""
+    seen: dict[str, str] = {}
+    for c in customers:
+        for key in (*c.domains, *c.addresses):
+            if key in seen and seen[key] != c.name:
+                r.problem("customers", f"{key!r} belongs to both {seen[key]!r} and {c.name!r}")
+            seen[key] = c.name
+
+
+def _engineer(r: Reader, p: str, t: dict) -> Engineer:
+    r.unknown(t, p, {"name", "email", "tier"})
+    return Engineer(
+        name=r.required(t, "name", p, str) or "",
+        email=r.address(r.required(t, "email", p, str), f"{p}.email") or "",
+        tier=r.choice(t, "tier", p, (1, 2, 3), 1),
+    )
+
+
+def _escalation(r: Reader, t: dict) -> tuple[EscalationLevel, ...]:
+    r.unknown(t, "escalation", {"levels"})
+    levels = r.get(t, "levels", "escalation", list, [])
+    if len(levels) > 3:
+        r.problem("escalation.levels", "at most three levels")
+    return tuple(_level(r, f"escalation.levels[{i}]", t) for i, t in enumerate(levels[:3]))
+
+
+def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
+    if not isinstance(t, dict):
+        r.problem(p, "must be a table like { notify = [...], on = \"breach\" }")
+        return EscalationLevel((), "breach")
+    r.unknown(t, p, {"notify", "on", "after"})
+    notify = r.addresses(t, "notify", p)
+    if not notify:
+        r.problem(f"{p}.notify", "at least one address is required")
+    return EscalationLevel(
+        notify=notify,
+        on=r.choice(t, "on", p, ("warn", "breach"), "breach"),
+        after=r.duration(t, "after", p, None),
+    )
+
+
+def _policy(r: Reader, t: dict, plans: dict) -> Policy:
+    p = "policy"
+    r.unknown(t, p, {"unknown_sender", "default_plan", "default_priority", "priority_keywords",
+                     "close_warning_after", "close_after_warning", "reopen_window",
+                     "require_dmarc_pass", "trusted_authserv_id", "new_cases_per_hour",
+                     "auto_replies_per_hour", "max_attempts"})
+    default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
+    if plans and default_plan not in plans:
+        r.problem(f"{p}.default_plan", f"unknown plan {default_plan!r}")
+    dmarc = r.get(t, "require_dmarc_pass", p, bool, False)
+    authserv = r.get(t, "trusted_authserv_id", p, str)
+    if dmarc and not authserv:
+        r.problem(f"{p}.trusted_authserv_id", "is required with require_dmarc_pass: the "
+                  "authserv-id your MTA writes in Authentication-Results")
+    return Policy(
+        unknown_sender=r.choice(t, "unknown_sender", p, ("standard", "reject", "ignore"),
+                                "standard"),
+        default_plan=default_plan,
+        default_priority=r.choice(t, "default_priority", p, PRIORITIES, "P3"),
+        priority_keywords=_keywords(r, t, p),
+        close_warning_after=r.duration(t, "close_warning_after", p, Duration(5, "d")),
+        close_after_warning=r.duration(t, "close_after_warning", p, Duration(2, "d")),
+        reopen_window=r.duration(t, "reopen_window", p, Duration(10, "d")),
+        require_dmarc_pass=dmarc,
+        trusted_authserv_id=authserv,
+        new_cases_per_hour=r.positive(t, "new_cases_per_hour", p, 20),
+        auto_replies_per_hour=r.positive(t, "auto_replies_per_hour", p, 10),
+        max_attempts=r.positive(t, "max_attempts", p, 5),
+    )
+
+
+def _keywords(r: Reader, t: dict, p: str) -> dict[str, tuple[str, ...]]:
+    table = r.table(t, "priority_keywords", f"{p}.priority_keywords")
+    _priority_keys(r, table, f"{p}.priority_keywords")
+    return {
+        pr: tuple(w.lower() for w in r.strings(table, pr, f"{p}.priority_keywords"))
+        for pr in PRIORITIES
+        if pr in table
+    }
