@@ -1,0 +1,293 @@
+"""What a routed message does: the case's new state, its history, and the mail it causes (pure).
+
+`outcome()` dispatches on the routing decision; each handler returns an `Outcome` that the store
+applies in one transaction, outbox included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from helpdeskd.config import Config
+from helpdeskd.core import sla
+from helpdeskd.core.autogen import bounced_message_ids, is_bounce
+from helpdeskd.core.classify import Facts
+from helpdeskd.core.commands import customer_asks_close, parse_commands
+from helpdeskd.core.quotes import split_reply
+from helpdeskd.core.route import Decision
+from helpdeskd.model import Case, Inbound, Mail
+
+
+@dataclass(frozen=True)
+class Record:
+    """How the inbound message itself is stored."""
+
+    kind: str  # customer, engineer, note, auto, rejected, ignored, command_error
+    route_reason: str
+    body: str
+    elided: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case | None
+    created: bool
+    record: Record
+    events: tuple[tuple[str, str], ...] = ()  # (kind, detail) for the case history
+    mails: tuple[Mail, ...] = ()
+    bounced: tuple[str, ...] = ()  # Message-IDs of our own mail that bounced
+
+
+@dataclass(frozen=True)
+class Context:
+    inbound: Inbound
+    facts: Facts
+    decision: Decision
+    config: Config
+    now: datetime
+
+
+def outcome(ctx: Context, reference: str | None = None) -> Outcome:
+    """`reference` is the one the store allocated, for a decision that opens a case."""
+    action = ctx.decision.action
+    if action == "new":
+        return opened(ctx, reference)
+    if action in ("reject", "ignore", "keep"):
+        return unrouted(ctx)
+    case = ctx.decision.case
+    if ctx.facts.auto:
+        return auto_on_case(ctx, case)
+    if ctx.facts.sender.role == "engineer":
+        return engineer_reply(ctx, case)
+    return customer_reply(ctx, case)
+
+
+# -- a new case -----------------------------------------------------------------------------
+
+def opened(ctx: Context, reference: str) -> Outcome:
+    inbound, facts, now = ctx.inbound, ctx.facts, ctx.now
+    case = Case(
+        reference=reference, status="new", priority=facts.priority, plan=facts.sender.plan,
+        customer=facts.sender.customer, subject=inbound.subject or "(no subject)",
+        opener=inbound.from_addr, opened_at=now, updated_at=now,
+        contacts=(inbound.from_addr,), related=ctx.decision.related,
+    )
+    case = sla.start_clocks(case, ctx.config)
+    events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), "
+                         f"plan {case.plan}")]
+    if case.related:
+        events.append(("related", f"names {case.related}"))
+    mails = [notification(ctx, case)]
+    if not facts.auto:
+        mails.insert(0, acknowledgement(ctx, case))
+    kind = "auto" if facts.auto else "customer"
+    return Outcome(case, True, record(ctx, kind), tuple(events), tuple(mails))
+
+
+def acknowledgement(ctx: Context, case: Case) -> Mail:
+    plan = sla.plan_of(case, ctx.config)
+    target = plan.first_response[case.priority]
+    always = sla.calendar_of(case, ctx.config).always_open
+    return Mail("acknowledgement", "acknowledgement", (ctx.inbound.from_addr,),
+                {"first_response": target.describe(always)}, automatic="auto-replied")
+
+
+def notification(ctx: Context, case: Case) -> Mail:
+    """New case to the engineers: the customer's words and what the SLA asks of them."""
+    return Mail("notification", "notification", team(case, ctx.config),
+                {"body": ctx.inbound.text, "sender": ctx.inbound.from_addr,
+                 "sender_name": ctx.inbound.from_name},
+                automatic="auto-generated", reply_to=ctx.config.helpdesk.address,
+                attachments=ctx.inbound.attachments, threaded=False)
+
+
+def team(case: Case, config: Config) -> tuple[str, ...]:
+    """The assignee, else the engineers of the plan's notification tier, else everyone."""
+    if case.assignee:
+        return (case.assignee,)
+    tier = sla.plan_of(case, config).notify_tier
+    found = tuple(e.email for e in config.engineers if e.tier == tier)
+    return found or tuple(e.email for e in config.engineers) or config.helpdesk.admins
+
+
+def record(ctx: Context, kind: str, body: str | None = None, elided: str = "") -> Record:
+    text = ctx.inbound.text if body is None else body
+    return Record(kind, ctx.decision.reason, text, elided)
+
+
+# -- no case --------------------------------------------------------------------------------
+
+def unrouted(ctx: Context) -> Outcome:
+    action = ctx.decision.action
+    kind = {"reject": "rejected", "ignore": "ignored", "keep": "auto" if ctx.facts.auto
+            else "kept"}[action]
+    mails = ()
+    if action == "reject":
+        mails = (Mail("reject_notice", "reject_notice", (ctx.inbound.from_addr,),
+                      {"subject": ctx.inbound.subject}, automatic="auto-replied",
+                      threaded=False),)
+    return Outcome(None, False, record(ctx, kind), mails=mails,
+                   bounced=_bounced(ctx))
+
+
+def _bounced(ctx: Context) -> tuple[str, ...]:
+    return bounced_message_ids(ctx.inbound) if is_bounce(ctx.inbound) else ()
+
+
+def auto_on_case(ctx: Context, case: Case) -> Outcome:
+    """Auto-replies and bounces are kept on the case but change nothing and answer nothing."""
+    return Outcome(replace(case, updated_at=ctx.now), False, record(ctx, "auto"),
+                   bounced=_bounced(ctx))
+
+
+# -- the customer writes again --------------------------------------------------------------
+
+def customer_reply(ctx: Context, case: Case) -> Outcome:
+    reply = split_reply(ctx.inbound.text)
+    contacts = case.contacts + ((ctx.inbound.from_addr,)
+                                if ctx.inbound.from_addr not in case.contacts else ())
+    before = case
+    case = replace(case, contacts=contacts, updated_at=ctx.now, notices=frozenset(
+        n for n in case.notices if not n.startswith("closing")))
+    events = []
+    if ctx.decision.action == "reopen" or case.status in ("waiting", "resolved"):
+        case, events = _reopen(case, ctx, before.status)
+    rec = record(ctx, "customer", reply.new, reply.elided)
+    if customer_asks_close(reply.new):
+        return close_by_customer(ctx, case, rec, events)
+    mail = Mail("follow_up", "follow_up", team(case, ctx.config),
+                {"body": reply.new, "sender": ctx.inbound.from_addr,
+                 "previous_status": before.status},
+                reply_to=ctx.config.helpdesk.address, attachments=ctx.inbound.attachments)
+    return Outcome(case, False, rec, tuple(events), (mail,))
+
+
+def _reopen(case: Case, ctx: Context, was: str) -> tuple[Case, list]:
+    case = sla.resume(replace(case, status="open", closed_at=None), ctx.config, ctx.now)
+    return case, [("status", f"{was} -> open (customer replied)")]
+
+
+def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Outcome:
+    case = sla.meet(replace(case, status="closed", closed_at=ctx.now), "resolution", ctx.now)
+    events = [*events, ("status", "closed at the customer's request (#close)")]
+    mails = (
+        Mail("closed", "closed", case.contacts, {"by": "customer"}, automatic="auto-replied"),
+        Mail("follow_up", "follow_up", team(case, ctx.config),
+             {"body": rec.body, "sender": ctx.inbound.from_addr, "previous_status": "closed"},
+             reply_to=ctx.config.helpdesk.address),
+    )
+    return Outcome(case, False, rec, tuple(events), mails)
+
+
+# -- an engineer answers --------------------------------------------------------------------
+
+def engineer_reply(ctx: Context, case: Case) -> Outcome:
+    engineers = [e.email for e in ctx.config.engineers]
+    parsed = parse_commands(ctx.inbound.text, sender=ctx.inbound.from_addr, engineers=engineers)
+    if parsed.errors:
+        return command_error(ctx, case, parsed.errors)
+    reply = split_reply(parsed.body)
+    case, events, mails = apply_changes(ctx, case, parsed.changes)
+    if any(c.kind == "note" for c in parsed.changes):
+        note = Mail("note", "note", _other_engineers(ctx, case), {"body": reply.new},
+                    reply_to=ctx.config.helpdesk.address)
+        return Outcome(case, False, record(ctx, "note", reply.new, reply.elided), tuple(events),
+                       (*mails, note))
+    if reply.new.strip():
+        case, relay = relay_to_customer(ctx, case, reply.new)
+        mails.insert(0, relay)
+    return Outcome(case, False, record(ctx, "engineer", reply.new, reply.elided), tuple(events),
+                   tuple(mails))
+
+
+def _other_engineers(ctx: Context, case: Case) -> tuple[str, ...]:
+    everyone = {*team(case, ctx.config), *(e.email for e in ctx.config.engineers)}
+    return tuple(sorted(everyone - {ctx.inbound.from_addr})) or (ctx.inbound.from_addr,)
+
+
+def relay_to_customer(ctx: Context, case: Case, body: str) -> tuple[Case, Mail]:
+    """The engineer's words go out from the support address; the first one meets the
+    first-response clock."""
+    engineer = ctx.config.engineer(ctx.inbound.from_addr)
+    mail = Mail("relay", "relay", case.contacts, {"body": body, "engineer": engineer.name},
+                attachments=ctx.inbound.attachments)
+    case = sla.meet(case, "first_response", ctx.now)
+    if case.first_response_at is None:
+        case = replace(case, first_response_at=ctx.now)
+    if case.status == "new":
+        case = replace(case, status="open")
+    return case, mail
+
+
+def command_error(ctx: Context, case: Case, errors) -> Outcome:
+    mail = Mail("command_error", "command_error", (ctx.inbound.from_addr,),
+                {"errors": errors, "original_subject": ctx.inbound.subject},
+                automatic="auto-replied")
+    detail = "; ".join(f"line {e.line_number}: {e.reason}" for e in errors)
+    return Outcome(case, False, record(ctx, "command_error"), (("command_error", detail),),
+                   (mail,))
+
+
+def apply_changes(ctx: Context, case: Case, changes) -> tuple[Case, list, list]:
+    events: list = []
+    mails: list = []
+    for change in changes:
+        case, event, mail = CHANGES[change.kind](ctx, case, change.value)
+        if event:
+            events.append(event)
+        mails.extend(mail)
+    return replace(case, updated_at=ctx.now), events, mails
+
+
+def _priority(ctx: Context, case: Case, value: str):
+    if value == case.priority:
+        return case, None, ()
+    changed = sla.start_clocks(replace(case, priority=value), ctx.config)
+    return changed, ("priority", f"{case.priority} -> {value} by {ctx.inbound.from_addr}"), ()
+
+
+def _assign(ctx: Context, case: Case, value: str):
+    return replace(case, assignee=value), ("assign", f"{value} by {ctx.inbound.from_addr}"), ()
+
+
+def _status(ctx: Context, case: Case, value: str):
+    if value == case.status:
+        return case, None, ()
+    changed = replace(case, status=value)
+    if value == "waiting":
+        changed = sla.pause(changed, ctx.now)
+    elif case.status == "waiting":
+        changed = sla.resume(changed, ctx.config, ctx.now)
+    if value in ("resolved", "closed"):
+        changed = sla.meet(changed, "resolution", ctx.now)
+    changed = replace(changed, closed_at=ctx.now if value == "closed" else None,
+                      notices=frozenset(n for n in changed.notices if not n.startswith("closing")))
+    return changed, ("status", f"{case.status} -> {value} by {ctx.inbound.from_addr}"), ()
+
+
+def _escalate(ctx: Context, case: Case, value: None):
+    level = min(case.escalation_level + 1, 3)
+    changed = replace(case, escalation_level=level)
+    mails = escalation_mails(ctx.config, changed, level, f"by {ctx.inbound.from_addr}")
+    return changed, ("escalate", f"level {level} by {ctx.inbound.from_addr}"), mails
+
+
+def escalation_mails(config: Config, case: Case, level: int, why: str) -> tuple[Mail, ...]:
+    """Notify the level's people and tell the customer their case was escalated."""
+    levels = config.escalation
+    notify = levels[level - 1].notify if level <= len(levels) else config.helpdesk.admins
+    inside = Mail("escalation", "escalation", notify or team(case, config),
+                  {"level": level, "why": why}, automatic="auto-generated",
+                  reply_to=config.helpdesk.address)
+    outside = Mail("escalation", "escalated_customer", case.contacts, {"level": level},
+                   automatic="auto-generated")
+    return (inside, outside)
+
+
+def _note(ctx: Context, case: Case, value: None):
+    return case, None, ()
+
+
+CHANGES = {"priority": _priority, "assign": _assign, "status": _status, "escalate": _escalate,
+           "note": _note}

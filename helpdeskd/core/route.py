@@ -1,0 +1,101 @@
+"""Where a message goes: onto a case, a new case, or nowhere; always with its reason (pure).
+
+The store lookups are done by the caller and handed in (`Candidates`), so every decision here is
+a plain function of its arguments and can be tested without a database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from helpdeskd.config import Config
+from helpdeskd.core import calendar
+from helpdeskd.core.classify import Facts, same_customer
+from helpdeskd.model import Case, Inbound
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What the store knows about the message's references."""
+
+    tagged: Case | None  # the case named by the subject tag, if that reference exists
+    threaded: Case | None  # the case one of In-Reply-To/References belongs to
+    threaded_id: str | None = None  # the Message-ID that matched
+    recent_new_cases: int = 0  # cases this sender opened in the last hour
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # follow_up | reopen | new | reject | ignore | keep
+    reason: str
+    case: Case | None = None  # the case followed up or reopened
+    related: str | None = None  # for a new case: the reference it names
+
+
+def tag_pattern(prefix: str) -> re.Pattern:
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(prefix)}-(\d{{4}})-(\d{{5,}})(?!\d)")
+
+
+def tags(subject: str, prefix: str) -> list[str]:
+    """Every reference in a subject, whatever `Re:`/`AW:`/brackets a client put around it."""
+    return [m.group(0) for m in tag_pattern(prefix).finditer(subject)]
+
+
+def route(inbound: Inbound, facts: Facts, found: Candidates, config: Config,
+          now: datetime) -> Decision:
+    if found.tagged is not None:
+        ref = found.tagged.reference
+        if trusted_for(facts, inbound.from_addr, found.tagged, config):
+            return follow_up(found.tagged, f"tag {ref}", config, now)
+        return new_case(facts, found, config, f"new: tag {ref} from a sender not on the case",
+                        related=ref)
+    if found.threaded is not None:
+        return follow_up(found.threaded, f"in-reply-to <{found.threaded_id}>", config, now)
+    return new_case(facts, found, config, None)
+
+
+def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
+    """A subject tag is easy to forge: only people who belong on the case may use it."""
+    return (
+        facts.sender.role == "engineer"
+        or address in case.contacts
+        or address == case.opener
+        or same_customer(address, case.customer, config)
+    )
+
+
+def follow_up(case: Case, reason: str, config: Config, now: datetime) -> Decision:
+    if case.status != "closed":
+        return Decision("follow_up", reason, case)
+    if within_reopen_window(case, config, now):
+        return Decision("reopen", f"{reason}, reopens closed case", case)
+    return Decision("new", f"new: {reason} names a case closed too long ago",
+                    related=case.reference)
+
+
+def within_reopen_window(case: Case, config: Config, now: datetime) -> bool:
+    plan = config.plans.get(case.plan) or config.plans[config.policy.default_plan]
+    cal = config.calendars[plan.calendar_for(case.priority)]
+    closed = case.closed_at or case.updated_at
+    return now <= calendar.add(cal, closed, config.policy.reopen_window)
+
+
+def new_case(facts: Facts, found: Candidates, config: Config, reason: str | None,
+             related: str | None = None) -> Decision:
+    sender = facts.sender
+    base = reason or f"new: {sender.reason}"
+    if facts.auto and not (facts.alert and sender.role == "customer" and sender.may_open):
+        return Decision("keep", f"kept: auto-generated ({', '.join(facts.auto)}), threads nowhere",
+                        related=related)
+    if not sender.may_open:
+        policy = config.policy.unknown_sender
+        action = "reject" if policy == "reject" else "ignore"
+        return Decision(action, f"{action}: {sender.reason}, policy {policy}", related=related)
+    if found.recent_new_cases >= config.policy.new_cases_per_hour:
+        return Decision("keep", f"kept: {sender.address} opened {found.recent_new_cases} cases "
+                        "in the last hour (rate limit)", related=related)
+    if sender.role == "unknown":
+        base += f", policy {config.policy.unknown_sender}"
+    return Decision("new", base, related=related)
