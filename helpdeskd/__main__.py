@@ -1,0 +1,3 @@
+from helpdeskd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""One object owns the daemon's lifecycle: start-up, supervision, SIGHUP reload, SIGTERM drain.
+
+Threads do the blocking work, each with its own SQLite connection: the worker (spool -> case),
+the courier (outbox delivery) and one poller per IMAP mailbox. The event loop runs the SMTP
+listener and the scheduler, which only wakes the threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from helpdeskd import config as configuration
+from helpdeskd import sweep
+from helpdeskd.adapters import outbox, scheduler, smtp
+from helpdeskd.adapters.store import Store
+from helpdeskd.alerts import AdminAlerts
+from helpdeskd.config import Config, ConfigError
+from helpdeskd.pipeline import process
+
+log = structlog.get_logger("helpdeskd.service")
+
+DRAIN_SECONDS = 20
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Loop(threading.Thread):
+    """A thread that runs `step()` whenever woken, or every `interval` seconds."""
+
+    def __init__(self, name: str, step: Callable[[], bool], interval: float):
+        super().__init__(name=name, daemon=True)
+        self.step, self.interval = step, interval
+        self.woken, self.stopping = threading.Event(), threading.Event()
+
+    def wake(self) -> None:
+        self.woken.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.woken.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.woken.clear()
+            try:
+                more = self.step()
+            except Exception:
+                log.exception("step failed", thread=self.name)
+                more = False
+            if not more:
+                self.woken.wait(self.interval)
+
+
+class Service:
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
+        self.config = config
+        self.clock = clock
+        self.store = Store.open(config.helpdesk.database)
+        self.worker_store = Store(config.helpdesk.database)
+        self.courier_store = Store(config.helpdesk.database)
+        self.worker = Loop("worker", self.work, 5)
+        self.courier = Loop("courier", self.deliver, 30)
+        self.alerts = AdminAlerts(self.open_store, lambda: self.config, self.courier.wake)
+        self.pollers: list[tuple[threading.Thread, threading.Event]] = []
+        self.server: asyncio.base_events.Server | None = None
+        self.scheduler = None
+        self.stopped = asyncio.Event()
+        self.sweep_requested = threading.Event()
+
+    def open_store(self) -> Store:
+        return Store(self.config.helpdesk.database)
+
+    # -- the work ---------------------------------------------------------------------------
+
+    def request_sweep(self) -> None:
+        self.sweep_requested.set()
+        self.worker.wake()
+
+    def work(self) -> bool:
+        """Process what is spooled, oldest first, then what the scheduler asked for; one thread
+        does both, so a sweep and a customer's reply never race on the same case.
+        True when there may be more."""
+        if self.sweep_requested.is_set():
+            self.sweep_requested.clear()
+            sweep.run(self.worker_store, self.config, self.clock())
+            self.courier.wake()
+        items = self.worker_store.pending(limit=50)
+        for item in items:
+            self.process_one(item)
+        if items:
+            self.courier.wake()
+        return len(items) == 50
+
+    def process_one(self, item) -> None:
+        bound = structlog.contextvars.bound_contextvars(spool_id=item.id)
+        with bound:
+            try:
+                process(self.worker_store, self.config, item, self.clock())
+            except Exception as exc:
+                state = self.worker_store.failed_attempt(
+                    item.id, f"{type(exc).__name__}: {exc}", self.clock(),
+                    self.config.policy.max_attempts)
+                log.exception("processing failed", state=state)
+                if state == "quarantined":
+                    self.quarantine_grew()
+
+    def quarantine_grew(self) -> None:
+        count = len(self.worker_store.quarantined())
+        if count and count % 10 == 1:  # the 1st, 11th, 21st...: a growing quarantine, not spam
+            self.alerts.trouble(f"quarantine:{count}", f"{count} message(s) quarantined",
+                                "Run `helpdeskd cases --quarantined` to see them and why.",
+                                self.clock())
+
+    def deliver(self) -> bool:
+        result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
+        for item in result.failed:
+            self.alerts.trouble(f"outbox:{item.id}", "outgoing mail given up on",
+                                f"Outbox message {item.id} ({item.kind}) to "
+                                f"{', '.join(item.recipients)} could not be delivered.",
+                                self.clock())
+        return False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopped.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopped.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.worker.start()  # start-up recovery: whatever was spooled but not processed
+        self.courier.start()
+        await self.start_listener()
+        self.start_pollers()
+        self.scheduler = scheduler.start(self)
+        log.info("started", config=str(self.config.path))
+        await self.stopped.wait()
+        await self.shutdown()
+
+    async def start_listener(self) -> None:
+        if not self.config.smtp.enabled:
+            return
+        handler = smtp.SpoolHandler(self.store, self.config.helpdesk.addresses, self.worker.wake,
+                                    lmtp=self.config.smtp.lmtp, clock=self.clock)
+        self.server = await smtp.start(handler, self.config.smtp)
+
+    def start_pollers(self) -> None:
+        from helpdeskd.adapters.imap import MailboxPoller
+
+        for mailbox in self.config.imap:
+            poller = MailboxPoller(mailbox, self.open_store, self.worker.wake, self.alerts,
+                                   clock=self.clock)
+            stop = threading.Event()
+            thread = threading.Thread(target=poller.run, args=(stop,), name=f"imap-{mailbox.name}",
+                                      daemon=True)
+            thread.start()
+            self.pollers.append((thread, stop))
+
+    def stop_pollers(self) -> None:
+        for _, stop in self.pollers:
+            stop.set()
+        for thread, _ in self.pollers:
+            thread.join(DRAIN_SECONDS)
+        self.pollers = []
+
+    def reload(self) -> None:
+        """SIGHUP: a bad file keeps the old configuration running."""
+        try:
+            new = configuration.load(self.config.path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration",
+                      problems=[f"{k}: {v}" for k, v in exc.problems])
+            return
+        old, self.config = self.config, new
+        log.info("configuration reloaded")
+        if old.imap != new.imap:
+            self.stop_pollers()
+            self.start_pollers()
+        if old.smtp != new.smtp or old.helpdesk.addresses != new.helpdesk.addresses:
+            asyncio.get_running_loop().create_task(self.restart_listener())
+
+    async def restart_listener(self) -> None:
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        await self.start_listener()
+
+    async def shutdown(self) -> None:
+        """First stop taking mail in, then let the threads finish what they hold."""
+        log.info("stopping")
+        if self.server:
+            self.server.close()
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
+        self.stop_pollers()
+        for loop in (self.worker, self.courier):
+            loop.stop()
+            loop.join(DRAIN_SECONDS)
+        log.info("stopped")
+
+
+def run(config: Config) -> None:
+    asyncio.run(Service(config).run())

@@ -1,0 +1,130 @@
+"""Cases as scripts and people read them: the stable JSON of SPEC §9 and plain-text tables."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from helpdeskd.adapters.store import Cases, Store, parse_iso
+from helpdeskd.config import Config
+from helpdeskd.core import calendar, sla
+from helpdeskd.model import Case
+
+OUT_KINDS = {"relay": "engineer"}
+
+
+def local(moment: datetime | None, timezone: str) -> str | None:
+    return None if moment is None else moment.astimezone(ZoneInfo(timezone)).isoformat()
+
+
+def case_timezone(case: Case, config: Config) -> str:
+    try:
+        return sla.calendar_of(case, config).timezone
+    except KeyError:
+        return config.helpdesk.timezone
+
+
+def case_summary(case: Case, config: Config) -> dict:
+    tz = case_timezone(case, config)
+    return {
+        "reference": case.reference, "status": case.status, "priority": case.priority,
+        "customer": case.customer, "plan": case.plan, "subject": case.subject,
+        "opened_at": local(case.opened_at, tz), "escalation_level": case.escalation_level,
+        "assignee": case.assignee, "opener": case.opener, "related": case.related,
+    }
+
+
+def case_detail(store: Store, case: Case, config: Config, now: datetime, full: bool) -> dict:
+    tz = case_timezone(case, config)
+    cases = Cases(store)
+    return {
+        **case_summary(case, config),
+        "messages": [message_json(m, tz, full) for m in cases.messages(case.id)],
+        "events": [{"at": local(parse_iso(e["at"]), tz), "kind": e["kind"],
+                    "detail": e["detail"]} for e in cases.events(case.id)],
+        "clocks": clocks_json(case, config, now),
+    }
+
+
+def message_json(row: dict, tz: str, full: bool) -> dict:
+    kind = row["kind"]
+    found = {
+        "direction": row["direction"], "from": row["from_addr"],
+        "to": json.loads(row["to_addrs"] or "[]"), "subject": row["subject"],
+        "at": local(parse_iso(row["at"]), tz), "kind": OUT_KINDS.get(kind, kind),
+        "message_id": row["message_id"], "body": row["body"],
+    }
+    if row["direction"] == "in":
+        found["route_reason"] = row["route_reason"]
+        found["attachments"] = json.loads(row["attachments"] or "[]")
+    else:
+        found["status"] = row["status"]
+    if full:
+        found["elided"] = row["elided"] or ""
+    return found
+
+
+def clocks_json(case: Case, config: Config, now: datetime) -> list[dict]:
+    if case.clocks is None:
+        return []
+    tz = case_timezone(case, config)
+    cal = sla.calendar_of(case, config)
+    paused = case.waiting_since is not None
+    result = []
+    for clock in case.clocks:
+        end = clock.met_at or (case.waiting_since if paused else now)
+        used = calendar.between(cal, clock.started_at, end) - timedelta(minutes=case.paused_minutes)
+        left = calendar.between(cal, end, clock.deadline) if end < clock.deadline else -calendar.between(cal, clock.deadline, end)
+        result.append({
+            "name": clock.name, "target": clock.target, "calendar": clock.calendar,
+            "deadline": local(clock.deadline, tz), "warn_at": local(clock.warn_at, tz),
+            "paused": paused and clock.met_at is None,
+            "met": None if clock.met_at is None and end < clock.deadline
+            else (clock.met_at is not None and clock.met_at <= clock.deadline),
+            "met_at": local(clock.met_at, tz),
+            "used_minutes": int(max(used, timedelta(0)) / timedelta(minutes=1)),
+            "left_minutes": int(left / timedelta(minutes=1)),
+        })
+    return result
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max([len(c), *(len(str(r.get(c) or "")) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c) or "").ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def show_text(detail: dict) -> str:
+    head = [f"{detail['reference']}  {detail['subject']}",
+            f"status {detail['status']}  priority {detail['priority']}  plan {detail['plan']}  "
+            f"customer {detail['customer'] or '-'}  escalation {detail['escalation_level']}  "
+            f"assignee {detail['assignee'] or '-'}"]
+    if detail["related"]:
+        head.append(f"names {detail['related']}")
+    head.append("")
+    head.append("clocks:")
+    for c in detail["clocks"]:
+        state = "paused" if c["paused"] else {True: "met", False: "breached", None: "running"}[c["met"]]
+        head.append(f"  {c['name']:<15} target {c['target']:<5} deadline {c['deadline']}  "
+                    f"used {c['used_minutes']}m  left {c['left_minutes']}m  {state}")
+    head.append("")
+    head.append("history:")
+    entries = [(m["at"], _message_line(m)) for m in detail["messages"]]
+    entries += [(e["at"], f"  {e['at']}  * {e['kind']}: {e['detail']}") for e in detail["events"]]
+    head += [line for _, line in sorted(entries, key=lambda e: e[0])]
+    return "\n".join(head)
+
+
+def _message_line(m: dict) -> str:
+    arrow = "<-" if m["direction"] == "in" else "->"
+    who = m["from"] if m["direction"] == "in" else ", ".join(m["to"])
+    line = f"  {m['at']}  {arrow} {m['kind']:<15} {who}  {m['subject']}"
+    if m.get("route_reason"):
+        line += f"\n      routed: {m['route_reason']}"
+    if m.get("status") and m["status"] != "sent":
+        line += f"  [{m['status']}]"
+    if m.get("elided"):
+        line += "\n      quoted/elided:\n" + "\n".join("        " + x for x in m["elided"].splitlines())
+    return line

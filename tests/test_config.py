@@ -1,0 +1,107 @@
+"""The configuration: the example loads, and a bad file lists every problem by key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpdeskd import config as configuration
+from helpdeskd.config import ConfigError
+from tests.support import ROOT, cli, write_config
+
+
+def test_the_example_configuration_loads():
+    config = configuration.load(ROOT / "config.example.toml")
+    assert config.helpdesk.address == "support@example.com"
+    assert set(config.plans) == {"standard", "priority", "enterprise"}
+    assert config.plans["standard"].calendar_for("P1") == "around-the-clock"
+    assert config.plans["standard"].calendar_for("P2") == "us-business"
+    assert config.helpdesk.database == ROOT / "var" / "helpdesk.db"
+
+
+def test_test_configuration_loads(tmp_path: Path):
+    config = configuration.load(write_config(tmp_path))
+    assert [c.name for c in config.customers] == ["Acme", "Globex"]
+    assert config.engineer("ALICE@helpdesk.test").name == "Alice Engineer"
+
+
+BAD = """
+[helpdesk]
+addresses = ["not-an-address"]
+reference_prefix = "hd"
+timezone = "Mars/Olympus"
+colour = "blue"
+
+[smtp]
+port = 70000
+
+[calendars.business]
+timezone = "America/Chicago"
+mon = "17:00-08:00"
+
+[plans.gold]
+calendar = "nowhere"
+first_response = { P1 = "2h", P2 = "4x", P3 = "1d", P4 = "1d", P5 = "1h" }
+resolution = { P1 = "1d", P2 = "1d", P3 = "1d" }
+warn_at = 1.5
+
+[[customers]]
+name = "Acme"
+domains = ["acme.test"]
+plan = "platinum"
+
+[[engineers]]
+name = "Al"
+email = "al@"
+
+[escalation]
+levels = [{ notify = [], on = "sometimes" }]
+
+[policy]
+unknown_sender = "welcome"
+default_priority = "P0"
+close_warning_after = "soon"
+"""
+
+EXPECTED = {
+    "helpdesk.addresses[0]", "helpdesk.reference_prefix", "helpdesk.timezone", "helpdesk.colour",
+    "smtp.port", "plans.gold.calendar", "plans.gold.first_response.P2",
+    "plans.gold.first_response.P5", "plans.gold.resolution.P4", "plans.gold.warn_at",
+    "customers[0].plan", "engineers[0].email", "escalation.levels[0].notify",
+    "escalation.levels[0].on", "policy.unknown_sender", "policy.default_priority",
+    "policy.close_warning_after",
+}
+
+
+def test_a_bad_file_lists_every_problem_with_its_key_path(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    keys = {key for key, _ in caught.value.problems}
+    assert EXPECTED <= keys, EXPECTED - keys
+    assert any(k.startswith("calendars.business.") for k in keys)
+
+
+def test_check_config_exits_1_and_prints_every_problem(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    result = cli(path, "check-config")
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    for key in EXPECTED:
+        assert key in err
+
+
+def test_check_config_accepts_the_example():
+    result = cli(ROOT / "config.example.toml", "check-config")
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def test_invalid_toml_is_one_clear_problem(tmp_path: Path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[helpdesk\nname=")
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    assert caught.value.problems[0][0] == "(file)"
