@@ -83,7 +83,11 @@ LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 FOLD = re.compile(r"\r\n?(?=[ \t])|\n(?=[ \t])")
 ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=", re.DOTALL)
 BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;"]+))', re.IGNORECASE)
-DELIMITER_LINE = re.compile(rb"^--([^\r\n]*?)[ \t]*$", re.MULTILINE)
+UNFOLDED_BOUNDARY = re.compile(
+    rb"^(Content-Type:[ \t]*multipart/[^\r\n]*;[ \t]*(?:\r\n|\r|\n))(boundary[ \t]*=)",
+    re.IGNORECASE | re.MULTILINE,
+)
+DELIMITER_LINE = re.compile(rb"^--([^\r\n]*?)[ \t]*(?=\r|\n|\Z)", re.MULTILINE)
 HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 PREAMBLE_LINES = 5
 LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
@@ -145,6 +149,7 @@ def _inbound(
 def _parse_structure(raw: bytes, limits: Limits, defects: list[str]) -> Message:
     """The stdlib parse, kept to bounded depth: its cost grows with lines x nesting depth."""
     raw = _repair_header_block(_skip_preamble(raw, defects), defects)
+    raw = _repair_boundary_folds(raw, defects)
     cut = _nesting_cut(raw, limits.max_depth)
     if cut is not None:
         defects.append(f"MIME nesting deeper than {limits.max_depth}: the rest was not parsed")
@@ -225,6 +230,14 @@ def _declared_charsets(raw: bytes) -> list[str]:
     return sorted(unique, key=lambda x: _codec(x, []) in WESTERN)
 
 
+def _repair_boundary_folds(raw: bytes, defects: list[str]) -> bytes:
+    """A boundary parameter folded without leading white space would lose the whole part."""
+    mended, count = UNFOLDED_BOUNDARY.subn(rb"\1 \2", raw)
+    if count:
+        defects.append(f"{count} boundary parameter(s) folded without white space joined")
+    return mended
+
+
 def _nesting_cut(raw: bytes, max_depth: int) -> int | None:
     """Offset of the first boundary line that opens a level deeper than max_depth, if any."""
     declared = {a or b for a, b in BOUNDARY_PARAM.findall(raw)}
@@ -268,8 +281,11 @@ class _Body:
             self.defects.append(f"more than {self.limits.max_parts} MIME parts: the rest skipped")
         elif depth > self.limits.max_depth:
             self.defects.append(f"MIME nesting deeper than {self.limits.max_depth}: skipped")
-        elif ctype in KEPT_WHOLE:
+        elif ctype in KEPT_WHOLE or part.get_content_maintype() == "message":
             self.attach(part, _payload_bytes(part, self.defects))
+        elif part.get_content_maintype() == "multipart" and not part.is_multipart():
+            self.defects.append(f"{ctype} without a usable boundary: kept as text")
+            self.plain.append(_normalise_lines(_text_of(part, self.defects)))
         elif ctype == "multipart/alternative":
             self.visit_alternative(part, depth)
         elif ctype == "multipart/related":
@@ -299,11 +315,10 @@ class _Body:
 
     def visit_leaf(self, part: Message, *, resource: bool = False) -> None:
         ctype = part.get_content_type()
-        data = part.get_payload(decode=True) or b""
         if resource or _is_attachment(part) or ctype not in ("text/plain", "text/html"):
-            self.attach(part, data)
+            self.attach(part, part.get_payload(decode=True) or b"")
             return
-        text = _normalise_lines(decode_text(data, part.get_content_charset(), self.defects))
+        text = _normalise_lines(_text_of(part, self.defects))
         (self.plain if ctype == "text/plain" else self.html).append(text)
 
     def attach(self, part: Message, data: bytes) -> None:
@@ -314,6 +329,11 @@ class _Body:
         self.kept_bytes += len(data)
         name = _filename(part, self.defects)
         self.attachments.append(Attachment(name, part.get_content_type(), size, data))
+
+
+def _text_of(part: Message, defects: list[str]) -> str:
+    data = part.get_payload(decode=True) or b""
+    return decode_text(data, part.get_content_charset(), defects)
 
 
 def _children(part: Message) -> list[Message]:
@@ -569,8 +589,13 @@ class _TextExtractor(HTMLParser):
             self.pieces.append("\n")
 
     def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.pieces.append(data if self.pre else re.sub(r"[ \t\r\n\f]+", " ", data))
+        if self.hidden:
+            return
+        if not self.pre:
+            data = re.sub(r"[ \t\r\n\f]+", " ", data)
+            if not self.pieces or self.pieces[-1].endswith("\n"):
+                data = data.lstrip()  # HTML ignores white space at the start of a line
+        self.pieces.append(data)
 
 
 def html_to_text(html: str) -> str:
@@ -578,5 +603,5 @@ def html_to_text(html: str) -> str:
     extractor = _TextExtractor()
     extractor.feed(html)
     extractor.close()
-    lines = [line.strip().replace("\xa0", " ") for line in "".join(extractor.pieces).split("\n")]
+    lines = [line.rstrip().replace("\xa0", " ") for line in "".join(extractor.pieces).split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
