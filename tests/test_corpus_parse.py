@@ -1,0 +1,192 @@
+"""parse() over the real-world corpus: never a crash, bounded time, Zammad's expectations met."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpdeskd.core.parse import ParseError, parse
+from helpdeskd.model import Inbound
+
+SECONDS_PER_MAIL = 5.0  # a bound against pathological behaviour, not a benchmark
+
+# Where Zammad's .yml records Zammad's own post-processing rather than the mail itself.
+ZAMMAD_DIFFERS = {
+    ("mail016", "from_email"): "no From field at all; Zammad falls back to Reply-To",
+    ("mail018", "subject"): "Zammad leaves the UTF-7 encoded word undecoded (+ANw-)",
+    ("mail046", "from_display_name"): "Zammad reads the raw GB2312 name as a single-byte charset",
+    ("mail064", "attachments"): "Zammad reads windows-1258 combining accents as latin-1",
+    ("mail076", "from_email"): "broken From; Zammad keeps the stray '>' in the address",
+    ("mail076", "from_display_name"): "broken From; Zammad makes the address the name",
+    ("mail092", "from_display_name"): "we keep the comment '(Mail Delivery System)' in the name",
+    ("mail102", "attachments"): "Zammad renames the second of two equally named files",
+}
+
+ADDRESS = re.compile(r"[^\s<>(),;:\"']+@[^\s<>(),;:\"']+")
+
+
+@dataclass
+class Outcome:
+    path: Path
+    inbound: Inbound | None
+    reason: str | None
+    seconds: float
+
+
+def mail_files(corpus: Path) -> list[Path]:
+    found = [*corpus.glob("zammad/*.box"), *corpus.glob("set-of-emails/**/*.eml")]
+    found += corpus.glob("flanker/**/*.eml")
+    return sorted(found)
+
+
+@pytest.fixture(scope="module")
+def outcomes(corpus: Path) -> dict[str, Outcome]:
+    results = {}
+    for path in mail_files(corpus):
+        raw = path.read_bytes()
+        started = time.monotonic()
+        try:
+            inbound, reason = parse(raw), None
+        except ParseError as error:
+            inbound, reason = None, str(error)
+        results[path.relative_to(corpus).as_posix()] = Outcome(
+            path, inbound, reason, time.monotonic() - started
+        )
+    return results
+
+
+def test_the_corpus_is_there(outcomes: dict[str, Outcome]) -> None:
+    assert len(outcomes) > 150
+    assert any(name.startswith("set-of-emails/maildir/mac/") for name in outcomes)
+
+
+def test_every_mail_parses_or_is_quarantined_with_a_reason(
+    outcomes: dict[str, Outcome],
+) -> None:
+    quarantined = {name: o.reason for name, o in outcomes.items() if o.inbound is None}
+    assert all(reason for reason in quarantined.values())
+    # Every mail of this corpus is real mail; none should need quarantine.
+    assert quarantined == {}
+
+
+def test_every_mail_parses_in_bounded_time(outcomes: dict[str, Outcome]) -> None:
+    slow = {name: round(o.seconds, 2) for name, o in outcomes.items()}
+    slow = {name: s for name, s in slow.items() if s >= SECONDS_PER_MAIL}
+    assert slow == {}
+
+
+def test_known_attachments(outcomes: dict[str, Outcome]) -> None:
+    inbound = outcomes["flanker/mailgun-pic.eml"].inbound
+    assert inbound is not None
+    assert [a.filename for a in inbound.attachments] == ["mailgun.png"]
+    endless = outcomes["flanker/enclosed-endless.eml"]
+    assert endless.inbound is not None and endless.seconds < 2
+
+
+def test_cr_and_crlf_copies_parse_alike(outcomes: dict[str, Outcome]) -> None:
+    for name in ("lhost-postfix-01.eml", "rfc3834-01.eml", "arf-01.eml"):
+        unix, dos, mac = (
+            outcomes[f"set-of-emails/maildir/{d}/{name}"].inbound for d in ["bsd", "dos", "mac"]
+        )
+        assert unix and dos and mac
+        assert unix.subject == dos.subject == mac.subject
+        assert unix.text == dos.text == mac.text
+        assert [a.filename for a in unix.attachments] == [a.filename for a in mac.attachments]
+
+
+# --- Zammad's expectations ---------------------------------------------------------------
+
+
+class RubyYamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads Ruby's tagged objects as plain values and !binary as bytes."""
+
+
+def _ruby_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if suffix == "binary":
+        return base64.b64decode(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+RubyYamlLoader.add_multi_constructor("!", _ruby_tag)
+
+
+def text(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return re.sub(r"\s+", " ", str(value or "")).strip().strip("\"'").strip()
+
+
+def address_set(value: object) -> set[str]:
+    return {a.lower() for a in ADDRESS.findall(text(value))}
+
+
+def attachment_mismatch(inbound: Inbound, expected: list[dict]) -> str | None:
+    """Named files must match; Zammad invents names for nameless parts, so only count those."""
+    wanted = Counter(
+        text(a.get("filename"))
+        for a in expected
+        if not (a.get("preferences") or {}).get("content-alternative")
+    )
+    named = Counter(text(a.filename) for a in inbound.attachments if a.filename)
+    nameless = sum(1 for a in inbound.attachments if not a.filename)
+    if named - wanted or sum((wanted - named).values()) != nameless:
+        return f"{sorted(named.elements())} + {nameless} nameless != {sorted(wanted.elements())}"
+    return None
+
+
+def zammad_mismatches(inbound: Inbound, expected: dict) -> dict[str, str]:
+    checks = {
+        "from_email": (inbound.from_addr, text(expected.get("from_email")).lower()),
+        "from_display_name": (text(inbound.from_name), text(expected.get("from_display_name"))),
+        "subject": (text(inbound.subject), text(expected.get("subject"))),
+        "to": (set(inbound.to), address_set(expected.get("to"))),
+        "cc": (set(inbound.cc), address_set(expected.get("cc"))),
+    }
+    found = {
+        field: f"{ours!r} != {theirs!r}"
+        for field, (ours, theirs) in checks.items()
+        if ours != theirs
+    }
+    attachments = attachment_mismatch(inbound, expected.get("attachments") or [])
+    if attachments:
+        found["attachments"] = attachments
+    return found
+
+
+def test_zammad_fields_match_the_yml(corpus: Path, outcomes: dict[str, Outcome]) -> None:
+    expectations = sorted(corpus.glob("zammad/*.yml"))
+    unexpected: dict[str, str] = {}
+    excused: set[tuple[str, str]] = set()
+    for yml in expectations:
+        outcome = outcomes[f"zammad/{yml.stem}.box"]
+        assert outcome.inbound is not None, f"{yml.stem}: {outcome.reason}"
+        expected = yaml.load(yml.read_text(encoding="utf-8"), Loader=RubyYamlLoader)
+        for field, problem in zammad_mismatches(outcome.inbound, expected).items():
+            if (yml.stem, field) in ZAMMAD_DIFFERS:
+                excused.add((yml.stem, field))
+            else:
+                unexpected[f"{yml.stem}.{field}"] = problem
+    matched = len(expectations) - len(
+        {stem for stem, _ in excused} | {k.split(".")[0] for k in unexpected}
+    )
+    parsed = sum(1 for o in outcomes.values() if o.inbound is not None)
+    summary = (
+        f"corpus: {parsed} parsed, {len(outcomes) - parsed} quarantined; zammad: "
+        f"{matched}/{len(expectations)} match in full, {len(excused)} known differences"
+    )
+    print(summary)
+    assert unexpected == {}, summary
+    assert excused == set(ZAMMAD_DIFFERS), (
+        f"allow-list entries no longer needed: {set(ZAMMAD_DIFFERS) - excused}"
+    )
