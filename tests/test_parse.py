@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpdeskd.core.parse import Limits, ParseError, decode_header_value, html_to_text, parse
 
@@ -263,3 +265,26 @@ def test_many_parts_stop_the_walk() -> None:
     inbound = parse(raw, limits=Limits(max_parts=10))
     assert inbound.text.count("part") == 9
     assert any("MIME parts" in d for d in inbound.defects)
+
+
+TEMPLATE = (
+    b"From: =?utf-8?Q?A?= <a@example.com>\r\nSubject: =?x?B?AA==?=\r\n"
+    b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain;'
+    b" charset=utf-7\r\n\r\n+AGQ-\r\n--m\r\nContent-Type: message/delivery-status\r\n\r\n"
+    b"Action: failed\r\n--m\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\ny\r\n--m--\r\n"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(TEMPLATE)), st.binary(max_size=8)), max_size=12))
+def test_mangled_mail_parses_or_raises_parse_error(edits: list[tuple[int, bytes]]) -> None:
+    raw = TEMPLATE
+    for position, inserted in edits:
+        raw = raw[:position] + inserted + raw[position + len(inserted) :]
+    try:
+        inbound = parse(raw)
+    except ParseError as error:
+        assert str(error)
+        return
+    for name, value in inbound.headers:
+        assert "\n" not in name + value and "\r" not in name + value

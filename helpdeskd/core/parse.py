@@ -42,19 +42,8 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-# Parts kept whole as attachments: a bounce's original message and headers live in them.
-KEPT_WHOLE = frozenset(
-    {
-        "message/rfc822",
-        "message/global",
-        "message/delivery-status",
-        "message/global-delivery-status",
-        "message/disposition-notification",
-        "message/feedback-report",
-        "text/rfc822-headers",
-        "message/global-headers",
-    }
-)
+# Besides every message/* part, kept whole as an attachment: a bounce's original headers.
+KEPT_WHOLE = frozenset({"text/rfc822-headers"})
 
 # Labels seen in real mail that Python does not know, or knows only as a narrower codec.
 CHARSET_ALIASES = {
@@ -91,6 +80,7 @@ DELIMITER_LINE = re.compile(rb"^--([^\r\n]*?)[ \t]*(?=\r|\n|\Z)", re.MULTILINE)
 HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 PREAMBLE_LINES = 5
 LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+CHARSET_LABEL = re.compile(r"[a-z0-9_.:+-]{1,40}")
 CHARSET_PARAM = re.compile(rb'charset\s*=\s*"?([A-Za-z0-9_.:-]+)', re.IGNORECASE)
 BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -120,7 +110,7 @@ def _inbound(
     envelope_from: str | None,
     defects: list[str],
 ) -> Inbound:
-    first = dict(reversed([(name.lower(), value) for name, value in headers])).get
+    first = _first_values(headers).get
     from_name, from_addr = _sender(msg, defects)
     return Inbound(
         message_id=next(iter(_message_ids(first("message-id"))), None),
@@ -141,6 +131,14 @@ def _inbound(
         envelope_from=_envelope(envelope_from, first("return-path")),
         defects=tuple(dict.fromkeys(defects)),
     )
+
+
+def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Lower-cased name -> value of its first occurrence (a repeated Subject is ignored)."""
+    values: dict[str, str] = {}
+    for name, value in headers:
+        values.setdefault(name.lower(), value)
+    return values
 
 
 # --- structure ---------------------------------------------------------------------------
@@ -370,8 +368,8 @@ def _payload_bytes(part: Message, defects: list[str]) -> bytes:
     buffer = BytesIO()
     try:
         BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(part)
-    except (RecursionError, LookupError, ValueError) as error:
-        defects.append(f"could not re-serialise a {part.get_content_type()} part: {error}")
+    except Exception as error:  # the generator has many ways to refuse what the parser took
+        defects.append(f"could not re-serialise a {part.get_content_type()} part: {error!r}")
         return b""
     flat = buffer.getvalue()
     head_end = flat.find(b"\n\n")
@@ -469,6 +467,9 @@ def _codec(label: str, defects: list[str]) -> str | None:
     """Python's name for a charset label; None when it is not a known text encoding."""
     if not label or label in ("us-ascii", "ascii"):
         return "ascii" if label else None
+    if not CHARSET_LABEL.fullmatch(label):
+        defects.append("unusable charset label")
+        return None
     name = CHARSET_ALIASES.get(label, label)
     try:
         info = codecs.lookup(name)
