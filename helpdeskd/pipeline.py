@@ -139,7 +139,8 @@ def threading_for(mail: Mail, thread: list[str], inbound: Inbound | None,
         return Threading(message_id)
     replying_to = inbound.message_id if inbound and inbound.message_id in thread else None
     parent = replying_to or (thread[-1] if thread else None)
-    return Threading(message_id, parent, tuple(thread[:1] + thread[-9:]) if thread else ())
+    # the first message and the latest few: enough for every client to thread, bounded in size
+    return Threading(message_id, parent, tuple(dict.fromkeys(thread[:1] + thread[-9:])))
 
 
 def allowed_recipients(store: Store, config: Config, mail: Mail,

@@ -15,3 +15,11 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the mail corpus is missing: expected it at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quiet_logs():
+    """The library logs JSON lines; in tests only warnings are worth reading."""
+    from helpdeskd import logs
+
+    logs.configure("WARNING")

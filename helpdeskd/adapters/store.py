@@ -134,11 +134,15 @@ class SpoolItem:
 
 
 class Store:
+    # How long a writer waits for another before giving up: the SMTP client is then told 451
+    # and retries, which is better than holding its connection.
+    BUSY_TIMEOUT = 5.0
+
     def __init__(self, path: Path | str):
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+        conn = sqlite3.connect(str(path), timeout=self.BUSY_TIMEOUT, isolation_level=None,
                                check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -90,7 +90,7 @@ def acknowledgement(ctx: Context, case: Case) -> Mail:
     target = plan.first_response[case.priority]
     always = sla.calendar_of(case, ctx.config).always_open
     return Mail("acknowledgement", "acknowledgement", (ctx.inbound.from_addr,),
-                {"first_response": target.describe(always)}, automatic="auto-replied")
+                {"first_response": target.describe(always_open=always)}, automatic="auto-replied")
 
 
 def notification(ctx: Context, case: Case) -> Mail:

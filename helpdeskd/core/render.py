@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from helpdeskd.config import Config
+from helpdeskd.core import sla
+from helpdeskd.core.commands import describe_commands
 from helpdeskd.model import Case, Mail
 
 LINE_BREAKS = re.compile(r"[\r\n]+")
@@ -91,7 +93,12 @@ def render(mail: Mail, case: Case | None, config: Config, threading: Threading,
 
 def template_context(mail: Mail, case: Case | None, config: Config, now: datetime,
                      extra: dict) -> dict:
+    timezone = config.helpdesk.timezone
+    if case is not None and case.plan in config.plans:
+        timezone = sla.calendar_of(case, config).timezone
     return {"helpdesk": config.helpdesk, "case": case, "now": now, "config": config,
+            "timezone": timezone, "commands": describe_commands(),
+            "reopen_window": config.policy.reopen_window.describe(), "omitted": (),
             **extra, **mail.context}
 
 
