@@ -6,6 +6,7 @@ committed together or not at all.
 
 from __future__ import annotations
 
+import email.policy
 import json
 import secrets
 from dataclasses import dataclass, replace
@@ -127,7 +128,7 @@ def queue_mail(store: Store, config: Config, mail: Mail, case: Case | None, thre
     outbox_id = OutboxQueue(store).enqueue(
         case_id=case.id if case else None, kind=mail.kind, message_id=message_id,
         mail_from="" if mail.automatic else config.helpdesk.address, recipients=mail.to,
-        raw=msg.as_bytes(), automatic=bool(mail.automatic), now=now)
+        raw=msg.as_bytes(policy=email.policy.SMTP), automatic=bool(mail.automatic), now=now)
     if case is not None:
         Cases(store).add_message(outbound_row(mail, msg, case, message_id, outbox_id, now))
     return {"kind": mail.kind, "to": list(mail.to), "subject": str(msg["Subject"])}

@@ -34,7 +34,8 @@ class FlushResult:
 
 def deliver(item: Queued, outbound: Outbound) -> None:
     if outbound.transport == "maildir":
-        mailbox.Maildir(str(outbound.path), create=True).add(item.raw)
+        # the outbox keeps the wire format (CRLF); Maildir files use plain newlines
+        mailbox.Maildir(str(outbound.path), create=True).add(item.raw.replace(b"\r\n", b"\n"))
     else:
         send_smtp(item, outbound)
 
