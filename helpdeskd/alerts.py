@@ -16,16 +16,25 @@ log = structlog.get_logger("helpdeskd.alerts")
 
 
 class AdminAlerts:
-    def __init__(self, open_store: Callable[[], Store], config: Callable[[], Config],
-                 wake_delivery: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        config: Callable[[], Config],
+        wake_delivery: Callable[[], None] = lambda: None,
+    ):
         self.open_store = open_store
         self.config = config
         self.wake_delivery = wake_delivery
 
     def trouble(self, key: str, summary: str, detail: str, now: datetime) -> None:
         log.error("incident", key=key, summary=summary, detail=detail)
-        self._mail(key, "admin_alert", {"summary": summary, "detail": detail, "since": now},
-                   now, opening=True)
+        self._mail(
+            key,
+            "admin_alert",
+            {"summary": summary, "detail": detail, "since": now},
+            now,
+            opening=True,
+        )
 
     def recovered(self, key: str, summary: str, now: datetime) -> None:
         log.info("incident resolved", key=key, summary=summary)
@@ -37,11 +46,20 @@ class AdminAlerts:
         try:
             with store.transaction():
                 incidents = Incidents(store)
-                changed = incidents.open(key, context.get("detail", ""), now) if opening \
+                changed = (
+                    incidents.open(key, context.get("detail", ""), now)
+                    if opening
                     else incidents.close(key)
+                )
                 if changed and config.helpdesk.admins:
-                    mail = Mail(template, template, config.helpdesk.admins, context,
-                                automatic="auto-generated", threaded=False)
+                    mail = Mail(
+                        template,
+                        template,
+                        config.helpdesk.admins,
+                        context,
+                        automatic="auto-generated",
+                        threaded=False,
+                    )
                     queue_mail(store, config, mail, None, [], None, now)
         finally:
             store.close()

@@ -13,16 +13,19 @@ from helpdeskd import logs, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
-from helpdeskd.pipeline import Processed, handle, process
 from helpdeskd.core.parse import ParseError, parse
+from helpdeskd.pipeline import Processed, handle, process
 
 EX_TEMPFAIL = 75
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpdeskd", description="An email-driven helpdesk daemon.")
-    p.add_argument("--config", type=Path, help="the TOML file (default: $HELPDESKD_CONFIG, "
-                   "else config.example.toml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="the TOML file (default: $HELPDESKD_CONFIG, else config.example.toml)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="the daemon: listeners, pollers, scheduler, outbox delivery")
     sub.add_parser("check-config", help="validate the configuration, print every problem")
@@ -36,10 +39,16 @@ def parser() -> argparse.ArgumentParser:
     cases.add_argument("--status", help="only cases in this status")
     cases.add_argument("--customer", help="only this customer's cases")
     cases.add_argument("--json", action="store_true", help="machine-readable output")
-    cases.add_argument("--unrouted", action="store_true",
-                       help="list the messages kept without a case (auto-generated, ignored)")
-    cases.add_argument("--quarantined", action="store_true",
-                       help="list the messages that could not be processed, with the reason")
+    cases.add_argument(
+        "--unrouted",
+        action="store_true",
+        help="list the messages kept without a case (auto-generated, ignored)",
+    )
+    cases.add_argument(
+        "--quarantined",
+        action="store_true",
+        help="list the messages that could not be processed, with the reason",
+    )
     show = sub.add_parser("show", help="one case: history, routing reasons, SLA clocks")
     show.add_argument("reference")
     show.add_argument("--json", action="store_true", help="machine-readable output")
@@ -74,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_check_config(config: Config, args) -> int:
-    print(f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
-          f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)")
+    print(
+        f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
+        f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
+    )
     return 0
 
 
@@ -105,10 +116,10 @@ def cmd_ingest(config: Config, args) -> int:
     try:
         result = process(store, config, store.spool_item(spool_id), now)
     except Exception as exc:  # stored: the daemon retries it; exit 0 all the same
-        store.failed_attempt(spool_id, f"{type(exc).__name__}: {exc}", now,
-                             config.policy.max_attempts)
-        print(f"stored as {spool_id}; processing failed, will be retried: {exc}",
-              file=sys.stderr)
+        store.failed_attempt(
+            spool_id, f"{type(exc).__name__}: {exc}", now, config.policy.max_attempts
+        )
+        print(f"stored as {spool_id}; processing failed, will be retried: {exc}", file=sys.stderr)
         return 0
     outbox.flush(store, config.outbound, now)
     print(_describe(result))
@@ -131,13 +142,23 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
             raise _Rollback
     except _Rollback:
         pass
-    print(json.dumps({
-        "from": inbound.from_addr, "role": result.facts.sender.role,
-        "customer": result.facts.sender.customer, "plan": result.facts.sender.plan,
-        "auto_generated": list(result.facts.auto), "priority": result.facts.priority,
-        "action": result.decision.action, "reason": result.decision.reason,
-        "reference": result.reference, "would_send": list(result.queued),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "from": inbound.from_addr,
+                "role": result.facts.sender.role,
+                "customer": result.facts.sender.customer,
+                "plan": result.facts.sender.plan,
+                "auto_generated": list(result.facts.auto),
+                "priority": result.facts.priority,
+                "action": result.decision.action,
+                "reason": result.decision.reason,
+                "reference": result.reference,
+                "would_send": list(result.queued),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -165,21 +186,30 @@ def cmd_cases(config: Config, args) -> int:
     store = Store.open(config.helpdesk.database)
     if args.quarantined:
         rows = store.quarantined()
-        print(json.dumps(rows, indent=2) if args.json else
-              views.table(rows, ["id", "received_at", "source", "message_id", "reason"]))
+        print(
+            json.dumps(rows, indent=2)
+            if args.json
+            else views.table(rows, ["id", "received_at", "source", "message_id", "reason"])
+        )
         return 0
     cases = Cases(store)
     if args.unrouted:
         rows = cases.unrouted()
-        print(json.dumps(rows, indent=2) if args.json else
-              views.table(rows, ["id", "at", "kind", "from_addr", "subject", "route_reason"]))
+        print(
+            json.dumps(rows, indent=2)
+            if args.json
+            else views.table(rows, ["id", "at", "kind", "from_addr", "subject", "route_reason"])
+        )
         return 0
     found = [views.case_summary(c, config) for c in cases.list(args.status, args.customer)]
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
-    print(views.table(found, ["reference", "status", "priority", "customer", "plan",
-                              "opened_at", "subject"]))
+    print(
+        views.table(
+            found, ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"]
+        )
+    )
     unrouted = len(cases.unrouted())
     if unrouted:
         print(f"\n{unrouted} message(s) kept without a case: helpdeskd cases --unrouted")
@@ -203,10 +233,32 @@ def cmd_outbox(config: Config, args) -> int:
         result = outbox.flush(store, config.outbound, datetime.now(UTC))
         print(f"sent {result.sent}, deferred {result.retried}, failed {len(result.failed)}")
     rows = OutboxQueue(store).waiting()
-    print(views.table(rows, ["id", "reference", "kind", "recipients", "state", "attempts",
-                             "next_attempt_at", "last_error"]) if rows else "outbox empty")
+    print(
+        views.table(
+            rows,
+            [
+                "id",
+                "reference",
+                "kind",
+                "recipients",
+                "state",
+                "attempts",
+                "next_attempt_at",
+                "last_error",
+            ],
+        )
+        if rows
+        else "outbox empty"
+    )
     return 0
 
 
-COMMANDS = {"run": cmd_run, "check-config": cmd_check_config, "ingest": cmd_ingest,
-            "sweep": cmd_sweep, "cases": cmd_cases, "show": cmd_show, "outbox": cmd_outbox}
+COMMANDS = {
+    "run": cmd_run,
+    "check-config": cmd_check_config,
+    "ingest": cmd_ingest,
+    "sweep": cmd_sweep,
+    "cases": cmd_cases,
+    "show": cmd_show,
+    "outbox": cmd_outbox,
+}

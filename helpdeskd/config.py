@@ -20,8 +20,11 @@ from helpdeskd.core.calendar import Calendar, CalendarError, Duration, parse_dur
 PRIORITIES = ("P1", "P2", "P3", "P4")
 # Installed, the templates sit inside the package; in a source checkout, beside it.
 PACKAGED_TEMPLATES = next(
-    (p for p in (Path(__file__).parent / "templates", Path(__file__).parents[1] / "templates")
-     if p.is_dir()),
+    (
+        p
+        for p in (Path(__file__).parent / "templates", Path(__file__).parents[1] / "templates")
+        if p.is_dir()
+    ),
     Path(__file__).parent / "templates",
 )
 ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}$")
@@ -230,7 +233,7 @@ class Reader:
         if key not in data:
             return default
         value = data[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             self.problem(_join(path, key), f"must be {_kind_name(kind)}, not {value!r}")
             return default
         return value
@@ -265,7 +268,7 @@ class Reader:
 
     def parse_duration(self, text: Any, path: str) -> Duration | None:
         if not isinstance(text, str):
-            self.problem(path, f"must be a duration string like \"4h\", not {text!r}")
+            self.problem(path, f'must be a duration string like "4h", not {text!r}')
             return None
         try:
             return parse_duration(text)
@@ -305,15 +308,35 @@ def _join(path: str, key: str) -> str:
 
 
 def _kind_name(kind: type | tuple) -> str:
-    names = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
-             dict: "a table", float: "a number"}
+    names = {
+        str: "a string",
+        int: "a whole number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+        float: "a number",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def _build(r: Reader, path: Path, data: dict) -> Config:
-    r.unknown(data, "", {"helpdesk", "smtp", "imap", "outbound", "calendars", "plans",
-                         "customers", "engineers", "escalation", "policy"})
+    r.unknown(
+        data,
+        "",
+        {
+            "helpdesk",
+            "smtp",
+            "imap",
+            "outbound",
+            "calendars",
+            "plans",
+            "customers",
+            "engineers",
+            "escalation",
+            "policy",
+        },
+    )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
     plans = _plans(r, r.table(data, "plans", "plans"), calendars)
     policy = _policy(r, r.table(data, "policy", "policy"), plans)
@@ -335,14 +358,17 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
 
 def _helpdesk(r: Reader, t: dict) -> Helpdesk:
     p = "helpdesk"
-    r.unknown(t, p, {"name", "addresses", "admins", "reference_prefix", "database", "timezone",
-                     "templates"})
+    r.unknown(
+        t,
+        p,
+        {"name", "addresses", "admins", "reference_prefix", "database", "timezone", "templates"},
+    )
     addresses = r.addresses(t, "addresses", p)
     if not addresses:
         r.problem(f"{p}.addresses", "at least one support address is required")
     prefix = r.get(t, "reference_prefix", p, str, "HD")
     if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", prefix):
-        r.problem(f"{p}.reference_prefix", "must be 1-10 capital letters or digits, e.g. \"HD\"")
+        r.problem(f"{p}.reference_prefix", 'must be 1-10 capital letters or digits, e.g. "HD"')
     return Helpdesk(
         name=r.get(t, "name", p, str, "Support"),
         addresses=addresses or ("support@localhost.localdomain",),
@@ -359,8 +385,9 @@ def _smtp(r: Reader, t: dict) -> Smtp:
     r.unknown(t, p, {"enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key"})
     cert, key = r.path(t, "tls_cert", p), r.path(t, "tls_key", p)
     if (cert is None) != (key is None):
-        r.problem(f"{p}.tls_key" if key is None else f"{p}.tls_cert",
-                  "tls_cert and tls_key go together")
+        r.problem(
+            f"{p}.tls_key" if key is None else f"{p}.tls_cert", "tls_cert and tls_key go together"
+        )
     return Smtp(
         enabled=r.get(t, "enabled", p, bool, True),
         host=r.get(t, "host", p, str, "127.0.0.1"),
@@ -380,9 +407,22 @@ def _port(r: Reader, t: dict, p: str, default: int) -> int:
     return port
 
 
-MAILBOX_KEYS = {"name", "host", "port", "tls", "username", "password_file", "password_command",
-                "oauth2_token_command", "folder", "processed_folder", "idle", "poll_interval",
-                "alert_after", "batch_size"}
+MAILBOX_KEYS = {
+    "name",
+    "host",
+    "port",
+    "tls",
+    "username",
+    "password_file",
+    "password_command",
+    "oauth2_token_command",
+    "folder",
+    "processed_folder",
+    "idle",
+    "poll_interval",
+    "alert_after",
+    "batch_size",
+}
 
 
 def _mailboxes(r: Reader, data: dict) -> tuple[Mailbox, ...]:
@@ -398,7 +438,7 @@ def _mailbox(r: Reader, p: str, t: dict) -> Mailbox:
     tls = t.get("tls", "ssl")
     tls = {True: "ssl", False: "none"}.get(tls, tls) if isinstance(tls, bool) else tls
     if tls not in ("ssl", "starttls", "none"):
-        r.problem(f"{p}.tls", "must be \"ssl\", \"starttls\" or \"none\" (or true/false)")
+        r.problem(f"{p}.tls", 'must be "ssl", "starttls" or "none" (or true/false)')
     secrets = [k for k in ("password_file", "password_command", "oauth2_token_command") if k in t]
     if len(secrets) != 1:
         r.problem(p, "needs exactly one of password_file, password_command, oauth2_token_command")
@@ -427,8 +467,22 @@ def _mailbox(r: Reader, p: str, t: dict) -> Mailbox:
 
 def _outbound(r: Reader, t: dict) -> Outbound:
     p = "outbound"
-    r.unknown(t, p, {"transport", "host", "port", "starttls", "username", "password_file",
-                     "path", "max_attempts", "backoff", "backoff_max"})
+    r.unknown(
+        t,
+        p,
+        {
+            "transport",
+            "host",
+            "port",
+            "starttls",
+            "username",
+            "password_file",
+            "path",
+            "max_attempts",
+            "backoff",
+            "backoff_max",
+        },
+    )
     transport = r.choice(t, "transport", p, ("smtp", "maildir"), "maildir")
     path = r.path(t, "path", p, "var/outbox-maildir" if transport == "maildir" else None)
     return Outbound(
@@ -462,8 +516,11 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _calendar(r: Reader, name: str, p: str, t: dict) -> Calendar | None:
-    r.unknown(t, p, {"timezone", "holidays", "holiday_country", "holiday_subdiv",
-                     "always_open", *WEEKDAYS})
+    r.unknown(
+        t,
+        p,
+        {"timezone", "holidays", "holiday_country", "holiday_subdiv", "always_open", *WEEKDAYS},
+    )
     hours = {day: t[day] for day in WEEKDAYS if day in t}
     try:
         return Calendar.build(
@@ -495,11 +552,15 @@ def _plans(r: Reader, tables: dict, calendars: dict) -> dict[str, Plan]:
 
 
 def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
-    r.unknown(t, p, {"calendar", "first_response", "resolution", "calendars", "warn_at",
-                     "notify_tier"})
+    r.unknown(
+        t, p, {"calendar", "first_response", "resolution", "calendars", "warn_at", "notify_tier"}
+    )
     calendar = r.required(t, "calendar", p, str)
     overrides = r.table(t, "calendars", f"{p}.calendars")
-    for key, cal in [("calendar", calendar), *((f"calendars.{k}", v) for k, v in overrides.items())]:
+    for key, cal in [
+        ("calendar", calendar),
+        *((f"calendars.{k}", v) for k, v in overrides.items()),
+    ]:
         if cal is not None and cal not in calendars:
             r.problem(f"{p}.{key}", f"unknown calendar {cal!r}")
     _priority_keys(r, overrides, f"{p}.calendars")
@@ -520,7 +581,7 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
 def _targets(r: Reader, t: dict, key: str, p: str) -> dict[str, Duration]:
     table = r.table(t, key, f"{p}.{key}")
     if key not in t:
-        r.problem(f"{p}.{key}", "is required: a target per priority, e.g. { P1 = \"2h\", ... }")
+        r.problem(f"{p}.{key}", 'is required: a target per priority, e.g. { P1 = "2h", ... }')
     _priority_keys(r, table, f"{p}.{key}")
     for missing in (pr for pr in PRIORITIES if key in t and pr not in table):
         r.problem(f"{p}.{key}.{missing}", "is required")
@@ -541,8 +602,19 @@ def _customers(r: Reader, data: dict, plans: dict) -> tuple[Customer, ...]:
 
 
 def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
-    r.unknown(t, p, {"name", "domains", "addresses", "plan", "plan_expires", "authorized_only",
-                     "primary_contact"})
+    r.unknown(
+        t,
+        p,
+        {
+            "name",
+            "domains",
+            "addresses",
+            "plan",
+            "plan_expires",
+            "authorized_only",
+            "primary_contact",
+        },
+    )
     domains = r.strings(t, "domains", p)
     for i, d in enumerate(domains):
         if not DOMAIN.match(d):
@@ -594,7 +666,7 @@ def _escalation(r: Reader, t: dict) -> tuple[EscalationLevel, ...]:
 
 def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
     if not isinstance(t, dict):
-        r.problem(p, "must be a table like { notify = [...], on = \"breach\" }")
+        r.problem(p, 'must be a table like { notify = [...], on = "breach" }')
         return EscalationLevel((), "breach")
     r.unknown(t, p, {"notify", "on", "after"})
     notify = r.addresses(t, "notify", p)
@@ -609,21 +681,39 @@ def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
 
 def _policy(r: Reader, t: dict, plans: dict) -> Policy:
     p = "policy"
-    r.unknown(t, p, {"unknown_sender", "default_plan", "default_priority", "priority_keywords",
-                     "close_warning_after", "close_after_warning", "reopen_window",
-                     "require_dmarc_pass", "trusted_authserv_id", "new_cases_per_hour",
-                     "auto_replies_per_hour", "max_attempts"})
+    r.unknown(
+        t,
+        p,
+        {
+            "unknown_sender",
+            "default_plan",
+            "default_priority",
+            "priority_keywords",
+            "close_warning_after",
+            "close_after_warning",
+            "reopen_window",
+            "require_dmarc_pass",
+            "trusted_authserv_id",
+            "new_cases_per_hour",
+            "auto_replies_per_hour",
+            "max_attempts",
+        },
+    )
     default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
     if plans and default_plan not in plans:
         r.problem(f"{p}.default_plan", f"unknown plan {default_plan!r}")
     dmarc = r.get(t, "require_dmarc_pass", p, bool, False)
     authserv = r.get(t, "trusted_authserv_id", p, str)
     if dmarc and not authserv:
-        r.problem(f"{p}.trusted_authserv_id", "is required with require_dmarc_pass: the "
-                  "authserv-id your MTA writes in Authentication-Results")
+        r.problem(
+            f"{p}.trusted_authserv_id",
+            "is required with require_dmarc_pass: the "
+            "authserv-id your MTA writes in Authentication-Results",
+        )
     return Policy(
-        unknown_sender=r.choice(t, "unknown_sender", p, ("standard", "reject", "ignore"),
-                                "standard"),
+        unknown_sender=r.choice(
+            t, "unknown_sender", p, ("standard", "reject", "ignore"), "standard"
+        ),
         default_plan=default_plan,
         default_priority=r.choice(t, "default_priority", p, PRIORITIES, "P3"),
         priority_keywords=_keywords(r, t, p),

@@ -59,8 +59,9 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
     return result
 
 
-def handle(store: Store, config: Config, inbound: Inbound, spool_id: int | None,
-           now: datetime) -> Processed:
+def handle(
+    store: Store, config: Config, inbound: Inbound, spool_id: int | None, now: datetime
+) -> Processed:
     cases = Cases(store)
     facts = classify(inbound, config, own(config), now.date())
     decision = route(inbound, facts, candidates(cases, inbound, config, now), config, now)
@@ -70,8 +71,15 @@ def handle(store: Store, config: Config, inbound: Inbound, spool_id: int | None,
     result = outcome(Context(inbound, facts, decision, config, now), reference)
     queued = apply(store, config, result, inbound, spool_id, now)
     case_ref = result.case.reference if result.case else None
-    log.info("processed", spool_id=spool_id, message_id=inbound.message_id, case=case_ref,
-             action=decision.action, reason=decision.reason, queued=len(queued))
+    log.info(
+        "processed",
+        spool_id=spool_id,
+        message_id=inbound.message_id,
+        case=case_ref,
+        action=decision.action,
+        reason=decision.reason,
+        queued=len(queued),
+    )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
 
 
@@ -81,12 +89,19 @@ def candidates(cases: Cases, inbound: Inbound, config: Config, now: datetime) ->
     ids = (*inbound.references, *inbound.in_reply_to)
     threaded = cases.by_message_ids(ids) or cases.by_reference_in_message_id(ids, prefix)
     recent = cases.new_cases_since(inbound.from_addr, now - timedelta(hours=1))
-    return Candidates(tagged, threaded[0] if threaded else None,
-                      threaded[1] if threaded else None, recent)
+    return Candidates(
+        tagged, threaded[0] if threaded else None, threaded[1] if threaded else None, recent
+    )
 
 
-def apply(store: Store, config: Config, result: Outcome, inbound: Inbound,
-          spool_id: int | None, now: datetime) -> tuple[dict, ...]:
+def apply(
+    store: Store,
+    config: Config,
+    result: Outcome,
+    inbound: Inbound,
+    spool_id: int | None,
+    now: datetime,
+) -> tuple[dict, ...]:
     cases = Cases(store)
     case = result.case
     if case is not None:
@@ -98,26 +113,48 @@ def apply(store: Store, config: Config, result: Outcome, inbound: Inbound,
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
     cases.add_message(inbound_row(inbound, result, case, spool_id, now))
     thread = cases.thread_ids(case.id) if case else []
-    return tuple(q for mail in result.mails
-                 if (q := queue_mail(store, config, mail, case, thread, inbound, now)))
+    return tuple(
+        q
+        for mail in result.mails
+        if (q := queue_mail(store, config, mail, case, thread, inbound, now))
+    )
 
 
-def inbound_row(inbound: Inbound, result: Outcome, case: Case | None, spool_id: int | None,
-                now: datetime) -> dict:
+def inbound_row(
+    inbound: Inbound, result: Outcome, case: Case | None, spool_id: int | None, now: datetime
+) -> dict:
     rec = result.record
     return {
-        "case_id": case.id if case else None, "direction": "in", "kind": rec.kind,
-        "from_addr": inbound.from_addr, "to_addrs": json.dumps([*inbound.to, *inbound.cc]),
-        "subject": inbound.subject, "at": iso(now), "message_id": inbound.message_id,
-        "body": rec.body, "elided": rec.elided, "route_reason": rec.route_reason,
+        "case_id": case.id if case else None,
+        "direction": "in",
+        "kind": rec.kind,
+        "from_addr": inbound.from_addr,
+        "to_addrs": json.dumps([*inbound.to, *inbound.cc]),
+        "subject": inbound.subject,
+        "at": iso(now),
+        "message_id": inbound.message_id,
+        "body": rec.body,
+        "elided": rec.elided,
+        "route_reason": rec.route_reason,
         "spool_id": spool_id,
-        "attachments": json.dumps([{"filename": a.filename, "content_type": a.content_type,
-                                    "size": a.size} for a in inbound.attachments]),
+        "attachments": json.dumps(
+            [
+                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for a in inbound.attachments
+            ]
+        ),
     }
 
 
-def queue_mail(store: Store, config: Config, mail: Mail, case: Case | None, thread: list[str],
-               inbound: Inbound | None, now: datetime) -> dict | None:
+def queue_mail(
+    store: Store,
+    config: Config,
+    mail: Mail,
+    case: Case | None,
+    thread: list[str],
+    inbound: Inbound | None,
+    now: datetime,
+) -> dict | None:
     """Render one mail into the outbox, unless every recipient is filtered out."""
     mail = replace(mail, to=allowed_recipients(store, config, mail, now))
     if not mail.to:
@@ -126,16 +163,23 @@ def queue_mail(store: Store, config: Config, mail: Mail, case: Case | None, thre
     message_id = message_id_for(reference, config.helpdesk.domain, secrets.token_hex(8))
     msg = render(mail, case, config, threading_for(mail, thread, inbound, message_id), now)
     outbox_id = OutboxQueue(store).enqueue(
-        case_id=case.id if case else None, kind=mail.kind, message_id=message_id,
-        mail_from="" if mail.automatic else config.helpdesk.address, recipients=mail.to,
-        raw=msg.as_bytes(policy=email.policy.SMTP), automatic=bool(mail.automatic), now=now)
+        case_id=case.id if case else None,
+        kind=mail.kind,
+        message_id=message_id,
+        mail_from="" if mail.automatic else config.helpdesk.address,
+        recipients=mail.to,
+        raw=msg.as_bytes(policy=email.policy.SMTP),
+        automatic=bool(mail.automatic),
+        now=now,
+    )
     if case is not None:
         Cases(store).add_message(outbound_row(mail, msg, case, message_id, outbox_id, now))
     return {"kind": mail.kind, "to": list(mail.to), "subject": str(msg["Subject"])}
 
 
-def threading_for(mail: Mail, thread: list[str], inbound: Inbound | None,
-                  message_id: str) -> Threading:
+def threading_for(
+    mail: Mail, thread: list[str], inbound: Inbound | None, message_id: str
+) -> Threading:
     if not mail.threaded:
         return Threading(message_id)
     replying_to = inbound.message_id if inbound and inbound.message_id in thread else None
@@ -144,8 +188,7 @@ def threading_for(mail: Mail, thread: list[str], inbound: Inbound | None,
     return Threading(message_id, parent, tuple(dict.fromkeys(thread[:1] + thread[-9:])))
 
 
-def allowed_recipients(store: Store, config: Config, mail: Mail,
-                       now: datetime) -> tuple[str, ...]:
+def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) -> tuple[str, ...]:
     """Never mail ourselves, and never more automatic mail to one address than the hourly
     limit: the last guard against a loop that every other check missed."""
     ours = set(config.helpdesk.addresses)
@@ -156,17 +199,27 @@ def allowed_recipients(store: Store, config: Config, mail: Mail,
     limit = config.policy.auto_replies_per_hour
     kept = tuple(r for r in recipients if queue.automatic_sent_since(r, since) < limit)
     if len(kept) < len(recipients):
-        log.warning("automatic mail limit reached", kind=mail.kind,
-                    dropped=sorted(set(recipients) - set(kept)))
+        log.warning(
+            "automatic mail limit reached",
+            kind=mail.kind,
+            dropped=sorted(set(recipients) - set(kept)),
+        )
     return kept
 
 
-def outbound_row(mail: Mail, msg, case: Case, message_id: str, outbox_id: int,
-                 now: datetime) -> dict:
+def outbound_row(
+    mail: Mail, msg, case: Case, message_id: str, outbox_id: int, now: datetime
+) -> dict:
     return {
-        "case_id": case.id, "direction": "out", "kind": mail.kind,
-        "from_addr": str(msg["From"]), "to_addrs": json.dumps(list(mail.to)),
-        "subject": str(msg["Subject"]), "at": iso(now), "message_id": message_id,
-        "body": msg.get_body(("plain",)).get_content(), "outbox_id": outbox_id,
+        "case_id": case.id,
+        "direction": "out",
+        "kind": mail.kind,
+        "from_addr": str(msg["From"]),
+        "to_addrs": json.dumps(list(mail.to)),
+        "subject": str(msg["Subject"]),
+        "at": iso(now),
+        "message_id": message_id,
+        "body": msg.get_body(("plain",)).get_content(),
+        "outbox_id": outbox_id,
         "status": "queued",
     }

@@ -106,8 +106,11 @@ class Service:
                 process(self.worker_store, self.config, item, self.clock())
             except Exception as exc:
                 state = self.worker_store.failed_attempt(
-                    item.id, f"{type(exc).__name__}: {exc}", self.clock(),
-                    self.config.policy.max_attempts)
+                    item.id,
+                    f"{type(exc).__name__}: {exc}",
+                    self.clock(),
+                    self.config.policy.max_attempts,
+                )
                 log.exception("processing failed", state=state)
                 if state == "quarantined":
                     self.quarantine_grew()
@@ -115,17 +118,23 @@ class Service:
     def quarantine_grew(self) -> None:
         count = len(self.worker_store.quarantined())
         if count and count % 10 == 1:  # the 1st, 11th, 21st...: a growing quarantine, not spam
-            self.alerts.trouble(f"quarantine:{count}", f"{count} message(s) quarantined",
-                                "Run `helpdeskd cases --quarantined` to see them and why.",
-                                self.clock())
+            self.alerts.trouble(
+                f"quarantine:{count}",
+                f"{count} message(s) quarantined",
+                "Run `helpdeskd cases --quarantined` to see them and why.",
+                self.clock(),
+            )
 
     def deliver(self) -> bool:
         result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
         for item in result.failed:
-            self.alerts.trouble(f"outbox:{item.id}", "outgoing mail given up on",
-                                f"Outbox message {item.id} ({item.kind}) to "
-                                f"{', '.join(item.recipients)} could not be delivered.",
-                                self.clock())
+            self.alerts.trouble(
+                f"outbox:{item.id}",
+                "outgoing mail given up on",
+                f"Outbox message {item.id} ({item.kind}) to "
+                f"{', '.join(item.recipients)} could not be delivered.",
+                self.clock(),
+            )
         return False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -147,19 +156,26 @@ class Service:
     async def start_listener(self) -> None:
         if not self.config.smtp.enabled:
             return
-        handler = smtp.SpoolHandler(self.store, self.config.helpdesk.addresses, self.worker.wake,
-                                    lmtp=self.config.smtp.lmtp, clock=self.clock)
+        handler = smtp.SpoolHandler(
+            self.store,
+            self.config.helpdesk.addresses,
+            self.worker.wake,
+            lmtp=self.config.smtp.lmtp,
+            clock=self.clock,
+        )
         self.server = await smtp.start(handler, self.config.smtp)
 
     def start_pollers(self) -> None:
         from helpdeskd.adapters.imap import MailboxPoller
 
         for mailbox in self.config.imap:
-            poller = MailboxPoller(mailbox, self.open_store, self.worker.wake, self.alerts,
-                                   clock=self.clock)
+            poller = MailboxPoller(
+                mailbox, self.open_store, self.worker.wake, self.alerts, clock=self.clock
+            )
             stop = threading.Event()
-            thread = threading.Thread(target=poller.run, args=(stop,), name=f"imap-{mailbox.name}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=poller.run, args=(stop,), name=f"imap-{mailbox.name}", daemon=True
+            )
             thread.start()
             self.pollers.append((thread, stop))
 
@@ -175,8 +191,10 @@ class Service:
         try:
             new = configuration.load(self.config.path)
         except ConfigError as exc:
-            log.error("reload refused, keeping the running configuration",
-                      problems=[f"{k}: {v}" for k, v in exc.problems])
+            log.error(
+                "reload refused, keeping the running configuration",
+                problems=[f"{k}: {v}" for k, v in exc.problems],
+            )
             return
         old, self.config = self.config, new
         log.info("configuration reloaded")

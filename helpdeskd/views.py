@@ -28,10 +28,17 @@ def case_timezone(case: Case, config: Config) -> str:
 def case_summary(case: Case, config: Config) -> dict:
     tz = case_timezone(case, config)
     return {
-        "reference": case.reference, "status": case.status, "priority": case.priority,
-        "customer": case.customer, "plan": case.plan, "subject": case.subject,
-        "opened_at": local(case.opened_at, tz), "escalation_level": case.escalation_level,
-        "assignee": case.assignee, "opener": case.opener, "related": case.related,
+        "reference": case.reference,
+        "status": case.status,
+        "priority": case.priority,
+        "customer": case.customer,
+        "plan": case.plan,
+        "subject": case.subject,
+        "opened_at": local(case.opened_at, tz),
+        "escalation_level": case.escalation_level,
+        "assignee": case.assignee,
+        "opener": case.opener,
+        "related": case.related,
     }
 
 
@@ -41,8 +48,10 @@ def case_detail(store: Store, case: Case, config: Config, now: datetime, full: b
     return {
         **case_summary(case, config),
         "messages": [message_json(m, tz, full) for m in cases.messages(case.id)],
-        "events": [{"at": local(parse_iso(e["at"]), tz), "kind": e["kind"],
-                    "detail": e["detail"]} for e in cases.events(case.id)],
+        "events": [
+            {"at": local(parse_iso(e["at"]), tz), "kind": e["kind"], "detail": e["detail"]}
+            for e in cases.events(case.id)
+        ],
         "clocks": clocks_json(case, config, now),
     }
 
@@ -50,10 +59,14 @@ def case_detail(store: Store, case: Case, config: Config, now: datetime, full: b
 def message_json(row: dict, tz: str, full: bool) -> dict:
     kind = row["kind"]
     found = {
-        "direction": row["direction"], "from": row["from_addr"],
-        "to": json.loads(row["to_addrs"] or "[]"), "subject": row["subject"],
-        "at": local(parse_iso(row["at"]), tz), "kind": OUT_KINDS.get(kind, kind),
-        "message_id": row["message_id"], "body": row["body"],
+        "direction": row["direction"],
+        "from": row["from_addr"],
+        "to": json.loads(row["to_addrs"] or "[]"),
+        "subject": row["subject"],
+        "at": local(parse_iso(row["at"]), tz),
+        "kind": OUT_KINDS.get(kind, kind),
+        "message_id": row["message_id"],
+        "body": row["body"],
     }
     if row["direction"] == "in":
         found["route_reason"] = row["route_reason"]
@@ -75,17 +88,27 @@ def clocks_json(case: Case, config: Config, now: datetime) -> list[dict]:
     for clock in case.clocks:
         end = clock.met_at or (case.waiting_since if paused else now)
         used = calendar.between(cal, clock.started_at, end) - timedelta(minutes=case.paused_minutes)
-        left = calendar.between(cal, end, clock.deadline) if end < clock.deadline else -calendar.between(cal, clock.deadline, end)
-        result.append({
-            "name": clock.name, "target": clock.target, "calendar": clock.calendar,
-            "deadline": local(clock.deadline, tz), "warn_at": local(clock.warn_at, tz),
-            "paused": paused and clock.met_at is None,
-            "met": None if clock.met_at is None and end < clock.deadline
-            else (clock.met_at is not None and clock.met_at <= clock.deadline),
-            "met_at": local(clock.met_at, tz),
-            "used_minutes": int(max(used, timedelta(0)) / timedelta(minutes=1)),
-            "left_minutes": int(left / timedelta(minutes=1)),
-        })
+        left = (
+            calendar.between(cal, end, clock.deadline)
+            if end < clock.deadline
+            else -calendar.between(cal, clock.deadline, end)
+        )
+        result.append(
+            {
+                "name": clock.name,
+                "target": clock.target,
+                "calendar": clock.calendar,
+                "deadline": local(clock.deadline, tz),
+                "warn_at": local(clock.warn_at, tz),
+                "paused": paused and clock.met_at is None,
+                "met": None
+                if clock.met_at is None and end < clock.deadline
+                else (clock.met_at is not None and clock.met_at <= clock.deadline),
+                "met_at": local(clock.met_at, tz),
+                "used_minutes": int(max(used, timedelta(0)) / timedelta(minutes=1)),
+                "left_minutes": int(left / timedelta(minutes=1)),
+            }
+        )
     return result
 
 
@@ -97,18 +120,24 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 
 def show_text(detail: dict) -> str:
-    head = [f"{detail['reference']}  {detail['subject']}",
-            f"status {detail['status']}  priority {detail['priority']}  plan {detail['plan']}  "
-            f"customer {detail['customer'] or '-'}  escalation {detail['escalation_level']}  "
-            f"assignee {detail['assignee'] or '-'}"]
+    head = [
+        f"{detail['reference']}  {detail['subject']}",
+        f"status {detail['status']}  priority {detail['priority']}  plan {detail['plan']}  "
+        f"customer {detail['customer'] or '-'}  escalation {detail['escalation_level']}  "
+        f"assignee {detail['assignee'] or '-'}",
+    ]
     if detail["related"]:
         head.append(f"names {detail['related']}")
     head.append("")
     head.append("clocks:")
     for c in detail["clocks"]:
-        state = "paused" if c["paused"] else {True: "met", False: "breached", None: "running"}[c["met"]]
-        head.append(f"  {c['name']:<15} target {c['target']:<5} deadline {c['deadline']}  "
-                    f"used {c['used_minutes']}m  left {c['left_minutes']}m  {state}")
+        state = (
+            "paused" if c["paused"] else {True: "met", False: "breached", None: "running"}[c["met"]]
+        )
+        head.append(
+            f"  {c['name']:<15} target {c['target']:<5} deadline {c['deadline']}  "
+            f"used {c['used_minutes']}m  left {c['left_minutes']}m  {state}"
+        )
     head.append("")
     head.append("history:")
     entries = [(m["at"], _message_line(m)) for m in detail["messages"]]
@@ -126,5 +155,7 @@ def _message_line(m: dict) -> str:
     if m.get("status") and m["status"] != "sent":
         line += f"  [{m['status']}]"
     if m.get("elided"):
-        line += "\n      quoted/elided:\n" + "\n".join("        " + x for x in m["elided"].splitlines())
+        line += "\n      quoted/elided:\n" + "\n".join(
+            "        " + x for x in m["elided"].splitlines()
+        )
     return line

@@ -109,15 +109,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(folder: Path, *, smtp_port: int = 0, relay_port: int | None = None,
-                 unknown_sender: str = "standard", auto_limit: int = 10, extra: str = "") -> Path:
+def write_config(
+    folder: Path,
+    *,
+    smtp_port: int = 0,
+    relay_port: int | None = None,
+    unknown_sender: str = "standard",
+    auto_limit: int = 10,
+    extra: str = "",
+) -> Path:
     if relay_port is None:
         outbound = f'transport = "maildir"\npath = "{folder / "maildir"}"'
     else:
         outbound = f'transport = "smtp"\nhost = "127.0.0.1"\nport = {relay_port}'
-    text = BASE_CONFIG.format(db=folder / "helpdesk.db", smtp_port=smtp_port or free_port(),
-                              outbound=outbound, unknown_sender=unknown_sender,
-                              auto_limit=auto_limit)
+    text = BASE_CONFIG.format(
+        db=folder / "helpdesk.db",
+        smtp_port=smtp_port or free_port(),
+        outbound=outbound,
+        unknown_sender=unknown_sender,
+        auto_limit=auto_limit,
+    )
     path = folder / "helpdeskd.toml"
     path.write_text(text + extra, encoding="utf-8")
     return path
@@ -133,8 +144,9 @@ class Sink:
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
 
     async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.original_content or envelope.content,
-                                       policy=email.policy.default)
+        msg = email.message_from_bytes(
+            envelope.original_content or envelope.content, policy=email.policy.default
+        )
         with self.lock:
             self.received.append(msg)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
@@ -163,8 +175,12 @@ class Sink:
                 self.lock.wait(0.1)
 
     def to(self, address: str, kind_subject: str | None = None) -> list[EmailMessage]:
-        return [m for m in self.received if address in str(m["To"])
-                and (kind_subject is None or kind_subject in str(m["Subject"]))]
+        return [
+            m
+            for m in self.received
+            if address in str(m["To"])
+            and (kind_subject is None or kind_subject in str(m["Subject"]))
+        ]
 
 
 class Daemon:
@@ -179,7 +195,11 @@ class Daemon:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "helpdeskd", "--config", str(self.config), "run"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"))
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
+        )
         wait_for_port(self.port, self.proc)
         return self
 
@@ -212,8 +232,9 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: floa
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def send(port: int, msg: EmailMessage | bytes, sender: str | None = None,
-         to: list[str] | None = None) -> None:
+def send(
+    port: int, msg: EmailMessage | bytes, sender: str | None = None, to: list[str] | None = None
+) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         if isinstance(msg, bytes):
             smtp.sendmail(sender, to, msg)
@@ -221,9 +242,16 @@ def send(port: int, msg: EmailMessage | bytes, sender: str | None = None,
             smtp.send_message(msg, from_addr=sender, to_addrs=to)
 
 
-def mail(sender: str, subject: str, body: str, *, to: str = "support@helpdesk.test",
-         message_id: str | None = None, in_reply_to: str | None = None,
-         headers: dict | None = None) -> EmailMessage:
+def mail(
+    sender: str,
+    subject: str,
+    body: str,
+    *,
+    to: str = "support@helpdesk.test",
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    headers: dict | None = None,
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
@@ -239,5 +267,10 @@ def mail(sender: str, subject: str, body: str, *, to: str = "support@helpdesk.te
 
 
 def cli(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpdeskd", "--config", str(config), *args],
-                          cwd=ROOT, input=stdin, capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "helpdeskd", "--config", str(config), *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+    )

@@ -65,11 +65,22 @@ close_warning_after = "soon"
 """
 
 EXPECTED = {
-    "helpdesk.addresses[0]", "helpdesk.reference_prefix", "helpdesk.timezone", "helpdesk.colour",
-    "smtp.port", "plans.gold.calendar", "plans.gold.first_response.P2",
-    "plans.gold.first_response.P5", "plans.gold.resolution.P4", "plans.gold.warn_at",
-    "customers[0].plan", "engineers[0].email", "escalation.levels[0].notify",
-    "escalation.levels[0].on", "policy.unknown_sender", "policy.default_priority",
+    "helpdesk.addresses[0]",
+    "helpdesk.reference_prefix",
+    "helpdesk.timezone",
+    "helpdesk.colour",
+    "smtp.port",
+    "plans.gold.calendar",
+    "plans.gold.first_response.P2",
+    "plans.gold.first_response.P5",
+    "plans.gold.resolution.P4",
+    "plans.gold.warn_at",
+    "customers[0].plan",
+    "engineers[0].email",
+    "escalation.levels[0].notify",
+    "escalation.levels[0].on",
+    "policy.unknown_sender",
+    "policy.default_priority",
     "policy.close_warning_after",
 }
 
@@ -80,7 +91,7 @@ def test_a_bad_file_lists_every_problem_with_its_key_path(tmp_path: Path):
     with pytest.raises(ConfigError) as caught:
         configuration.load(path)
     keys = {key for key, _ in caught.value.problems}
-    assert EXPECTED <= keys, EXPECTED - keys
+    assert keys >= EXPECTED, EXPECTED - keys
     assert any(k.startswith("calendars.business.") for k in keys)
 
 

@@ -43,8 +43,11 @@ def run_one(config, folder: Path, raw: bytes, name: str) -> dict:
 
 
 def labels(corpus: Path) -> dict[str, str]:
-    rows = (line for line in (corpus / "set-of-emails" / "LABELS.tsv").open(encoding="utf-8")
-            if not line.startswith("#"))
+    rows = (
+        line
+        for line in (corpus / "set-of-emails" / "LABELS.tsv").open(encoding="utf-8")
+        if not line.startswith("#")
+    )
     return {row[0]: row[1] for row in csv.reader(rows, delimiter="\t") if len(row) > 1}
 
 
@@ -80,8 +83,11 @@ def test_flanker_bounces_and_complaints_cause_no_mail(corpus, config, tmp_path):
 
 
 def corpus_mails(corpus: Path) -> list[Path]:
-    found = [*(corpus / "zammad").glob("*.box"), *(corpus / "flanker").rglob("*.eml"),
-             *(corpus / "set-of-emails").rglob("*.eml")]
+    found = [
+        *(corpus / "zammad").glob("*.box"),
+        *(corpus / "flanker").rglob("*.eml"),
+        *(corpus / "set-of-emails").rglob("*.eml"),
+    ]
     return sorted(p for p in found if p.is_file())
 
 

@@ -65,10 +65,16 @@ def test_replies_by_tag_and_by_in_reply_to_join_the_case(daemon: Daemon, sink: S
     [case] = cases(daemon.config)
     ref = case["reference"]
     send(daemon.port, mail("jane@acme.test", f"Re: [{ref}] Printer on fire", "more smoke now"))
-    send(daemon.port, mail("joe@acme.test", "Re: that printer", "it's out now",
-                           in_reply_to=ack["Message-ID"]))
-    sink.wait_for(lambda m: "joe@acme.test" in m.get_content() if m.get_content_type()
-                  == "text/plain" else False, timeout=10)
+    send(
+        daemon.port,
+        mail("joe@acme.test", "Re: that printer", "it's out now", in_reply_to=ack["Message-ID"]),
+    )
+    sink.wait_for(
+        lambda m: (
+            "joe@acme.test" in m.get_content() if m.get_content_type() == "text/plain" else False
+        ),
+        timeout=10,
+    )
     detail = wait_messages(daemon.config, ref, 3)
     reasons = [m["route_reason"] for m in detail["messages"] if m["direction"] == "in"]
     assert reasons[1] == f"tag {ref}"
@@ -103,8 +109,7 @@ def wait_messages(config: Path, ref: str, inbound: int) -> dict:
 
 def test_protocol_answers_for_bad_input(tmp_path: Path, sink: Sink):
     port = free_port()
-    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port,
-                          extra="")
+    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port, extra="")
     text = config.read_text().replace("[smtp]\n", "[smtp]\nmax_message_size = 20000\n")
     config.write_text(text)
     with Daemon(config, port), smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
@@ -116,16 +121,19 @@ def test_protocol_answers_for_bad_input(tmp_path: Path, sink: Sink):
         assert code == 550  # never an open relay
         smtp.rset()
         with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as big:
-            smtp.sendmail("jane@acme.test", ["support@helpdesk.test"], b"Subject: x\r\n\r\n"
-                          + b"y" * 30000)
+            smtp.sendmail(
+                "jane@acme.test", ["support@helpdesk.test"], b"Subject: x\r\n\r\n" + b"y" * 30000
+            )
         assert big.value.smtp_code == 552
 
 
 def test_long_lines_and_8bit_mail_are_accepted(daemon: Daemon, sink: Sink):
     body = ("<p>" + "x" * 5000 + "</p>").encode()
-    raw = (b"From: jane@acme.test\r\nTo: support@helpdesk.test\r\nSubject: caf\xc3\xa9\r\n"
-           b"Message-ID: <long@acme.test>\r\nContent-Type: text/html; charset=utf-8\r\n"
-           b"Content-Transfer-Encoding: 8bit\r\n\r\n" + body + b"\r\n")
+    raw = (
+        b"From: jane@acme.test\r\nTo: support@helpdesk.test\r\nSubject: caf\xc3\xa9\r\n"
+        b"Message-ID: <long@acme.test>\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + body + b"\r\n"
+    )
     send(daemon.port, raw, "jane@acme.test", ["support@helpdesk.test"])
     ack = acknowledgement(sink, "jane@acme.test")
     assert "café" in str(ack["Subject"])

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from helpdeskd.config import Outbound
 from helpdeskd.adapters.store import OutboxQueue, Queued, Store
+from helpdeskd.config import Outbound
 
 log = structlog.get_logger("helpdeskd.outbox")
 
@@ -63,12 +63,18 @@ def send_smtp(item: Queued, outbound: Outbound) -> None:
 
 def backoff(outbound: Outbound, attempts: int, rng: random.Random) -> timedelta:
     """Exponential, capped, with jitter so a relay coming back is not hit all at once."""
-    base = min(outbound.backoff * 2 ** attempts, outbound.backoff_max)
+    base = min(outbound.backoff * 2**attempts, outbound.backoff_max)
     return timedelta(seconds=base * rng.uniform(0.8, 1.2))
 
 
-def flush(store: Store, outbound: Outbound, now: datetime, *,
-          rng: random.Random | None = None, limit: int = 1000) -> FlushResult:
+def flush(
+    store: Store,
+    outbound: Outbound,
+    now: datetime,
+    *,
+    rng: random.Random | None = None,
+    limit: int = 1000,
+) -> FlushResult:
     """Deliver what is due; returns what happened, including what was given up on."""
     queue, rng = OutboxQueue(store), rng or random.Random()
     sent = retried = 0
@@ -82,8 +88,9 @@ def flush(store: Store, outbound: Outbound, now: datetime, *,
     return FlushResult(sent, retried, tuple(failed))
 
 
-def _attempt(queue: OutboxQueue, item: Queued, outbound: Outbound, now: datetime,
-             rng: random.Random) -> str:
+def _attempt(
+    queue: OutboxQueue, item: Queued, outbound: Outbound, now: datetime, rng: random.Random
+) -> str:
     try:
         deliver(item, outbound)
     except PermanentFailure as exc:
@@ -91,10 +98,12 @@ def _attempt(queue: OutboxQueue, item: Queued, outbound: Outbound, now: datetime
     except (OSError, smtplib.SMTPException) as exc:
         if item.attempts + 1 >= outbound.max_attempts:
             return _failed(queue, item, f"{type(exc).__name__}: {exc}")
-        queue.retry(item.id, f"{type(exc).__name__}: {exc}",
-                    now + backoff(outbound, item.attempts, rng))
-        log.warning("delivery deferred", outbox_id=item.id, attempts=item.attempts + 1,
-                    error=str(exc))
+        queue.retry(
+            item.id, f"{type(exc).__name__}: {exc}", now + backoff(outbound, item.attempts, rng)
+        )
+        log.warning(
+            "delivery deferred", outbox_id=item.id, attempts=item.attempts + 1, error=str(exc)
+        )
         return "retry"
     queue.sent(item.id, now)
     log.info("delivered", outbox_id=item.id, kind=item.kind, to=list(item.recipients))

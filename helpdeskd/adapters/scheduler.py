@@ -14,9 +14,14 @@ FLUSH_SECONDS = 30
 def start(service) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-    scheduler.add_job(service.request_sweep, "interval", seconds=SWEEP_SECONDS, id="sweep",
-                      next_run_time=datetime.now(UTC), **common)
-    scheduler.add_job(service.courier.wake, "interval", seconds=FLUSH_SECONDS, id="flush",
-                      **common)
+    scheduler.add_job(
+        service.request_sweep,
+        "interval",
+        seconds=SWEEP_SECONDS,
+        id="sweep",
+        next_run_time=datetime.now(UTC),
+        **common,
+    )
+    scheduler.add_job(service.courier.wake, "interval", seconds=FLUSH_SECONDS, id="flush", **common)
     scheduler.start()
     return scheduler

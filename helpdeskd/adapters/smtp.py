@@ -26,8 +26,15 @@ LINE_LENGTH_LIMIT = 1 << 20
 
 
 class SpoolHandler:
-    def __init__(self, store: Store, addresses: tuple[str, ...], wake: Callable[[], None],
-                 *, lmtp: bool = False, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        store: Store,
+        addresses: tuple[str, ...],
+        wake: Callable[[], None],
+        *,
+        lmtp: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.store = store
         self.addresses = {a.lower() for a in addresses}
         self.wake = wake
@@ -46,20 +53,30 @@ class SpoolHandler:
         raw = envelope.original_content or envelope.content
         try:
             spool_id, new = await asyncio.get_running_loop().run_in_executor(
-                self.writer, self._spool, raw, envelope)
+                self.writer, self._spool, raw, envelope
+            )
         except StoreUnavailable as exc:
             log.error("spool commit failed", error=str(exc), peer=str(session.peer))
             return self._per_recipient(envelope, "451 4.3.0 temporary storage failure, retry later")
         if new:
             self.wake()
-        log.info("accepted", spool_id=spool_id, duplicate=not new, size=len(raw),
-                 mail_from=envelope.mail_from)
+        log.info(
+            "accepted",
+            spool_id=spool_id,
+            duplicate=not new,
+            size=len(raw),
+            mail_from=envelope.mail_from,
+        )
         return self._per_recipient(envelope, f"250 2.0.0 OK queued as {spool_id}")
 
     def _spool(self, raw: bytes, envelope) -> tuple[int, bool]:
-        return self.store.spool(raw, source="smtp", now=self.clock(),
-                                envelope_from=envelope.mail_from or "",
-                                recipients=tuple(a.lower() for a in envelope.rcpt_tos))
+        return self.store.spool(
+            raw,
+            source="smtp",
+            now=self.clock(),
+            envelope_from=envelope.mail_from or "",
+            recipients=tuple(a.lower() for a in envelope.rcpt_tos),
+        )
 
     def _per_recipient(self, envelope, status: str) -> str:
         """LMTP answers DATA once per recipient (RFC 2033)."""
@@ -83,8 +100,14 @@ def server_factory(handler: SpoolHandler, config: Smtp) -> Callable[[], SMTP]:
         context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
 
     def factory() -> SMTP:
-        return protocol(handler, data_size_limit=config.max_message_size, enable_SMTPUTF8=True,
-                        decode_data=False, tls_context=context, ident="helpdeskd")
+        return protocol(
+            handler,
+            data_size_limit=config.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            tls_context=context,
+            ident="helpdeskd",
+        )
 
     return factory
 

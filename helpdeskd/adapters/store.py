@@ -40,10 +40,23 @@ def parse_iso(text: str | None) -> datetime | None:
 @migrations()
 def m001_spool(db: sqlite_utils.Database) -> None:
     db["spool"].create(
-        {"id": int, "received_at": str, "source": str, "envelope_from": str, "recipients": str,
-         "message_id": str, "dedup_key": str, "raw": bytes, "state": str, "attempts": int,
-         "reason": str, "processed_at": str},
-        pk="id", not_null={"raw", "state", "dedup_key"}, defaults={"state": "new", "attempts": 0},
+        {
+            "id": int,
+            "received_at": str,
+            "source": str,
+            "envelope_from": str,
+            "recipients": str,
+            "message_id": str,
+            "dedup_key": str,
+            "raw": bytes,
+            "state": str,
+            "attempts": int,
+            "reason": str,
+            "processed_at": str,
+        },
+        pk="id",
+        not_null={"raw", "state", "dedup_key"},
+        defaults={"state": "new", "attempts": 0},
     )
     db["spool"].create_index(["dedup_key"], unique=True)
     db["spool"].create_index(["state"])
@@ -53,27 +66,58 @@ def m001_spool(db: sqlite_utils.Database) -> None:
 def m002_cases(db: sqlite_utils.Database) -> None:
     db["sequences"].create({"prefix": str, "year": int, "last": int}, pk=("prefix", "year"))
     db["cases"].create(
-        {"id": int, "reference": str, "status": str, "priority": str, "customer": str,
-         "plan": str, "subject": str, "opener": str, "contacts": str, "assignee": str,
-         "opened_at": str, "updated_at": str, "first_response_at": str, "closed_at": str,
-         "escalation_level": int, "related": str},
-        pk="id", not_null={"reference", "status", "priority", "plan"},
+        {
+            "id": int,
+            "reference": str,
+            "status": str,
+            "priority": str,
+            "customer": str,
+            "plan": str,
+            "subject": str,
+            "opener": str,
+            "contacts": str,
+            "assignee": str,
+            "opened_at": str,
+            "updated_at": str,
+            "first_response_at": str,
+            "closed_at": str,
+            "escalation_level": int,
+            "related": str,
+        },
+        pk="id",
+        not_null={"reference", "status", "priority", "plan"},
         defaults={"escalation_level": 0},
     )
     db["cases"].create_index(["reference"], unique=True)
     db["cases"].create_index(["status"])
     db["messages"].create(
-        {"id": int, "case_id": int, "direction": str, "kind": str, "from_addr": str,
-         "to_addrs": str, "subject": str, "at": str, "message_id": str, "body": str,
-         "elided": str, "attachments": str, "route_reason": str, "spool_id": int,
-         "outbox_id": int, "status": str},
-        pk="id", foreign_keys=[("case_id", "cases", "id")],
+        {
+            "id": int,
+            "case_id": int,
+            "direction": str,
+            "kind": str,
+            "from_addr": str,
+            "to_addrs": str,
+            "subject": str,
+            "at": str,
+            "message_id": str,
+            "body": str,
+            "elided": str,
+            "attachments": str,
+            "route_reason": str,
+            "spool_id": int,
+            "outbox_id": int,
+            "status": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
     )
     db["messages"].create_index(["message_id"])
     db["messages"].create_index(["case_id"])
     db["events"].create(
         {"id": int, "case_id": int, "at": str, "kind": str, "detail": str},
-        pk="id", foreign_keys=[("case_id", "cases", "id")],
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
     )
     db["events"].create_index(["case_id"])
 
@@ -81,10 +125,25 @@ def m002_cases(db: sqlite_utils.Database) -> None:
 @migrations()
 def m003_outbox(db: sqlite_utils.Database) -> None:
     db["outbox"].create(
-        {"id": int, "case_id": int, "kind": str, "message_id": str, "mail_from": str,
-         "recipients": str, "raw": bytes, "state": str, "attempts": int, "next_attempt_at": str,
-         "last_error": str, "created_at": str, "sent_at": str, "automatic": int},
-        pk="id", not_null={"raw", "state"}, defaults={"state": "queued", "attempts": 0},
+        {
+            "id": int,
+            "case_id": int,
+            "kind": str,
+            "message_id": str,
+            "mail_from": str,
+            "recipients": str,
+            "raw": bytes,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+            "automatic": int,
+        },
+        pk="id",
+        not_null={"raw", "state"},
+        defaults={"state": "queued", "attempts": 0},
     )
     db["outbox"].create_index(["state", "next_attempt_at"])
     db["outbox"].create_index(["created_at"])
@@ -94,31 +153,36 @@ def m003_outbox(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m004_imap(db: sqlite_utils.Database) -> None:
-    db["imap_state"].create(
-        {"mailbox": str, "uidvalidity": int, "last_uid": int}, pk="mailbox"
-    )
+    db["imap_state"].create({"mailbox": str, "uidvalidity": int, "last_uid": int}, pk="mailbox")
     db["incidents"].create(
         {"key": str, "opened_at": str, "reported_at": str, "detail": str}, pk="key"
     )
 
 
+BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
+MESSAGE_ID = re.compile(
+    rb"(?:\A|[\r\n])message-id:[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)?<?([^>\s]+)>?", re.I
+)
+
+
+def split_head(raw: bytes) -> tuple[bytes, bytes | None]:
+    """The header block and the body, at the first blank line (CRLF, LF or CR-only mail)."""
+    parts = BLANK_LINE.split(raw, maxsplit=1)
+    return parts[0], parts[1] if len(parts) > 1 else None
+
+
 def dedup_key(raw: bytes, message_id: str | None) -> str:
     """Message-ID plus a hash of the body: the same mail relayed twice (other Received
     headers, another mailbox) is one message; another mail reusing a Message-ID is not."""
-    head, sep, body = raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
-    content = body if sep and message_id else raw
+    _, body = split_head(raw)
+    content = body if body is not None and message_id else raw
     normalised = re.sub(rb"[ \t]*(\r\n|\r|\n)", b"\n", content).rstrip()
-    digest = hashlib.sha256(normalised).hexdigest()
-    return f"{message_id or ''}|{digest}"
-
-
-MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(?:\r?\n[ \t]+)?<?([^>\s]+)>?", re.I | re.M)
+    return f"{message_id or ''}|{hashlib.sha256(normalised).hexdigest()}"
 
 
 def sniff_message_id(raw: bytes) -> str | None:
     """The Message-ID, read cheaply from the header block, without parsing MIME."""
-    head = re.split(rb"\r?\n\r?\n|\r\r", raw, maxsplit=1)[0]
-    match = MESSAGE_ID.search(head)
+    match = MESSAGE_ID.search(split_head(raw)[0])
     return match.group(1).decode("ascii", "replace") if match else None
 
 
@@ -142,8 +206,9 @@ class Store:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=self.BUSY_TIMEOUT, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            str(path), timeout=self.BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a 250 promises the mail survives power loss
@@ -193,8 +258,15 @@ class Store:
 
     # -- spool ------------------------------------------------------------------------------
 
-    def spool(self, raw: bytes, *, source: str, now: datetime, envelope_from: str | None = None,
-              recipients: tuple[str, ...] = ()) -> tuple[int, bool]:
+    def spool(
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        now: datetime,
+        envelope_from: str | None = None,
+        recipients: tuple[str, ...] = (),
+    ) -> tuple[int, bool]:
         """Commit the raw bytes durably. Returns (spool id, True if new, False if a duplicate).
 
         Raises StoreUnavailable when the database cannot commit: the caller must not
@@ -207,9 +279,17 @@ class Store:
                 known = self.row("SELECT id FROM spool WHERE dedup_key = ?", [key])
                 if known:
                     return known["id"], False
-                row = {"received_at": iso(now), "source": source, "envelope_from": envelope_from,
-                       "recipients": json.dumps(list(recipients)), "message_id": message_id,
-                       "dedup_key": key, "raw": raw, "state": "new", "attempts": 0}
+                row = {
+                    "received_at": iso(now),
+                    "source": source,
+                    "envelope_from": envelope_from,
+                    "recipients": json.dumps(list(recipients)),
+                    "message_id": message_id,
+                    "dedup_key": key,
+                    "raw": raw,
+                    "state": "new",
+                    "attempts": 0,
+                }
                 return self.db["spool"].insert(row).last_pk, True
         except sqlite3.Error as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -223,14 +303,18 @@ class Store:
         return _spool_item(row) if row else None
 
     def finish(self, spool_id: int, now: datetime) -> None:
-        self.db.execute("UPDATE spool SET state = 'done', processed_at = ? WHERE id = ?",
-                        [iso(now), spool_id])
+        self.db.execute(
+            "UPDATE spool SET state = 'done', processed_at = ? WHERE id = ?", [iso(now), spool_id]
+        )
 
     def failed_attempt(self, spool_id: int, reason: str, now: datetime, max_attempts: int) -> str:
-        """Count a failed try; after `max_attempts` the message is quarantined. Returns the state."""
+        """Count a failed try; after `max_attempts` the message is quarantined.
+        Returns the new state."""
         with self.transaction():
-            self.db.execute("UPDATE spool SET attempts = attempts + 1, reason = ? WHERE id = ?",
-                            [reason, spool_id])
+            self.db.execute(
+                "UPDATE spool SET attempts = attempts + 1, reason = ? WHERE id = ?",
+                [reason, spool_id],
+            )
             row = self.row("SELECT attempts FROM spool WHERE id = ?", [spool_id])
             if row["attempts"] >= max_attempts:
                 self.quarantine(spool_id, reason, now)
@@ -244,15 +328,21 @@ class Store:
         )
 
     def quarantined(self) -> list[dict]:
-        return self.rows("SELECT id, received_at, source, message_id, reason FROM spool "
-                         "WHERE state = 'quarantined' ORDER BY id")
+        return self.rows(
+            "SELECT id, received_at, source, message_id, reason FROM spool "
+            "WHERE state = 'quarantined' ORDER BY id"
+        )
 
 
 def _spool_item(row: dict) -> SpoolItem:
     return SpoolItem(
-        id=row["id"], raw=row["raw"], source=row["source"], envelope_from=row["envelope_from"],
+        id=row["id"],
+        raw=row["raw"],
+        source=row["source"],
+        envelope_from=row["envelope_from"],
         recipients=tuple(json.loads(row["recipients"] or "[]")),
-        received_at=parse_iso(row["received_at"]), attempts=row["attempts"],
+        received_at=parse_iso(row["received_at"]),
+        attempts=row["attempts"],
     )
 
 
@@ -276,11 +366,21 @@ class MailboxState:
 def m005_clocks(db: sqlite_utils.Database) -> None:
     """SLA clocks as columns: the scheduler asks "what is due at now?" of one index."""
     cases = db["cases"]
-    for column, kind in [("fr_target", str), ("fr_deadline", str), ("fr_warn_at", str),
-                         ("fr_met_at", str), ("res_target", str), ("res_deadline", str),
-                         ("res_warn_at", str), ("res_met_at", str), ("clock_calendar", str),
-                         ("waiting_since", str), ("paused_minutes", int), ("notices", str),
-                         ("next_due", str)]:
+    for column, kind in [
+        ("fr_target", str),
+        ("fr_deadline", str),
+        ("fr_warn_at", str),
+        ("fr_met_at", str),
+        ("res_target", str),
+        ("res_deadline", str),
+        ("res_warn_at", str),
+        ("res_met_at", str),
+        ("clock_calendar", str),
+        ("waiting_since", str),
+        ("paused_minutes", int),
+        ("notices", str),
+        ("next_due", str),
+    ]:
         cases.add_column(column, kind)
     cases.create_index(["next_due"])
 
@@ -292,35 +392,61 @@ CLOCK_COLUMNS = {"first_response": "fr", "resolution": "res"}
 
 def case_row(case: Case, next_due: datetime | None) -> dict:
     row = {
-        "reference": case.reference, "status": case.status, "priority": case.priority,
-        "customer": case.customer, "plan": case.plan, "subject": case.subject,
-        "opener": case.opener, "contacts": json.dumps(list(case.contacts)),
-        "assignee": case.assignee, "opened_at": iso(case.opened_at),
-        "updated_at": iso(case.updated_at), "first_response_at": iso(case.first_response_at),
-        "closed_at": iso(case.closed_at), "escalation_level": case.escalation_level,
-        "related": case.related, "waiting_since": iso(case.waiting_since),
-        "paused_minutes": case.paused_minutes, "notices": json.dumps(sorted(case.notices)),
+        "reference": case.reference,
+        "status": case.status,
+        "priority": case.priority,
+        "customer": case.customer,
+        "plan": case.plan,
+        "subject": case.subject,
+        "opener": case.opener,
+        "contacts": json.dumps(list(case.contacts)),
+        "assignee": case.assignee,
+        "opened_at": iso(case.opened_at),
+        "updated_at": iso(case.updated_at),
+        "first_response_at": iso(case.first_response_at),
+        "closed_at": iso(case.closed_at),
+        "escalation_level": case.escalation_level,
+        "related": case.related,
+        "waiting_since": iso(case.waiting_since),
+        "paused_minutes": case.paused_minutes,
+        "notices": json.dumps(sorted(case.notices)),
         "next_due": iso(next_due),
     }
     for clock in case.clocks or ():
         prefix = CLOCK_COLUMNS[clock.name]
-        row.update({f"{prefix}_target": clock.target, f"{prefix}_deadline": iso(clock.deadline),
-                    f"{prefix}_warn_at": iso(clock.warn_at), f"{prefix}_met_at": iso(clock.met_at),
-                    "clock_calendar": clock.calendar})
+        row.update(
+            {
+                f"{prefix}_target": clock.target,
+                f"{prefix}_deadline": iso(clock.deadline),
+                f"{prefix}_warn_at": iso(clock.warn_at),
+                f"{prefix}_met_at": iso(clock.met_at),
+                "clock_calendar": clock.calendar,
+            }
+        )
     return row
 
 
 def row_case(row: dict) -> Case:
     return Case(
-        id=row["id"], reference=row["reference"], status=row["status"],
-        priority=row["priority"], plan=row["plan"], customer=row["customer"],
-        subject=row["subject"], opener=row["opener"], opened_at=parse_iso(row["opened_at"]),
+        id=row["id"],
+        reference=row["reference"],
+        status=row["status"],
+        priority=row["priority"],
+        plan=row["plan"],
+        customer=row["customer"],
+        subject=row["subject"],
+        opener=row["opener"],
+        opened_at=parse_iso(row["opened_at"]),
         updated_at=parse_iso(row["updated_at"]),
-        contacts=tuple(json.loads(row["contacts"] or "[]")), assignee=row["assignee"],
+        contacts=tuple(json.loads(row["contacts"] or "[]")),
+        assignee=row["assignee"],
         first_response_at=parse_iso(row["first_response_at"]),
-        closed_at=parse_iso(row["closed_at"]), escalation_level=row["escalation_level"] or 0,
-        related=row["related"], clocks=_row_clocks(row),
-        waiting_since=parse_iso(row["waiting_since"]), paused_minutes=row["paused_minutes"] or 0,
+        closed_at=parse_iso(row["closed_at"]),
+        escalation_level=row["escalation_level"] or 0,
+        related=row["related"],
+        clocks=_row_clocks(row),
+        waiting_since=parse_iso(row["waiting_since"]),
+        paused_minutes=row["paused_minutes"] or 0,
         notices=frozenset(json.loads(row["notices"] or "[]")),
     )
 
@@ -329,9 +455,15 @@ def _row_clocks(row: dict) -> Clocks | None:
     if not row["fr_deadline"]:
         return None
     clocks = [
-        Clock(name, row[f"{p}_target"], row["clock_calendar"], parse_iso(row["opened_at"]),
-              parse_iso(row[f"{p}_deadline"]), parse_iso(row[f"{p}_warn_at"]),
-              parse_iso(row[f"{p}_met_at"]))
+        Clock(
+            name,
+            row[f"{p}_target"],
+            row["clock_calendar"],
+            parse_iso(row["opened_at"]),
+            parse_iso(row[f"{p}_deadline"]),
+            parse_iso(row[f"{p}_warn_at"]),
+            parse_iso(row[f"{p}_met_at"]),
+        )
         for name, p in CLOCK_COLUMNS.items()
     ]
     return Clocks(*clocks)
@@ -348,9 +480,12 @@ class Cases:
         """The sequence never repeats: it lives in the same transaction as the case."""
         self.db.execute(
             "INSERT INTO sequences (prefix, year, last) VALUES (?, ?, 1) "
-            "ON CONFLICT (prefix, year) DO UPDATE SET last = last + 1", [prefix, year])
-        last = self.store.row("SELECT last FROM sequences WHERE prefix = ? AND year = ?",
-                              [prefix, year])["last"]
+            "ON CONFLICT (prefix, year) DO UPDATE SET last = last + 1",
+            [prefix, year],
+        )
+        last = self.store.row(
+            "SELECT last FROM sequences WHERE prefix = ? AND year = ?", [prefix, year]
+        )["last"]
         return f"{prefix}-{year}-{last:05d}"
 
     def save(self, case: Case, next_due: datetime | None) -> Case:
@@ -372,12 +507,16 @@ class Cases:
         for message_id in reversed(ids):
             row = self.store.row(
                 "SELECT case_id FROM messages WHERE message_id = ? AND case_id IS NOT NULL "
-                "ORDER BY id DESC LIMIT 1", [message_id])
+                "ORDER BY id DESC LIMIT 1",
+                [message_id],
+            )
             if row:
                 return self.by_id(row["case_id"]), message_id
         return None
 
-    def by_reference_in_message_id(self, ids: tuple[str, ...], prefix: str) -> tuple[Case, str] | None:
+    def by_reference_in_message_id(
+        self, ids: tuple[str, ...], prefix: str
+    ) -> tuple[Case, str] | None:
         for message_id in reversed(ids):
             ref = message_id.split(".", 1)[0]
             if ref.startswith(prefix + "-") and (case := self.get(ref)):
@@ -385,31 +524,39 @@ class Cases:
         return None
 
     def new_cases_since(self, opener: str, since: datetime) -> int:
-        row = self.store.row("SELECT count(*) AS n FROM cases WHERE opener = ? AND opened_at >= ?",
-                             [opener, iso(since)])
+        row = self.store.row(
+            "SELECT count(*) AS n FROM cases WHERE opener = ? AND opened_at >= ?",
+            [opener, iso(since)],
+        )
         return row["n"]
 
     def add_message(self, row: dict) -> int:
         return self.db["messages"].insert(row).last_pk
 
     def add_event(self, case_id: int, at: datetime, kind: str, detail: str) -> None:
-        self.db["events"].insert({"case_id": case_id, "at": iso(at), "kind": kind,
-                                  "detail": detail})
+        self.db["events"].insert(
+            {"case_id": case_id, "at": iso(at), "kind": kind, "detail": detail}
+        )
 
     def thread_ids(self, case_id: int) -> list[str]:
         """Message-IDs of the conversation, oldest first, for In-Reply-To and References."""
-        rows = self.store.rows("SELECT message_id FROM messages WHERE case_id = ? AND "
-                               "message_id IS NOT NULL AND kind NOT IN ('note', 'notification', "
-                               "'follow_up', 'command_error', 'escalation_internal') "
-                               "ORDER BY id", [case_id])
+        rows = self.store.rows(
+            "SELECT message_id FROM messages WHERE case_id = ? AND "
+            "message_id IS NOT NULL AND kind NOT IN ('note', 'notification', "
+            "'follow_up', 'command_error', 'escalation_internal') "
+            "ORDER BY id",
+            [case_id],
+        )
         return [r["message_id"] for r in rows]
 
     def mark_bounced(self, message_ids: tuple[str, ...]) -> list[int]:
         """Our outgoing messages that came back undeliverable; returns their case ids."""
         cases = []
         for message_id in message_ids:
-            for row in self.store.rows("SELECT id, case_id FROM messages WHERE message_id = ? "
-                                       "AND direction = 'out'", [message_id]):
+            for row in self.store.rows(
+                "SELECT id, case_id FROM messages WHERE message_id = ? AND direction = 'out'",
+                [message_id],
+            ):
                 self.db["messages"].update(row["id"], {"status": "failed"})
                 cases.append(row["case_id"])
         return cases
@@ -432,16 +579,20 @@ class Cases:
         return self.store.rows("SELECT * FROM events WHERE case_id = ? ORDER BY id", [case_id])
 
     def unrouted(self) -> list[dict]:
-        return self.store.rows("SELECT id, at, from_addr, subject, kind, route_reason FROM "
-                               "messages WHERE case_id IS NULL ORDER BY id")
+        return self.store.rows(
+            "SELECT id, at, from_addr, subject, kind, route_reason FROM "
+            "messages WHERE case_id IS NULL ORDER BY id"
+        )
 
     def due(self, now: datetime, limit: int = 1000) -> list[Case]:
-        rows = self.store.rows("SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due "
-                               "LIMIT ?", [iso(now), limit])
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due LIMIT ?", [iso(now), limit]
+        )
         return [row_case(r) for r in rows]
 
 
 # -- outbox ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Queued:
@@ -461,51 +612,95 @@ class OutboxQueue:
         self.store = store
         self.db = store.db
 
-    def enqueue(self, *, case_id: int | None, kind: str, message_id: str, mail_from: str,
-                recipients: tuple[str, ...], raw: bytes, automatic: bool, now: datetime) -> int:
-        row = {"case_id": case_id, "kind": kind, "message_id": message_id,
-               "mail_from": mail_from, "recipients": json.dumps(list(recipients)), "raw": raw,
-               "state": "queued", "attempts": 0, "next_attempt_at": iso(now),
-               "created_at": iso(now), "automatic": int(automatic)}
+    def enqueue(
+        self,
+        *,
+        case_id: int | None,
+        kind: str,
+        message_id: str,
+        mail_from: str,
+        recipients: tuple[str, ...],
+        raw: bytes,
+        automatic: bool,
+        now: datetime,
+    ) -> int:
+        row = {
+            "case_id": case_id,
+            "kind": kind,
+            "message_id": message_id,
+            "mail_from": mail_from,
+            "recipients": json.dumps(list(recipients)),
+            "raw": raw,
+            "state": "queued",
+            "attempts": 0,
+            "next_attempt_at": iso(now),
+            "created_at": iso(now),
+            "automatic": int(automatic),
+        }
         outbox_id = self.db["outbox"].insert(row).last_pk
         if automatic:
-            self.db["auto_sent"].insert_all(
-                [{"recipient": r, "at": iso(now)} for r in recipients])
+            self.db["auto_sent"].insert_all([{"recipient": r, "at": iso(now)} for r in recipients])
         return outbox_id
 
     def automatic_sent_since(self, recipient: str, since: datetime) -> int:
-        row = self.store.row("SELECT count(*) AS n FROM auto_sent WHERE recipient = ? AND at >= ?",
-                             [recipient, iso(since)])
+        row = self.store.row(
+            "SELECT count(*) AS n FROM auto_sent WHERE recipient = ? AND at >= ?",
+            [recipient, iso(since)],
+        )
         return row["n"]
 
     def due(self, now: datetime, limit: int = 100) -> list[Queued]:
-        rows = self.store.rows("SELECT * FROM outbox WHERE state = 'queued' AND "
-                               "next_attempt_at <= ? ORDER BY id LIMIT ?", [iso(now), limit])
-        return [Queued(r["id"], r["mail_from"], tuple(json.loads(r["recipients"])), r["raw"],
-                       r["attempts"], r["kind"], r["case_id"]) for r in rows]
+        rows = self.store.rows(
+            "SELECT * FROM outbox WHERE state = 'queued' AND "
+            "next_attempt_at <= ? ORDER BY id LIMIT ?",
+            [iso(now), limit],
+        )
+        return [
+            Queued(
+                r["id"],
+                r["mail_from"],
+                tuple(json.loads(r["recipients"])),
+                r["raw"],
+                r["attempts"],
+                r["kind"],
+                r["case_id"],
+            )
+            for r in rows
+        ]
 
     def sent(self, outbox_id: int, now: datetime) -> None:
-        self.db.execute("UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 "
-                        "WHERE id = ?", [iso(now), outbox_id])
+        self.db.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+            [iso(now), outbox_id],
+        )
         self.db.execute("UPDATE messages SET status = 'sent' WHERE outbox_id = ?", [outbox_id])
 
     def retry(self, outbox_id: int, error: str, at: datetime) -> None:
-        self.db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
-                        "next_attempt_at = ? WHERE id = ?", [error, iso(at), outbox_id])
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+            "next_attempt_at = ? WHERE id = ?",
+            [error, iso(at), outbox_id],
+        )
 
     def give_up(self, outbox_id: int, error: str) -> None:
-        self.db.execute("UPDATE outbox SET state = 'failed', attempts = attempts + 1, "
-                        "last_error = ? WHERE id = ?", [error, outbox_id])
+        self.db.execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, "
+            "last_error = ? WHERE id = ?",
+            [error, outbox_id],
+        )
         self.db.execute("UPDATE messages SET status = 'failed' WHERE outbox_id = ?", [outbox_id])
 
     def waiting(self) -> list[dict]:
-        return self.store.rows("SELECT o.id, o.kind, o.recipients, o.state, o.attempts, "
-                               "o.next_attempt_at, o.last_error, c.reference FROM outbox o "
-                               "LEFT JOIN cases c ON c.id = o.case_id WHERE o.state != 'sent' "
-                               "ORDER BY o.id")
+        return self.store.rows(
+            "SELECT o.id, o.kind, o.recipients, o.state, o.attempts, "
+            "o.next_attempt_at, o.last_error, c.reference FROM outbox o "
+            "LEFT JOIN cases c ON c.id = o.case_id WHERE o.state != 'sent' "
+            "ORDER BY o.id"
+        )
 
 
 # -- operational incidents, reported to admins once each --------------------------------------
+
 
 class Incidents:
     def __init__(self, store: Store):
@@ -515,8 +710,9 @@ class Incidents:
         """Record an incident; True the first time, so it is reported once, not per retry."""
         if self.store.row("SELECT key FROM incidents WHERE key = ?", [key]):
             return False
-        self.store.db["incidents"].insert({"key": key, "opened_at": iso(now),
-                                           "reported_at": iso(now), "detail": detail})
+        self.store.db["incidents"].insert(
+            {"key": key, "opened_at": iso(now), "reported_at": iso(now), "detail": detail}
+        )
         return True
 
     def close(self, key: str) -> bool:

@@ -53,8 +53,9 @@ def sender_of(inbound: Inbound, config: Config, today: date) -> Sender:
         return unknown(address, config, "unknown sender")
     may_open = how == "address" or not customer.authorized_only
     reason = f"customer {customer.name} by {how}" + ("" if may_open else " (authorized_only)")
-    return Sender(address, "customer", customer.name, plan_of(customer, config, today),
-                  may_open, reason)
+    return Sender(
+        address, "customer", customer.name, plan_of(customer, config, today), may_open, reason
+    )
 
 
 def unknown(address: str, config: Config, reason: str) -> Sender:
@@ -104,8 +105,14 @@ def dmarc_pass(inbound: Inbound, config: Config) -> bool:
     """dmarc=pass, or dkim=pass aligned with the From domain, in the topmost
     Authentication-Results of the trusted authserv-id (the MTA strips forged ones)."""
     trusted = (config.policy.trusted_authserv_id or "").lower()
-    header = next((h for h in inbound.header_all("Authentication-Results")
-                   if h.split(";", 1)[0].strip().split()[0:1] == [trusted]), None)
+    header = next(
+        (
+            h
+            for h in inbound.header_all("Authentication-Results")
+            if h.split(";", 1)[0].strip().split()[0:1] == [trusted]
+        ),
+        None,
+    )
     if header is None:
         return False
     from_domain = inbound.from_addr.rpartition("@")[2]
@@ -122,5 +129,8 @@ def dmarc_pass(inbound: Inbound, config: Config) -> bool:
 
 def aligned(signer: str, from_domain: str) -> bool:
     """Relaxed alignment: the same organisational domain, approximated by suffix match."""
-    return bool(from_domain) and (signer == from_domain or from_domain.endswith("." + signer)
-                                  or signer.endswith("." + from_domain))
+    return bool(from_domain) and (
+        signer == from_domain
+        or from_domain.endswith("." + signer)
+        or signer.endswith("." + from_domain)
+    )

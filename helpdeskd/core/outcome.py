@@ -65,17 +65,24 @@ def outcome(ctx: Context, reference: str | None = None) -> Outcome:
 
 # -- a new case -----------------------------------------------------------------------------
 
+
 def opened(ctx: Context, reference: str) -> Outcome:
     inbound, facts, now = ctx.inbound, ctx.facts, ctx.now
     case = Case(
-        reference=reference, status="new", priority=facts.priority, plan=facts.sender.plan,
-        customer=facts.sender.customer, subject=inbound.subject or "(no subject)",
-        opener=inbound.from_addr, opened_at=now, updated_at=now,
-        contacts=(inbound.from_addr,), related=ctx.decision.related,
+        reference=reference,
+        status="new",
+        priority=facts.priority,
+        plan=facts.sender.plan,
+        customer=facts.sender.customer,
+        subject=inbound.subject or "(no subject)",
+        opener=inbound.from_addr,
+        opened_at=now,
+        updated_at=now,
+        contacts=(inbound.from_addr,),
+        related=ctx.decision.related,
     )
     case = sla.start_clocks(case, ctx.config)
-    events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), "
-                         f"plan {case.plan}")]
+    events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), plan {case.plan}")]
     if case.related:
         events.append(("related", f"names {case.related}"))
     mails = [notification(ctx, case)]
@@ -89,17 +96,31 @@ def acknowledgement(ctx: Context, case: Case) -> Mail:
     plan = sla.plan_of(case, ctx.config)
     target = plan.first_response[case.priority]
     always = sla.calendar_of(case, ctx.config).always_open
-    return Mail("acknowledgement", "acknowledgement", (ctx.inbound.from_addr,),
-                {"first_response": target.describe(always_open=always)}, automatic="auto-replied")
+    return Mail(
+        "acknowledgement",
+        "acknowledgement",
+        (ctx.inbound.from_addr,),
+        {"first_response": target.describe(always_open=always)},
+        automatic="auto-replied",
+    )
 
 
 def notification(ctx: Context, case: Case) -> Mail:
     """New case to the engineers: the customer's words and what the SLA asks of them."""
-    return Mail("notification", "notification", team(case, ctx.config),
-                {"body": ctx.inbound.text, "sender": ctx.inbound.from_addr,
-                 "sender_name": ctx.inbound.from_name},
-                automatic="auto-generated", reply_to=ctx.config.helpdesk.address,
-                attachments=ctx.inbound.attachments, threaded=False)
+    return Mail(
+        "notification",
+        "notification",
+        team(case, ctx.config),
+        {
+            "body": ctx.inbound.text,
+            "sender": ctx.inbound.from_addr,
+            "sender_name": ctx.inbound.from_name,
+        },
+        automatic="auto-generated",
+        reply_to=ctx.config.helpdesk.address,
+        attachments=ctx.inbound.attachments,
+        threaded=False,
+    )
 
 
 def team(case: Case, config: Config) -> tuple[str, ...]:
@@ -118,17 +139,27 @@ def record(ctx: Context, kind: str, body: str | None = None, elided: str = "") -
 
 # -- no case --------------------------------------------------------------------------------
 
+
 def unrouted(ctx: Context) -> Outcome:
     action = ctx.decision.action
-    kind = {"reject": "rejected", "ignore": "ignored", "keep": "auto" if ctx.facts.auto
-            else "kept"}[action]
+    kind = {
+        "reject": "rejected",
+        "ignore": "ignored",
+        "keep": "auto" if ctx.facts.auto else "kept",
+    }[action]
     mails = ()
     if action == "reject":
-        mails = (Mail("reject_notice", "reject_notice", (ctx.inbound.from_addr,),
-                      {"subject": ctx.inbound.subject}, automatic="auto-replied",
-                      threaded=False),)
-    return Outcome(None, False, record(ctx, kind), mails=mails,
-                   bounced=_bounced(ctx))
+        mails = (
+            Mail(
+                "reject_notice",
+                "reject_notice",
+                (ctx.inbound.from_addr,),
+                {"subject": ctx.inbound.subject},
+                automatic="auto-replied",
+                threaded=False,
+            ),
+        )
+    return Outcome(None, False, record(ctx, kind), mails=mails, bounced=_bounced(ctx))
 
 
 def _bounced(ctx: Context) -> tuple[str, ...]:
@@ -137,29 +168,40 @@ def _bounced(ctx: Context) -> tuple[str, ...]:
 
 def auto_on_case(ctx: Context, case: Case) -> Outcome:
     """Auto-replies and bounces are kept on the case but change nothing and answer nothing."""
-    return Outcome(replace(case, updated_at=ctx.now), False, record(ctx, "auto"),
-                   bounced=_bounced(ctx))
+    return Outcome(
+        replace(case, updated_at=ctx.now), False, record(ctx, "auto"), bounced=_bounced(ctx)
+    )
 
 
 # -- the customer writes again --------------------------------------------------------------
 
+
 def customer_reply(ctx: Context, case: Case) -> Outcome:
     reply = split_reply(ctx.inbound.text)
-    contacts = case.contacts + ((ctx.inbound.from_addr,)
-                                if ctx.inbound.from_addr not in case.contacts else ())
+    contacts = case.contacts + (
+        (ctx.inbound.from_addr,) if ctx.inbound.from_addr not in case.contacts else ()
+    )
     before = case
-    case = replace(case, contacts=contacts, updated_at=ctx.now, notices=frozenset(
-        n for n in case.notices if not n.startswith("closing")))
+    case = replace(
+        case,
+        contacts=contacts,
+        updated_at=ctx.now,
+        notices=frozenset(n for n in case.notices if not n.startswith("closing")),
+    )
     events = []
     if ctx.decision.action == "reopen" or case.status in ("waiting", "resolved"):
         case, events = _reopen(case, ctx, before.status)
     rec = record(ctx, "customer", reply.new, reply.elided)
     if customer_asks_close(reply.new):
         return close_by_customer(ctx, case, rec, events)
-    mail = Mail("follow_up", "follow_up", team(case, ctx.config),
-                {"body": reply.new, "sender": ctx.inbound.from_addr,
-                 "previous_status": before.status},
-                reply_to=ctx.config.helpdesk.address, attachments=ctx.inbound.attachments)
+    mail = Mail(
+        "follow_up",
+        "follow_up",
+        team(case, ctx.config),
+        {"body": reply.new, "sender": ctx.inbound.from_addr, "previous_status": before.status},
+        reply_to=ctx.config.helpdesk.address,
+        attachments=ctx.inbound.attachments,
+    )
     return Outcome(case, False, rec, tuple(events), (mail,))
 
 
@@ -173,14 +215,19 @@ def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Ou
     events = [*events, ("status", "closed at the customer's request (#close)")]
     mails = (
         Mail("closed", "closed", case.contacts, {"by": "customer"}, automatic="auto-replied"),
-        Mail("follow_up", "follow_up", team(case, ctx.config),
-             {"body": rec.body, "sender": ctx.inbound.from_addr, "previous_status": "closed"},
-             reply_to=ctx.config.helpdesk.address),
+        Mail(
+            "follow_up",
+            "follow_up",
+            team(case, ctx.config),
+            {"body": rec.body, "sender": ctx.inbound.from_addr, "previous_status": "closed"},
+            reply_to=ctx.config.helpdesk.address,
+        ),
     )
     return Outcome(case, False, rec, tuple(events), mails)
 
 
 # -- an engineer answers --------------------------------------------------------------------
+
 
 def engineer_reply(ctx: Context, case: Case) -> Outcome:
     engineers = [e.email for e in ctx.config.engineers]
@@ -190,15 +237,22 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     reply = split_reply(parsed.body)
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if any(c.kind == "note" for c in parsed.changes):
-        note = Mail("note", "note", _other_engineers(ctx, case), {"body": reply.new},
-                    reply_to=ctx.config.helpdesk.address)
-        return Outcome(case, False, record(ctx, "note", reply.new, reply.elided), tuple(events),
-                       (*mails, note))
+        note = Mail(
+            "note",
+            "note",
+            _other_engineers(ctx, case),
+            {"body": reply.new},
+            reply_to=ctx.config.helpdesk.address,
+        )
+        return Outcome(
+            case, False, record(ctx, "note", reply.new, reply.elided), tuple(events), (*mails, note)
+        )
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
         mails.insert(0, relay)
-    return Outcome(case, False, record(ctx, "engineer", reply.new, reply.elided), tuple(events),
-                   tuple(mails))
+    return Outcome(
+        case, False, record(ctx, "engineer", reply.new, reply.elided), tuple(events), tuple(mails)
+    )
 
 
 def _other_engineers(ctx: Context, case: Case) -> tuple[str, ...]:
@@ -210,8 +264,13 @@ def relay_to_customer(ctx: Context, case: Case, body: str) -> tuple[Case, Mail]:
     """The engineer's words go out from the support address; the first one meets the
     first-response clock."""
     engineer = ctx.config.engineer(ctx.inbound.from_addr)
-    mail = Mail("relay", "relay", case.contacts, {"body": body, "engineer": engineer.name},
-                attachments=ctx.inbound.attachments)
+    mail = Mail(
+        "relay",
+        "relay",
+        case.contacts,
+        {"body": body, "engineer": engineer.name},
+        attachments=ctx.inbound.attachments,
+    )
     case = sla.meet(case, "first_response", ctx.now)
     if case.first_response_at is None:
         case = replace(case, first_response_at=ctx.now)
@@ -221,12 +280,15 @@ def relay_to_customer(ctx: Context, case: Case, body: str) -> tuple[Case, Mail]:
 
 
 def command_error(ctx: Context, case: Case, errors) -> Outcome:
-    mail = Mail("command_error", "command_error", (ctx.inbound.from_addr,),
-                {"errors": errors, "original_subject": ctx.inbound.subject},
-                automatic="auto-replied")
+    mail = Mail(
+        "command_error",
+        "command_error",
+        (ctx.inbound.from_addr,),
+        {"errors": errors, "original_subject": ctx.inbound.subject},
+        automatic="auto-replied",
+    )
     detail = "; ".join(f"line {e.line_number}: {e.reason}" for e in errors)
-    return Outcome(case, False, record(ctx, "command_error"), (("command_error", detail),),
-                   (mail,))
+    return Outcome(case, False, record(ctx, "command_error"), (("command_error", detail),), (mail,))
 
 
 def apply_changes(ctx: Context, case: Case, changes) -> tuple[Case, list, list]:
@@ -261,8 +323,11 @@ def _status(ctx: Context, case: Case, value: str):
         changed = sla.resume(changed, ctx.config, ctx.now)
     if value in ("resolved", "closed"):
         changed = sla.meet(changed, "resolution", ctx.now)
-    changed = replace(changed, closed_at=ctx.now if value == "closed" else None,
-                      notices=frozenset(n for n in changed.notices if not n.startswith("closing")))
+    changed = replace(
+        changed,
+        closed_at=ctx.now if value == "closed" else None,
+        notices=frozenset(n for n in changed.notices if not n.startswith("closing")),
+    )
     return changed, ("status", f"{case.status} -> {value} by {ctx.inbound.from_addr}"), ()
 
 
@@ -277,11 +342,21 @@ def escalation_mails(config: Config, case: Case, level: int, why: str) -> tuple[
     """Notify the level's people and tell the customer their case was escalated."""
     levels = config.escalation
     notify = levels[level - 1].notify if level <= len(levels) else config.helpdesk.admins
-    inside = Mail("escalation", "escalation", notify or team(case, config),
-                  {"level": level, "why": why}, automatic="auto-generated",
-                  reply_to=config.helpdesk.address)
-    outside = Mail("escalation", "escalated_customer", case.contacts, {"level": level},
-                   automatic="auto-generated")
+    inside = Mail(
+        "escalation",
+        "escalation",
+        notify or team(case, config),
+        {"level": level, "why": why},
+        automatic="auto-generated",
+        reply_to=config.helpdesk.address,
+    )
+    outside = Mail(
+        "escalation",
+        "escalated_customer",
+        case.contacts,
+        {"level": level},
+        automatic="auto-generated",
+    )
     return (inside, outside)
 
 
@@ -289,5 +364,10 @@ def _note(ctx: Context, case: Case, value: None):
     return case, None, ()
 
 
-CHANGES = {"priority": _priority, "assign": _assign, "status": _status, "escalate": _escalate,
-           "note": _note}
+CHANGES = {
+    "priority": _priority,
+    "assign": _assign,
+    "status": _status,
+    "escalate": _escalate,
+    "note": _note,
+}

@@ -70,8 +70,14 @@ def clean(value: str) -> str:
     return LINE_BREAKS.sub(" ", value or "").strip()
 
 
-def render(mail: Mail, case: Case | None, config: Config, threading: Threading,
-           now: datetime, extra: dict | None = None) -> EmailMessage:
+def render(
+    mail: Mail,
+    case: Case | None,
+    config: Config,
+    threading: Threading,
+    now: datetime,
+    extra: dict | None = None,
+) -> EmailMessage:
     context = template_context(mail, case, config, now, extra or {})
     text = environment(config.helpdesk.templates).get_template(f"{mail.template}.txt")
     subject, body = split_template(text.render(context))
@@ -91,15 +97,24 @@ def render(mail: Mail, case: Case | None, config: Config, threading: Threading,
     return msg
 
 
-def template_context(mail: Mail, case: Case | None, config: Config, now: datetime,
-                     extra: dict) -> dict:
+def template_context(
+    mail: Mail, case: Case | None, config: Config, now: datetime, extra: dict
+) -> dict:
     timezone = config.helpdesk.timezone
     if case is not None and case.plan in config.plans:
         timezone = sla.calendar_of(case, config).timezone
-    return {"helpdesk": config.helpdesk, "case": case, "now": now, "config": config,
-            "timezone": timezone, "commands": describe_commands(),
-            "reopen_window": config.policy.reopen_window.describe(), "omitted": (),
-            **extra, **mail.context}
+    return {
+        "helpdesk": config.helpdesk,
+        "case": case,
+        "now": now,
+        "config": config,
+        "timezone": timezone,
+        "commands": describe_commands(),
+        "reopen_window": config.policy.reopen_window.describe(),
+        "omitted": (),
+        **extra,
+        **mail.context,
+    }
 
 
 def split_template(text: str) -> tuple[str, str]:
@@ -131,5 +146,9 @@ def add_attachment(msg: EmailMessage, attachment) -> None:
     maintype, _, subtype = (attachment.content_type or "application/octet-stream").partition("/")
     if maintype in ("message", "multipart") or not subtype:
         maintype, subtype = "application", "octet-stream"
-    msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
-                       filename=clean(attachment.filename or "attachment"))
+    msg.add_attachment(
+        attachment.data,
+        maintype=maintype,
+        subtype=subtype,
+        filename=clean(attachment.filename or "attachment"),
+    )

@@ -43,14 +43,16 @@ def tags(subject: str, prefix: str) -> list[str]:
     return [m.group(0) for m in tag_pattern(prefix).finditer(subject)]
 
 
-def route(inbound: Inbound, facts: Facts, found: Candidates, config: Config,
-          now: datetime) -> Decision:
+def route(
+    inbound: Inbound, facts: Facts, found: Candidates, config: Config, now: datetime
+) -> Decision:
     if found.tagged is not None:
         ref = found.tagged.reference
         if trusted_for(facts, inbound.from_addr, found.tagged, config):
             return follow_up(found.tagged, f"tag {ref}", config, now)
-        return new_case(facts, found, config, f"new: tag {ref} from a sender not on the case",
-                        related=ref)
+        return new_case(
+            facts, found, config, f"new: tag {ref} from a sender not on the case", related=ref
+        )
     if found.threaded is not None:
         return follow_up(found.threaded, f"in-reply-to <{found.threaded_id}>", config, now)
     return new_case(facts, found, config, None)
@@ -71,8 +73,9 @@ def follow_up(case: Case, reason: str, config: Config, now: datetime) -> Decisio
         return Decision("follow_up", reason, case)
     if within_reopen_window(case, config, now):
         return Decision("reopen", f"{reason}, reopens closed case", case)
-    return Decision("new", f"new: {reason} names a case closed too long ago",
-                    related=case.reference)
+    return Decision(
+        "new", f"new: {reason} names a case closed too long ago", related=case.reference
+    )
 
 
 def within_reopen_window(case: Case, config: Config, now: datetime) -> bool:
@@ -82,20 +85,28 @@ def within_reopen_window(case: Case, config: Config, now: datetime) -> bool:
     return now <= calendar.add(cal, closed, config.policy.reopen_window)
 
 
-def new_case(facts: Facts, found: Candidates, config: Config, reason: str | None,
-             related: str | None = None) -> Decision:
+def new_case(
+    facts: Facts, found: Candidates, config: Config, reason: str | None, related: str | None = None
+) -> Decision:
     sender = facts.sender
     base = reason or f"new: {sender.reason}"
     if facts.auto and not (facts.alert and sender.role == "customer" and sender.may_open):
-        return Decision("keep", f"kept: auto-generated ({', '.join(facts.auto)}), threads nowhere",
-                        related=related)
+        return Decision(
+            "keep",
+            f"kept: auto-generated ({', '.join(facts.auto)}), threads nowhere",
+            related=related,
+        )
     if not sender.may_open:
         policy = config.policy.unknown_sender
         action = "reject" if policy == "reject" else "ignore"
         return Decision(action, f"{action}: {sender.reason}, policy {policy}", related=related)
     if found.recent_new_cases >= config.policy.new_cases_per_hour:
-        return Decision("keep", f"kept: {sender.address} opened {found.recent_new_cases} cases "
-                        "in the last hour (rate limit)", related=related)
+        return Decision(
+            "keep",
+            f"kept: {sender.address} opened {found.recent_new_cases} cases "
+            "in the last hour (rate limit)",
+            related=related,
+        )
     if sender.role == "unknown":
         base += f", policy {config.policy.unknown_sender}"
     return Decision("new", base, related=related)

@@ -1,0 +1,149 @@
+"""Classification and routing, pure: no database, a fixed `now`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from helpdeskd import config as configuration
+from helpdeskd.core.classify import classify, dmarc_pass, sender_of
+from helpdeskd.core.parse import parse
+from helpdeskd.core.route import Candidates, route, tags
+from helpdeskd.model import Case
+from helpdeskd.pipeline import own
+from tests.support import mail, write_config
+
+NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return configuration.load(write_config(tmp_path_factory.mktemp("route")))
+
+
+def inbound(sender: str, subject: str = "Help", body: str = "text", headers=None):
+    return parse(mail(sender, subject, body, headers=headers).as_bytes())
+
+
+def a_case(**changes) -> Case:
+    base = Case(reference="HD-2026-00042", status="open", priority="P3", plan="gold",
+                customer="Acme", subject="Help", opener="jane@acme.test", opened_at=NOW,
+                updated_at=NOW, contacts=("jane@acme.test",), id=1)
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize("subject", [
+    "[HD-2026-00042] Help", "Re: [HD-2026-00042] Help", "RE: AW: [HD-2026-00042] Help",
+    "Fwd: SV: TR: Antw: [HD-2026-00042] Help", "Re:[HD-2026-00042]Help",
+    "Help (HD-2026-00042)", "WG: Re: HD-2026-00042 Help",
+])
+def test_the_tag_is_found_through_any_prefix(subject: str):
+    assert tags(subject, "HD") == ["HD-2026-00042"]
+
+
+@pytest.mark.parametrize("subject", ["XHD-2026-00042", "HD-2026-0004", "HD-26-00042", "hello"])
+def test_what_is_not_a_tag(subject: str):
+    assert tags(subject, "HD") == []
+
+
+def test_address_before_domain_and_authorized_only(config):
+    today = NOW.date()
+    boss = sender_of(inbound("boss@globex.test"), config, today)
+    clerk = sender_of(inbound("clerk@globex.test"), config, today)
+    assert (boss.customer, boss.may_open) == ("Globex", True)
+    assert (clerk.customer, clerk.may_open) == ("Globex", False)
+    assert sender_of(inbound("alice@helpdesk.test"), config, today).role == "engineer"
+    assert sender_of(inbound("who@nowhere.test"), config, today).role == "unknown"
+
+
+def test_an_expired_plan_falls_back_to_the_default_plan(config):
+    acme = replace(config.customers[0], plan_expires=date(2026, 1, 31))
+    expired = replace(config, customers=(acme, *config.customers[1:]))
+    assert sender_of(inbound("jane@acme.test"), expired, date(2026, 1, 31)).plan == "gold"
+    assert sender_of(inbound("jane@acme.test"), expired, date(2026, 2, 1)).plan == "standard"
+
+
+def test_priority_from_keywords(config):
+    facts = classify(inbound("jane@acme.test", "Site is down"), config, own(config), NOW.date())
+    assert (facts.priority, facts.priority_reason) == ("P1", "keyword 'down'")
+    plain = classify(inbound("jane@acme.test", "downtown office"), config, own(config),
+                     NOW.date())
+    assert plain.priority == "P3"
+
+
+def decide(config, message, found: Candidates):
+    facts = classify(message, config, own(config), NOW.date())
+    return route(message, facts, found, config, NOW)
+
+
+def test_a_tag_from_the_customer_is_a_follow_up(config):
+    d = decide(config, inbound("joe@acme.test", "Re: [HD-2026-00042] Help"),
+               Candidates(a_case(), None))
+    assert (d.action, d.reason) == ("follow_up", "tag HD-2026-00042")
+
+
+def test_a_tag_from_a_stranger_opens_a_new_case_naming_it(config):
+    d = decide(config, inbound("eve@evil.test", "Re: [HD-2026-00042] Help"),
+               Candidates(a_case(), None))
+    assert d.action == "new" and d.related == "HD-2026-00042"
+    assert "not on the case" in d.reason
+
+
+def test_in_reply_to_joins_the_case(config):
+    d = decide(config, inbound("eve@other.test"), Candidates(None, a_case(), "x@y"))
+    assert (d.action, d.reason) == ("follow_up", "in-reply-to <x@y>")
+
+
+def test_the_same_subject_without_tag_is_a_new_case(config):
+    assert decide(config, inbound("jane@acme.test", "Help"), Candidates(None, None)).action \
+        == "new"
+
+
+def test_reopen_within_the_window_and_new_case_after(config):
+    closed = a_case(status="closed", closed_at=NOW - timedelta(days=2))
+    d = decide(config, inbound("jane@acme.test", "Re: [HD-2026-00042]"), Candidates(closed, None))
+    assert d.action == "reopen"
+    old = a_case(status="closed", closed_at=NOW - timedelta(days=30))
+    d = decide(config, inbound("jane@acme.test", "Re: [HD-2026-00042]"), Candidates(old, None))
+    assert (d.action, d.related) == ("new", "HD-2026-00042")
+
+
+def test_unknown_sender_policies(config):
+    message = inbound("who@nowhere.test")
+    for policy, action in [("standard", "new"), ("reject", "reject"), ("ignore", "ignore")]:
+        changed = replace(config, policy=replace(config.policy, unknown_sender=policy))
+        assert decide(changed, message, Candidates(None, None)).action == action
+
+
+def test_auto_generated_mail_that_threads_nowhere_is_kept(config):
+    message = inbound("jane@acme.test", "Out of Office", headers={"Auto-Submitted": "auto-replied"})
+    d = decide(config, message, Candidates(None, None))
+    assert d.action == "keep" and "auto-generated" in d.reason
+
+
+def test_an_alert_from_a_customer_opens_a_case(config):
+    message = inbound("monitor@acme.test", "CPU high",
+                      headers={"Auto-Submitted": "auto-generated"})
+    assert decide(config, message, Candidates(None, None)).action == "new"
+
+
+def test_the_new_case_rate_limit(config):
+    d = decide(config, inbound("jane@acme.test"), Candidates(None, None, None, 20))
+    assert d.action == "keep" and "rate limit" in d.reason
+
+
+def test_dmarc_is_read_from_the_trusted_authserv_id_only(config):
+    strict = replace(config, policy=replace(config.policy, require_dmarc_pass=True,
+                                            trusted_authserv_id="mx.helpdesk.test"))
+    forged = inbound("jane@acme.test", headers={
+        "Authentication-Results": "mx.attacker.test; dmarc=pass header.from=acme.test"})
+    passed = inbound("jane@acme.test", headers={
+        "Authentication-Results": "mx.helpdesk.test; spf=fail; dmarc=pass header.from=acme.test"})
+    dkim = inbound("jane@acme.test", headers={
+        "Authentication-Results": "mx.helpdesk.test; dkim=pass header.d=acme.test"})
+    assert not dmarc_pass(forged, strict)
+    assert dmarc_pass(passed, strict) and dmarc_pass(dkim, strict)
+    assert sender_of(forged, strict, NOW.date()).role == "unknown"
+    assert sender_of(passed, strict, NOW.date()).customer == "Acme"

@@ -1,0 +1,124 @@
+"""The store and the spool on real SQLite files: dedup, migrations, recovery, quarantine."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from helpdeskd import config as configuration
+from helpdeskd.adapters.store import Cases, Store, dedup_key, migrations
+from helpdeskd.service import Service
+from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
+
+NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
+
+
+def test_the_same_mail_relayed_twice_is_one_spool_row(tmp_path: Path):
+    store = Store.open(tmp_path / "db")
+    raw = mail("jane@acme.test", "Twice", "body").as_bytes()
+    first = store.spool(raw, source="smtp", now=NOW)
+    again = store.spool(b"Received: by relay2\n" + raw.replace(b"\n", b"\r\n"), source="imap",
+                        now=NOW)
+    assert first == (1, True) and again == (1, False)
+
+
+def test_a_reused_message_id_with_another_body_is_another_message():
+    one = dedup_key(b"Message-ID: <a@b>\r\n\r\nfirst", "a@b")
+    two = dedup_key(b"Message-ID: <a@b>\r\n\r\nsecond", "a@b")
+    assert one != two
+
+
+def test_an_older_database_upgrades_in_place(tmp_path: Path):
+    path = tmp_path / "old.db"
+    store = Store(path)
+    first_two = [m.name for m in migrations._migrations[:2]]
+    migrations.apply(store.db, stop_before=migrations._migrations[2].name)
+    assert [m.name for m in migrations.applied(store.db)] == first_two
+    store.spool(mail("jane@acme.test", "old", "kept").as_bytes(), source="smtp", now=NOW)
+    store.close()
+    upgraded = Store.open(path)
+    assert not migrations.pending(upgraded.db)
+    assert upgraded.pending()[0].raw.startswith(b"From: jane@acme.test")
+    assert "next_due" in upgraded.db["cases"].columns_dict
+
+
+def test_spooled_but_unprocessed_mail_is_processed_at_start(tmp_path: Path):
+    """What a crash (kill -9) between the 250 and the processing leaves behind."""
+    with Sink() as sink:
+        port = free_port()
+        config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
+        store = Store.open(tmp_path / "helpdesk.db")
+        store.spool(mail("jane@acme.test", "Before the crash", "x").as_bytes(), source="smtp",
+                    now=NOW)
+        store.close()
+        with Daemon(config, port):
+            acks = sink.wait_for(lambda m: m["Auto-Submitted"] == "auto-replied")
+        assert acks and "Before the crash" in str(acks[0]["Subject"])
+
+
+def test_kill_9_after_the_250_loses_nothing(tmp_path: Path):
+    with Sink() as sink:
+        port = free_port()
+        config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
+        daemon = Daemon(config, port).start()
+        for i in range(5):
+            send(port, mail("jane@acme.test", f"Mail {i}", "x"))
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait(10)
+        with Daemon(config, port):
+            sink.wait_for(lambda m: len([x for x in sink.received
+                                         if x["Auto-Submitted"] == "auto-replied"]) >= 5)
+        subjects = sorted(json.loads(cli(config, "cases", "--json").stdout),
+                          key=lambda c: c["subject"])
+        assert [c["subject"] for c in subjects] == [f"Mail {i}" for i in range(5)]
+
+
+def test_unparseable_mail_is_quarantined_with_its_reason(tmp_path: Path):
+    config = write_config(tmp_path)
+    result = cli(config, "ingest", "-", stdin=b"this is not a mail at all\n")
+    assert result.returncode == 0
+    listed = cli(config, "cases", "--quarantined", "--json")
+    [row] = json.loads(listed.stdout)
+    assert "unparseable" in row["reason"]
+
+
+def test_a_message_that_keeps_failing_is_quarantined_after_bounded_tries(tmp_path: Path,
+                                                                         monkeypatch):
+    config = configuration.load(write_config(tmp_path))
+    service = Service(config, clock=lambda: NOW)
+    spool_id, _ = service.store.spool(mail("jane@acme.test", "Poison", "x").as_bytes(),
+                                      source="smtp", now=NOW)
+
+    def broken(*args):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr("helpdeskd.service.process", broken)
+    for _ in range(config.policy.max_attempts):
+        service.work()
+    row = service.store.row("SELECT state, attempts, reason FROM spool WHERE id = ?", [spool_id])
+    assert row["state"] == "quarantined" and row["attempts"] == config.policy.max_attempts
+    assert "disk I/O error" in row["reason"]
+    alerts = service.store.rows("SELECT kind, recipients FROM outbox")
+    assert alerts == [{"kind": "admin_alert", "recipients": '["ops@helpdesk.test"]'}]
+
+
+def test_references_never_repeat(tmp_path: Path):
+    store = Store.open(tmp_path / "db")
+    cases = Cases(store)
+    with store.transaction():
+        refs = [cases.next_reference("HD", 2026) for _ in range(3)]
+    assert refs == ["HD-2026-00001", "HD-2026-00002", "HD-2026-00003"]
+    assert cases.next_reference("HD", 2027) == "HD-2027-00001"
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n", b"\r"])
+def test_the_message_id_is_found_whatever_the_line_ends(newline: bytes, tmp_path: Path):
+    from helpdeskd.adapters.store import sniff_message_id
+
+    raw = newline.join([b"From: a@b.test", b"Message-ID:", b" <id@b.test>", b"", b"body"])
+    assert sniff_message_id(raw) == "id@b.test"
