@@ -385,11 +385,18 @@ def test_secret_command_output_is_stripped():
 
 @pytest.mark.parametrize(
     ("command", "why"),
-    [("exit 1", "exited 1"), ("true", "printed nothing"), ("sleep 5", "did not finish")],
+    [
+        ("exit 1", "exited 1"),
+        ("true", "printed nothing"),
+        ("sleep 5", "did not finish"),
+        ("sleep 5 & wait", "did not finish"),  # a child holding stdout open dies too
+    ],
 )
 def test_secret_command_failures_are_explained(command, why):
+    started = time.monotonic()
     with pytest.raises(SecretUnavailable, match=why):
         imap.run_secret_command(command, timeout=0.2)
+    assert time.monotonic() - started < 2
 
 
 def test_backoff_doubles_up_to_its_cap_with_jitter():

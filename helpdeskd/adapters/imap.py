@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import os
 import random
+import signal
 import ssl
 import subprocess
 import threading
@@ -69,18 +71,34 @@ def tls_context(ca_file: Path | str | None) -> ssl.SSLContext | None:
 def run_secret_command(command: str, timeout: float = SECRET_TIMEOUT) -> str:
     """stdout of `command`, stripped; SecretUnavailable when it fails, hangs or prints nothing."""
     try:
-        done = subprocess.run(
-            command, shell=True, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise SecretUnavailable(f"command did not finish within {timeout:g}s") from exc
+        returncode, out, err = _run_bounded(command, timeout)
     except OSError as exc:
         raise SecretUnavailable(f"command could not start: {exc}") from exc
-    if done.returncode != 0:
-        raise SecretUnavailable(f"command exited {done.returncode}: {done.stderr.strip()[-200:]}")
-    if not done.stdout.strip():
+    if returncode != 0:
+        raise SecretUnavailable(f"command exited {returncode}: {err.strip()[-200:]}")
+    if not out.strip():
         raise SecretUnavailable("command printed nothing")
-    return done.stdout.strip()
+    return out.strip()
+
+
+def _run_bounded(command: str, timeout: float) -> tuple[int, str, str]:
+    """Its own process group, so that a hung command's children die with it too (they would
+    otherwise hold the pipes open and the wait would never end)."""
+    with subprocess.Popen(
+        command,
+        shell=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise SecretUnavailable(f"command did not finish within {timeout:g}s") from exc
+        return process.returncode, out, err
 
 
 def read_secret_file(path: Path) -> str:
