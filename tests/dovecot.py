@@ -270,11 +270,6 @@ class Dovecot:
             if self.cafile
             else "ssl = no\n"
         )
-        cleartext = (
-            "auth_allow_cleartext = yes"
-            if self.version >= (2, 4)
-            else "disable_plaintext_auth = no"
-        )
         chroot = "" if os.geteuid() == 0 else "  chroot =\n"
         return f"""
 protocols = imap
@@ -282,7 +277,7 @@ listen = 127.0.0.1
 base_dir = {root / "run"}
 state_dir = {root / "state"}
 log_path = {root / "dovecot.log"}
-{ssl_lines}{cleartext}
+{ssl_lines}disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2
 auth_failure_delay = 0
 default_internal_user = {internal}
@@ -329,6 +324,10 @@ def dovecot():
     binary = dovecot_binary()
     if binary is None:
         pytest.skip("dovecot not installed")
+    if dovecot_version(binary) >= (2, 4):
+        # 2.4 renamed most of what this file writes (passdb/userdb, mail_location, ssl_cert,
+        # the oauth2 settings); its configuration is still to be written and tried.
+        pytest.skip("tests/dovecot.py writes a Dovecot 2.3 configuration")
     server = Dovecot({"alice": "alice-secret", "bob": "bob-secret"}, binary)
     try:
         server.start()
