@@ -28,17 +28,34 @@ def inbound(sender: str, subject: str = "Help", body: str = "text", headers=None
 
 
 def a_case(**changes) -> Case:
-    base = Case(reference="HD-2026-00042", status="open", priority="P3", plan="gold",
-                customer="Acme", subject="Help", opener="jane@acme.test", opened_at=NOW,
-                updated_at=NOW, contacts=("jane@acme.test",), id=1)
+    base = Case(
+        reference="HD-2026-00042",
+        status="open",
+        priority="P3",
+        plan="gold",
+        customer="Acme",
+        subject="Help",
+        opener="jane@acme.test",
+        opened_at=NOW,
+        updated_at=NOW,
+        contacts=("jane@acme.test",),
+        id=1,
+    )
     return replace(base, **changes)
 
 
-@pytest.mark.parametrize("subject", [
-    "[HD-2026-00042] Help", "Re: [HD-2026-00042] Help", "RE: AW: [HD-2026-00042] Help",
-    "Fwd: SV: TR: Antw: [HD-2026-00042] Help", "Re:[HD-2026-00042]Help",
-    "Help (HD-2026-00042)", "WG: Re: HD-2026-00042 Help",
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "[HD-2026-00042] Help",
+        "Re: [HD-2026-00042] Help",
+        "RE: AW: [HD-2026-00042] Help",
+        "Fwd: SV: TR: Antw: [HD-2026-00042] Help",
+        "Re:[HD-2026-00042]Help",
+        "Help (HD-2026-00042)",
+        "WG: Re: HD-2026-00042 Help",
+    ],
+)
 def test_the_tag_is_found_through_any_prefix(subject: str):
     assert tags(subject, "HD") == ["HD-2026-00042"]
 
@@ -68,8 +85,7 @@ def test_an_expired_plan_falls_back_to_the_default_plan(config):
 def test_priority_from_keywords(config):
     facts = classify(inbound("jane@acme.test", "Site is down"), config, own(config), NOW.date())
     assert (facts.priority, facts.priority_reason) == ("P1", "keyword 'down'")
-    plain = classify(inbound("jane@acme.test", "downtown office"), config, own(config),
-                     NOW.date())
+    plain = classify(inbound("jane@acme.test", "downtown office"), config, own(config), NOW.date())
     assert plain.priority == "P3"
 
 
@@ -79,14 +95,16 @@ def decide(config, message, found: Candidates):
 
 
 def test_a_tag_from_the_customer_is_a_follow_up(config):
-    d = decide(config, inbound("joe@acme.test", "Re: [HD-2026-00042] Help"),
-               Candidates(a_case(), None))
+    d = decide(
+        config, inbound("joe@acme.test", "Re: [HD-2026-00042] Help"), Candidates(a_case(), None)
+    )
     assert (d.action, d.reason) == ("follow_up", "tag HD-2026-00042")
 
 
 def test_a_tag_from_a_stranger_opens_a_new_case_naming_it(config):
-    d = decide(config, inbound("eve@evil.test", "Re: [HD-2026-00042] Help"),
-               Candidates(a_case(), None))
+    d = decide(
+        config, inbound("eve@evil.test", "Re: [HD-2026-00042] Help"), Candidates(a_case(), None)
+    )
     assert d.action == "new" and d.related == "HD-2026-00042"
     assert "not on the case" in d.reason
 
@@ -97,8 +115,7 @@ def test_in_reply_to_joins_the_case(config):
 
 
 def test_the_same_subject_without_tag_is_a_new_case(config):
-    assert decide(config, inbound("jane@acme.test", "Help"), Candidates(None, None)).action \
-        == "new"
+    assert decide(config, inbound("jane@acme.test", "Help"), Candidates(None, None)).action == "new"
 
 
 def test_reopen_within_the_window_and_new_case_after(config):
@@ -124,8 +141,7 @@ def test_auto_generated_mail_that_threads_nowhere_is_kept(config):
 
 
 def test_an_alert_from_a_customer_opens_a_case(config):
-    message = inbound("monitor@acme.test", "CPU high",
-                      headers={"Auto-Submitted": "auto-generated"})
+    message = inbound("monitor@acme.test", "CPU high", headers={"Auto-Submitted": "auto-generated"})
     assert decide(config, message, Candidates(None, None)).action == "new"
 
 
@@ -135,14 +151,26 @@ def test_the_new_case_rate_limit(config):
 
 
 def test_dmarc_is_read_from_the_trusted_authserv_id_only(config):
-    strict = replace(config, policy=replace(config.policy, require_dmarc_pass=True,
-                                            trusted_authserv_id="mx.helpdesk.test"))
-    forged = inbound("jane@acme.test", headers={
-        "Authentication-Results": "mx.attacker.test; dmarc=pass header.from=acme.test"})
-    passed = inbound("jane@acme.test", headers={
-        "Authentication-Results": "mx.helpdesk.test; spf=fail; dmarc=pass header.from=acme.test"})
-    dkim = inbound("jane@acme.test", headers={
-        "Authentication-Results": "mx.helpdesk.test; dkim=pass header.d=acme.test"})
+    strict = replace(
+        config,
+        policy=replace(
+            config.policy, require_dmarc_pass=True, trusted_authserv_id="mx.helpdesk.test"
+        ),
+    )
+    forged = inbound(
+        "jane@acme.test",
+        headers={"Authentication-Results": "mx.attacker.test; dmarc=pass header.from=acme.test"},
+    )
+    passed = inbound(
+        "jane@acme.test",
+        headers={
+            "Authentication-Results": "mx.helpdesk.test; spf=fail; dmarc=pass header.from=acme.test"
+        },
+    )
+    dkim = inbound(
+        "jane@acme.test",
+        headers={"Authentication-Results": "mx.helpdesk.test; dkim=pass header.d=acme.test"},
+    )
     assert not dmarc_pass(forged, strict)
     assert dmarc_pass(passed, strict) and dmarc_pass(dkim, strict)
     assert sender_of(forged, strict, NOW.date()).role == "unknown"

@@ -22,8 +22,9 @@ def test_the_same_mail_relayed_twice_is_one_spool_row(tmp_path: Path):
     store = Store.open(tmp_path / "db")
     raw = mail("jane@acme.test", "Twice", "body").as_bytes()
     first = store.spool(raw, source="smtp", now=NOW)
-    again = store.spool(b"Received: by relay2\n" + raw.replace(b"\n", b"\r\n"), source="imap",
-                        now=NOW)
+    again = store.spool(
+        b"Received: by relay2\n" + raw.replace(b"\n", b"\r\n"), source="imap", now=NOW
+    )
     assert first == (1, True) and again == (1, False)
 
 
@@ -53,8 +54,9 @@ def test_spooled_but_unprocessed_mail_is_processed_at_start(tmp_path: Path):
         port = free_port()
         config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
         store = Store.open(tmp_path / "helpdesk.db")
-        store.spool(mail("jane@acme.test", "Before the crash", "x").as_bytes(), source="smtp",
-                    now=NOW)
+        store.spool(
+            mail("jane@acme.test", "Before the crash", "x").as_bytes(), source="smtp", now=NOW
+        )
         store.close()
         with Daemon(config, port):
             acks = sink.wait_for(lambda m: m["Auto-Submitted"] == "auto-replied")
@@ -71,10 +73,14 @@ def test_kill_9_after_the_250_loses_nothing(tmp_path: Path):
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait(10)
         with Daemon(config, port):
-            sink.wait_for(lambda m: len([x for x in sink.received
-                                         if x["Auto-Submitted"] == "auto-replied"]) >= 5)
-        subjects = sorted(json.loads(cli(config, "cases", "--json").stdout),
-                          key=lambda c: c["subject"])
+            sink.wait_for(
+                lambda m: (
+                    len([x for x in sink.received if x["Auto-Submitted"] == "auto-replied"]) >= 5
+                )
+            )
+        subjects = sorted(
+            json.loads(cli(config, "cases", "--json").stdout), key=lambda c: c["subject"]
+        )
         assert [c["subject"] for c in subjects] == [f"Mail {i}" for i in range(5)]
 
 
@@ -87,12 +93,14 @@ def test_unparseable_mail_is_quarantined_with_its_reason(tmp_path: Path):
     assert "unparseable" in row["reason"]
 
 
-def test_a_message_that_keeps_failing_is_quarantined_after_bounded_tries(tmp_path: Path,
-                                                                         monkeypatch):
+def test_a_message_that_keeps_failing_is_quarantined_after_bounded_tries(
+    tmp_path: Path, monkeypatch
+):
     config = configuration.load(write_config(tmp_path))
     service = Service(config, clock=lambda: NOW)
-    spool_id, _ = service.store.spool(mail("jane@acme.test", "Poison", "x").as_bytes(),
-                                      source="smtp", now=NOW)
+    spool_id, _ = service.store.spool(
+        mail("jane@acme.test", "Poison", "x").as_bytes(), source="smtp", now=NOW
+    )
 
     def broken(*args):
         raise sqlite3.OperationalError("disk I/O error")
