@@ -117,7 +117,7 @@ class Dovecot:
     def stop(self) -> None:
         if self.process is None:
             return
-        # the whole group at once: a stopped master leaves its sessions running otherwise
+        # the whole group at once: a stopped master leaves its IMAP connections open otherwise
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=START_TIMEOUT)
