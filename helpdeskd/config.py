@@ -86,6 +86,7 @@ class Mailbox:
     poll_interval: int = 60  # seconds
     alert_after: int = 900  # seconds a mailbox may be unreachable before admins are told
     batch_size: int = 50
+    ca_file: Path | None = None  # trust this CA (or self-signed certificate) for the server
 
 
 @dataclass(frozen=True)
@@ -442,9 +443,7 @@ def _mailbox(r: Reader, p: str, t: dict) -> Mailbox:
     secrets = [k for k in ("password_file", "password_command", "oauth2_token_command") if k in t]
     if len(secrets) != 1:
         r.problem(p, "needs exactly one of password_file, password_command, oauth2_token_command")
-    password_file = r.path(t, "password_file", p)
-    if password_file is not None and not os.access(password_file, os.R_OK):
-        r.problem(f"{p}.password_file", f"cannot read {password_file}")
+    password_file = _readable(r, r.path(t, "password_file", p), f"{p}.password_file")
     # operational timeouts are wall-clock time, not working time
     alert = r.duration(t, "alert_after", p, Duration(15, "m"))
     return Mailbox(
@@ -462,7 +461,14 @@ def _mailbox(r: Reader, p: str, t: dict) -> Mailbox:
         poll_interval=r.positive(t, "poll_interval", p, 60),
         alert_after=int(alert.wall.total_seconds()) if alert else 900,
         batch_size=r.positive(t, "batch_size", p, 50),
+        ca_file=_readable(r, r.path(t, "ca_file", p), f"{p}.ca_file"),
     )
+
+
+def _readable(r: Reader, path: Path | None, key: str) -> Path | None:
+    if path is not None and not os.access(path, os.R_OK):
+        r.problem(key, f"cannot read {path}")
+    return path
 
 
 def _outbound(r: Reader, t: dict) -> Outbound:

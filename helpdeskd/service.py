@@ -17,7 +17,7 @@ import structlog
 
 from helpdeskd import config as configuration
 from helpdeskd import sweep
-from helpdeskd.adapters import outbox, scheduler, smtp
+from helpdeskd.adapters import imap, outbox, scheduler, smtp
 from helpdeskd.adapters.store import Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
@@ -166,18 +166,17 @@ class Service:
         self.server = await smtp.start(handler, self.config.smtp)
 
     def start_pollers(self) -> None:
-        from helpdeskd.adapters.imap import MailboxPoller
-
         for mailbox in self.config.imap:
-            poller = MailboxPoller(
-                mailbox, self.open_store, self.worker.wake, self.alerts, clock=self.clock
+            poller = imap.MailboxPoller(
+                mailbox,
+                self.open_store,
+                self.worker.wake,
+                self.alerts,
+                clock=self.clock,
+                ssl_context=imap.tls_context(mailbox.ca_file),
             )
             stop = threading.Event()
-            thread = threading.Thread(
-                target=poller.run, args=(stop,), name=f"imap-{mailbox.name}", daemon=True
-            )
-            thread.start()
-            self.pollers.append((thread, stop))
+            self.pollers.append((poller.start(stop), stop))
 
     def stop_pollers(self) -> None:
         for _, stop in self.pollers:
