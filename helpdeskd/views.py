@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from helpdeskd.adapters.store import Cases, Store, parse_iso
 from helpdeskd.config import Config
-from helpdeskd.core import calendar, sla
+from helpdeskd.core import sla
 from helpdeskd.model import Case
 
 OUT_KINDS = {"relay": "engineer"}
@@ -82,17 +82,14 @@ def clocks_json(case: Case, config: Config, now: datetime) -> list[dict]:
     if case.clocks is None:
         return []
     tz = case_timezone(case, config)
-    cal = sla.calendar_of(case, config)
     paused = case.waiting_since is not None
     result = []
     for clock in case.clocks:
         end = clock.met_at or (case.waiting_since if paused else now)
-        used = calendar.between(cal, clock.started_at, end) - timedelta(minutes=case.paused_minutes)
-        left = (
-            calendar.between(cal, end, clock.deadline)
-            if end < clock.deadline
-            else -calendar.between(cal, clock.deadline, end)
-        )
+        # the deadline holds the pauses before `end`; subtracting every pause would undercount
+        # a clock met before a later wait
+        stand = sla.standing(case, clock, config, now)
+        used, left = stand.used, stand.left
         result.append(
             {
                 "name": clock.name,
