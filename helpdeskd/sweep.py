@@ -1,12 +1,196 @@
-"""One scheduler pass at `now`: what is due is done (or, dry, only listed)."""
+"""One scheduler pass at `now`: what is due is done (or, dry, only listed).
+
+The sweep reads only the cases whose indexed `next_due` has come (`Cases.due`), so it costs what
+is due, not what is open. Each case is settled in its own transaction: its notices recorded, its
+mail queued and its next `next_due` written together, so a second sweep at the same `now`, or a
+crash half-way, never sends anything twice.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from helpdeskd.adapters.store import Store
+import structlog
+
+from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
+from helpdeskd.core import calendar, sla
+from helpdeskd.core.outcome import escalation_mails, team
+from helpdeskd.model import Case, Mail
+from helpdeskd.pipeline import queue_mail
+
+log = structlog.get_logger("helpdeskd.sweep")
+
+BATCH = 500  # cases read per query: memory stays flat however many fell due
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action done on a case: what the history says and what mail it sends."""
+
+    action: sla.Action
+    event: tuple[str, str]
+    mails: tuple[Mail, ...]
 
 
 def run(store: Store, config: Config, now: datetime, *, dry_run: bool = False) -> list[dict]:
-    return []
+    """Settle every case that is due at `now`; returns one entry per action (SPEC §9)."""
+    done: list[dict] = []
+    for case in due_cases(Cases(store), now, dry_run):
+        try:
+            done += (
+                preview(case, config, now) if dry_run else sweep_case(store, config, case.id, now)
+            )
+        except Exception:
+            # one broken case (a template error, a plan gone from the config) must not hold up
+            # the others; it stays due, so the next sweep tries it again
+            log.exception("sweep failed", reference=case.reference)
+    return done
+
+
+def due_cases(cases: Cases, now: datetime, dry_run: bool) -> Iterator[Case]:
+    """Due cases in batches. A settled case leaves the index (its next_due moves past now), so
+    each query finds the next ones; `seen` stops a case that would not leave it from looping."""
+    seen: set[int] = set()
+    while True:
+        # a dry run writes nothing, so nothing would leave the index: read it all at once
+        batch = cases.due(now, -1 if dry_run else BATCH)  # LIMIT -1 is SQLite's "no limit"
+        fresh = [c for c in batch if c.id not in seen]
+        seen.update(c.id for c in fresh)
+        yield from fresh
+        if dry_run or len(batch) < BATCH or not fresh:
+            return
+
+
+def preview(case: Case, config: Config, now: datetime) -> list[dict]:
+    _, steps = settle(case, config, now)
+    return [entry(case, step, [a for m in step.mails for a in m.to]) for step in steps]
+
+
+def sweep_case(store: Store, config: Config, case_id: int, now: datetime) -> list[dict]:
+    cases = Cases(store)
+    with store.transaction():
+        # read again inside the transaction: a reply may have changed the case since the query
+        case, steps = settle(cases.by_id(case_id), config, now)
+        cases.save(case, sla.next_due(case, config, now))
+        thread = cases.thread_ids(case.id)
+        done = [queue_step(store, config, case, step, thread, now) for step in steps]
+    for item in done:
+        log.info("swept", reference=item["reference"], action=item["action"], to=item["to"])
+    return done
+
+
+def queue_step(
+    store: Store, config: Config, case: Case, step: Step, thread: list[str], now: datetime
+) -> dict:
+    Cases(store).add_event(case.id, now, *step.event)
+    queued = [queue_mail(store, config, mail, case, thread, None, now) for mail in step.mails]
+    return entry(case, step, [a for q in queued if q for a in q["to"]])
+
+
+def entry(case: Case, step: Step, to: list[str]) -> dict:
+    action = step.action
+    found = {
+        "reference": case.reference,
+        "action": action.kind,
+        "to": to,
+        "due_at": sla.stamp(action.due_at),
+        "detail": step.event[1],
+    }
+    if action.clocks:
+        found["clocks"] = list(action.clocks)
+    if action.level:
+        found["level"] = action.level
+    return found
+
+
+# -- the pure part: a case and `now` in, the settled case and its steps out -----------------
+
+
+def settle(case: Case, config: Config, now: datetime) -> tuple[Case, list[Step]]:
+    steps = []
+    for action in sla.due_actions(case, config, now):
+        case = sla.apply_action(case, action, config, now)
+        steps.append(
+            Step(action, event_for(case, action, config, now), mails_for(case, action, config, now))
+        )
+    return case, steps
+
+
+def event_for(case: Case, action: sla.Action, config: Config, now: datetime) -> tuple[str, str]:
+    late = lateness(case, config, now, action.clocks)
+    if action.kind == "warn":
+        return "sla_warning", f"warned at warn_at: {late}"
+    if action.kind == "breach":
+        return "sla_breach", f"deadline passed: {late}"
+    if action.kind == "escalate":
+        return "escalate", f"level {action.level} by the scheduler: {late}"
+    if action.kind == "closing_warning":
+        return "closing_warning", "no reply from the customer: closing warning sent"
+    return "status", "waiting -> closed (no reply after the closing warning)"
+
+
+def lateness(case: Case, config: Config, now: datetime, names: tuple[str, ...]) -> str:
+    """ "first response 1h 20m late": what is late and by how much, in working time."""
+    stands = [sla.standing(case, c, config, now) for c in case.clocks or () if c.name in names]
+    return ", ".join(
+        f"{s.name.replace('_', ' ')} {sla.words(s.left)} {'late' if s.late else 'left'}"
+        for s in stands
+    )
+
+
+def mails_for(case: Case, action: sla.Action, config: Config, now: datetime) -> tuple[Mail, ...]:
+    if action.kind in ("warn", "breach"):
+        return (team_notice(case, action, config, now),)
+    if action.kind == "escalate":
+        return escalation(case, action, config, now)
+    if action.kind == "closing_warning":
+        return (closing_warning(case, config, now),)
+    return (Mail("closed", "closed", case.contacts, {"by": "timeout"}, automatic="auto-generated"),)
+
+
+def clock_lines(case: Case, config: Config, now: datetime) -> list[sla.Standing]:
+    return [sla.standing(case, c, config, now) for c in sla.running(case)]
+
+
+def team_notice(case: Case, action: sla.Action, config: Config, now: datetime) -> Mail:
+    """The engineers are warned at warn_at and told at the deadline."""
+    context = {
+        "breached": action.kind == "breach",
+        "due": list(action.clocks),
+        "clocks": clock_lines(case, config, now),
+        "words": sla.words,
+    }
+    kind = "sla_breach" if action.kind == "breach" else "sla_warning"
+    return Mail(
+        kind,
+        "sla_warning",
+        team(case, config),
+        context,
+        automatic="auto-generated",
+        reply_to=config.helpdesk.address,
+        threaded=False,
+    )
+
+
+def escalation(case: Case, action: sla.Action, config: Config, now: datetime) -> tuple[Mail, ...]:
+    why = f"by the scheduler: {lateness(case, config, now, action.clocks)}"
+    extra = {"clocks": clock_lines(case, config, now), "words": sla.words}
+    return tuple(
+        replace(m, context={**m.context, **extra})
+        for m in escalation_mails(config, case, action.level, why)
+    )
+
+
+def closing_warning(case: Case, config: Config, now: datetime) -> Mail:
+    cal, policy = sla.calendar_of(case, config), config.policy
+    closes_at = calendar.add(cal, now, policy.close_after_warning)
+    context = {
+        "close_after": policy.close_after_warning.describe(always_open=cal.always_open),
+        "closes_at": closes_at,
+    }
+    return Mail(
+        "closing_warning", "closing_warning", case.contacts, context, automatic="auto-generated"
+    )
