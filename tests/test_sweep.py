@@ -172,6 +172,29 @@ def test_a_weekend_off_catches_up_with_one_notice_per_case_per_kind(config):
         assert show(config, ref)["escalation_level"] == 2
 
 
+def test_escalate_by_hand_is_not_repeated_by_the_scheduler(config):
+    ref = open_case(config)
+    engineer_reply(config, ref, "#escalate\n", "2026-04-20T09:00:00-05:00")
+    assert show(config, ref)["escalation_level"] == 1
+    assert len(sent_to(config, "lead@helpdesk.test", "Escalated (level 1)")) == 1
+    found = sweep(config, "2026-04-20T10:42:00-05:00")
+    assert actions(found) == [(ref, "warn", ["alice@helpdesk.test"])]
+    assert len(sent_to(config, "lead@helpdesk.test", "Escalated (level 1)")) == 1
+
+
+def test_a_new_priority_moves_the_deadlines_and_the_sweep_follows(config):
+    ref = open_case(config)
+    engineer_reply(config, ref, "#priority P1\n", "2026-04-17T16:40:00-05:00")
+    fr = show(config, ref)["clocks"][0]
+    # P1 counts on the 24x7 calendar, in its own time zone (UTC): 2h from 21:30 UTC
+    assert (fr["target"], fr["calendar"]) == ("2h", "always")
+    assert fr["deadline"] == "2026-04-17T23:30:00+00:00"
+    assert [a["action"] for a in sweep(config, "2026-04-17T23:06:00+00:00")] == [
+        "warn",
+        "escalate",
+    ]
+
+
 # -- the closing rule -----------------------------------------------------------------------
 
 
