@@ -322,7 +322,8 @@ class Standing:
 
     @property
     def late(self) -> bool:
-        return self.left < timedelta(0)
+        # at the deadline itself the breach is due, so the clock counts as late
+        return self.left <= timedelta(0)
 
 
 def standing(case: Case, clock: Clock, config: Config, now: datetime) -> Standing:
