@@ -41,7 +41,11 @@ class Processed:
 
 
 def own(config: Config) -> Own:
-    return Own(loop_value=config.helpdesk.address, message_id_domain=config.helpdesk.domain)
+    return Own(
+        loop_value=config.helpdesk.address,
+        message_id_domain=config.helpdesk.domain,
+        reference_prefix=config.helpdesk.reference_prefix,
+    )
 
 
 def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Processed:

@@ -100,6 +100,7 @@ def test_each_rule_hits(rule: str, headers: list[str]) -> None:
         ["Precedence: first-class"],
         ["X-Loop: someone-else@example.com"],
         ["Message-ID: <m@not-helpdesk.test>"],
+        ["Message-ID: <1234.5678@helpdesk.test>"],  # an engineer's client, on our domain
         ["Subject: Fwd: Undeliverable: what does this mean?"],
         ["Subject: Re: our out of office policy"],
         ["From: Postmaster General <pm@example.com>"],

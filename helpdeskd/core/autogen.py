@@ -19,10 +19,13 @@ from helpdeskd.model import Inbound
 
 @dataclass(frozen=True)
 class Own:
-    """What marks our own outgoing mail: our X-Loop value and the domain of our Message-IDs."""
+    """What marks our own outgoing mail: our X-Loop value and our Message-IDs, which are
+    `<PREFIX-YYYY-NNNNN.TOKEN@domain>` (or `<PREFIX.TOKEN@domain>` outside a case). Engineers
+    share the domain, so the domain alone does not make a Message-ID ours."""
 
     loop_value: str
     message_id_domain: str
+    reference_prefix: str = "HD"
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,9 @@ def _own_loop(inbound: Inbound, own: Own) -> bool:
 
 def _own_message_id(inbound: Inbound, own: Own) -> bool:
     domain = own.message_id_domain.strip().lower()
-    message_id = (inbound.message_id or "").lower()
-    return bool(domain) and message_id.endswith("@" + domain)
+    prefix = re.escape(own.reference_prefix.lower())
+    ours = rf"{prefix}(?:-\d{{4}}-\d{{5,}})?\.[0-9a-z]+@{re.escape(domain)}"
+    return bool(domain) and re.fullmatch(ours, (inbound.message_id or "").lower()) is not None
 
 
 def _bounce_subject(inbound: Inbound, own: Own) -> bool:
