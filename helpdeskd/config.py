@@ -156,6 +156,7 @@ class Policy:
     new_cases_per_hour: int = 20  # per sender
     auto_replies_per_hour: int = 10  # per recipient, the last guard against mail loops
     max_attempts: int = 5  # processing tries before a message is quarantined
+    forward_attachments_max: int = 10 * 1024 * 1024  # bytes attached to engineers' copies
 
 
 @dataclass(frozen=True)
@@ -703,6 +704,7 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
             "new_cases_per_hour",
             "auto_replies_per_hour",
             "max_attempts",
+            "forward_attachments_max",
         },
     )
     default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
@@ -731,6 +733,7 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
         new_cases_per_hour=r.positive(t, "new_cases_per_hour", p, 20),
         auto_replies_per_hour=r.positive(t, "auto_replies_per_hour", p, 10),
         max_attempts=r.positive(t, "max_attempts", p, 5),
+        forward_attachments_max=r.positive(t, "forward_attachments_max", p, 10 * 1024 * 1024),
     )
 
 

@@ -16,7 +16,7 @@ from helpdeskd.core.classify import Facts
 from helpdeskd.core.commands import customer_asks_close, parse_commands
 from helpdeskd.core.quotes import split_reply
 from helpdeskd.core.route import Decision
-from helpdeskd.model import Case, Inbound, Mail
+from helpdeskd.model import Attachment, Case, Inbound, Mail
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,19 @@ def acknowledgement(ctx: Context, case: Case) -> Mail:
     )
 
 
+def forwarded(ctx: Context) -> tuple[tuple[Attachment, ...], tuple[Attachment, ...]]:
+    """The customer's attachments that fit in an engineer's copy, and those only named there."""
+    kept, omitted, total = [], [], 0
+    for attachment in ctx.inbound.attachments:
+        total += attachment.size
+        fits = total <= ctx.config.policy.forward_attachments_max
+        (kept if fits else omitted).append(attachment)
+    return tuple(kept), tuple(omitted)
+
+
 def notification(ctx: Context, case: Case) -> Mail:
     """New case to the engineers: the customer's words and what the SLA asks of them."""
+    kept, omitted = forwarded(ctx)
     return Mail(
         "notification",
         "notification",
@@ -115,10 +126,11 @@ def notification(ctx: Context, case: Case) -> Mail:
             "body": ctx.inbound.text,
             "sender": ctx.inbound.from_addr,
             "sender_name": ctx.inbound.from_name,
+            "omitted": omitted,
         },
         automatic="auto-generated",
         reply_to=ctx.config.helpdesk.address,
-        attachments=ctx.inbound.attachments,
+        attachments=kept,
         threaded=False,
     )
 
@@ -194,13 +206,19 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
     rec = record(ctx, "customer", reply.new, reply.elided)
     if customer_asks_close(reply.new):
         return close_by_customer(ctx, case, rec, events)
+    kept, omitted = forwarded(ctx)
     mail = Mail(
         "follow_up",
         "follow_up",
         team(case, ctx.config),
-        {"body": reply.new, "sender": ctx.inbound.from_addr, "previous_status": before.status},
+        {
+            "body": reply.new,
+            "sender": ctx.inbound.from_addr,
+            "previous_status": before.status,
+            "omitted": omitted,
+        },
         reply_to=ctx.config.helpdesk.address,
-        attachments=ctx.inbound.attachments,
+        attachments=kept,
     )
     return Outcome(case, False, rec, tuple(events), (mail,))
 
