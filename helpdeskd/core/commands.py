@@ -1,0 +1,208 @@
+"""Engineers' '#' command lines at the top of a reply -> changes to the case, or errors.
+
+The command block is the top of the body: leading blank lines, then lines starting with '#',
+with blank lines allowed between them. It ends at the first line that is neither blank nor
+starts with '#'; from there on everything is text, '#' lines included.
+
+So that a typo never reaches a customer, every '#' line inside the block must be a command:
+"#prioirty P1" is an unknown command, and "# priority P1", "#1 thing" or a line of only '#'
+characters, whose first word after '#' is not a letter-word, are errors too rather than text
+that would be forwarded. A reply that has to begin with such a line cannot be sent this way:
+the error says so, and the engineer can put a line of text above it.
+
+Names and arguments are case-insensitive ("#Priority p1", "#ASSIGN Me"). A command given
+twice with the same effect counts once; two commands setting the same thing differently
+(#resolve and #reopen, #priority P1 and #priority P2) are an error. When there is any error
+the result holds no changes at all: the mail applies nothing and is not forwarded (SPEC §5).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "priority", "assign", "status", "escalate" or "note"
+    value: str | None = None  # "P1".."P4", an address, or a status; None for the others
+
+
+@dataclass(frozen=True)
+class CommandError:
+    line: str  # as written, without its line ending
+    line_number: int  # 1-based, counted in the whole body
+    reason: str  # what is wrong, and what would have been accepted
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    changes: tuple[Change, ...]  # empty whenever there are errors
+    errors: tuple[CommandError, ...]
+    body: str  # the text without the command block
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # as typed after '#', in lower case
+    usage: str  # the argument as shown to engineers; "" when the command takes none
+    description: str
+    kind: str
+    value: str | None = None  # the change's value, for commands without argument
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("priority", "P1..P4", "set the priority; SLA deadlines are recomputed", "priority"),
+    Command("assign", "ADDRESS|me", "make that engineer, or yourself, the owner", "assign"),
+    Command("waiting", "", "wait on the customer; starts the closing-warning clock", "status",
+            "waiting"),
+    Command("resolve", "", "mark the case resolved", "status", "resolved"),
+    Command("close", "", "close the case", "status", "closed"),
+    Command("reopen", "", "open the case again", "status", "open"),
+    Command("escalate", "", "raise the escalation level by one and notify that level",
+            "escalate"),
+    Command("note", "", "the whole message is an internal note, never sent to the customer",
+            "note"),
+)  # fmt: skip
+
+PRIORITIES = ("P1", "P2", "P3", "P4")
+
+_BY_NAME = {command.name: command for command in COMMANDS}
+_COMMAND_LINE = re.compile(r"#(?P<name>\S*)\s*(?P<argument>.*)")
+_LETTER_WORD = re.compile(r"[^\W\d_]+")
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+")
+
+
+def syntax(command: Command) -> str:
+    """How an engineer writes the command: "#priority P1..P4"."""
+    return f"#{command.name} {command.usage}".rstrip()
+
+
+def accepted() -> str:
+    """Every command's syntax on one line, as error messages end."""
+    return "accepted: " + ", ".join(syntax(command) for command in COMMANDS)
+
+
+def describe_commands() -> str:
+    """One line per command with what it does, for the README and the command-error mail."""
+    width = max(len(syntax(command)) for command in COMMANDS)
+    return "\n".join(f"{syntax(command):<{width}}  {command.description}" for command in COMMANDS)
+
+
+def parse_commands(text: str, *, sender: str, engineers: Collection[str]) -> CommandResult:
+    """The changes asked for by the '#' lines at the top of an engineer's reply."""
+    lines = text.splitlines(keepends=True)
+    block_end = _block_end(lines)
+    context = _Context(sender.strip().lower(), frozenset(e.strip().lower() for e in engineers))
+    applied: list[_Applied] = []
+    errors: list[CommandError] = []
+    for number, line in enumerate(lines[:block_end], start=1):
+        outcome = _parse_line(line.strip(), context) if line.strip() else None
+        if isinstance(outcome, Change):
+            applied.append(_Applied(line.strip(), number, outcome))
+        elif outcome:
+            errors.append(CommandError(line.strip(), number, outcome))
+    errors += _conflicts(applied)
+    changes = () if errors else tuple(dict.fromkeys(a.change for a in applied))
+    body = "".join(lines[block_end:]) if block_end else text
+    return CommandResult(changes=changes, errors=tuple(errors), body=body)
+
+
+def customer_asks_close(text: str) -> bool:
+    """A customer's reply holds a line "#close" on its own (SPEC §4)."""
+    return any(line.strip().lower() == "#close" for line in text.splitlines())
+
+
+@dataclass(frozen=True)
+class _Context:
+    sender: str
+    engineers: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Applied:
+    line: str
+    line_number: int
+    change: Change
+
+
+def _block_end(lines: list[str]) -> int:
+    """Index of the first line after the command block; 0 when there is no command."""
+    end = 0
+    for index, line in enumerate(lines):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        end = index + 1 if line.strip() else end
+    return _past_blank_lines(lines, end) if end else 0
+
+
+def _past_blank_lines(lines: list[str], index: int) -> int:
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    return index
+
+
+def _parse_line(line: str, context: _Context) -> Change | str:
+    """The change a command line asks for, or the reason it cannot be applied."""
+    match = _COMMAND_LINE.fullmatch(line)
+    name, argument = (match["name"], match["argument"]) if match else ("", "")
+    if not _LETTER_WORD.fullmatch(name):
+        return (
+            f'"{line}" is not a command, and a reply cannot begin with a line starting '
+            f'with "#" that is not one; {accepted()}'
+        )
+    command = _BY_NAME.get(name.lower())
+    if command is None:
+        return f'unknown command "#{name}"; {accepted()}'
+    return _ARGUMENT_READERS[command.kind](command, argument, context)
+
+
+def _no_argument(command: Command, argument: str, context: _Context) -> Change | str:
+    if argument:
+        return f'#{command.name} takes no argument, got "{argument}"; accepted: {syntax(command)}'
+    return Change(command.kind, command.value)
+
+
+def _priority(command: Command, argument: str, context: _Context) -> Change | str:
+    if not argument:
+        return f"#{command.name} needs an argument; accepted: {syntax(command)}"
+    if argument.upper() not in PRIORITIES:
+        return f'"{argument}" is not a priority; accepted: {syntax(command)}'
+    return Change(command.kind, argument.upper())
+
+
+def _assignee(command: Command, argument: str, context: _Context) -> Change | str:
+    if not argument:
+        return f"#{command.name} needs an argument; accepted: {syntax(command)}"
+    address = context.sender if argument.lower() == "me" else argument.strip("<>").lower()
+    if not _ADDRESS.fullmatch(address):
+        return f'"{argument}" is not an email address; accepted: {syntax(command)}'
+    if address not in context.engineers:
+        known = ", ".join(sorted(context.engineers)) or "none configured"
+        return f'"{address}" is not an engineer (engineers: {known}); accepted: {syntax(command)}'
+    return Change(command.kind, address)
+
+
+_ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] = {
+    "priority": _priority,
+    "assign": _assignee,
+    "status": _no_argument,
+    "escalate": _no_argument,
+    "note": _no_argument,
+}
+
+
+def _conflicts(applied: list[_Applied]) -> list[CommandError]:
+    """A later command that sets what an earlier one set, to something else."""
+    first: dict[str, _Applied] = {}
+    errors = []
+    for later in applied:
+        earlier = first.setdefault(later.change.kind, later)
+        if earlier.change != later.change:
+            reason = (
+                f'"{later.line}" conflicts with "{earlier.line}" on line '
+                f"{earlier.line_number}; give one {later.change.kind} per mail"
+            )
+            errors.append(CommandError(later.line, later.line_number, reason))
+    return errors
