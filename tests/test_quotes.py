@@ -139,3 +139,9 @@ def test_huge_pathological_body_takes_bounded_time() -> None:
     started = time.perf_counter()
     split_reply("\n".join(lines))
     assert time.perf_counter() - started < 10
+
+
+def test_quoted_lines_resembling_headers_are_not_earlier_mails(corpus: Path) -> None:
+    sample = corpus / "email_reply_trimmer" / "matchers" / "does_not_contain_embedded_email.txt"
+    text = sample.read_text(encoding="utf-8")
+    assert split_reply(text).new == text.strip()
