@@ -125,3 +125,11 @@ def wait_for_log(daemon: Daemon, text: str, timeout: float = 15) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{text!r} never logged")
+
+
+def test_every_engineer_command_is_in_the_readme():
+    from helpdeskd.core.commands import COMMANDS
+
+    readme = (ROOT / "README.md").read_text()
+    for command in COMMANDS:
+        assert f"`#{command.name}" in readme, f"README does not list #{command.name}"
