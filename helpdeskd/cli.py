@@ -53,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("reference")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.add_argument("--full", action="store_true", help="include quoted text and signatures")
+    show.add_argument("--now", type=_instant, help="measure the clocks at this time (ISO 8601)")
     box = sub.add_parser("outbox", help="what waits to be sent")
     box.add_argument("--flush", action="store_true", help="deliver what is due now")
     return p
@@ -222,7 +223,7 @@ def cmd_show(config: Config, args) -> int:
     if case is None:
         print(f"no case {args.reference}", file=sys.stderr)
         return 1
-    detail = views.case_detail(store, case, config, datetime.now(UTC), args.full)
+    detail = views.case_detail(store, case, config, args.now or datetime.now(UTC), args.full)
     print(json.dumps(detail, indent=2) if args.json else views.show_text(detail))
     return 0
 

@@ -176,6 +176,12 @@ class Config:
     def engineer(self, address: str) -> Engineer | None:
         return next((e for e in self.engineers if e.email == address.lower()), None)
 
+    @property
+    def staff(self) -> frozenset[str]:
+        """Our own people: engineers, escalation contacts and admins."""
+        levels = (a for level in self.escalation for a in level.notify)
+        return frozenset((*(e.email for e in self.engineers), *levels, *self.helpdesk.admins))
+
     def customer(self, name: str | None) -> Customer | None:
         return next((c for c in self.customers if c.name == name), None)
 

@@ -94,6 +94,13 @@ class Clocks:
         return iter((self.first_response, self.resolution))
 
 
+# The kinds of message the customer sees: only these make up the customer's conversation, so
+# the Message-IDs of internal mail (notifications, notes, escalations) never reach them.
+CUSTOMER_THREAD = frozenset(
+    {"customer", "acknowledgement", "relay", "closed", "escalated", "closing_warning"}
+)
+
+
 @dataclass(frozen=True)
 class Mail:
     """An outgoing message before rendering: the core says what to send, render.py how."""

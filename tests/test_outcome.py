@@ -56,3 +56,32 @@ def test_an_alert_opens_a_case_without_acknowledgement(config):
     result = new_case(config, alert)
     assert result.created
     assert [m.kind for m in result.mails] == ["notification"]
+
+
+def test_a_manager_answering_an_escalation_writes_a_note_not_to_the_customer(config):
+    from helpdeskd.model import Case
+
+    case = Case(
+        reference="HD-2026-00001",
+        status="open",
+        priority="P3",
+        plan="standard",
+        customer="Acme",
+        subject="Help",
+        opener="jane@acme.test",
+        opened_at=NOW,
+        updated_at=NOW,
+        contacts=("jane@acme.test",),
+        id=1,
+    )
+    inbound = parse(
+        mail(
+            "manager@helpdesk.test", "Re: [HD-2026-00001] Help", "I will call their CTO."
+        ).as_bytes()
+    )
+    facts = classify(inbound, config, own(config), NOW.date())
+    decision = route(inbound, facts, Candidates(case, None), config, NOW)
+    assert (facts.sender.role, decision.action) == ("staff", "follow_up")
+    result = outcome(Context(inbound, facts, decision, config, NOW))
+    assert result.record.kind == "note"
+    assert all("jane@acme.test" not in m.to for m in result.mails)

@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from helpdeskd.model import Case, Clock, Clocks
+from helpdeskd.model import CUSTOMER_THREAD, Case, Clock, Clocks
 
 migrations = Migrations("helpdeskd")
 
@@ -540,12 +540,11 @@ class Cases:
 
     def thread_ids(self, case_id: int) -> list[str]:
         """Message-IDs of the conversation, oldest first, for In-Reply-To and References."""
+        kinds = sorted(CUSTOMER_THREAD)
         rows = self.store.rows(
-            "SELECT message_id FROM messages WHERE case_id = ? AND "
-            "message_id IS NOT NULL AND kind NOT IN ('note', 'notification', "
-            "'follow_up', 'command_error', 'escalation_internal') "
-            "ORDER BY id",
-            [case_id],
+            "SELECT message_id FROM messages WHERE case_id = ? AND message_id IS NOT NULL "
+            f"AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY id",
+            [case_id, *kinds],
         )
         return [r["message_id"] for r in rows]
 

@@ -14,7 +14,7 @@ from helpdeskd.model import Inbound
 @dataclass(frozen=True)
 class Sender:
     address: str
-    role: str  # "engineer" | "customer" | "unknown"
+    role: str  # "engineer" | "staff" (escalation contacts, admins) | "customer" | "unknown"
     customer: str | None  # the customer's name when the address or domain is allow-listed
     plan: str
     may_open: bool  # False for a domain sender of an `authorized_only` customer
@@ -46,6 +46,8 @@ def sender_of(inbound: Inbound, config: Config, today: date) -> Sender:
     address = inbound.from_addr
     if config.engineer(address):
         return Sender(address, "engineer", None, config.policy.default_plan, True, "engineer")
+    if address in config.staff:
+        return Sender(address, "staff", None, config.policy.default_plan, True, "staff")
     customer, how = find_customer(address, config)
     if customer and config.policy.require_dmarc_pass and not dmarc_pass(inbound, config):
         return unknown(address, config, f"{how} of {customer.name} without dmarc=pass")

@@ -60,6 +60,8 @@ def outcome(ctx: Context, reference: str | None = None) -> Outcome:
         return auto_on_case(ctx, case)
     if ctx.facts.sender.role == "engineer":
         return engineer_reply(ctx, case)
+    if ctx.facts.sender.role == "staff":
+        return staff_reply(ctx, case)
     return customer_reply(ctx, case)
 
 
@@ -273,6 +275,26 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     )
 
 
+def staff_reply(ctx: Context, case: Case) -> Outcome:
+    """A manager answering an escalation is not an engineer: what they write stays inside,
+    as a note to the engineers, and never reaches the customer by accident."""
+    reply = split_reply(ctx.inbound.text)
+    note = Mail(
+        "note",
+        "note",
+        _other_engineers(ctx, case),
+        {"body": reply.new},
+        reply_to=ctx.config.helpdesk.address,
+    )
+    return Outcome(
+        replace(case, updated_at=ctx.now),
+        False,
+        record(ctx, "note", reply.new, reply.elided),
+        (),
+        (note,),
+    )
+
+
 def _other_engineers(ctx: Context, case: Case) -> tuple[str, ...]:
     everyone = {*team(case, ctx.config), *(e.email for e in ctx.config.engineers)}
     return tuple(sorted(everyone - {ctx.inbound.from_addr})) or (ctx.inbound.from_addr,)
@@ -369,7 +391,7 @@ def escalation_mails(config: Config, case: Case, level: int, why: str) -> tuple[
         reply_to=config.helpdesk.address,
     )
     outside = Mail(
-        "escalation",
+        "escalated",
         "escalated_customer",
         case.contacts,
         {"level": level},

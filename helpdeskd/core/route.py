@@ -61,7 +61,7 @@ def route(
 def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
     """A subject tag is easy to forge: only people who belong on the case may use it."""
     return (
-        facts.sender.role == "engineer"
+        facts.sender.role in ("engineer", "staff")
         or address in case.contacts
         or address == case.opener
         or same_customer(address, case.customer, config)
