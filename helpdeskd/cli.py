@@ -232,7 +232,9 @@ def cmd_outbox(config: Config, args) -> int:
     store = Store.open(config.helpdesk.database)
     if args.flush:
         result = outbox.flush(store, config.outbound, datetime.now(UTC))
-        print(f"sent {result.sent}, deferred {result.retried}, failed {len(result.failed)}")
+        print(
+            f"sent {len(result.sent)}, deferred {len(result.retried)}, failed {len(result.failed)}"
+        )
     rows = OutboxQueue(store).waiting()
     print(
         views.table(

@@ -26,6 +26,8 @@ from helpdeskd.pipeline import process
 log = structlog.get_logger("helpdeskd.service")
 
 DRAIN_SECONDS = 20
+# The alerts themselves going out prove nothing about the mail that was given up on.
+ADMIN_MAIL = frozenset({"admin_alert", "admin_recovered"})
 
 
 def utcnow() -> datetime:
@@ -126,15 +128,23 @@ class Service:
             )
 
     def deliver(self) -> bool:
+        """One incident while mail is being given up on, not one alert per message: a relay
+        that is down for a day would otherwise bury the admins."""
         result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
-        for item in result.failed:
+        if result.failed:
+            lines = [
+                f"outbox {i.id} ({i.kind}) to {', '.join(i.recipients)}" for i in result.failed
+            ]
             self.alerts.trouble(
-                f"outbox:{item.id}",
+                "outbox",
                 "outgoing mail given up on",
-                f"Outbox message {item.id} ({item.kind}) to "
-                f"{', '.join(item.recipients)} could not be delivered.",
+                "Given up after every retry:\n"
+                + "\n".join(lines)
+                + "\n\n`helpdeskd outbox` lists what failed and why.",
                 self.clock(),
             )
+        elif any(item.kind not in ADMIN_MAIL for item in result.sent):
+            self.alerts.recovered("outbox", "outgoing mail given up on", self.clock())
         return False
 
     # -- lifecycle --------------------------------------------------------------------------

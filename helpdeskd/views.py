@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from helpdeskd.adapters.store import Cases, Store, parse_iso
 from helpdeskd.config import Config
 from helpdeskd.core import sla
-from helpdeskd.model import Case
+from helpdeskd.model import Case, Clock
 
 OUT_KINDS = {"relay": "engineer"}
 
@@ -79,34 +79,26 @@ def message_json(row: dict, tz: str, full: bool) -> dict:
 
 
 def clocks_json(case: Case, config: Config, now: datetime) -> list[dict]:
-    if case.clocks is None:
-        return []
     tz = case_timezone(case, config)
-    paused = case.waiting_since is not None
-    result = []
-    for clock in case.clocks:
-        end = clock.met_at or (case.waiting_since if paused else now)
-        # the deadline holds the pauses before `end`; subtracting every pause would undercount
-        # a clock met before a later wait
-        stand = sla.standing(case, clock, config, now)
-        used, left = stand.used, stand.left
-        result.append(
-            {
-                "name": clock.name,
-                "target": clock.target,
-                "calendar": clock.calendar,
-                "deadline": local(clock.deadline, tz),
-                "warn_at": local(clock.warn_at, tz),
-                "paused": paused and clock.met_at is None,
-                "met": None
-                if clock.met_at is None and end < clock.deadline
-                else (clock.met_at is not None and clock.met_at <= clock.deadline),
-                "met_at": local(clock.met_at, tz),
-                "used_minutes": int(max(used, timedelta(0)) / timedelta(minutes=1)),
-                "left_minutes": int(left / timedelta(minutes=1)),
-            }
-        )
-    return result
+    return [clock_json(case, clock, config, now, tz) for clock in case.clocks or ()]
+
+
+def clock_json(case: Case, clock: Clock, config: Config, now: datetime, tz: str) -> dict:
+    stand = sla.standing(case, clock, config, now)
+    running = clock.met_at is None
+    return {
+        "name": clock.name,
+        "target": clock.target,
+        "calendar": clock.calendar,
+        "deadline": local(clock.deadline, tz),
+        "warn_at": local(clock.warn_at, tz),
+        "paused": running and case.waiting_since is not None,
+        # null while the clock runs and can still be met; false once it is late
+        "met": None if running and not stand.late else (not running and not stand.late),
+        "met_at": local(clock.met_at, tz),
+        "used_minutes": int(max(stand.used, timedelta(0)) / timedelta(minutes=1)),
+        "left_minutes": int(stand.left / timedelta(minutes=1)),
+    }
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -131,9 +123,11 @@ def show_text(detail: dict) -> str:
         state = (
             "paused" if c["paused"] else {True: "met", False: "breached", None: "running"}[c["met"]]
         )
+        left = timedelta(minutes=c["left_minutes"])
         head.append(
             f"  {c['name']:<15} target {c['target']:<5} deadline {c['deadline']}  "
-            f"used {c['used_minutes']}m  left {c['left_minutes']}m  {state}"
+            f"used {sla.words(timedelta(minutes=c['used_minutes']))}  "
+            f"{sla.words(left)} {'late' if left <= timedelta(0) else 'left'}  {state}"
         )
     head.append("")
     head.append("history:")

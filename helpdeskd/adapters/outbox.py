@@ -27,8 +27,8 @@ class PermanentFailure(Exception):
 
 @dataclass(frozen=True)
 class FlushResult:
-    sent: int = 0
-    retried: int = 0
+    sent: tuple[Queued, ...] = ()
+    retried: tuple[Queued, ...] = ()
     failed: tuple[Queued, ...] = ()
 
 
@@ -77,15 +77,10 @@ def flush(
 ) -> FlushResult:
     """Deliver what is due; returns what happened, including what was given up on."""
     queue, rng = OutboxQueue(store), rng or random.Random()
-    sent = retried = 0
-    failed = []
+    results: dict[str, list[Queued]] = {"sent": [], "retry": [], "failed": []}
     for item in queue.due(now, limit):
-        outcome = _attempt(queue, item, outbound, now, rng)
-        sent += outcome == "sent"
-        retried += outcome == "retry"
-        if outcome == "failed":
-            failed.append(item)
-    return FlushResult(sent, retried, tuple(failed))
+        results[_attempt(queue, item, outbound, now, rng)].append(item)
+    return FlushResult(*(tuple(results[k]) for k in ("sent", "retry", "failed")))
 
 
 def _attempt(
