@@ -23,3 +23,23 @@ def quiet_logs():
     from helpdeskd import logs
 
     logs.configure("WARNING")
+
+
+@pytest.fixture
+def sink():
+    """A real SMTP server standing in for the company's relay."""
+    from tests.support import Sink
+
+    with Sink() as running:
+        yield running
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, sink):
+    """`helpdeskd run` on the test configuration, relaying to `sink`."""
+    from tests.support import Daemon, free_port, write_config
+
+    port = free_port()
+    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
+    with Daemon(config, port) as running:
+        yield running

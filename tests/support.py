@@ -14,10 +14,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+
+from helpdeskd.model import Case
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -274,3 +277,22 @@ def cli(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.Comp
         capture_output=True,
         timeout=120,
     )
+
+
+def sample_case(**changes) -> Case:
+    """An open case of Acme's opened at a fixed instant; tests change what they need."""
+    opened = changes.pop("opened_at", datetime(2026, 11, 18, 15, 0, tzinfo=UTC))
+    fields = dict(
+        reference="HD-2026-00042",
+        status="open",
+        priority="P3",
+        plan="gold",
+        customer="Acme",
+        subject="Help",
+        opener="jane@acme.test",
+        opened_at=opened,
+        updated_at=opened,
+        contacts=("jane@acme.test",),
+        id=1,
+    )
+    return Case(**{**fields, **changes})

@@ -14,20 +14,6 @@ from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, sink: Sink):
-    port = free_port()
-    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
-    with Daemon(config, port) as running:
-        yield running
-
-
 def cases(config: Path) -> list[dict]:
     return json.loads(cli(config, "cases", "--json").stdout)
 

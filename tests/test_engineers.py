@@ -15,12 +15,6 @@ CUSTOMER = "jane@globex.test"
 
 
 @pytest.fixture
-def sink():
-    with Sink() as running:
-        yield running
-
-
-@pytest.fixture
 def daemon(tmp_path: Path, sink: Sink):
     port = free_port()
     # Globex is on the 08-17 "standard" plan; the rest of the suite uses Acme's 24x7 plan

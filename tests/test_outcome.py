@@ -13,7 +13,7 @@ from helpdeskd.core.outcome import Context, outcome
 from helpdeskd.core.parse import parse
 from helpdeskd.core.route import Candidates, route
 from helpdeskd.pipeline import own
-from tests.support import mail, write_config
+from tests.support import mail, sample_case, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
@@ -59,21 +59,7 @@ def test_an_alert_opens_a_case_without_acknowledgement(config):
 
 
 def test_a_manager_answering_an_escalation_writes_a_note_not_to_the_customer(config):
-    from helpdeskd.model import Case
-
-    case = Case(
-        reference="HD-2026-00001",
-        status="open",
-        priority="P3",
-        plan="standard",
-        customer="Acme",
-        subject="Help",
-        opener="jane@acme.test",
-        opened_at=NOW,
-        updated_at=NOW,
-        contacts=("jane@acme.test",),
-        id=1,
-    )
+    case = sample_case(reference="HD-2026-00001", plan="standard")
     inbound = parse(
         mail(
             "manager@helpdesk.test", "Re: [HD-2026-00001] Help", "I will call their CTO."

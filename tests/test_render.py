@@ -14,7 +14,7 @@ from helpdeskd.core import sla
 from helpdeskd.core.commands import CommandError
 from helpdeskd.core.render import Threading, message_id_for, render, subject_for
 from helpdeskd.model import Attachment, Case, Mail
-from tests.support import write_config
+from tests.support import sample_case, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
@@ -56,19 +56,7 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def case(config):
-    opened = Case(
-        reference="HD-2026-00042",
-        status="open",
-        priority="P2",
-        plan="standard",
-        customer="Acme",
-        subject="Portal down",
-        opener="jane@acme.test",
-        opened_at=NOW,
-        updated_at=NOW,
-        contacts=("jane@acme.test",),
-        id=1,
-    )
+    opened = sample_case(priority="P2", plan="standard", subject="Portal down")
     return sla.start_clocks(opened, config)
 
 

@@ -11,9 +11,8 @@ from helpdeskd import config as configuration
 from helpdeskd.core.classify import classify, dmarc_pass, sender_of
 from helpdeskd.core.parse import parse
 from helpdeskd.core.route import Candidates, route, tags
-from helpdeskd.model import Case
 from helpdeskd.pipeline import own
-from tests.support import mail, write_config
+from tests.support import mail, sample_case, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
@@ -25,23 +24,6 @@ def config(tmp_path_factory):
 
 def inbound(sender: str, subject: str = "Help", body: str = "text", headers=None):
     return parse(mail(sender, subject, body, headers=headers).as_bytes())
-
-
-def a_case(**changes) -> Case:
-    base = Case(
-        reference="HD-2026-00042",
-        status="open",
-        priority="P3",
-        plan="gold",
-        customer="Acme",
-        subject="Help",
-        opener="jane@acme.test",
-        opened_at=NOW,
-        updated_at=NOW,
-        contacts=("jane@acme.test",),
-        id=1,
-    )
-    return replace(base, **changes)
 
 
 @pytest.mark.parametrize(
@@ -96,21 +78,25 @@ def decide(config, message, found: Candidates):
 
 def test_a_tag_from_the_customer_is_a_follow_up(config):
     d = decide(
-        config, inbound("joe@acme.test", "Re: [HD-2026-00042] Help"), Candidates(a_case(), None)
+        config,
+        inbound("joe@acme.test", "Re: [HD-2026-00042] Help"),
+        Candidates(sample_case(), None),
     )
     assert (d.action, d.reason) == ("follow_up", "tag HD-2026-00042")
 
 
 def test_a_tag_from_a_stranger_opens_a_new_case_naming_it(config):
     d = decide(
-        config, inbound("eve@evil.test", "Re: [HD-2026-00042] Help"), Candidates(a_case(), None)
+        config,
+        inbound("eve@evil.test", "Re: [HD-2026-00042] Help"),
+        Candidates(sample_case(), None),
     )
     assert d.action == "new" and d.related == "HD-2026-00042"
     assert "not on the case" in d.reason
 
 
 def test_in_reply_to_joins_the_case(config):
-    d = decide(config, inbound("eve@other.test"), Candidates(None, a_case(), "x@y"))
+    d = decide(config, inbound("eve@other.test"), Candidates(None, sample_case(), "x@y"))
     assert (d.action, d.reason) == ("follow_up", "in-reply-to <x@y>")
 
 
@@ -119,10 +105,10 @@ def test_the_same_subject_without_tag_is_a_new_case(config):
 
 
 def test_reopen_within_the_window_and_new_case_after(config):
-    closed = a_case(status="closed", closed_at=NOW - timedelta(days=2))
+    closed = sample_case(status="closed", closed_at=NOW - timedelta(days=2))
     d = decide(config, inbound("jane@acme.test", "Re: [HD-2026-00042]"), Candidates(closed, None))
     assert d.action == "reopen"
-    old = a_case(status="closed", closed_at=NOW - timedelta(days=30))
+    old = sample_case(status="closed", closed_at=NOW - timedelta(days=30))
     d = decide(config, inbound("jane@acme.test", "Re: [HD-2026-00042]"), Candidates(old, None))
     assert (d.action, d.related) == ("new", "HD-2026-00042")
 
@@ -140,7 +126,7 @@ def test_auto_generated_mail_that_threads_nowhere_is_kept(config):
     assert d.action == "keep" and "auto-generated" in d.reason
 
 
-def test_an_alert_from_a_customer_opens_a_case(config):
+def test_an_alert_from_a_customer_opens_sample_case(config):
     message = inbound("monitor@acme.test", "CPU high", headers={"Auto-Submitted": "auto-generated"})
     assert decide(config, message, Candidates(None, None)).action == "new"
 

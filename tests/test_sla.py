@@ -19,7 +19,7 @@ from helpdeskd.config import EscalationLevel
 from helpdeskd.core import sla
 from helpdeskd.core.calendar import Duration
 from helpdeskd.model import Case
-from tests.support import write_config
+from tests.support import sample_case, write_config
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -38,7 +38,7 @@ def config(tmp_path):
 
 
 def new_case(config, opened: datetime, priority: str = "P2", **fields) -> Case:
-    case = Case(
+    case = sample_case(
         reference="HD-2026-00001",
         status="new",
         priority=priority,
@@ -47,9 +47,7 @@ def new_case(config, opened: datetime, priority: str = "P2", **fields) -> Case:
         subject="printer on fire",
         opener="boss@globex.test",
         opened_at=opened,
-        updated_at=opened,
         contacts=("boss@globex.test",),
-        id=1,
         **fields,
     )
     return sla.start_clocks(case, config)

@@ -257,15 +257,12 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     reply = split_reply(parsed.body)
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if any(c.kind == "note" for c in parsed.changes):
-        note = Mail(
-            "note",
-            "note",
-            _other_engineers(ctx, case),
-            {"body": reply.new},
-            reply_to=ctx.config.helpdesk.address,
-        )
         return Outcome(
-            case, False, record(ctx, "note", reply.new, reply.elided), tuple(events), (*mails, note)
+            case,
+            False,
+            record(ctx, "note", reply.new, reply.elided),
+            tuple(events),
+            (*mails, note_mail(ctx, case, reply.new)),
         )
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
@@ -279,19 +276,23 @@ def staff_reply(ctx: Context, case: Case) -> Outcome:
     """A manager answering an escalation is not an engineer: what they write stays inside,
     as a note to the engineers, and never reaches the customer by accident."""
     reply = split_reply(ctx.inbound.text)
-    note = Mail(
-        "note",
-        "note",
-        _other_engineers(ctx, case),
-        {"body": reply.new},
-        reply_to=ctx.config.helpdesk.address,
-    )
     return Outcome(
         replace(case, updated_at=ctx.now),
         False,
         record(ctx, "note", reply.new, reply.elided),
         (),
-        (note,),
+        (note_mail(ctx, case, reply.new),),
+    )
+
+
+def note_mail(ctx: Context, case: Case, body: str) -> Mail:
+    """An internal note goes to the engineers, never to the customer."""
+    return Mail(
+        "note",
+        "note",
+        _other_engineers(ctx, case),
+        {"body": body},
+        reply_to=ctx.config.helpdesk.address,
     )
 
 
