@@ -256,6 +256,9 @@ class Store:
         found = self.rows(sql, params)
         return found[0] if found else None
 
+    def count(self, table: str, where: str, params: Any = ()) -> int:
+        return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+
     # -- spool ------------------------------------------------------------------------------
 
     def spool(
@@ -524,11 +527,7 @@ class Cases:
         return None
 
     def new_cases_since(self, opener: str, since: datetime) -> int:
-        row = self.store.row(
-            "SELECT count(*) AS n FROM cases WHERE opener = ? AND opened_at >= ?",
-            [opener, iso(since)],
-        )
-        return row["n"]
+        return self.store.count("cases", "opener = ? AND opened_at >= ?", [opener, iso(since)])
 
     def add_message(self, row: dict) -> int:
         return self.db["messages"].insert(row).last_pk
@@ -642,11 +641,7 @@ class OutboxQueue:
         return outbox_id
 
     def automatic_sent_since(self, recipient: str, since: datetime) -> int:
-        row = self.store.row(
-            "SELECT count(*) AS n FROM auto_sent WHERE recipient = ? AND at >= ?",
-            [recipient, iso(since)],
-        )
-        return row["n"]
+        return self.store.count("auto_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])
 
     def due(self, now: datetime, limit: int = 100) -> list[Queued]:
         rows = self.store.rows(
