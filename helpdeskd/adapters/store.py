@@ -570,6 +570,17 @@ class Cases:
         sql = "SELECT * FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
         return [row_case(r) for r in self.store.rows(sql + " ORDER BY id", params)]
 
+    def opened_between(self, since: datetime | None, until: datetime | None) -> list[Case]:
+        """Cases opened in [since, until); an end left None is open. Stored instants are UTC
+        ISO strings of one form, so comparing the text compares the instants."""
+        bounds = [
+            (sql, iso(at)) for sql, at in (("opened_at >= ?", since), ("opened_at < ?", until))
+        ]
+        where = " AND ".join(sql for sql, at in bounds if at) or "1"
+        params = [at for _, at in bounds if at]
+        rows = self.store.rows(f"SELECT * FROM cases WHERE {where} ORDER BY id", params)
+        return [row_case(r) for r in rows]
+
     def messages(self, case_id: int) -> list[dict]:
         return self.store.rows("SELECT * FROM messages WHERE case_id = ? ORDER BY id", [case_id])
 
