@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from helpdeskd import config as configuration
-from helpdeskd import logs, service, sweep, views
+from helpdeskd import logs, report, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
@@ -54,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.add_argument("--full", action="store_true", help="include quoted text and signatures")
     show.add_argument("--now", type=_instant, help="measure the clocks at this time (ISO 8601)")
+    rep = sub.add_parser("report", help="SLA compliance per plan, priority and customer")
+    rep.add_argument("--since", type=date.fromisoformat, help="cases opened on or after DATE")
+    rep.add_argument("--until", type=date.fromisoformat, help="cases opened before DATE")
+    rep.add_argument("--format", choices=report.FORMATS, default="table", help="default: table")
+    rep.add_argument("--now", type=_instant, help="judge the clocks at this time (ISO 8601)")
     box = sub.add_parser("outbox", help="what waits to be sent")
     box.add_argument("--flush", action="store_true", help="deliver what is due now")
     return p
@@ -228,6 +233,14 @@ def cmd_show(config: Config, args) -> int:
     return 0
 
 
+def cmd_report(config: Config, args) -> int:
+    since, until = report.window(args.since, args.until, config.helpdesk.timezone)
+    cases = Cases(Store.open(config.helpdesk.database)).opened_between(since, until)
+    rows = report.compliance(cases, config, args.now or datetime.now(UTC))
+    print(report.render(rows, args.format))
+    return 0
+
+
 def cmd_outbox(config: Config, args) -> int:
     store = Store.open(config.helpdesk.database)
     if args.flush:
@@ -263,5 +276,6 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "cases": cmd_cases,
     "show": cmd_show,
+    "report": cmd_report,
     "outbox": cmd_outbox,
 }
