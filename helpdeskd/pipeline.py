@@ -91,7 +91,9 @@ def candidates(cases: Cases, inbound: Inbound, config: Config, now: datetime) ->
     prefix = config.helpdesk.reference_prefix
     tagged = next((c for ref in tags(inbound.subject, prefix) if (c := cases.get(ref))), None)
     ids = (*inbound.references, *inbound.in_reply_to)
-    threaded = cases.by_message_ids(ids) or cases.by_reference_in_message_id(ids, prefix)
+    # every Message-ID we sent is stored, so a reply whose client dropped the tag still finds
+    # its case here; guessing a reference into a made-up Message-ID finds nothing
+    threaded = cases.by_message_ids(ids)
     recent = cases.new_cases_since(inbound.from_addr, now - timedelta(hours=1))
     return Candidates(
         tagged, threaded[0] if threaded else None, threaded[1] if threaded else None, recent

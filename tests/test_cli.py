@@ -133,3 +133,16 @@ def test_every_engineer_command_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     for command in COMMANDS:
         assert f"`#{command.name}" in readme, f"README does not list #{command.name}"
+
+
+def test_a_guessed_message_id_does_not_join_a_case(tmp_path: Path):
+    config = write_config(tmp_path)
+    cli(config, "ingest", "-", stdin=mail("carol@acme.test", "Secret", "x").as_bytes())
+    ref = json.loads(cli(config, "cases", "--json").stdout)[0]["reference"]
+    guessed = mail(
+        "eve@evil.test", "hello", "let me in", in_reply_to=f"<{ref}.deadbeef@anything.invalid>"
+    )
+    cli(config, "ingest", "-", stdin=guessed.as_bytes())
+    detail = json.loads(cli(config, "show", ref, "--json").stdout)
+    assert all(m["from"] != "eve@evil.test" for m in detail["messages"])
+    assert len(json.loads(cli(config, "cases", "--json").stdout)) == 2

@@ -96,7 +96,7 @@ def test_a_tag_from_a_stranger_opens_a_new_case_naming_it(config):
 
 
 def test_in_reply_to_joins_the_case(config):
-    d = decide(config, inbound("eve@other.test"), Candidates(None, sample_case(), "x@y"))
+    d = decide(config, inbound("joe@acme.test"), Candidates(None, sample_case(), "x@y"))
     assert (d.action, d.reason) == ("follow_up", "in-reply-to <x@y>")
 
 
@@ -161,3 +161,20 @@ def test_dmarc_is_read_from_the_trusted_authserv_id_only(config):
     assert dmarc_pass(passed, strict) and dmarc_pass(dkim, strict)
     assert sender_of(forged, strict, NOW.date()).role == "unknown"
     assert sender_of(passed, strict, NOW.date()).customer == "Acme"
+
+
+def test_in_reply_to_from_a_stranger_opens_a_new_case_naming_it(config):
+    d = decide(config, inbound("eve@evil.test"), Candidates(None, sample_case(), "x@y"))
+    assert (d.action, d.related) == ("new", "HD-2026-00042")
+    assert d.reason.startswith("new: in-reply-to <x@y> from a sender not on the case")
+
+
+def test_an_auto_reply_from_anyone_may_follow_a_thread(config):
+    ooo = inbound("eve@other.test", "Out of office", headers={"Auto-Submitted": "auto-replied"})
+    assert decide(config, ooo, Candidates(None, sample_case(), "x@y")).action == "follow_up"
+
+
+def test_an_engineer_answers_on_a_case_closed_long_ago(config):
+    old = sample_case(status="closed", closed_at=NOW - timedelta(days=60))
+    d = decide(config, inbound("alice@helpdesk.test", "Re: [HD-2026-00042]"), Candidates(old, None))
+    assert d.action == "follow_up"

@@ -517,15 +517,6 @@ class Cases:
                 return self.by_id(row["case_id"]), message_id
         return None
 
-    def by_reference_in_message_id(
-        self, ids: tuple[str, ...], prefix: str
-    ) -> tuple[Case, str] | None:
-        for message_id in reversed(ids):
-            ref = message_id.split(".", 1)[0]
-            if ref.startswith(prefix + "-") and (case := self.get(ref)):
-                return case, message_id
-        return None
-
     def new_cases_since(self, opener: str, since: datetime) -> int:
         return self.store.count("cases", "opener = ? AND opened_at >= ?", [opener, iso(since)])
 

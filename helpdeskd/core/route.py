@@ -46,20 +46,25 @@ def tags(subject: str, prefix: str) -> list[str]:
 def route(
     inbound: Inbound, facts: Facts, found: Candidates, config: Config, now: datetime
 ) -> Decision:
+    """The subject tag first, then In-Reply-To/References. Either way only people who belong
+    on the case join it: a tag is easy to forge and a Message-ID easy to pass on. Auto-generated
+    mail may follow a thread (an out-of-office reply, a bounce): it is kept on the case and
+    changes nothing."""
     if found.tagged is not None:
-        ref = found.tagged.reference
-        if trusted_for(facts, inbound.from_addr, found.tagged, config):
-            return follow_up(found.tagged, f"tag {ref}", config, now)
-        return new_case(
-            facts, found, config, f"new: tag {ref} from a sender not on the case", related=ref
-        )
-    if found.threaded is not None:
-        return follow_up(found.threaded, f"in-reply-to <{found.threaded_id}>", config, now)
-    return new_case(facts, found, config, None)
+        case, how = found.tagged, f"tag {found.tagged.reference}"
+        trusted = trusted_for(facts, inbound.from_addr, case, config)
+    elif found.threaded is not None:
+        case, how = found.threaded, f"in-reply-to <{found.threaded_id}>"
+        trusted = bool(facts.auto) or trusted_for(facts, inbound.from_addr, case, config)
+    else:
+        return new_case(facts, found, config, None)
+    if trusted:
+        return follow_up(case, how, facts, config, now)
+    reason = f"new: {how} from a sender not on the case"
+    return new_case(facts, found, config, reason, related=case.reference)
 
 
 def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
-    """A subject tag is easy to forge: only people who belong on the case may use it."""
     return (
         facts.sender.role in ("engineer", "staff")
         or address in case.contacts
@@ -68,8 +73,10 @@ def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
     )
 
 
-def follow_up(case: Case, reason: str, config: Config, now: datetime) -> Decision:
-    if case.status != "closed":
+def follow_up(case: Case, reason: str, facts: Facts, config: Config, now: datetime) -> Decision:
+    """A closed case reopens for its customer within the window; our own people can always
+    answer on it (an engineer's late reply must still reach the customer)."""
+    if case.status != "closed" or facts.sender.role in ("engineer", "staff"):
         return Decision("follow_up", reason, case)
     if within_reopen_window(case, config, now):
         return Decision("reopen", f"{reason}, reopens closed case", case)
