@@ -59,6 +59,15 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--until", type=date.fromisoformat, help="cases opened before DATE")
     rep.add_argument("--format", choices=report.FORMATS, default="table", help="default: table")
     rep.add_argument("--now", type=_instant, help="judge the clocks at this time (ISO 8601)")
+    requeue = sub.add_parser("requeue", help="give quarantined messages another try")
+    requeue.add_argument(
+        "ids",
+        nargs="*",
+        type=int,
+        metavar="ID",
+        help="spool ids, as `cases --quarantined` lists them",
+    )
+    requeue.add_argument("--all", action="store_true", help="every quarantined message")
     box = sub.add_parser("outbox", help="what waits to be sent")
     box.add_argument("--flush", action="store_true", help="deliver what is due now")
     return p
@@ -84,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for key, why in exc.problems:
             print(f"  {key}: {why}", file=sys.stderr)
-        return 1
+        # nothing was stored: an MTA piping to `ingest` must defer the mail, not bounce it
+        return EX_TEMPFAIL if args.command == "ingest" else 1
     return COMMANDS[args.command](config, args)
 
 
@@ -171,6 +181,8 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
 def _describe(result: Processed) -> str:
     if result.quarantined:
         return f"quarantined: {result.quarantined}"
+    if result.skipped:
+        return "stored; the daemon processed it"
     ref = f" {result.reference}" if result.reference else ""
     return f"{result.decision.action}{ref}: {result.decision.reason}"
 
@@ -269,6 +281,15 @@ def cmd_outbox(config: Config, args) -> int:
     return 0
 
 
+def cmd_requeue(config: Config, args) -> int:
+    if not args.ids and not args.all:
+        print("name the spool ids to requeue, or --all", file=sys.stderr)
+        return 2
+    count = Store.open(config.helpdesk.database).requeue(None if args.all else args.ids)
+    print(f"{count} message(s) back in the queue")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "check-config": cmd_check_config,
@@ -278,4 +299,5 @@ COMMANDS = {
     "show": cmd_show,
     "report": cmd_report,
     "outbox": cmd_outbox,
+    "requeue": cmd_requeue,
 }

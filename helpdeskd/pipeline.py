@@ -38,6 +38,7 @@ class Processed:
     reference: str | None
     queued: tuple[dict, ...] = ()  # {"kind", "to", "subject"} of each mail queued
     quarantined: str | None = None
+    skipped: bool = False  # another process had already processed it
 
 
 def own(config: Config) -> Own:
@@ -58,9 +59,9 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
         log.warning("quarantined", spool_id=item.id, reason=str(exc))
         return Processed(item.id, None, None, None, quarantined=str(exc))
     with store.transaction():
-        result = handle(store, config, inbound, item.id, now)
-        store.finish(item.id, now)
-    return result
+        if not store.claim(item.id, now):
+            return Processed(item.id, None, None, None, skipped=True)
+        return handle(store, config, inbound, item.id, now)
 
 
 def handle(

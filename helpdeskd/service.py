@@ -94,7 +94,7 @@ class Service:
             self.sweep_requested.clear()
             sweep.run(self.worker_store, self.config, self.clock())
             self.courier.wake()
-        items = self.worker_store.pending(limit=50)
+        items = self.worker_store.pending(self.clock(), limit=50)
         for item in items:
             self.process_one(item)
         if items:

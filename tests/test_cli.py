@@ -146,3 +146,10 @@ def test_a_guessed_message_id_does_not_join_a_case(tmp_path: Path):
     detail = json.loads(cli(config, "show", ref, "--json").stdout)
     assert all(m["from"] != "eve@evil.test" for m in detail["messages"])
     assert len(json.loads(cli(config, "cases", "--json").stdout)) == 2
+
+
+def test_ingest_defers_with_75_when_the_configuration_is_broken(tmp_path: Path):
+    config = tmp_path / "broken.toml"
+    config.write_text("[helpdesk]\naddresses = 5\n")
+    result = cli(config, "ingest", "-", stdin=mail("jane@acme.test", "x", "y").as_bytes())
+    assert result.returncode == 75

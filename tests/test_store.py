@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -93,11 +93,12 @@ def test_unparseable_mail_is_quarantined_with_its_reason(tmp_path: Path):
     assert "unparseable" in row["reason"]
 
 
-def test_a_message_that_keeps_failing_is_quarantined_after_bounded_tries(
+def test_a_message_that_keeps_failing_is_retried_later_then_quarantined(
     tmp_path: Path, monkeypatch
 ):
     config = configuration.load(write_config(tmp_path))
-    service = Service(config, clock=lambda: NOW)
+    clock = [NOW]
+    service = Service(config, clock=lambda: clock[0])
     spool_id, _ = service.store.spool(
         mail("jane@acme.test", "Poison", "x").as_bytes(), source="smtp", now=NOW
     )
@@ -106,13 +107,37 @@ def test_a_message_that_keeps_failing_is_quarantined_after_bounded_tries(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr("helpdeskd.service.process", broken)
-    for _ in range(config.policy.max_attempts):
+    service.work()
+    service.work()  # the next try waits: a failing message does not burn its tries at once
+    assert attempts(service, spool_id) == 1
+    for minutes in (1, 3, 9, 27):
+        clock[0] += timedelta(minutes=minutes)
         service.work()
     row = service.store.row("SELECT state, attempts, reason FROM spool WHERE id = ?", [spool_id])
     assert row["state"] == "quarantined" and row["attempts"] == config.policy.max_attempts
     assert "disk I/O error" in row["reason"]
     alerts = service.store.rows("SELECT kind, recipients FROM outbox")
     assert alerts == [{"kind": "admin_alert", "recipients": '["ops@helpdesk.test"]'}]
+
+
+def attempts(service, spool_id: int) -> int:
+    return service.store.row("SELECT attempts FROM spool WHERE id = ?", [spool_id])["attempts"]
+
+
+def test_quarantined_mail_comes_back_with_requeue_or_a_second_delivery(tmp_path: Path):
+    config = write_config(tmp_path)
+    store = Store.open(tmp_path / "helpdesk.db")
+    raw = mail("jane@acme.test", "Was stuck", "x").as_bytes()
+    spool_id, _ = store.spool(raw, source="smtp", now=NOW)
+    store.quarantine(spool_id, "templates missing", NOW)
+    again = cli(config, "ingest", "-", stdin=raw)  # the admin delivers it again
+    assert again.returncode == 0 and again.stdout.startswith(b"new HD-"), again.stdout
+    other, _ = store.spool(
+        mail("joe@acme.test", "Also stuck", "y").as_bytes(), source="smtp", now=NOW
+    )
+    store.quarantine(other, "templates missing", NOW)
+    assert cli(config, "requeue", "--all").stdout.strip() == b"1 message(s) back in the queue"
+    assert store.pending()[0].id == other
 
 
 def test_references_never_repeat(tmp_path: Path):

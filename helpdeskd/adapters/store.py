@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,35 @@ def m004_imap(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_clocks(db: sqlite_utils.Database) -> None:
+    """SLA clocks as columns: the scheduler asks "what is due at now?" of one index."""
+    cases = db["cases"]
+    for column, kind in [
+        ("fr_target", str),
+        ("fr_deadline", str),
+        ("fr_warn_at", str),
+        ("fr_met_at", str),
+        ("res_target", str),
+        ("res_deadline", str),
+        ("res_warn_at", str),
+        ("res_met_at", str),
+        ("clock_calendar", str),
+        ("waiting_since", str),
+        ("paused_minutes", int),
+        ("notices", str),
+        ("next_due", str),
+    ]:
+        cases.add_column(column, kind)
+    cases.create_index(["next_due"])
+
+
+@migrations()
+def m006_spool_retry(db: sqlite_utils.Database) -> None:
+    """A message that failed waits before its next try instead of burning its tries at once."""
+    db["spool"].add_column("next_try_at", str)
+
+
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
 MESSAGE_ID = re.compile(
     rb"(?:\A|[\r\n])message-id:[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)?<?([^>\s]+)>?", re.I
@@ -279,7 +308,10 @@ class Store:
         key = dedup_key(raw, message_id)
         try:
             with self.transaction():
-                known = self.row("SELECT id FROM spool WHERE dedup_key = ?", [key])
+                known = self.row("SELECT id, state FROM spool WHERE dedup_key = ?", [key])
+                if known and known["state"] == "quarantined":
+                    # delivering a quarantined message again is the admin's way to retry it
+                    return known["id"], self.requeue([known["id"]]) == 1
                 if known:
                     return known["id"], False
                 row = {
@@ -297,36 +329,63 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def pending(self, limit: int = 100) -> list[SpoolItem]:
-        rows = self.rows("SELECT * FROM spool WHERE state = 'new' ORDER BY id LIMIT ?", [limit])
+    def pending(self, now: datetime | None = None, limit: int = 100) -> list[SpoolItem]:
+        """New messages, oldest first; one that failed waits for its next try."""
+        rows = self.rows(
+            "SELECT * FROM spool WHERE state = 'new' AND (next_try_at IS NULL OR next_try_at <= ?)"
+            " ORDER BY id LIMIT ?",
+            [iso(now) or "9999", limit],
+        )
         return [_spool_item(r) for r in rows]
 
     def spool_item(self, spool_id: int) -> SpoolItem | None:
         row = self.row("SELECT * FROM spool WHERE id = ?", [spool_id])
         return _spool_item(row) if row else None
 
-    def finish(self, spool_id: int, now: datetime) -> None:
-        self.db.execute(
-            "UPDATE spool SET state = 'done', processed_at = ? WHERE id = ?", [iso(now), spool_id]
+    def claim(self, spool_id: int, now: datetime) -> bool:
+        """Mark a new message done, inside the transaction that processes it. False when
+        another process (the daemon's worker, an `ingest`) got there first."""
+        cursor = self.db.execute(
+            "UPDATE spool SET state = 'done', processed_at = ? WHERE id = ? AND state = 'new'",
+            [iso(now), spool_id],
         )
+        return cursor.rowcount == 1
 
     def failed_attempt(self, spool_id: int, reason: str, now: datetime, max_attempts: int) -> str:
-        """Count a failed try; after `max_attempts` the message is quarantined.
-        Returns the new state."""
+        """Count a failed try and schedule the next one (1, 3, 9, 27 minutes later: time for a
+        full disk or a bad template to be fixed); after `max_attempts` the message is
+        quarantined. Returns the new state."""
         with self.transaction():
+            attempts = self.row("SELECT attempts FROM spool WHERE id = ?", [spool_id])["attempts"]
+            retry_at = now + timedelta(minutes=3**attempts)
             self.db.execute(
-                "UPDATE spool SET attempts = attempts + 1, reason = ? WHERE id = ?",
-                [reason, spool_id],
+                "UPDATE spool SET attempts = attempts + 1, reason = ?, next_try_at = ? "
+                "WHERE id = ?",
+                [reason, iso(retry_at), spool_id],
             )
-            row = self.row("SELECT attempts FROM spool WHERE id = ?", [spool_id])
-            if row["attempts"] >= max_attempts:
+            if attempts + 1 >= max_attempts:
                 self.quarantine(spool_id, reason, now)
                 return "quarantined"
         return "new"
 
+    def requeue(self, spool_ids: list[int] | None = None) -> int:
+        """Quarantined messages back to the worker (all of them with None), once the cause is
+        fixed; returns how many."""
+        where, params = "state = 'quarantined'", []
+        if spool_ids is not None:
+            where += f" AND id IN ({', '.join('?' * len(spool_ids))})"
+            params = list(spool_ids)
+        cursor = self.db.execute(
+            "UPDATE spool SET state = 'new', attempts = 0, next_try_at = NULL, processed_at = NULL"
+            f" WHERE {where}",
+            params,
+        )
+        return cursor.rowcount
+
     def quarantine(self, spool_id: int, reason: str, now: datetime) -> None:
         self.db.execute(
-            "UPDATE spool SET state = 'quarantined', reason = ?, processed_at = ? WHERE id = ?",
+            "UPDATE spool SET state = 'quarantined', reason = ?, processed_at = ? "
+            "WHERE id = ? AND state = 'new'",
             [reason, iso(now), spool_id],
         )
 
@@ -363,29 +422,6 @@ class MailboxState:
         self.store.db["imap_state"].upsert(
             {"mailbox": mailbox, "uidvalidity": uidvalidity, "last_uid": last_uid}, pk="mailbox"
         )
-
-
-@migrations()
-def m005_clocks(db: sqlite_utils.Database) -> None:
-    """SLA clocks as columns: the scheduler asks "what is due at now?" of one index."""
-    cases = db["cases"]
-    for column, kind in [
-        ("fr_target", str),
-        ("fr_deadline", str),
-        ("fr_warn_at", str),
-        ("fr_met_at", str),
-        ("res_target", str),
-        ("res_deadline", str),
-        ("res_warn_at", str),
-        ("res_met_at", str),
-        ("clock_calendar", str),
-        ("waiting_since", str),
-        ("paused_minutes", int),
-        ("notices", str),
-        ("next_due", str),
-    ]:
-        cases.add_column(column, kind)
-    cases.create_index(["next_due"])
 
 
 # -- cases ----------------------------------------------------------------------------------
