@@ -95,3 +95,15 @@ def test_admins_hear_once_while_mail_is_given_up_on_and_once_when_it_flows(
         "[helpdeskd] outgoing mail given up on",
         "[helpdeskd] Resolved: outgoing mail given up on",
     ]
+
+
+def test_two_flushes_at_once_send_each_message_once(tmp_path: Path, sink: Sink):
+    config = configuration.load(write_config(tmp_path, relay_port=sink.port))
+    first, second = Store.open(tmp_path / "db"), Store(tmp_path / "db")
+    queue(first, "jane@acme.test")
+    due = OutboxQueue(first).due(NOW)  # both flushers saw it due...
+    assert OutboxQueue(first).claim(due[0].id, NOW, NOW + outbox.LEASE)
+    assert not OutboxQueue(second).claim(due[0].id, NOW, NOW + outbox.LEASE)  # ...one takes it
+    assert outbox.flush(second, config.outbound, NOW).sent == ()
+    assert len(outbox.flush(first, config.outbound, NOW + outbox.LEASE).sent) == 1
+    assert len(sink.received) == 1

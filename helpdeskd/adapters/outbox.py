@@ -21,6 +21,10 @@ from helpdeskd.config import Outbound
 log = structlog.get_logger("helpdeskd.outbox")
 
 
+# How long a delivery may take before another flush may try the same message again.
+LEASE = timedelta(minutes=10)
+
+
 class PermanentFailure(Exception):
     """The relay refused for good (5xx): retrying cannot help."""
 
@@ -79,7 +83,8 @@ def flush(
     queue, rng = OutboxQueue(store), rng or random.Random()
     results: dict[str, list[Queued]] = {"sent": [], "retry": [], "failed": []}
     for item in queue.due(now, limit):
-        results[_attempt(queue, item, outbound, now, rng)].append(item)
+        if queue.claim(item.id, now, now + LEASE):
+            results[_attempt(queue, item, outbound, now, rng)].append(item)
     return FlushResult(*(tuple(results[k]) for k in ("sent", "retry", "failed")))
 
 

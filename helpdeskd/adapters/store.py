@@ -700,6 +700,16 @@ class OutboxQueue:
             for r in rows
         ]
 
+    def claim(self, outbox_id: int, now: datetime, until: datetime) -> bool:
+        """Take a due message for delivery until `until`: a second process flushing at the same
+        time skips it, and a crash mid-delivery only delays it to `until`."""
+        cursor = self.db.execute(
+            "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND state = 'queued' "
+            "AND next_attempt_at <= ?",
+            [iso(until), outbox_id, iso(now)],
+        )
+        return cursor.rowcount == 1
+
     def sent(self, outbox_id: int, now: datetime) -> None:
         self.db.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
