@@ -540,7 +540,9 @@ def _calendar(r: Reader, name: str, p: str, t: dict) -> Calendar | None:
             name,
             timezone=r.required(t, "timezone", p, str) or "UTC",
             hours=hours,
-            holidays=[str(d) for d in t.get("holidays", [])],
+            # entries go in as TOML gave them: Calendar.build takes dates and ISO strings and
+            # lists anything else as a problem of its own (holidays[2])
+            holidays=r.get(t, "holidays", p, list, []),
             holiday_country=r.get(t, "holiday_country", p, str),
             holiday_subdiv=r.get(t, "holiday_subdiv", p, str),
             always_open=r.get(t, "always_open", p, bool, False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,43 @@ def test_invalid_toml_is_one_clear_problem(tmp_path: Path):
     with pytest.raises(ConfigError) as caught:
         configuration.load(path)
     assert caught.value.problems[0][0] == "(file)"
+
+
+def _refused(tmp_path: Path, text: str) -> dict[str, str]:
+    """The problems of a configuration file, by key path."""
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    return dict(caught.value.problems)
+
+
+def _example(replace: dict[str, str]) -> str:
+    """The example configuration with some of its text replaced, e.g. a key's whole line."""
+    text = (ROOT / "config.example.toml").read_text()
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+HOLIDAYS = 'holidays = ["2026-12-24", "2026-12-31"]'
+
+
+def test_holidays_of_the_wrong_type_are_a_problem_not_a_crash(tmp_path: Path):
+    problems = _refused(tmp_path, _example({HOLIDAYS: "holidays = 5"}))
+    assert list(problems) == ["calendars.us-business.holidays"]
+
+
+def test_every_holiday_must_be_a_date_or_an_iso_date_string(tmp_path: Path):
+    line = 'holidays = [2026-12-24, "2026-12-31", 7, "christmas", 2026-12-25T10:00:00]'
+    problems = _refused(tmp_path, _example({HOLIDAYS: line}))
+    in_calendars = {key for key in problems if key.startswith("calendars.")}
+    assert in_calendars == {f"calendars.us-business.holidays[{i}]" for i in (2, 3, 4)}
+
+
+def test_holidays_may_be_toml_dates(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    path.write_text(_example({HOLIDAYS: "holidays = [2026-12-24, 2026-12-31]"}))
+    calendar = configuration.load(path).calendars["us-business"]
+    assert date(2026, 12, 24) in calendar.holidays
