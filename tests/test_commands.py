@@ -186,3 +186,14 @@ def test_describe_commands_lists_every_command_once() -> None:
 )
 def test_customer_asks_close(text: str, asks: bool) -> None:
     assert customer_asks_close(text) is asks
+
+
+@pytest.mark.parametrize("invisible", ["\ufeff", "\u200b", "\u200b\u200d", "\u2060"])
+def test_invisible_characters_do_not_hide_a_command(invisible: str) -> None:
+    result = parse_commands(
+        f"{invisible}#note\ninternal only",
+        sender="alice@example.com",
+        engineers=["alice@example.com"],
+    )
+    assert [c.kind for c in result.changes] == ["note"]
+    assert result.body == "internal only"

@@ -71,3 +71,20 @@ def test_a_manager_answering_an_escalation_writes_a_note_not_to_the_customer(con
     result = outcome(Context(inbound, facts, decision, config, NOW))
     assert result.record.kind == "note"
     assert all("jane@acme.test" not in m.to for m in result.mails)
+
+
+def test_a_note_line_below_the_text_stops_the_reply(config):
+    case = sample_case(reference="HD-2026-00001", plan="standard")
+    inbound = parse(
+        mail(
+            "alice@helpdesk.test", "Re: [HD-2026-00001] Help", "Credit limit is zero.\n#note\n"
+        ).as_bytes()
+    )
+    facts = classify(inbound, config, own(config), NOW.date())
+    result = outcome(
+        Context(
+            inbound, facts, route(inbound, facts, Candidates(case, None), config, NOW), config, NOW
+        )
+    )
+    assert [m.kind for m in result.mails] == ["command_error"]
+    assert result.mails[0].to == ("alice@helpdesk.test",)

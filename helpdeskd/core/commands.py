@@ -90,8 +90,14 @@ def describe_commands() -> str:
     return "\n".join(f"{syntax(command):<{width}}  {command.description}" for command in COMMANDS)
 
 
+# Mail clients put invisible characters before a line (a byte-order mark, zero-width spaces);
+# left there, they would hide a command, and a `#note` would reach the customer.
+INVISIBLE_LEAD = re.compile(r"^[\ufeff\u200b-\u200d\u2060\u00ad]+", re.M)
+
+
 def parse_commands(text: str, *, sender: str, engineers: Collection[str]) -> CommandResult:
     """The changes asked for by the '#' lines at the top of an engineer's reply."""
+    text = INVISIBLE_LEAD.sub("", text)
     lines = text.splitlines(keepends=True)
     block_end = _block_end(lines)
     context = _Context(sender.strip().lower(), frozenset(e.strip().lower() for e in engineers))

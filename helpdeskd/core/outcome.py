@@ -13,7 +13,7 @@ from helpdeskd.config import Config
 from helpdeskd.core import sla
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
-from helpdeskd.core.commands import customer_asks_close, parse_commands
+from helpdeskd.core.commands import CommandError, customer_asks_close, parse_commands
 from helpdeskd.core.quotes import split_reply
 from helpdeskd.core.route import Decision
 from helpdeskd.model import Attachment, Case, Inbound, Mail
@@ -252,8 +252,9 @@ def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Ou
 def engineer_reply(ctx: Context, case: Case) -> Outcome:
     engineers = [e.email for e in ctx.config.engineers]
     parsed = parse_commands(ctx.inbound.text, sender=ctx.inbound.from_addr, engineers=engineers)
-    if parsed.errors:
-        return command_error(ctx, case, parsed.errors)
+    errors = parsed.errors or stray_notes(parsed.body)
+    if errors:
+        return command_error(ctx, case, errors)
     reply = split_reply(parsed.body)
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if any(c.kind == "note" for c in parsed.changes):
@@ -269,6 +270,16 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         mails.insert(0, relay)
     return Outcome(
         case, False, record(ctx, "engineer", reply.new, reply.elided), tuple(events), tuple(mails)
+    )
+
+
+def stray_notes(body: str) -> tuple[CommandError, ...]:
+    """A `#note` line below the text was meant for the engineers: sending the text to the
+    customer would be the worst reading of it."""
+    return tuple(
+        CommandError(line.strip(), number, "#note goes on the first line; nothing was sent")
+        for number, line in enumerate(body.splitlines(), start=1)
+        if line.strip().lower() == "#note"
     )
 
 
