@@ -178,3 +178,21 @@ def test_an_engineer_answers_on_a_case_closed_long_ago(config):
     old = sample_case(status="closed", closed_at=NOW - timedelta(days=60))
     d = decide(config, inbound("alice@helpdesk.test", "Re: [HD-2026-00042]"), Candidates(old, None))
     assert d.action == "follow_up"
+
+
+def test_with_dmarc_required_a_forged_engineer_is_a_stranger(config):
+    strict = replace(
+        config,
+        policy=replace(
+            config.policy, require_dmarc_pass=True, trusted_authserv_id="mx.helpdesk.test"
+        ),
+    )
+    forged = inbound("alice@helpdesk.test")
+    signed = inbound(
+        "alice@helpdesk.test",
+        headers={
+            "Authentication-Results": "MX.Helpdesk.Test; dmarc=pass header.from=helpdesk.test"
+        },
+    )
+    assert sender_of(forged, strict, NOW.date()).role == "unknown"
+    assert sender_of(signed, strict, NOW.date()).role == "engineer"  # authserv-id in any case

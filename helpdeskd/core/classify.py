@@ -43,13 +43,17 @@ def classify(inbound: Inbound, config: Config, own: Own, today: date) -> Facts:
 
 
 def sender_of(inbound: Inbound, config: Config, today: date) -> Sender:
+    """With require_dmarc_pass, a From address proves nothing without the trusted MTA's
+    dmarc=pass: not a customer's, and still less an engineer's, who can steer cases."""
     address = inbound.from_addr
-    if config.engineer(address):
-        return Sender(address, "engineer", None, config.policy.default_plan, True, "engineer")
+    verified = not config.policy.require_dmarc_pass or dmarc_pass(inbound, config)
     if address in config.staff:
-        return Sender(address, "staff", None, config.policy.default_plan, True, "staff")
+        role = "engineer" if config.engineer(address) else "staff"
+        if verified:
+            return Sender(address, role, None, config.policy.default_plan, True, role)
+        return unknown(address, config, f"{role} address without dmarc=pass")
     customer, how = find_customer(address, config)
-    if customer and config.policy.require_dmarc_pass and not dmarc_pass(inbound, config):
+    if customer and not verified:
         return unknown(address, config, f"{how} of {customer.name} without dmarc=pass")
     if customer is None:
         return unknown(address, config, "unknown sender")
@@ -111,7 +115,7 @@ def dmarc_pass(inbound: Inbound, config: Config) -> bool:
         (
             h
             for h in inbound.header_all("Authentication-Results")
-            if h.split(";", 1)[0].strip().split()[0:1] == [trusted]
+            if h.split(";", 1)[0].strip().lower().split()[0:1] == [trusted]
         ),
         None,
     )
