@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from helpdeskd.core.calendar import Calendar, CalendarError, Duration, parse_duration
+from helpdeskd.core.calendar import UNITS, Calendar, CalendarError, Duration, parse_duration
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
+LONGEST_DURATION_MINUTES = 3650 * 24 * 60
 # Installed, the templates sit inside the package; in a source checkout, beside it.
 PACKAGED_TEMPLATES = next(
     (
@@ -279,13 +280,23 @@ class Reader:
             self.problem(path, f'must be a duration string like "4h", not {text!r}')
             return None
         try:
-            return parse_duration(text)
+            duration = parse_duration(text)
         except ValueError as exc:
             self.problem(path, str(exc))
             return None
+        # beyond this, deadlines pass year 9999 (OverflowError) or take the calendar long to count
+        if duration.amount * UNITS[duration.unit] > LONGEST_DURATION_MINUTES:
+            self.problem(path, f"{text!r} is too long: at most 3650d, about ten years")
+            return None
+        return duration
 
     def path(self, data: dict, key: str, path: str, default: str | None = None) -> Path | None:
         text = self.get(data, key, path, str, default)
+        if text is not None and ("\0" in text or not text.strip()):
+            # the system refuses a NUL only when the daemon opens the file; an empty path
+            # would quietly mean this file's folder
+            self.problem(_join(path, key), f"not a usable path: {text!r}")
+            text = default
         return None if text is None else self.base / text
 
     def choice(self, data: dict, key: str, path: str, choices: tuple, default: Any) -> Any:
@@ -571,14 +582,9 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
         t, p, {"calendar", "first_response", "resolution", "calendars", "warn_at", "notify_tier"}
     )
     calendar = r.required(t, "calendar", p, str)
-    overrides = r.table(t, "calendars", f"{p}.calendars")
-    for key, cal in [
-        ("calendar", calendar),
-        *((f"calendars.{k}", v) for k, v in overrides.items()),
-    ]:
-        if cal is not None and cal not in calendars:
-            r.problem(f"{p}.{key}", f"unknown calendar {cal!r}")
-    _priority_keys(r, overrides, f"{p}.calendars")
+    if calendar is not None and calendar not in calendars:
+        r.problem(f"{p}.calendar", f"unknown calendar {calendar!r}")
+    overrides = _calendar_overrides(r, t, p, calendars)
     warn_at = r.get(t, "warn_at", p, (int, float), 0.8)
     if not 0 < warn_at < 1:
         r.problem(f"{p}.warn_at", "must be a fraction between 0 and 1, e.g. 0.8")
@@ -587,10 +593,22 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
         calendar=calendar or "",
         first_response=_targets(r, t, "first_response", p),
         resolution=_targets(r, t, "resolution", p),
-        calendars={k: v for k, v in overrides.items() if isinstance(v, str)},
+        calendars=overrides,
         warn_at=float(warn_at),
         notify_tier=r.choice(t, "notify_tier", p, (1, 2, 3), 1),
     )
+
+
+def _calendar_overrides(r: Reader, t: dict, p: str, calendars: dict) -> dict[str, str]:
+    """`calendars = { P1 = "around-the-clock" }`: a calendar name per priority."""
+    table = r.table(t, "calendars", f"{p}.calendars")
+    _priority_keys(r, table, f"{p}.calendars")
+    for priority, name in table.items():
+        if not isinstance(name, str):
+            r.problem(f"{p}.calendars.{priority}", f"must be a calendar's name, not {name!r}")
+        elif name not in calendars:
+            r.problem(f"{p}.calendars.{priority}", f"unknown calendar {name!r}")
+    return {k: v for k, v in table.items() if isinstance(v, str) and k in PRIORITIES}
 
 
 def _targets(r: Reader, t: dict, key: str, p: str) -> dict[str, Duration]:

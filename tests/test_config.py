@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import tomllib
+from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +161,126 @@ def test_holidays_may_be_toml_dates(tmp_path: Path):
     path.write_text(_example({HOLIDAYS: "holidays = [2026-12-24, 2026-12-31]"}))
     calendar = configuration.load(path).calendars["us-business"]
     assert date(2026, 12, 24) in calendar.holidays
+
+
+# -- no value of the wrong type crashes the loader ---------------------------------------------
+
+# Keys the example leaves commented out, so that every section's reading is exercised too.
+EXTRA = {
+    "helpdesk": {"templates": "templates"},
+    "smtp": {"tls_cert": "cert.pem", "tls_key": "key.pem"},
+    "outbound": {"host": "mail.example.com", "username": "u", "password_file": "secret"},
+    "imap": [
+        {
+            "name": "inbox",
+            "host": "imap.example.com",
+            "port": 993,
+            "tls": "ssl",
+            "username": "support@example.com",
+            "password_file": "secret",
+            "processed_folder": "done",
+            "idle": True,
+            "poll_interval": 60,
+            "alert_after": "15m",
+            "ca_file": "ca.pem",
+        }
+    ],
+    "policy": {"trusted_authserv_id": "mx.example.com"},
+}
+WRONG = [
+    {"x": 1},
+    [1],
+    [],
+    7,
+    -1,
+    0.5,
+    "x",
+    "",
+    "a\0b",
+    "99999999999999999d",
+    True,
+    date(2026, 1, 1),
+    datetime(2026, 1, 1, 9, 30),
+]
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML, tables inline: enough to write back what tomllib read."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return json.dumps(value)  # JSON's numbers and escaped strings are valid TOML
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+
+
+def _dumps(document: dict) -> str:
+    return "".join(f"{json.dumps(key)} = {_toml(value)}\n" for key, value in document.items())
+
+
+def _values(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """Every value in the document with its path of keys and indexes, containers included."""
+    if path:
+        yield path, value
+    if isinstance(value, dict | list):
+        for key, inner in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from _values(inner, (*path, key))
+
+
+def _replaced(value: Any, path: tuple, new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replaced(value[path[0]], path[1:], new)
+    return copy
+
+
+def _example_document() -> dict:
+    document = tomllib.loads((ROOT / "config.example.toml").read_text())
+    for section, keys in EXTRA.items():
+        if isinstance(keys, dict):
+            document[section] = {**document.get(section, {}), **keys}
+        else:
+            document[section] = keys
+    return document
+
+
+def test_the_toml_writer_gives_back_what_it_was_given():
+    document = _example_document()
+    assert tomllib.loads(_dumps(document)) == document
+
+
+def test_no_value_of_the_wrong_type_crashes_the_loader(tmp_path: Path):
+    document, path, crashes = _example_document(), tmp_path / "config.toml", []
+    for where, value in _values(document):
+        for new in (w for w in WRONG if not (type(w) is type(value) and w == value)):
+            path.write_text(_dumps(_replaced(document, where, new)))
+            try:
+                configuration.load(path)
+            except ConfigError:
+                pass
+            except Exception as exc:  # any other exception is what this test looks for
+                crashes.append(f"{'.'.join(map(str, where))} = {new!r}: {exc!r}")
+    assert not crashes, "\n".join(crashes)
+
+
+def test_what_the_loader_once_crashed_on_is_a_listed_problem(tmp_path: Path):
+    problems = _refused(
+        tmp_path,
+        _example(
+            {
+                'database = "var/helpdesk.db"': r'database = "var/\u0000.db"',
+                'reopen_window = "10d"': 'reopen_window = "99999999999d"',
+                'calendars = { P1 = "around-the-clock" }': "calendars = { P1 = [] }",
+            }
+        ),
+    )
+    assert set(problems) == {
+        "helpdesk.database",
+        "policy.reopen_window",
+        "plans.standard.calendars.P1",
+        "plans.priority.calendars.P1",
+    }
