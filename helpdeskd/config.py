@@ -395,8 +395,23 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         reference_prefix=prefix,
         database=r.path(t, "database", p, "var/helpdesk.db"),
         timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
-        templates=r.path(t, "templates", p) or PACKAGED_TEMPLATES,
+        templates=_templates(r, r.path(t, "templates", p), f"{p}.templates"),
     )
+
+
+def _templates(r: Reader, folder: Path | None, key: str) -> Path:
+    """A folder of one's own must hold every template the daemon renders, or mail fails later."""
+    if folder is None:
+        return PACKAGED_TEMPLATES
+    if not folder.is_dir():
+        r.problem(key, f"not a folder: {folder}")
+        return folder
+    # files starting with "_" are included by the others, so they are needed just the same
+    needed = sorted(p.name for p in PACKAGED_TEMPLATES.glob("*.txt"))
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        r.problem(key, f"templates missing from {folder}: {', '.join(missing)}")
+    return folder
 
 
 def _smtp(r: Reader, t: dict) -> Smtp:

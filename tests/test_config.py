@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -284,3 +285,32 @@ def test_what_the_loader_once_crashed_on_is_a_listed_problem(tmp_path: Path):
         "plans.standard.calendars.P1",
         "plans.priority.calendars.P1",
     }
+
+
+# -- templates, TLS files, outbound --------------------------------------------------------------
+
+TEMPLATES = '# templates = "templates"'
+
+
+def test_a_templates_folder_that_does_not_exist_is_refused(tmp_path: Path):
+    problems = _refused(tmp_path, _example({TEMPLATES: 'templates = "nope"'}))
+    assert list(problems) == ["helpdesk.templates"]
+
+
+def test_a_templates_folder_must_hold_every_template_the_daemon_renders(tmp_path: Path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("acknowledgement.txt", "closed.txt"):
+        (mine / name).write_text("Hello\n")
+    problems = _refused(tmp_path, _example({TEMPLATES: 'templates = "mine"'}))
+    why = problems.pop("helpdesk.templates")
+    assert not problems
+    assert "_omitted_attachments.txt" in why and "notification.txt" in why
+    assert "acknowledgement.txt" not in why
+
+
+def test_a_templates_folder_with_every_template_is_accepted(tmp_path: Path):
+    shutil.copytree(configuration.PACKAGED_TEMPLATES, tmp_path / "mine")
+    path = tmp_path / "config.toml"
+    path.write_text(_example({TEMPLATES: 'templates = "mine"'}))
+    assert configuration.load(path).helpdesk.templates == tmp_path / "mine"
