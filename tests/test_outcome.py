@@ -88,3 +88,16 @@ def test_a_note_line_below_the_text_stops_the_reply(config):
     )
     assert [m.kind for m in result.mails] == ["command_error"]
     assert result.mails[0].to == ("alice@helpdesk.test",)
+
+
+def test_a_bare_close_from_an_engineer_tells_the_customer(config):
+    case = sample_case(reference="HD-2026-00001", plan="standard")
+    inbound = parse(mail("alice@helpdesk.test", "Re: [HD-2026-00001] Help", "#close\n").as_bytes())
+    facts = classify(inbound, config, own(config), NOW.date())
+    result = outcome(
+        Context(
+            inbound, facts, route(inbound, facts, Candidates(case, None), config, NOW), config, NOW
+        )
+    )
+    assert result.case.status == "closed"
+    assert [(m.kind, m.to) for m in result.mails] == [("closed", ("jane@acme.test",))]

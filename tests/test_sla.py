@@ -290,7 +290,8 @@ def test_closed_two_working_days_after_the_warning_was_sent(config):
     assert sla.due_actions(case, config, local(2026, 4, 27, 16, 0)) == []
     closed = settle(case, config, local(2026, 4, 28, 8, 0))
     assert (closed.status, closed.closed_at) == ("closed", local(2026, 4, 28, 8, 0))
-    assert closed.waiting_since is None
+    # closed is settled: the time until a reopening counts as paused, from the close
+    assert closed.waiting_since == local(2026, 4, 28, 8, 0)
     assert closed.clocks.resolution.met_at == local(2026, 4, 28, 8, 0)
     assert sla.next_due(closed, config) is None
 
@@ -321,3 +322,17 @@ def test_a_reply_cancels_the_closing(config):
     # waiting again starts the rule afresh
     again = sla.pause(replace(case, status="waiting"), local(2026, 4, 27, 9, 0))
     assert at_local(sla.next_due(again, config)) == local(2026, 4, 30, 9, 0)
+
+
+def test_a_reopened_case_runs_its_resolution_clock_again(config):
+    opened = datetime(2026, 4, 20, 9, 0, tzinfo=CHICAGO)  # Monday
+    case = sla.meet(new_case(config, opened), "first_response", opened + timedelta(hours=1))
+    resolved = sla.settle(replace(case, status="resolved"), opened + timedelta(hours=2))
+    assert sla.running(resolved) == []
+    again = sla.reopen(
+        replace(resolved, status="open"), config, opened + timedelta(days=1, hours=2)
+    )  # Tuesday 11:00, 9 working hours on
+    assert [c.name for c in sla.running(again)] == ["resolution"]
+    before = case.clocks.resolution.deadline
+    assert again.clocks.resolution.deadline - before == timedelta(days=1)  # 9h = one 08-17 day
+    assert again.clocks.first_response.met_at == opened + timedelta(hours=1)

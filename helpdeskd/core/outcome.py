@@ -13,7 +13,7 @@ from helpdeskd.config import Config
 from helpdeskd.core import sla
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
-from helpdeskd.core.commands import CommandError, customer_asks_close, parse_commands
+from helpdeskd.core.commands import Change, CommandError, customer_asks_close, parse_commands
 from helpdeskd.core.quotes import split_reply
 from helpdeskd.core.route import Decision
 from helpdeskd.model import Attachment, Case, Inbound, Mail
@@ -226,12 +226,16 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
 
 
 def _reopen(case: Case, ctx: Context, was: str) -> tuple[Case, list]:
-    case = sla.resume(replace(case, status="open", closed_at=None), ctx.config, ctx.now)
+    case = replace(case, status="open", closed_at=None)
+    if was in sla.SETTLED:
+        case = sla.reopen(case, ctx.config, ctx.now)
+    else:
+        case = sla.resume(case, ctx.config, ctx.now)
     return case, [("status", f"{was} -> open (customer replied)")]
 
 
 def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Outcome:
-    case = sla.meet(replace(case, status="closed", closed_at=ctx.now), "resolution", ctx.now)
+    case = sla.settle(replace(case, status="closed", closed_at=ctx.now), ctx.now)
     events = [*events, ("status", "closed at the customer's request (#close)")]
     mails = (
         Mail("closed", "closed", case.contacts, {"by": "customer"}, automatic="auto-replied"),
@@ -268,6 +272,9 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
         mails.insert(0, relay)
+    elif Change("status", "closed") in parsed.changes:
+        # a bare #close still tells the customer, who would otherwise never know
+        mails.insert(0, Mail("closed", "closed", case.contacts, {"by": "engineer"}))
     return Outcome(
         case, False, record(ctx, "engineer", reply.new, reply.elided), tuple(events), tuple(mails)
     )
@@ -369,12 +376,14 @@ def _status(ctx: Context, case: Case, value: str):
     if value == case.status:
         return case, None, ()
     changed = replace(case, status=value)
-    if value == "waiting":
-        changed = sla.pause(changed, ctx.now)
+    if case.status in sla.SETTLED and value not in sla.SETTLED:
+        changed = sla.reopen(changed, ctx.config, ctx.now)
     elif case.status == "waiting":
         changed = sla.resume(changed, ctx.config, ctx.now)
-    if value in ("resolved", "closed"):
-        changed = sla.meet(changed, "resolution", ctx.now)
+    if value == "waiting":
+        changed = sla.pause(changed, ctx.now)
+    elif value in sla.SETTLED:
+        changed = sla.settle(changed, ctx.now)
     changed = replace(
         changed,
         closed_at=ctx.now if value == "closed" else None,

@@ -133,6 +133,21 @@ def meet(case: Case, name: str, now: datetime) -> Case:
     return replace(case, clocks=replace(case.clocks, **{name: clock}))
 
 
+def settle(case: Case, now: datetime) -> Case:
+    """Resolved or closed: the resolution clock is met, and the time until a reopening, if one
+    comes, is paused time, as waiting is."""
+    return pause(meet(case, "resolution", now), now)
+
+
+def reopen(case: Case, config: Config, now: datetime) -> Case:
+    """A reopened case runs its resolution clock again from where it stood; the first
+    response stays met."""
+    if case.clocks is not None and case.clocks.resolution.met_at is not None:
+        resolution = replace(case.clocks.resolution, met_at=None)
+        case = replace(case, clocks=replace(case.clocks, resolution=resolution))
+    return resume(case, config, now)
+
+
 def running(case: Case) -> list[Clock]:
     return [c for c in case.clocks or () if c.met_at is None]
 
@@ -304,7 +319,7 @@ def apply_action(case: Case, action: Action, config: Config, now: datetime) -> C
         return replace(case, escalation_level=level, updated_at=now)
     if action.kind == "close":
         # resume first, so the resolution clock is judged on the time not spent waiting
-        case = meet(resume(case, config, now), "resolution", now)
+        case = settle(resume(case, config, now), now)
         return replace(case, status="closed", closed_at=now, updated_at=now)
     return case
 
