@@ -41,6 +41,14 @@ class AdminAlerts:
         self._mail(key, "admin_recovered", {"summary": summary}, now, opening=False)
 
     def _mail(self, key: str, template: str, context: dict, now: datetime, opening: bool) -> None:
+        """Never raises: an alert that cannot be written is logged, and what it reports on goes
+        on (the log line above is the alert of last resort)."""
+        try:
+            self._queue(key, template, context, now, opening)
+        except Exception:
+            log.exception("admin alert not queued", key=key)
+
+    def _queue(self, key: str, template: str, context: dict, now: datetime, opening: bool) -> None:
         config = self.config()
         store = self.open_store()
         try:

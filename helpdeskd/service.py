@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ class Service:
         self.scheduler = None
         self.stopped = asyncio.Event()
         self.sweep_requested = threading.Event()
+        self.reloading: asyncio.Task | None = None
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database)
@@ -163,17 +165,18 @@ class Service:
         await self.stopped.wait()
         await self.shutdown()
 
-    async def start_listener(self) -> None:
-        if not self.config.smtp.enabled:
+    async def start_listener(self, config: Config | None = None) -> None:
+        config = config or self.config
+        if not config.smtp.enabled:
             return
         handler = smtp.SpoolHandler(
-            self.store,
-            self.config.helpdesk.addresses,
+            self.open_store(),  # its own connection: an old handler may still be finishing
+            config.helpdesk.addresses,
             self.worker.wake,
-            lmtp=self.config.smtp.lmtp,
+            lmtp=config.smtp.lmtp,
             clock=self.clock,
         )
-        self.server = await smtp.start(handler, self.config.smtp)
+        self.server = await smtp.start(handler, config.smtp)
 
     def start_pollers(self) -> None:
         for mailbox in self.config.imap:
@@ -196,7 +199,12 @@ class Service:
         self.pollers = []
 
     def reload(self) -> None:
-        """SIGHUP: a bad file keeps the old configuration running."""
+        """SIGHUP: the work is done in a task, so the signal handler never blocks the loop."""
+        self.reloading = asyncio.get_running_loop().create_task(self.apply_reload())
+
+    async def apply_reload(self) -> None:
+        """A bad file keeps the running configuration; listeners and pollers restart only
+        when their part of it changed."""
         try:
             new = configuration.load(self.config.path)
         except ConfigError as exc:
@@ -207,18 +215,31 @@ class Service:
             return
         old, self.config = self.config, new
         log.info("configuration reloaded")
+        if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
+            await self.restart_listener(old)
         if old.imap != new.imap:
-            self.stop_pollers()
+            await asyncio.to_thread(self.stop_pollers)  # joining threads: off the loop
             self.start_pollers()
-        if old.smtp != new.smtp or old.helpdesk.addresses != new.helpdesk.addresses:
-            asyncio.get_running_loop().create_task(self.restart_listener())
 
-    async def restart_listener(self) -> None:
+    async def restart_listener(self, old: Config) -> None:
+        """If the new listener cannot start (its port taken, its certificate refused), listen
+        as before rather than not at all, and tell the admins."""
         if self.server:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
-        await self.start_listener()
+        try:
+            await self.start_listener()
+        except (OSError, ssl.SSLError) as exc:
+            log.error("new SMTP listener failed, listening as before", error=str(exc))
+            await asyncio.to_thread(
+                self.alerts.trouble,
+                "listener",
+                "the new SMTP listener could not start",
+                f"{exc}\nhelpdeskd listens with the previous [smtp] settings.",
+                self.clock(),
+            )
+            await self.start_listener(old)
 
     async def shutdown(self) -> None:
         """First stop taking mail in, then let the threads finish what they hold."""

@@ -153,3 +153,23 @@ def test_ingest_defers_with_75_when_the_configuration_is_broken(tmp_path: Path):
     config.write_text("[helpdesk]\naddresses = 5\n")
     result = cli(config, "ingest", "-", stdin=mail("jane@acme.test", "x", "y").as_bytes())
     assert result.returncode == 75
+
+
+@pytest.mark.timeout(60)
+def test_a_reload_whose_listener_cannot_start_keeps_listening_as_before(tmp_path: Path):
+    import socket
+
+    with Sink() as sink, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = free_port()
+        config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
+        with Daemon(config, port) as daemon:
+            busy = taken.getsockname()[1]
+            config.write_text(config.read_text().replace(f"port = {port}", f"port = {busy}"))
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for_log(daemon, "new SMTP listener failed")
+            send(port, mail("jane@acme.test", "Still listening", "x"))
+            assert sink.wait_for(lambda m: "Still listening" in str(m["Subject"]))
+            alert = sink.wait_for(lambda m: "ops@helpdesk.test" in str(m["To"]))
+            assert "could not start" in str(alert[0]["Subject"])
