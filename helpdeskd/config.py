@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -417,11 +418,7 @@ def _templates(r: Reader, folder: Path | None, key: str) -> Path:
 def _smtp(r: Reader, t: dict) -> Smtp:
     p = "smtp"
     r.unknown(t, p, {"enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key"})
-    cert, key = r.path(t, "tls_cert", p), r.path(t, "tls_key", p)
-    if (cert is None) != (key is None):
-        r.problem(
-            f"{p}.tls_key" if key is None else f"{p}.tls_cert", "tls_cert and tls_key go together"
-        )
+    cert, key = _tls_files(r, t, p)
     return Smtp(
         enabled=r.get(t, "enabled", p, bool, True),
         host=r.get(t, "host", p, str, "127.0.0.1"),
@@ -431,6 +428,39 @@ def _smtp(r: Reader, t: dict) -> Smtp:
         tls_cert=cert,
         tls_key=key,
     )
+
+
+def _tls_files(r: Reader, t: dict, p: str) -> tuple[Path | None, Path | None]:
+    cert = _readable(r, r.path(t, "tls_cert", p), f"{p}.tls_cert")
+    key = _readable(r, r.path(t, "tls_key", p), f"{p}.tls_key")
+    if (cert is None) != (key is None):
+        r.problem(
+            f"{p}.tls_key" if key is None else f"{p}.tls_cert", "tls_cert and tls_key go together"
+        )
+    elif cert and key and all(map(_is_readable_file, (cert, key))):
+        _tls_pair(r, cert, key, f"{p}.tls_cert")
+    return cert, key
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase() -> bytes:
+    # the listener has no passphrase to give; without this OpenSSL would ask on the terminal
+    raise _EncryptedKey
+
+
+def _tls_pair(r: Reader, cert: Path, key: Path, where: str) -> None:
+    """Load the pair as the listener will: a bad one would stop the daemon at start-up, or
+    lose the listener on SIGHUP."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except _EncryptedKey:
+        r.problem(where, f"{key} is encrypted; the daemon needs a key without a passphrase")
+    except OSError as exc:  # ssl.SSLError included: not PEM, or a key of another certificate
+        r.problem(where, f"{cert} and {key} do not load as a certificate and its key: {exc}")
 
 
 def _port(r: Reader, t: dict, p: str, default: int) -> int:
@@ -499,9 +529,13 @@ def _mailbox(r: Reader, p: str, t: dict) -> Mailbox:
 
 
 def _readable(r: Reader, path: Path | None, key: str) -> Path | None:
-    if path is not None and not os.access(path, os.R_OK):
-        r.problem(key, f"cannot read {path}")
+    if path is not None and not _is_readable_file(path):
+        r.problem(key, f"not a file that can be read: {path}")
     return path
+
+
+def _is_readable_file(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.R_OK)
 
 
 def _outbound(r: Reader, t: dict) -> Outbound:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -314,3 +315,66 @@ def test_a_templates_folder_with_every_template_is_accepted(tmp_path: Path):
     path = tmp_path / "config.toml"
     path.write_text(_example({TEMPLATES: 'templates = "mine"'}))
     assert configuration.load(path).helpdesk.templates == tmp_path / "mine"
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate and its key, made with openssl."""
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost"),
+            *("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-keyout", key, "-out", cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def _with_tls(cert: Path | str, key: Path | str) -> str:
+    return _example(
+        {
+            '# tls_cert = "/etc/helpdeskd/tls/cert.pem"': f'tls_cert = "{cert}"',
+            '# tls_key = "/etc/helpdeskd/tls/key.pem"': f'tls_key = "{key}"',
+        }
+    )
+
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+def test_tls_files_that_are_missing_are_refused(tmp_path: Path):
+    problems = _refused(tmp_path, _with_tls("missing.crt", tmp_path))
+    assert set(problems) == {"smtp.tls_cert", "smtp.tls_key"}  # a folder is not a key file
+
+
+@needs_openssl
+def test_a_certificate_and_a_key_that_do_not_belong_together_are_refused(tmp_path: Path):
+    (cert, _), (_, other_key) = _certificate(tmp_path, "a"), _certificate(tmp_path, "b")
+    problems = _refused(tmp_path, _with_tls(cert, other_key))
+    assert list(problems) == ["smtp.tls_cert"]
+    assert "do not load" in problems["smtp.tls_cert"]
+
+
+@needs_openssl
+def test_an_encrypted_key_is_refused_without_asking_for_its_passphrase(tmp_path: Path):
+    cert, key = _certificate(tmp_path, "a")
+    encrypted = tmp_path / "encrypted.key"
+    subprocess.run(
+        ["openssl", "ec", "-in", key, "-aes256", "-passout", "pass:secret", "-out", encrypted],
+        check=True,
+        capture_output=True,
+    )
+    problems = _refused(tmp_path, _with_tls(cert, encrypted))
+    assert "encrypted" in problems.pop("smtp.tls_cert")
+    assert not problems
+
+
+@needs_openssl
+def test_a_certificate_with_its_key_is_accepted(tmp_path: Path):
+    cert, key = _certificate(tmp_path, "a")
+    path = tmp_path / "config.toml"
+    path.write_text(_with_tls(cert, key))
+    smtp = configuration.load(path).smtp
+    assert (smtp.tls_cert, smtp.tls_key) == (cert, key)
