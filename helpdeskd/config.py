@@ -557,19 +557,35 @@ def _outbound(r: Reader, t: dict) -> Outbound:
         },
     )
     transport = r.choice(t, "transport", p, ("smtp", "maildir"), "maildir")
+    # the keys of the other transport are left alone: an admin switching back and forth
+    # keeps them, and nothing reads them
     path = r.path(t, "path", p, "var/outbox-maildir" if transport == "maildir" else None)
+    host = r.get(t, "host", p, str, "127.0.0.1")
+    username, password_file = r.get(t, "username", p, str), r.path(t, "password_file", p)
+    if transport == "smtp":
+        _relay(r, p, host, username, password_file)
     return Outbound(
         transport=transport,
-        host=r.get(t, "host", p, str, "127.0.0.1"),
+        host=host,
         port=_port(r, t, p, 25),
         starttls=r.get(t, "starttls", p, bool, False),
-        username=r.get(t, "username", p, str),
-        password_file=r.path(t, "password_file", p),
+        username=username,
+        password_file=password_file,
         path=path,
         max_attempts=r.positive(t, "max_attempts", p, 8),
         backoff=r.positive(t, "backoff", p, 30),
         backoff_max=r.positive(t, "backoff_max", p, 3600),
     )
+
+
+def _relay(r: Reader, p: str, host: str, username: str | None, password: Path | None) -> None:
+    if not host.strip():
+        r.problem(f"{p}.host", 'is required with transport = "smtp"')
+    # one without the other would quietly send without logging in
+    if (username is None) != (password is None):
+        missing = "password_file" if password is None else "username"
+        r.problem(f"{p}.{missing}", "username and password_file go together")
+    _readable(r, password, f"{p}.password_file")
 
 
 def _calendars(r: Reader, tables: dict) -> dict[str, Calendar]:

@@ -378,3 +378,45 @@ def test_a_certificate_with_its_key_is_accepted(tmp_path: Path):
     path.write_text(_with_tls(cert, key))
     smtp = configuration.load(path).smtp
     assert (smtp.tls_cert, smtp.tls_key) == (cert, key)
+
+
+RELAY = 'transport = "maildir"\npath = "var/outbox-maildir"\n# host = "127.0.0.1"'
+
+
+def _relay(*lines: str) -> str:
+    return _example({RELAY: "\n".join(('transport = "smtp"', *lines))})
+
+
+def test_a_relay_password_file_must_be_readable(tmp_path: Path):
+    problems = _refused(tmp_path, _relay('username = "helpdeskd"', 'password_file = "missing"'))
+    assert list(problems) == ["outbound.password_file"]
+
+
+def test_a_relay_username_and_password_file_go_together(tmp_path: Path):
+    (tmp_path / "secret").write_text("s3cret\n")
+    assert list(_refused(tmp_path, _relay('username = "helpdeskd"'))) == ["outbound.password_file"]
+    assert list(_refused(tmp_path, _relay('password_file = "secret"'))) == ["outbound.username"]
+    path = tmp_path / "config.toml"
+    path.write_text(_relay('username = "helpdeskd"', 'password_file = "secret"'))
+    assert configuration.load(path).outbound.password_file == tmp_path / "secret"
+
+
+def test_a_relay_needs_a_host(tmp_path: Path):
+    assert list(_refused(tmp_path, _relay('host = " "'))) == ["outbound.host"]
+
+
+def test_the_keys_of_the_other_transport_are_left_alone(tmp_path: Path):
+    (tmp_path / "secret").write_text("s3cret\n")
+    relay = _relay('host = "mail.example.com"', 'path = "var/unused"')
+    # unused by a Maildir, so not checked: a half-made relay set-up may wait there
+    maildir = _example({'# password_file = "/etc/helpdeskd/smtp-password"': 'password_file = "no"'})
+    for text in (relay, maildir):
+        path = tmp_path / "config.toml"
+        path.write_text(text)
+        configuration.load(path)
+
+
+def test_a_maildir_has_a_path_by_default(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    path.write_text(_example({'path = "var/outbox-maildir"': ""}))
+    assert configuration.load(path).outbound.path == tmp_path / "var" / "outbox-maildir"
