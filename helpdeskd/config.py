@@ -486,6 +486,7 @@ MAILBOX_KEYS = {
     "poll_interval",
     "alert_after",
     "batch_size",
+    "ca_file",
 }
 
 

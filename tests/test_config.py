@@ -420,3 +420,23 @@ def test_a_maildir_has_a_path_by_default(tmp_path: Path):
     path = tmp_path / "config.toml"
     path.write_text(_example({'path = "var/outbox-maildir"': ""}))
     assert configuration.load(path).outbound.path == tmp_path / "var" / "outbox-maildir"
+
+
+# -- IMAP mailboxes, policy ----------------------------------------------------------------------
+
+MAILBOX = """
+[[imap]]
+name = "inbox"
+host = "imap.example.com"
+username = "support@example.com"
+password_file = "secret"
+ca_file = "ca.pem"
+"""
+
+
+def test_a_mailbox_may_name_a_ca_file(tmp_path: Path):
+    (tmp_path / "secret").write_text("s3cret\n")
+    (tmp_path / "ca.pem").write_text("")
+    path = tmp_path / "config.toml"
+    path.write_text(_example({}) + MAILBOX)
+    assert configuration.load(path).imap[0].ca_file == tmp_path / "ca.pem"
