@@ -440,3 +440,11 @@ def test_a_mailbox_may_name_a_ca_file(tmp_path: Path):
     path = tmp_path / "config.toml"
     path.write_text(_example({}) + MAILBOX)
     assert configuration.load(path).imap[0].ca_file == tmp_path / "ca.pem"
+
+
+def test_the_trusted_authserv_id_is_kept_as_written(tmp_path: Path):
+    # the comparison with Authentication-Results, case-insensitive, belongs to the classifier
+    authserv = '# trusted_authserv_id = "mx.example.com"'
+    path = tmp_path / "config.toml"
+    path.write_text(_example({authserv: 'trusted_authserv_id = "MX.Example.COM"'}))
+    assert configuration.load(path).policy.trusted_authserv_id == "MX.Example.COM"
