@@ -448,3 +448,29 @@ def test_the_trusted_authserv_id_is_kept_as_written(tmp_path: Path):
     path = tmp_path / "config.toml"
     path.write_text(_example({authserv: 'trusted_authserv_id = "MX.Example.COM"'}))
     assert configuration.load(path).policy.trusted_authserv_id == "MX.Example.COM"
+
+
+def test_check_config_lists_the_reviewed_problems_together(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        _example(
+            {
+                TEMPLATES: 'templates = "nope"',
+                '# tls_cert = "/etc/helpdeskd/tls/cert.pem"': 'tls_cert = "missing.crt"',
+                '# tls_key = "/etc/helpdeskd/tls/key.pem"': 'tls_key = "missing.key"',
+                RELAY: 'transport = "smtp"\nusername = "u"\npassword_file = "missing"',
+                HOLIDAYS: "holidays = 5",
+            }
+        )
+    )
+    result = cli(path, "check-config")
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    for key in (
+        "helpdesk.templates",
+        "smtp.tls_cert",
+        "smtp.tls_key",
+        "outbound.password_file",
+        "calendars.us-business.holidays",
+    ):
+        assert f"{key}:" in err
