@@ -58,46 +58,29 @@ def test_an_alert_opens_a_case_without_acknowledgement(config):
     assert [m.kind for m in result.mails] == ["notification"]
 
 
-def test_a_manager_answering_an_escalation_writes_a_note_not_to_the_customer(config):
+def reply_on_case(config, sender: str, body: str):
+    """A reply with the case's tag, from `sender`, through classify, route and outcome."""
     case = sample_case(reference="HD-2026-00001", plan="standard")
-    inbound = parse(
-        mail(
-            "manager@helpdesk.test", "Re: [HD-2026-00001] Help", "I will call their CTO."
-        ).as_bytes()
-    )
+    inbound = parse(mail(sender, "Re: [HD-2026-00001] Help", body).as_bytes())
     facts = classify(inbound, config, own(config), NOW.date())
     decision = route(inbound, facts, Candidates(case, None), config, NOW)
+    return facts, decision, outcome(Context(inbound, facts, decision, config, NOW))
+
+
+def test_a_manager_answering_an_escalation_writes_a_note_not_to_the_customer(config):
+    facts, decision, result = reply_on_case(config, "manager@helpdesk.test", "I will call.")
     assert (facts.sender.role, decision.action) == ("staff", "follow_up")
-    result = outcome(Context(inbound, facts, decision, config, NOW))
     assert result.record.kind == "note"
     assert all("jane@acme.test" not in m.to for m in result.mails)
 
 
 def test_a_note_line_below_the_text_stops_the_reply(config):
-    case = sample_case(reference="HD-2026-00001", plan="standard")
-    inbound = parse(
-        mail(
-            "alice@helpdesk.test", "Re: [HD-2026-00001] Help", "Credit limit is zero.\n#note\n"
-        ).as_bytes()
-    )
-    facts = classify(inbound, config, own(config), NOW.date())
-    result = outcome(
-        Context(
-            inbound, facts, route(inbound, facts, Candidates(case, None), config, NOW), config, NOW
-        )
-    )
+    *_, result = reply_on_case(config, "alice@helpdesk.test", "Credit limit is zero.\n#note\n")
     assert [m.kind for m in result.mails] == ["command_error"]
     assert result.mails[0].to == ("alice@helpdesk.test",)
 
 
 def test_a_bare_close_from_an_engineer_tells_the_customer(config):
-    case = sample_case(reference="HD-2026-00001", plan="standard")
-    inbound = parse(mail("alice@helpdesk.test", "Re: [HD-2026-00001] Help", "#close\n").as_bytes())
-    facts = classify(inbound, config, own(config), NOW.date())
-    result = outcome(
-        Context(
-            inbound, facts, route(inbound, facts, Candidates(case, None), config, NOW), config, NOW
-        )
-    )
+    *_, result = reply_on_case(config, "alice@helpdesk.test", "#close\n")
     assert result.case.status == "closed"
     assert [(m.kind, m.to) for m in result.mails] == [("closed", ("jane@acme.test",))]
