@@ -37,7 +37,6 @@ class AdminAlerts:
         )
 
     def recovered(self, key: str, summary: str, now: datetime) -> None:
-        log.info("incident resolved", key=key, summary=summary)
         self._mail(key, "admin_recovered", {"summary": summary}, now, opening=False)
 
     def _mail(self, key: str, template: str, context: dict, now: datetime, opening: bool) -> None:
@@ -59,6 +58,8 @@ class AdminAlerts:
                     if opening
                     else incidents.close(key)
                 )
+                if changed and not opening:
+                    log.info("incident resolved", key=key)
                 if changed and config.helpdesk.admins:
                     mail = Mail(
                         template,

@@ -322,11 +322,13 @@ class MailboxPoller:
             stop.wait(self.mailbox.poll_interval)
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
-        """Wait in IDLE until new mail, `stop`, or the time to renew the IDLE."""
+        """Wait in IDLE until new mail, `stop`, or the time to renew the IDLE. It is renewed
+        at least every `poll_interval` too: a server does not announce mail that arrived while
+        we were moving the last batch, and that mail must not wait for the next one."""
         client.idle()
         self.idling = True
         try:
-            renew_at = time.monotonic() + IDLE_RENEW
+            renew_at = time.monotonic() + min(IDLE_RENEW, self.mailbox.poll_interval)
             while not stop.is_set() and time.monotonic() < renew_at:
                 started = time.monotonic()
                 responses = client.idle_check(timeout=IDLE_SLICE)
