@@ -25,49 +25,18 @@ from helpdeskd import logs, sweep
 from helpdeskd.adapters.store import Cases, Store, case_row
 from helpdeskd.core import sla
 from helpdeskd.model import Case
+from tests import support
 
 NOW = datetime(2026, 4, 20, 11, 0, tzinfo=ZoneInfo("America/Chicago"))
 
-CONFIG = """
-[helpdesk]
-name = "Bench Support"
-addresses = ["support@helpdesk.test"]
-database = "helpdesk.db"
-timezone = "America/Chicago"
 
-[outbound]
-transport = "maildir"
-path = "maildir"
-
-[calendars.business]
-timezone = "America/Chicago"
-mon = "08:00-17:00"
-tue = "08:00-17:00"
-wed = "08:00-17:00"
-thu = "08:00-17:00"
-fri = "08:00-17:00"
-
-[plans.standard]
-calendar = "business"
-first_response = { P1 = "2h", P2 = "4h", P3 = "1d", P4 = "3d" }
-resolution = { P1 = "3d", P2 = "5d", P3 = "20d", P4 = "20d" }
-warn_at = 0.8
-
-[[engineers]]
-name = "Alice Engineer"
-email = "alice@helpdesk.test"
-
-[escalation]
-levels = [{ notify = ["lead@helpdesk.test"], on = "warn" },
-          { notify = ["manager@helpdesk.test"], on = "breach" }]
-
-[policy]
-default_plan = "standard"
-close_warning_after = "3d"
-# the per-recipient limit on automatic mail would drop most of the engineers' notices and
-# make the sweep look cheaper than it is: every due notice is rendered and queued here
-auto_replies_per_hour = 1000000
-"""
+def write_config(folder: Path) -> Path:
+    """The test suite's configuration (Chicago business hours, a standard plan with P2 first
+    response in 4h warned at 0.8, escalation to a lead at warn_at and a manager at breach),
+    with outgoing mail to a Maildir in `folder`. The per-recipient limit on automatic mail is
+    lifted: it would drop most of the engineers' notices and make the sweep look cheaper than
+    it is, when every due notice is to be rendered and queued."""
+    return support.write_config(folder, auto_limit=1_000_000)
 
 
 def shapes(config) -> list[tuple[Case, bool]]:
@@ -81,16 +50,13 @@ def shapes(config) -> list[tuple[Case, bool]]:
     """
 
     def case(opened, status="open"):
-        base = Case(
-            reference="",
+        base = support.sample_case(
             status=status,
             priority="P2",
             plan="standard",
-            customer="Customer",
             subject="Bench case",
-            opener="",
             opened_at=opened,
-            updated_at=opened,
+            id=None,
         )
         return sla.start_clocks(base, config)
 
@@ -117,8 +83,7 @@ def rows(config, total: int, due: int):
 
 
 def build(folder: Path, total: int, due: int):
-    (folder / "helpdeskd.toml").write_text(CONFIG, encoding="utf-8")
-    config = configuration.load(folder / "helpdeskd.toml")
+    config = configuration.load(write_config(folder))
     store = Store.open(config.helpdesk.database)
     with store.transaction():
         store.db["cases"].insert_all(rows(config, total, due), batch_size=2000)
@@ -132,8 +97,7 @@ def copy_of(folder: Path, name: str):
     target = folder / name
     target.mkdir()
     shutil.copy(folder / "helpdesk.db", target / "helpdesk.db")
-    (target / "helpdeskd.toml").write_text(CONFIG, encoding="utf-8")
-    return configuration.load(target / "helpdeskd.toml")
+    return configuration.load(write_config(target))
 
 
 def timed(config) -> tuple[float, list[dict], float, float]:
