@@ -27,6 +27,7 @@ from helpdeskd.pipeline import process
 log = structlog.get_logger("helpdeskd.service")
 
 DRAIN_SECONDS = 20
+SWEEP_SLICE = 100  # due cases settled between two looks at the spool
 # The alerts themselves going out prove nothing about the mail that was given up on.
 ADMIN_MAIL = frozenset({"admin_alert", "admin_recovered"})
 
@@ -94,14 +95,21 @@ class Service:
         True when there may be more."""
         if self.sweep_requested.is_set():
             self.sweep_requested.clear()
-            sweep.run(self.worker_store, self.config, self.clock())
-            self.courier.wake()
+            self.sweep_slice()
         items = self.worker_store.pending(self.clock(), limit=50)
         for item in items:
             self.process_one(item)
         if items:
             self.courier.wake()
-        return len(items) == 50
+        return len(items) == 50 or self.sweep_requested.is_set()
+
+    def sweep_slice(self) -> None:
+        """A slice of what is due, so a Monday with thousands of due cases never keeps new
+        mail waiting: the next slice comes after the mail in hand."""
+        actions = sweep.run(self.worker_store, self.config, self.clock(), max_cases=SWEEP_SLICE)
+        if len({a["reference"] for a in actions}) >= SWEEP_SLICE:
+            self.request_sweep()
+        self.courier.wake()
 
     def process_one(self, item) -> None:
         bound = structlog.contextvars.bound_contextvars(spool_id=item.id)

@@ -8,6 +8,7 @@ crash half-way, never sends anything twice.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,10 +36,18 @@ class Step:
     mails: tuple[Mail, ...]
 
 
-def run(store: Store, config: Config, now: datetime, *, dry_run: bool = False) -> list[dict]:
-    """Settle every case that is due at `now`; returns one entry per action (SPEC §9)."""
+def run(
+    store: Store,
+    config: Config,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    max_cases: int | None = None,
+) -> list[dict]:
+    """Settle every case that is due at `now` (or the first `max_cases` of them); returns one
+    entry per action (SPEC §9)."""
     done: list[dict] = []
-    for case in due_cases(Cases(store), now, dry_run):
+    for case in itertools.islice(due_cases(Cases(store), now, dry_run), max_cases):
         try:
             done += (
                 preview(case, config, now) if dry_run else sweep_case(store, config, case.id, now)

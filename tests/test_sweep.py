@@ -266,3 +266,18 @@ def test_due_cases_are_read_in_batches_until_none_is_left(config, monkeypatch):
     assert len(found) == 10
     assert sweep_module.run(store, settings, monday) == []
     assert Cases(store).due(monday) == []
+
+
+def test_the_daemon_sweeps_in_slices_between_looks_at_the_spool(config, monkeypatch):
+    from helpdeskd import service
+
+    for n in range(3):
+        ingest(config, mail(f"user{n}@acme.test", f"Slice {n}", "x"), "2026-04-20T09:00:00-05:00")
+    later = datetime(2026, 4, 20, 21, 0, tzinfo=UTC)  # 16:00 in Chicago, both clocks past due
+    daemon = service.Service(configuration.load(config), clock=lambda: later)
+    monkeypatch.setattr(service, "SWEEP_SLICE", 2)
+    daemon.request_sweep()
+    assert daemon.work() is True  # two settled, one left: the worker comes back for it
+    daemon.work()
+    swept = daemon.store.rows("SELECT DISTINCT case_id FROM events WHERE kind != 'opened'")
+    assert len(swept) == 3 and not daemon.sweep_requested.is_set()
