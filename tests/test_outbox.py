@@ -107,3 +107,39 @@ def test_two_flushes_at_once_send_each_message_once(tmp_path: Path, sink: Sink):
     assert outbox.flush(second, config.outbound, NOW).sent == ()
     assert len(outbox.flush(first, config.outbound, NOW + outbox.LEASE).sent) == 1
     assert len(sink.received) == 1
+
+
+class DeferringSink(Sink):
+    """A relay that defers one recipient for a while, as a greylisting one does."""
+
+    deferred = frozenset({"later@acme.test"})
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.deferred:
+            return "450 4.7.1 greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_only_the_deferred_recipients_are_tried_again(tmp_path: Path):
+    with DeferringSink() as relay:
+        config = configuration.load(write_config(tmp_path, relay_port=relay.port))
+        store = Store.open(tmp_path / "db")
+        raw = mail("support@helpdesk.test", "Two", "x", to="now@acme.test").as_bytes()
+        OutboxQueue(store).enqueue(
+            case_id=None,
+            kind="relay",
+            message_id="m@helpdesk.test",
+            mail_from="support@helpdesk.test",
+            recipients=("now@acme.test", "later@acme.test"),
+            raw=raw,
+            automatic=False,
+            now=NOW,
+        )
+        assert len(outbox.flush(store, config.outbound, NOW).retried) == 1
+        relay.deferred = frozenset()
+        assert len(outbox.flush(store, config.outbound, NOW + timedelta(hours=1)).sent) == 1
+    assert relay.envelopes == [
+        ("support@helpdesk.test", ["now@acme.test"]),
+        ("support@helpdesk.test", ["later@acme.test"]),
+    ]

@@ -21,6 +21,15 @@ from helpdeskd.config import Outbound
 log = structlog.get_logger("helpdeskd.outbox")
 
 
+class Deferred(smtplib.SMTPException):
+    """The relay deferred some recipients (4xx): only those are tried again, so the others
+    do not get the message twice."""
+
+    def __init__(self, recipients: tuple[str, ...], message: str):
+        super().__init__(message)
+        self.recipients = recipients
+
+
 # How long a delivery may take before another flush may try the same message again.
 LEASE = timedelta(minutes=10)
 
@@ -58,11 +67,12 @@ def send_smtp(item: Queued, outbound: Outbound) -> None:
         if exc.smtp_code >= 500:
             raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
         raise
-    permanent = {r: v for r, v in (refused or {}).items() if v[0] >= 500}
-    if permanent and len(permanent) == len(item.recipients):
-        raise PermanentFailure(f"every recipient refused: {permanent}")
-    if refused and not permanent:
-        raise smtplib.SMTPException(f"recipients deferred: {refused}")
+    refused = refused or {}
+    deferred = tuple(r for r, (code, _) in refused.items() if code < 500)
+    if deferred:
+        raise Deferred(deferred, f"recipients deferred: {refused}")
+    if len(refused) == len(item.recipients):
+        raise PermanentFailure(f"every recipient refused: {refused}")
 
 
 def backoff(outbound: Outbound, attempts: int, rng: random.Random) -> timedelta:
@@ -99,7 +109,10 @@ def _attempt(
         if item.attempts + 1 >= outbound.max_attempts:
             return _failed(queue, item, f"{type(exc).__name__}: {exc}")
         queue.retry(
-            item.id, f"{type(exc).__name__}: {exc}", now + backoff(outbound, item.attempts, rng)
+            item.id,
+            f"{type(exc).__name__}: {exc}",
+            now + backoff(outbound, item.attempts, rng),
+            getattr(exc, "recipients", None),
         )
         log.warning(
             "delivery deferred", outbox_id=item.id, attempts=item.attempts + 1, error=str(exc)

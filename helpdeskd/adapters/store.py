@@ -717,11 +717,14 @@ class OutboxQueue:
         )
         self.db.execute("UPDATE messages SET status = 'sent' WHERE outbox_id = ?", [outbox_id])
 
-    def retry(self, outbox_id: int, error: str, at: datetime) -> None:
+    def retry(
+        self, outbox_id: int, error: str, at: datetime, recipients: tuple[str, ...] | None = None
+    ) -> None:
+        """Try again at `at`; to `recipients` only, when the relay took the others already."""
         self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
-            "next_attempt_at = ? WHERE id = ?",
-            [error, iso(at), outbox_id],
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+            "recipients = coalesce(?, recipients) WHERE id = ?",
+            [error, iso(at), json.dumps(list(recipients)) if recipients else None, outbox_id],
         )
 
     def give_up(self, outbox_id: int, error: str) -> None:
