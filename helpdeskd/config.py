@@ -184,9 +184,6 @@ class Config:
         levels = (a for level in self.escalation for a in level.notify)
         return frozenset((*(e.email for e in self.engineers), *levels, *self.helpdesk.admins))
 
-    def customer(self, name: str | None) -> Customer | None:
-        return next((c for c in self.customers if c.name == name), None)
-
 
 def default_path() -> Path:
     return Path(os.environ.get("HELPDESKD_CONFIG", "config.example.toml"))

@@ -19,10 +19,7 @@ def local(moment: datetime | None, timezone: str) -> str | None:
 
 
 def case_timezone(case: Case, config: Config) -> str:
-    try:
-        return sla.calendar_of(case, config).timezone
-    except KeyError:
-        return config.helpdesk.timezone
+    return sla.calendar_of(case, config).timezone
 
 
 def case_summary(case: Case, config: Config) -> dict:

@@ -100,9 +100,7 @@ def render(
 def template_context(
     mail: Mail, case: Case | None, config: Config, now: datetime, extra: dict
 ) -> dict:
-    timezone = config.helpdesk.timezone
-    if case is not None and case.plan in config.plans:
-        timezone = sla.calendar_of(case, config).timezone
+    timezone = sla.calendar_of(case, config).timezone if case else config.helpdesk.timezone
     return {
         "helpdesk": config.helpdesk,
         "case": case,

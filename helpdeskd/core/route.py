@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from helpdeskd.config import Config
-from helpdeskd.core import calendar
+from helpdeskd.core import calendar, sla
 from helpdeskd.core.classify import Facts, same_customer
 from helpdeskd.model import Case, Inbound
 
@@ -86,10 +86,8 @@ def follow_up(case: Case, reason: str, facts: Facts, config: Config, now: dateti
 
 
 def within_reopen_window(case: Case, config: Config, now: datetime) -> bool:
-    plan = config.plans.get(case.plan) or config.plans[config.policy.default_plan]
-    cal = config.calendars[plan.calendar_for(case.priority)]
     closed = case.closed_at or case.updated_at
-    return now <= calendar.add(cal, closed, config.policy.reopen_window)
+    return now <= calendar.add(sla.calendar_of(case, config), closed, config.policy.reopen_window)
 
 
 def new_case(
