@@ -6,6 +6,7 @@ sees all of them at once; nothing is half-loaded.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import ssl
@@ -178,9 +179,10 @@ class Config:
     def engineer(self, address: str) -> Engineer | None:
         return next((e for e in self.engineers if e.email == address.lower()), None)
 
-    @property
+    @functools.cached_property
     def staff(self) -> frozenset[str]:
-        """Our own people: engineers, escalation contacts and admins."""
+        """Our own people: engineers, escalation contacts and admins (asked per recipient and
+        per message, so worked out once per loaded config)."""
         levels = (a for level in self.escalation for a in level.notify)
         return frozenset((*(e.email for e in self.engineers), *levels, *self.helpdesk.admins))
 
