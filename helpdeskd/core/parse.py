@@ -194,7 +194,7 @@ def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
     """
     is_field = [bool(HEADER_LINE.match(x)) or x[:1] in b" \t" for x in lines]
     last_field = max((i for i, field in enumerate(is_field) if field), default=-1)
-    loose = [i for i in range(1, last_field) if not is_field[i]]
+    loose = {i for i in range(1, last_field) if not is_field[i]}  # a set: asked once per line
     if loose:
         defects.append(f"{len(loose)} header line(s) without leading white space joined")
     return b"".join(b" " + x if i in loose else x for i, x in enumerate(lines))
