@@ -160,6 +160,11 @@ class Policy:
     auto_replies_per_hour: int = 10  # per recipient, the last guard against mail loops
     max_attempts: int = 5  # processing tries before a message is quarantined
     forward_attachments_max: int = 10 * 1024 * 1024  # bytes attached to engineers' copies
+    processing_budget: float = 5.0  # seconds one message may hold the worker
+    mails_per_hour_per_recipient: int = 30  # all mail to one outside address, relays included
+    loop_messages: int = 10  # inbound mails from one outside address on one case per window...
+    loop_repeats: int = 3  # ...or this many with the same text: forwarding pauses
+    loop_window: Duration = Duration(1, "h")
 
 
 @dataclass(frozen=True)
@@ -796,6 +801,7 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
             "auto_replies_per_hour",
             "max_attempts",
             "forward_attachments_max",
+            *LOOP_KEYS,
         },
     )
     default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
@@ -825,7 +831,41 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
         auto_replies_per_hour=r.positive(t, "auto_replies_per_hour", p, 10),
         max_attempts=r.positive(t, "max_attempts", p, 5),
         forward_attachments_max=r.positive(t, "forward_attachments_max", p, 10 * 1024 * 1024),
+        **_bounds(r, t, p),
     )
+
+
+LOOP_KEYS = (
+    "processing_budget",
+    "mails_per_hour_per_recipient",
+    "loop_messages",
+    "loop_repeats",
+    "loop_window",
+)
+BUDGET = re.compile(r"(\d+)(s|m)")
+
+
+def _bounds(r: Reader, t: dict, p: str) -> dict:
+    """The limits on work and mail per message, per recipient and per conversation."""
+    return dict(
+        processing_budget=_budget(r, t.get("processing_budget"), f"{p}.processing_budget"),
+        mails_per_hour_per_recipient=r.positive(t, "mails_per_hour_per_recipient", p, 30),
+        loop_messages=r.positive(t, "loop_messages", p, 10),
+        loop_repeats=r.positive(t, "loop_repeats", p, 3),
+        loop_window=r.duration(t, "loop_window", p, Duration(1, "h")) or Duration(1, "h"),
+    )
+
+
+def _budget(r: Reader, value: Any, path: str) -> float:
+    """ "5s" or "1m": whole seconds or minutes, at least one second and at most ten minutes."""
+    if value is None:
+        return Policy.processing_budget
+    found = BUDGET.fullmatch(value) if isinstance(value, str) else None
+    seconds = int(found[1]) * (60 if found[2] == "m" else 1) if found else 0
+    if not 1 <= seconds <= 600:
+        r.problem(path, f'must be a time from "1s" to "10m", like "5s", not {value!r}')
+        return Policy.processing_budget
+    return float(seconds)
 
 
 def _keywords(r: Reader, t: dict, p: str) -> dict[str, tuple[str, ...]]:

@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 import structlog
 
 from helpdeskd.adapters.store import Cases, OutboxQueue, SpoolItem, Store, iso
+from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
 from helpdeskd.core import sla
 from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
 from helpdeskd.core.outcome import Context, Outcome, outcome
-from helpdeskd.core.parse import ParseError, parse
+from helpdeskd.core.parse import ParseError
 from helpdeskd.core.render import Threading, message_id_for, render
 from helpdeskd.core.route import Candidates, Decision, route, tags
 from helpdeskd.model import Case, Inbound, Mail
@@ -39,6 +40,7 @@ class Processed:
     queued: tuple[dict, ...] = ()  # {"kind", "to", "subject"} of each mail queued
     quarantined: str | None = None
     skipped: bool = False  # another process had already processed it
+    over_budget: bool = False  # quarantined because parsing it took longer than allowed
 
 
 def own(config: Config) -> Own:
@@ -53,11 +55,15 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
     """Process one spooled message. A message that cannot be parsed is quarantined at once;
     any other failure propagates, and the worker counts it as a failed try."""
     try:
-        inbound = parse(item.raw, envelope_from=item.envelope_from)
+        inbound = parse_within(item.raw, item.envelope_from, config.policy.processing_budget)
     except ParseError as exc:
         store.quarantine(item.id, f"unparseable: {exc}", now)
         log.warning("quarantined", spool_id=item.id, reason=str(exc))
         return Processed(item.id, None, None, None, quarantined=str(exc))
+    except OverBudget as exc:
+        store.quarantine(item.id, f"over the processing budget: {exc}", now)
+        log.warning("quarantined", spool_id=item.id, reason=str(exc), size=len(item.raw))
+        return Processed(item.id, None, None, None, quarantined=str(exc), over_budget=True)
     with store.transaction():
         if not store.claim(item.id, now):
             return Processed(item.id, None, None, None, skipped=True)

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import structlog
 
+from helpdeskd import budget, sweep
 from helpdeskd import config as configuration
-from helpdeskd import sweep
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
 from helpdeskd.adapters.store import Store
 from helpdeskd.alerts import AdminAlerts
@@ -115,7 +115,9 @@ class Service:
         bound = structlog.contextvars.bound_contextvars(spool_id=item.id)
         with bound:
             try:
-                process(self.worker_store, self.config, item, self.clock())
+                result = process(self.worker_store, self.config, item, self.clock())
+                if result.over_budget:
+                    self.over_budget(item.id, result.quarantined or "")
             except Exception as exc:
                 state = self.worker_store.failed_attempt(
                     item.id,
@@ -126,6 +128,15 @@ class Service:
                 log.exception("processing failed", state=state)
                 if state == "quarantined":
                     self.quarantine_grew()
+
+    def over_budget(self, spool_id: int, reason: str) -> None:
+        """Each such message is told: it may be an attack, or mail a customer waits on."""
+        self.alerts.trouble(
+            f"over-budget:{spool_id}",
+            f"message {spool_id} quarantined: over the processing budget",
+            f"{reason}\nRun `helpdeskd cases --quarantined` to see it; the raw message is kept.",
+            self.clock(),
+        )
 
     def quarantine_grew(self) -> None:
         count = len(self.worker_store.quarantined())
@@ -164,6 +175,7 @@ class Service:
         loop.add_signal_handler(signal.SIGTERM, self.stopped.set)
         loop.add_signal_handler(signal.SIGINT, self.stopped.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        budget.warm_up()  # before the threads: the fork server is started from a clean state
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
         await self.start_listener()

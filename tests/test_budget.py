@@ -1,0 +1,56 @@
+"""The per-message budget: small mail is parsed inline, large mail in a limited child process,
+and whatever comes back is cut to the sizes the pipeline is built for."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpdeskd import budget
+from helpdeskd.budget import HEADER_KEPT, INLINE_BYTES, TEXT_KEPT, OverBudget, parse_within
+from helpdeskd.core.parse import ParseError
+
+HEAD = b"From: Jane <jane@acme.test>\r\nTo: support@helpdesk.test\r\nSubject: Help\r\n"
+
+
+def large_text(size: int) -> bytes:
+    return HEAD + b"\r\n" + b"A line of an ordinary but very long report.\r\n" * (size // 46)
+
+
+def test_small_mail_is_parsed_inline_and_kept_whole():
+    inbound = parse_within(HEAD + b"\r\nHello\r\n", "jane@acme.test", 5.0)
+    assert inbound.text.strip() == "Hello"
+    assert inbound.from_addr == "jane@acme.test"
+    assert inbound.defects == ()
+
+
+def test_large_mail_is_parsed_in_a_child_and_its_text_cut_with_a_note():
+    raw = large_text(2 * INLINE_BYTES + TEXT_KEPT)
+    inbound = parse_within(raw, None, 30.0)
+    assert inbound.from_addr == "jane@acme.test"
+    assert len(inbound.text) < TEXT_KEPT + 200
+    assert inbound.text.endswith("the whole message is kept as it came]")
+    assert any("cut to" in d for d in inbound.defects)
+
+
+def test_long_header_values_are_cut():
+    raw = HEAD.replace(b"Subject: Help", b"Subject: " + b"x" * (3 * HEADER_KEPT)) + b"\r\nHi\r\n"
+    inbound = parse_within(raw, None, 5.0)
+    assert len(inbound.subject) == HEADER_KEPT
+    assert all(len(value) <= HEADER_KEPT for _, value in inbound.headers)
+
+
+def test_unparseable_large_mail_is_a_parse_error_from_the_child():
+    raw = b"\r\n" + b"no header fields here\r\n" * (INLINE_BYTES // 10)
+    with pytest.raises(ParseError, match="no header fields"):
+        parse_within(raw, None, 30.0)
+
+
+def test_a_parse_past_the_budget_is_over_budget():
+    with pytest.raises(OverBudget, match=r"budget of 0\.01 s"):
+        parse_within(large_text(4 * INLINE_BYTES), None, 0.01)
+
+
+def test_a_parse_past_its_memory_is_over_budget():
+    raw = large_text(8 * 1024 * 1024)
+    with pytest.raises(OverBudget, match=r"MiB|died"):
+        budget._parse_in_child(raw, None, 30.0, memory=48 * budget.MiB)
