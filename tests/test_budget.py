@@ -3,11 +3,19 @@ and whatever comes back is cut to the sizes the pipeline is built for."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 
 from helpdeskd import budget
+from helpdeskd import config as configuration
 from helpdeskd.budget import HEADER_KEPT, INLINE_BYTES, TEXT_KEPT, OverBudget, parse_within
 from helpdeskd.core.parse import ParseError
+from helpdeskd.service import Service
+from tests.support import mail, write_config
+
+NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
 HEAD = b"From: Jane <jane@acme.test>\r\nTo: support@helpdesk.test\r\nSubject: Help\r\n"
 
@@ -54,3 +62,23 @@ def test_a_parse_past_its_memory_is_over_budget():
     raw = large_text(8 * 1024 * 1024)
     with pytest.raises(OverBudget, match=r"MiB|died"):
         budget._parse_in_child(raw, None, 30.0, memory=48 * budget.MiB)
+
+
+def test_the_worker_quarantines_mail_over_budget_tells_the_admins_and_goes_on(tmp_path):
+    config = configuration.load(write_config(tmp_path))
+    # below the "1s" the configuration allows, so that any parse in a child is over it
+    config = replace(config, policy=replace(config.policy, processing_budget=0.001))
+    service = Service(config, clock=lambda: NOW)
+    hostile, _ = service.store.spool(large_text(2 * INLINE_BYTES), source="smtp", now=NOW)
+    ordinary, _ = service.store.spool(
+        mail("joe@acme.test", "After it", "hello").as_bytes(), source="smtp", now=NOW
+    )
+    service.work()
+    states = service.store.rows("SELECT id, state, reason FROM spool ORDER BY id")
+    assert [(r["id"], r["state"]) for r in states] == [
+        (hostile, "quarantined"),
+        (ordinary, "done"),
+    ]
+    assert states[0]["reason"].startswith("over the processing budget: still parsing")
+    alerts = service.store.rows("SELECT recipients FROM outbox WHERE kind = 'admin_alert'")
+    assert alerts == [{"recipients": '["ops@helpdesk.test"]'}]

@@ -474,3 +474,38 @@ def test_check_config_lists_the_reviewed_problems_together(tmp_path: Path):
         "calendars.us-business.holidays",
     ):
         assert f"{key}:" in err
+
+
+def test_the_bounds_on_work_and_mail_have_defaults(tmp_path: Path):
+    policy = configuration.load(write_config(tmp_path)).policy
+    assert policy.processing_budget == 5.0
+    assert (policy.mails_per_hour_per_recipient, policy.loop_messages, policy.loop_repeats) == (
+        30,
+        10,
+        3,
+    )
+    assert str(policy.loop_window) == "1h"
+
+
+def test_the_bounds_on_work_and_mail_are_read_and_checked(tmp_path: Path):
+    line = 'processing_budget = "5s"'
+    read = tmp_path / "read.toml"
+    read.write_text(
+        _example({line: 'processing_budget = "2m"', "loop_repeats = 3": "loop_repeats = 4"})
+    )
+    policy = configuration.load(read).policy
+    assert (policy.processing_budget, policy.loop_repeats) == (120.0, 4)
+    problems = _refused(
+        tmp_path,
+        _example(
+            {
+                line: 'processing_budget = "0s"',
+                "loop_messages = 10": "loop_messages = 0",
+                'loop_window = "1h"': 'loop_window = "soon"',
+                "mails_per_hour_per_recipient = 30": 'mails_per_hour_per_recipient = "many"',
+            }
+        ),
+    )
+    assert "1s" in problems["policy.processing_budget"]
+    assert "policy.loop_messages" in problems and "policy.loop_window" in problems
+    assert "policy.mails_per_hour_per_recipient" in problems
