@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from helpdeskd.adapters.store import Cases, OutboxQueue, SpoolItem, Store, iso
+from helpdeskd.adapters.store import Cases, Conversations, OutboxQueue, SpoolItem, Store, iso
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
-from helpdeskd.core import sla
+from helpdeskd.core import loops, sla
 from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
 from helpdeskd.core.outcome import Context, Outcome, outcome
@@ -79,7 +79,8 @@ def handle(
     reference = None
     if decision.action == "new":
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
-    result = outcome(Context(inbound, facts, decision, config, now), reference)
+    ctx = Context(inbound, facts, decision, config, now)
+    result = loop_guard(store, ctx, outcome(ctx, reference))
     queued = apply(store, config, result, inbound, spool_id, now)
     case_ref = result.case.reference if result.case else None
     log.info(
@@ -92,6 +93,22 @@ def handle(
         queued=len(queued),
     )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
+
+
+def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:
+    """What the sender wrote on the case lately, for the loop breaker to judge."""
+    case = result.case
+    if case is None or case.id is None or result.created:
+        return result
+    talk = Conversations(store)
+    since = ctx.now - ctx.config.policy.loop_window.wall
+    paused_at = talk.last_event_at(case.id, loops.PAUSED_EVENT)
+    ids = (*ctx.inbound.in_reply_to, *ctx.inbound.references)
+    traffic = loops.Traffic(
+        earlier=tuple(talk.bodies_from(case.id, ctx.inbound.from_addr, since)),
+        answers_pause=paused_at is not None and talk.answers_mail_since(case.id, ids, paused_at),
+    )
+    return loops.guard(ctx, result, traffic)
 
 
 def candidates(cases: Cases, inbound: Inbound, config: Config, now: datetime) -> Candidates:
@@ -170,6 +187,7 @@ def queue_mail(
 ) -> dict | None:
     """Render one mail into the outbox, unless every recipient is filtered out."""
     mail = replace(mail, to=allowed_recipients(store, config, mail, now))
+    mail = replace(mail, to=within_mail_limit(store, config, mail, now))
     if not mail.to:
         return None
     reference = case.reference if case else None
@@ -185,6 +203,7 @@ def queue_mail(
         automatic=bool(mail.automatic),
         now=now,
     )
+    Conversations(store).mail_sent(tuple(r for r in mail.to if r not in config.staff), now)
     if case is not None:
         Cases(store).add_message(outbound_row(mail, msg, case, message_id, outbox_id, now))
     return {"kind": mail.kind, "to": list(mail.to), "subject": str(msg["Subject"])}
@@ -219,6 +238,21 @@ def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) 
             "automatic mail limit reached",
             kind=mail.kind,
             dropped=sorted(set(recipients) - set(kept)),
+        )
+    return kept
+
+
+def within_mail_limit(store: Store, config: Config, mail: Mail, now: datetime) -> tuple[str, ...]:
+    """No more mail of any kind to one outside address than the hourly limit: acknowledgements,
+    relays and forwards alike, so no loop outlasts every other check. Staff are exempt."""
+    talk, since = Conversations(store), now - timedelta(hours=1)
+    limit = config.policy.mails_per_hour_per_recipient
+    kept = tuple(r for r in mail.to if r in config.staff or talk.mail_sent_since(r, since) < limit)
+    if len(kept) < len(mail.to):
+        log.warning(
+            "mail limit per recipient reached",
+            kind=mail.kind,
+            dropped=sorted(set(mail.to) - set(kept)),
         )
     return kept
 

@@ -33,6 +33,7 @@ CONTEXTS = {
     },
     "relay": {"body": "Try again please.", "engineer": "Alice Engineer"},
     "note": {"body": "Internal."},
+    "loop_notice": {"reason": "the same text from jane@acme.test 3 times within 1h"},
     "command_error": {
         "errors": (CommandError("#prioirty P1", 1, "unknown command"),),
         "original_subject": "Re: x",

@@ -188,6 +188,13 @@ def m006_spool_retry(db: sqlite_utils.Database) -> None:
     db["spool"].add_column("next_try_at", str)
 
 
+@migrations()
+def m007_mail_sent(db: sqlite_utils.Database) -> None:
+    """Every mail to an outside address, not only automatic mail, counts against its limit."""
+    db["mail_sent"].create({"id": int, "recipient": str, "at": str}, pk="id")
+    db["mail_sent"].create_index(["recipient", "at"])
+
+
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
 MESSAGE_ID = re.compile(
     rb"(?:\A|[\r\n])message-id:[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)?<?([^>\s]+)>?", re.I
@@ -765,3 +772,50 @@ class Incidents:
         if found:
             self.store.db["incidents"].delete(key)
         return found is not None
+
+
+# -- conversations: the loop breaker's and the per-recipient limit's view ----------------------
+
+
+class Conversations:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def bodies_from(self, case_id: int, address: str, since: datetime) -> list[str]:
+        """What one address wrote on one case since then, oldest first."""
+        rows = self.store.rows(
+            "SELECT body FROM messages WHERE case_id = ? AND direction = 'in' "
+            "AND from_addr = ? AND at >= ? ORDER BY id",
+            [case_id, address, iso(since)],
+        )
+        return [r["body"] or "" for r in rows]
+
+    def answers_mail_since(
+        self, case_id: int, message_ids: tuple[str, ...], since: datetime
+    ) -> bool:
+        """Whether one of these Message-IDs is of mail we sent on the case since then."""
+        if not message_ids:
+            return False
+        marks = ", ".join("?" * len(message_ids))
+        return bool(
+            self.store.row(
+                "SELECT 1 FROM messages WHERE case_id = ? AND direction = 'out' AND at >= ? "
+                f"AND message_id IN ({marks}) LIMIT 1",
+                [case_id, iso(since), *message_ids],
+            )
+        )
+
+    def last_event_at(self, case_id: int, kind: str) -> datetime | None:
+        row = self.store.row(
+            "SELECT at FROM events WHERE case_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+            [case_id, kind],
+        )
+        return parse_iso(row["at"]) if row else None
+
+    def mail_sent(self, recipients: tuple[str, ...], now: datetime) -> None:
+        self.store.db["mail_sent"].insert_all(
+            [{"recipient": r, "at": iso(now)} for r in recipients]
+        )
+
+    def mail_sent_since(self, recipient: str, since: datetime) -> int:
+        return self.store.count("mail_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])

@@ -194,6 +194,28 @@ RULES: tuple[Rule, ...] = (
     Rule("vacation-subject", "the subject of an out-of-office reply", _vacation_subject, WEAK),
 )
 
+# Out-of-office subjects the vacation pattern misses, in word orders engineers' mail systems use
+# ("Automatyczna odpowiedź:", "AW: Abwesenheitsnotiz", "Außer Haus:"); kept apart from the
+# table above so either can grow on its own.
+AUTOREPLY_SUBJECT = re.compile(
+    SUBJECT_START + r"(?:(?:aw|re|antw|odp):\s*)?(?:"
+    r"automatyczna odpowied[zź]|nieobecno[sś][cć]|abwesenheitsnotiz|au(?:ss|ß)er haus"
+    r"|automatick[aá] odpov[eě][dď]|out of office"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def _autoreply_subject(inbound: Inbound, own: Own) -> bool:
+    return bool(AUTOREPLY_SUBJECT.match(inbound.subject))
+
+
+RULES += (
+    Rule(
+        "autoreply-subject", "an out-of-office subject in another wording", _autoreply_subject, WEAK
+    ),
+)
+
 
 def auto_generated(inbound: Inbound, own: Own) -> tuple[str, ...]:
     """Names of the rules that take the message for a machine's; empty for a person's."""

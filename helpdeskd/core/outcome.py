@@ -181,9 +181,11 @@ def _bounced(ctx: Context) -> tuple[str, ...]:
 
 
 def auto_on_case(ctx: Context, case: Case) -> Outcome:
-    """Auto-replies and bounces are kept on the case but change nothing and answer nothing."""
+    """Auto-replies and bounces are kept on the case but change nothing and answer nothing;
+    our own people's (an engineer's out-of-office) are kept as internal notes."""
+    kind = "note" if ctx.facts.sender.role in ("engineer", "staff") else "auto"
     return Outcome(
-        replace(case, updated_at=ctx.now), False, record(ctx, "auto"), bounced=_bounced(ctx)
+        replace(case, updated_at=ctx.now), False, record(ctx, kind), bounced=_bounced(ctx)
     )
 
 
