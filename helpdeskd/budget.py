@@ -7,12 +7,13 @@ fixed sizes (the raw message stays whole in the spool, and the case says the tex
 
 - A message of at most INLINE_BYTES is parsed in the worker itself. The parser is linear, so
   that takes milliseconds; ordinary mail pays no process start.
-- A larger one is parsed in a child process with RLIMIT_CPU and RLIMIT_AS set, and the worker
-  waits at most the budget for its answer. Past it, or when the child runs out of memory or
-  dies, the child is killed and the message is quarantined with the reason (OverBudget). The
-  children are forked by multiprocessing's fork server, a small single-threaded process started
-  once: forking the threaded daemon itself could copy a lock another thread holds, and would
-  count the daemon's memory against the child's limit.
+- A larger one is parsed in a child process (`python -m helpdeskd.budget`) that sets its own
+  RLIMIT_CPU and RLIMIT_AS before it reads the message, and the worker waits at most the
+  budget for its answer. Past it, or when the child runs out of memory or dies, the child is
+  killed and the message is quarantined with the reason (OverBudget). A child is a fresh
+  interpreter, not a fork of the threaded daemon (which could copy a lock another thread holds,
+  and would count the daemon's memory against the child's limit); one is kept started and
+  waiting, so the worker does not wait for an interpreter to start.
 
 So one message delays the message behind it by at most the budget, plus the bounded work on the
 cut Inbound, which is well under a second.
@@ -21,10 +22,12 @@ cut Inbound, which is well under a second.
 from __future__ import annotations
 
 import math
-import multiprocessing
+import pickle
 import resource
+import subprocess
+import sys
+import threading
 from dataclasses import replace
-from multiprocessing.connection import Connection
 
 from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.model import Inbound
@@ -81,40 +84,54 @@ def memory_limit(size: int) -> int:
     return MEMORY_BASE + MEMORY_PER_BYTE * size
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # each child starts with the parser imported
-    return context
+class _Spare:
+    """One child started ahead, waiting for a message on its standard input."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting: subprocess.Popen | None = None
+
+    def take(self) -> subprocess.Popen:
+        with self.lock:
+            child = self.waiting if self.waiting and self.waiting.poll() is None else _start()
+            self.waiting = _start()
+            return child
+
+
+def _start() -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+_SPARE = _Spare()
 
 
 def warm_up() -> None:
-    """Start the fork server now, so that the first large message does not pay for it."""
-    _context()
-    multiprocessing.forkserver.ensure_running()
+    """Start a child now, so that the first large message does not wait for one."""
+    with _SPARE.lock:
+        if _SPARE.waiting is None:
+            _SPARE.waiting = _start()
 
 
 def _parse_in_child(
     raw: bytes, envelope_from: str | None, budget: float, memory: int | None = None
 ) -> Inbound:
-    context = _context()
-    receiving, sending = context.Pipe(duplex=False)
     limits = (math.ceil(budget) + 1, memory or memory_limit(len(raw)))
-    child = context.Process(
-        target=_child, args=(raw, envelope_from, limits, sending), name="parse", daemon=True
-    )
-    child.start()
-    sending.close()
+    request = pickle.dumps((raw, envelope_from), protocol=pickle.HIGHEST_PROTOCOL)
+    child = _SPARE.take()
     try:
-        if not receiving.poll(budget):
-            raise OverBudget(f"still parsing after the budget of {budget:g} s")
-        kind, value = receiving.recv()
-    except EOFError:
-        child.join(1)
-        raise OverBudget(f"the parse died (exit code {child.exitcode}) within its limits") from None
-    finally:
-        receiving.close()
+        answer, _ = child.communicate(b"%d %d %d\n" % (*limits, len(request)) + request, budget)
+    except subprocess.TimeoutExpired:
         child.kill()
-        child.join()
+        child.communicate()
+        raise OverBudget(f"still parsing after the budget of {budget:g} s") from None
+    if child.returncode != 0 or not answer:
+        raise OverBudget(f"the parse died within its limits (exit code {child.returncode})")
+    kind, value = pickle.loads(answer)
     if kind == "unparseable":
         raise ParseError(value)
     if kind == "over-budget":
@@ -122,15 +139,18 @@ def _parse_in_child(
     return value
 
 
-def _child(
-    raw: bytes, envelope_from: str | None, limits: tuple[int, int], sending: Connection
-) -> None:
-    """In the child: the kernel ends it past its CPU seconds, and refuses memory past its
-    limit, even if the worker waiting for it were gone."""
-    seconds, memory = limits
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+def _serve() -> None:
+    """In the child: the kernel ends it past its CPU seconds and refuses memory past its limit,
+    even if the worker waiting for it were gone."""
+    head = sys.stdin.buffer.readline()
+    if not head:
+        return  # the daemon stopped without needing this spare
+    cpu, memory, size = (int(x) for x in head.split())
+    used = math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_utime)
+    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, used + cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     try:
+        raw, envelope_from = pickle.loads(sys.stdin.buffer.read(size))
         result = ("inbound", bounded(parse(raw, envelope_from=envelope_from)))
     except ParseError as exc:
         result = ("unparseable", str(exc))
@@ -138,5 +158,8 @@ def _child(
         result = ("over-budget", f"needs more than {memory // MiB} MiB to parse")
     except RecursionError:
         result = ("over-budget", "nested too deeply to parse")
-    sending.send(result)
-    sending.close()
+    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+if __name__ == "__main__":
+    _serve()

@@ -130,12 +130,15 @@ class Service:
                     self.quarantine_grew()
 
     def over_budget(self, spool_id: int, reason: str) -> None:
-        """Each such message is told: it may be an attack, or mail a customer waits on."""
+        """Told at once, since it may be mail a customer waits on; one incident an hour at most,
+        since a sender can make many such messages."""
+        now = self.clock()
         self.alerts.trouble(
-            f"over-budget:{spool_id}",
+            f"over-budget:{now:%Y-%m-%dT%H}",
             f"message {spool_id} quarantined: over the processing budget",
-            f"{reason}\nRun `helpdeskd cases --quarantined` to see it; the raw message is kept.",
-            self.clock(),
+            f"{reason}\nRun `helpdeskd cases --quarantined` to see it and any others like it;"
+            " the raw messages are kept.",
+            now,
         )
 
     def quarantine_grew(self) -> None:
