@@ -21,6 +21,7 @@ cut Inbound, which is well under a second.
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import resource
@@ -120,11 +121,14 @@ def warm_up() -> None:
 def _parse_in_child(
     raw: bytes, envelope_from: str | None, budget: float, memory: int | None = None
 ) -> Inbound:
-    limits = (math.ceil(budget) + 1, memory or memory_limit(len(raw)))
-    request = pickle.dumps((raw, envelope_from), protocol=pickle.HIGHEST_PROTOCOL)
+    head = {
+        "cpu": math.ceil(budget) + 1,
+        "memory": memory or memory_limit(len(raw)),
+        "envelope_from": envelope_from,
+    }
     child = _SPARE.take()
     try:
-        answer, _ = child.communicate(b"%d %d %d\n" % (*limits, len(request)) + request, budget)
+        answer, _ = child.communicate(json.dumps(head).encode() + b"\n" + raw, budget)
     except subprocess.TimeoutExpired:
         child.kill()
         child.communicate()
@@ -145,13 +149,14 @@ def _serve() -> None:
     head = sys.stdin.buffer.readline()
     if not head:
         return  # the daemon stopped without needing this spare
-    cpu, memory, size = (int(x) for x in head.split())
+    limits = json.loads(head)
+    cpu, memory = limits["cpu"], limits["memory"]
     used = math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_utime)
     resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, used + cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     try:
-        raw, envelope_from = pickle.loads(sys.stdin.buffer.read(size))
-        result = ("inbound", bounded(parse(raw, envelope_from=envelope_from)))
+        raw = sys.stdin.buffer.read()
+        result = ("inbound", bounded(parse(raw, envelope_from=limits["envelope_from"])))
     except ParseError as exc:
         result = ("unparseable", str(exc))
     except MemoryError:
