@@ -104,8 +104,11 @@ def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:
     since = ctx.now - ctx.config.policy.loop_window.wall
     paused_at = talk.last_event_at(case.id, loops.PAUSED_EVENT)
     ids = (*ctx.inbound.in_reply_to, *ctx.inbound.references)
+    policy = ctx.config.policy
+    # enough to tell either bound is passed; a flood of mail on one case costs no more each
+    enough = policy.loop_messages + policy.loop_repeats
     traffic = loops.Traffic(
-        earlier=tuple(talk.bodies_from(case.id, ctx.inbound.from_addr, since)),
+        earlier=tuple(talk.bodies_from(case.id, ctx.inbound.from_addr, since, enough)),
         answers_pause=paused_at is not None and talk.answers_mail_since(case.id, ids, paused_at),
     )
     return loops.guard(ctx, result, traffic)

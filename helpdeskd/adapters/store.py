@@ -781,14 +781,14 @@ class Conversations:
     def __init__(self, store: Store):
         self.store = store
 
-    def bodies_from(self, case_id: int, address: str, since: datetime) -> list[str]:
-        """What one address wrote on one case since then, oldest first."""
+    def bodies_from(self, case_id: int, address: str, since: datetime, limit: int) -> list[str]:
+        """The last `limit` texts one address wrote on one case since then, oldest first."""
         rows = self.store.rows(
             "SELECT body FROM messages WHERE case_id = ? AND direction = 'in' "
-            "AND from_addr = ? AND at >= ? ORDER BY id",
-            [case_id, address, iso(since)],
+            "AND from_addr = ? AND at >= ? ORDER BY id DESC LIMIT ?",
+            [case_id, address, iso(since), limit],
         )
-        return [r["body"] or "" for r in rows]
+        return [r["body"] or "" for r in reversed(rows)]
 
     def answers_mail_since(
         self, case_id: int, message_ids: tuple[str, ...], since: datetime
