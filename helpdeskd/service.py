@@ -137,7 +137,8 @@ class Service:
             f"over-budget:{now:%Y-%m-%dT%H}",
             f"message {spool_id} quarantined: over the processing budget",
             f"{reason}\nRun `helpdeskd cases --quarantined` to see it and any others like it;"
-            " the raw messages are kept.",
+            " the raw messages are kept. If it is mail you want, raise [policy]"
+            " processing_budget and run `helpdeskd requeue`.",
             now,
         )
 
