@@ -71,6 +71,13 @@ class Smtp:
     max_message_size: int = 25 * 1024 * 1024
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # connection limits and timeouts (seconds): see helpdeskd/adapters/connections.py
+    max_connections: int = 200
+    max_connections_per_client: int = 20
+    greeting_timeout: int = 30
+    command_timeout: int = 300
+    data_timeout: int = 300
+    session_timeout: int = 900
 
 
 @dataclass(frozen=True)
@@ -416,7 +423,7 @@ def _templates(r: Reader, folder: Path | None, key: str) -> Path:
 
 def _smtp(r: Reader, t: dict) -> Smtp:
     p = "smtp"
-    r.unknown(t, p, {"enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key"})
+    r.unknown(t, p, {*SMTP_KEYS, *SMTP_LIMITS})
     cert, key = _tls_files(r, t, p)
     return Smtp(
         enabled=r.get(t, "enabled", p, bool, True),
@@ -426,7 +433,19 @@ def _smtp(r: Reader, t: dict) -> Smtp:
         max_message_size=r.positive(t, "max_message_size", p, Smtp.max_message_size),
         tls_cert=cert,
         tls_key=key,
+        **{k: r.positive(t, k, p, getattr(Smtp, k)) for k in SMTP_LIMITS},
     )
+
+
+SMTP_KEYS = ("enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key")
+SMTP_LIMITS = (
+    "max_connections",
+    "max_connections_per_client",
+    "greeting_timeout",
+    "command_timeout",
+    "data_timeout",
+    "session_timeout",
+)
 
 
 def _tls_files(r: Reader, t: dict, p: str) -> tuple[Path | None, Path | None]:

@@ -474,3 +474,15 @@ def test_check_config_lists_the_reviewed_problems_together(tmp_path: Path):
         "calendars.us-business.holidays",
     ):
         assert f"{key}:" in err
+
+
+def test_listener_limits_have_defaults_and_must_be_positive(tmp_path: Path):
+    smtp = configuration.load(ROOT / "config.example.toml").smtp
+    assert (smtp.max_connections, smtp.max_connections_per_client) == (200, 20)
+    assert smtp.greeting_timeout < smtp.command_timeout < smtp.session_timeout
+    path = tmp_path / "limits.toml"
+    zero, minutes = "max_connections = 0\n", 'session_timeout = "15m"'
+    path.write_text(_example({"max_connections = 200\n": zero, "session_timeout = 900": minutes}))
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    assert {k for k, _ in caught.value.problems} == {"smtp.max_connections", "smtp.session_timeout"}
