@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from helpdeskd import config as configuration
-from helpdeskd import logs, report, service, sweep, views
+from helpdeskd import files, logs, report, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
@@ -84,6 +84,7 @@ def _instant(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
+    files.make_private()  # before anything is created: customer mail is in those files
     args = parser().parse_args(argv)
     logs.configure("INFO" if args.command == "run" else "WARNING")
     path = args.config or configuration.default_path()
@@ -103,6 +104,8 @@ def cmd_check_config(config: Config, args) -> int:
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
     )
+    for problem in files.exposed(config.helpdesk.database):
+        print(f"warning: {problem} (chmod go-rwx)", file=sys.stderr)
     return 0
 
 

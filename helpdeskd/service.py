@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import structlog
 
 from helpdeskd import config as configuration
-from helpdeskd import sweep
+from helpdeskd import files, sweep
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
 from helpdeskd.adapters.store import Store
 from helpdeskd.alerts import AdminAlerts
@@ -164,6 +164,7 @@ class Service:
         loop.add_signal_handler(signal.SIGTERM, self.stopped.set)
         loop.add_signal_handler(signal.SIGINT, self.stopped.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        files.warn_if_exposed(self.config.helpdesk.database)
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
         await self.start_listener()
