@@ -19,7 +19,7 @@ import structlog
 from helpdeskd import config as configuration
 from helpdeskd import files, sweep
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
-from helpdeskd.adapters.store import Store
+from helpdeskd.adapters.store import ADMIN_KINDS, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.pipeline import process
@@ -29,7 +29,7 @@ log = structlog.get_logger("helpdeskd.service")
 DRAIN_SECONDS = 20
 SWEEP_SLICE = 100  # due cases settled between two looks at the spool
 # The alerts themselves going out prove nothing about the mail that was given up on.
-ADMIN_MAIL = frozenset({"admin_alert", "admin_recovered"})
+ADMIN_MAIL = frozenset(ADMIN_KINDS)
 
 
 def utcnow() -> datetime:
@@ -141,6 +141,7 @@ class Service:
         """One incident while mail is being given up on, not one alert per message: a relay
         that is down for a day would otherwise bury the admins."""
         result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
+        self.alerts.undelivered(result, self.clock())
         if result.failed:
             lines = [
                 f"outbox {i.id} ({i.kind}) to {', '.join(i.recipients)}" for i in result.failed

@@ -486,3 +486,19 @@ def test_listener_limits_have_defaults_and_must_be_positive(tmp_path: Path):
     with pytest.raises(ConfigError) as caught:
         configuration.load(path)
     assert {k for k, _ in caught.value.problems} == {"smtp.max_connections", "smtp.session_timeout"}
+
+
+def test_alert_routes_are_checked(tmp_path: Path):
+    path = write_config(
+        tmp_path,
+        extra='\n[alerts]\nmaildir = "alerts"\ncommand = ["no-such-program-here"]\n'
+        "relay = { port = 2525, tls = true }\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    keys = {k for k, _ in caught.value.problems}
+    assert keys == {"alerts.command", "alerts.relay.host", "alerts.relay.tls"}
+    good = write_config(tmp_path, extra='\n[alerts]\ncommand = ["cat"]\nrelay = { host = "mx2" }\n')
+    routes = configuration.load(good).alerts
+    assert (routes.command, routes.relay.host, routes.relay.port) == (("cat",), "mx2", 25)
+    assert not configuration.load(write_config(tmp_path)).alerts  # none: only the outbound
