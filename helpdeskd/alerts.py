@@ -40,37 +40,45 @@ class AdminAlerts:
 
     def trouble(self, key: str, summary: str, detail: str, now: datetime) -> None:
         log.error("incident", key=key, summary=summary, detail=detail)
-        self._mail(
-            key,
-            "admin_alert",
-            {"summary": summary, "detail": detail, "since": now},
-            now,
-            opening=True,
-        )
+        context = {"summary": summary, "detail": detail, "since": now}
+
+        def open_incident(store: Store, config: Config) -> None:
+            if Incidents(store).open(key, detail, now):
+                self._report(store, config, key, context, now)
+
+        self._write(key, open_incident)
 
     def recovered(self, key: str, summary: str, now: datetime) -> None:
-        self._mail(key, "admin_recovered", {"summary": summary}, now, opening=False)
+        def close_incident(store: Store, config: Config) -> None:
+            if self._resolve(store, key):
+                _queue_admin_mail(store, config, "admin_recovered", {"summary": summary}, now)
 
-    def _mail(self, key: str, template: str, context: dict, now: datetime, opening: bool) -> None:
-        """Never raises: an alert that cannot be written is logged, and what it reports on goes
-        on (the log line above is the alert of last resort)."""
+        self._write(key, close_incident)
+
+    def notice(self, key: str, summary: str, detail: str, now: datetime) -> None:
+        """Something that happened once (a message set aside), not a state that will end: mailed
+        like an alert, with no incident to resolve. The caller makes sure it is said once."""
+        log.warning("notice", key=key, summary=summary, detail=detail)
+        context = {"summary": summary, "detail": detail, "since": now, "once": True}
+
+        def queue_notice(store: Store, config: Config) -> None:
+            if not _queue_admin_mail(store, config, "admin_alert", context, now):
+                log.critical("admin alert not delivered", key=key, error="no [helpdesk] admins")
+
+        self._write(key, queue_notice)
+
+    def _write(self, key: str, change: Callable[[Store, Config], None]) -> None:
+        """One transaction; never raises: an alert that cannot be written is logged, and what
+        it reports on goes on (the log line is the alert of last resort)."""
         try:
-            self._queue(key, template, context, now, opening)
+            store = self.open_store()
+            try:
+                with store.transaction():
+                    change(store, self.config())
+            finally:
+                store.close()
         except Exception:
             log.critical("admin alert not queued", key=key, exc_info=True)
-
-    def _queue(self, key: str, template: str, context: dict, now: datetime, opening: bool) -> None:
-        config = self.config()
-        store = self.open_store()
-        try:
-            with store.transaction():
-                incidents = Incidents(store)
-                if opening and incidents.open(key, context.get("detail", ""), now):
-                    self._report(store, config, key, context, now)
-                elif not opening and self._resolve(store, key):
-                    _queue_admin_mail(store, config, "admin_recovered", context, now)
-        finally:
-            store.close()
         self.wake_delivery()
 
     def _report(self, store: Store, config: Config, key: str, context: dict, now: datetime) -> None:

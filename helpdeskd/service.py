@@ -197,6 +197,7 @@ class Service:
                 self.alerts,
                 clock=self.clock,
                 ssl_context=imap.tls_context(mailbox.ca_file),
+                max_message_size=self.config.smtp.max_message_size,  # one limit, every entrance
             )
             stop = threading.Event()
             self.pollers.append((poller.start(stop), stop))
