@@ -5,10 +5,13 @@ hosts."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
+import shutil
 import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -16,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from helpdeskd.adapters.connections import Gate, Limits, install_accept_handler
 from tests.support import ROOT, Daemon, free_port, mail, wait_for_port, write_config
+from tests.test_config import _certificate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -87,6 +92,16 @@ def send_until_accepted(port: int, timeout: float) -> list[str]:
             answers.append(f"{type(exc).__name__}: {exc}")
         time.sleep(0.5)
     raise AssertionError(f"never accepted: {answers[-3:]}")
+
+
+def admitted(port: int, timeout: float = 10) -> smtplib.SMTP:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return smtplib.SMTP("127.0.0.1", port, timeout=10)
+        except smtplib.SMTPConnectError:
+            assert time.monotonic() < deadline, "never admitted"
+            time.sleep(0.1)
 
 
 def log_lines(daemon: Daemon) -> list[str]:
@@ -215,3 +230,41 @@ def test_an_exhausted_file_limit_is_logged_once_and_recovers(tmp_path: Path):
     assert text.count("smtp.accept_failing") == 1, text
     assert text.count("smtp.accept_recovered") == 1, text
     assert "Traceback" not in text and "out of system resource" not in text
+
+
+def test_a_reloaded_listener_replaces_the_accept_handler_instead_of_chaining():
+    loop = asyncio.new_event_loop()
+    try:
+        first, second = Gate(Limits()), Gate(Limits())
+        install_accept_handler(loop, first)
+        install_accept_handler(loop, second)
+        assert loop.get_exception_handler().replaces is None  # asyncio's default after us
+    finally:
+        loop.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+def test_after_starttls_the_limits_hold_and_the_place_is_given_back(tmp_path: Path):
+    cert, key = _certificate(tmp_path, "listener")
+    config, port = configure(
+        tmp_path, max_connections=1, command_timeout=2, tls_cert=f'"{cert}"', tls_key=f'"{key}"'
+    )
+    with Daemon(config, port):
+        with admitted(port) as client:  # once the daemon's start-up probe is gone
+            client.starttls(context=ssl._create_unverified_context())
+            client.send_message(mail("jane@acme.test", "Over TLS", "secret"))
+            answer = chatter(client, lambda: client.docmd("NOOP"), limit=10)
+        assert answer[0] in (0, 421)  # cut when idle, over TLS too
+        assert send_until_accepted(port, timeout=10)[-1] == "accepted"  # its place was freed
+
+
+def test_lmtp_greeting_is_progress_and_mail_is_taken(tmp_path: Path):
+    config, port = configure(tmp_path, lmtp="true", greeting_timeout=1, command_timeout=3)
+    with Daemon(config, port), smtplib.LMTP("127.0.0.1", port, timeout=10) as client:
+        time.sleep(0.5)
+        client.ehlo()  # LHLO, within the greeting time: from now on the command time counts
+        time.sleep(1.0)  # past the greeting time
+        refused = client.sendmail(
+            "jane@acme.test", ["support@helpdesk.test"], mail("jane@acme.test", "L", "x").as_bytes()
+        )
+    assert refused == {}

@@ -133,6 +133,7 @@ class Gate:
 def install_accept_handler(loop: asyncio.AbstractEventLoop, gate: Gate) -> None:
     """Route asyncio's accept() failures to `gate`; anything else goes where it went before."""
     previous = loop.get_exception_handler()
+    previous = getattr(previous, "replaces", previous)  # a reload's listener: no chain of gates
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
         if context.get("message") == ACCEPT_FAILURE:
@@ -142,6 +143,7 @@ def install_accept_handler(loop: asyncio.AbstractEventLoop, gate: Gate) -> None:
         else:
             loop.default_exception_handler(context)
 
+    handler.replaces = previous
     loop.set_exception_handler(handler)
 
 
