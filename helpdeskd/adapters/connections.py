@@ -151,8 +151,9 @@ class Guarded:
     """Mixed into aiosmtpd's SMTP (and LMTP) protocol: admission, idle and session limits.
 
     aiosmtpd resets its single timeout on every recognised command, NOOP included; its
-    `_reset_timeout` is made inert here and the idle deadline is kept by `_progress` instead.
-    aiosmtpd cancels `_timeout_handle` when the connection goes, so the idle timer lives there.
+    `_reset_timeout` is made inert here, and only the commands in PROGRESS (wrapped by
+    `_progressing`) and the bytes of a message move the idle deadline (`_arm`). aiosmtpd
+    cancels `_timeout_handle` when the connection goes, so the idle timer lives there.
     """
 
     def __init__(self, *args, gate: Gate, **kwargs):
