@@ -175,3 +175,31 @@ def queue_customer_mail(service: Service, n: int = 0) -> None:
         automatic=False,
         now=NOW,
     )
+
+
+@pytest.mark.timeout(60)
+def test_a_second_relay_takes_the_alert_the_first_refused(tmp_path: Path):
+    with RefusingEverything() as relay, Sink() as second:
+        extra = f'\n[alerts]\nrelay = {{ host = "127.0.0.1", port = {second.port} }}\n'
+        service, _ = service_for(tmp_path, relay, extra)
+        queue_customer_mail(service)
+        service.deliver()
+        service.deliver()
+    assert admin_subjects(second) == ["[helpdeskd] outgoing mail given up on"]
+    assert (
+        service.store.row("SELECT state FROM outbox WHERE kind = 'admin_alert'")["state"] == "sent"
+    )
+
+
+@pytest.mark.timeout(60)
+def test_a_deferred_alert_goes_by_the_maildir_at_once_and_only_there(tmp_path: Path):
+    routes = tmp_path / "alerts-maildir"
+    with DeferringAdmins() as relay:
+        service, clock = service_for(tmp_path, relay, f'\n[alerts]\nmaildir = "{routes}"\n')
+        service.alerts.trouble("imap:support", "IMAP mailbox support is unreachable", "x", NOW)
+        service.deliver()  # deferred by the relay: the Maildir takes it now, not in an hour
+        relay.deferring = False
+        clock.now = NOW + timedelta(hours=2)
+        service.deliver()
+    assert len(list((routes / "new").iterdir())) == 1
+    assert admin_subjects(relay) == []  # not a second copy once the relay takes mail again
