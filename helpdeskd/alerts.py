@@ -1,16 +1,28 @@
-"""Operational trouble mailed to `[helpdesk] admins`: once per incident, not once per retry."""
+"""Operational trouble mailed to `[helpdesk] admins`: once per incident, not once per retry.
+
+An alert must not be lost with the relay it reports on: when the relay does not take it, it goes
+by the configured alternative routes (`[alerts]`), and when none takes it either it is logged at
+CRITICAL, once, and listed by `helpdeskd outbox`. Alerts leave the outbox before any other mail.
+A "resolved" notice is queued only once its alert was sent: when the incident ends while the
+alert still waits, neither is sent, and the alert is marked cancelled.
+"""
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Callable
 from datetime import datetime
 
 import structlog
 
-from helpdeskd.adapters.store import Incidents, Store
+from helpdeskd.adapters.alert_routes import deliver_elsewhere
+from helpdeskd.adapters.outbox import FlushResult
+from helpdeskd.adapters.store import ADMIN_KINDS, Incidents, OutboxQueue, Queued, Store
 from helpdeskd.config import Config
 from helpdeskd.model import Mail
 from helpdeskd.pipeline import queue_mail
+from helpdeskd.views import table
 
 log = structlog.get_logger("helpdeskd.alerts")
 
@@ -28,48 +40,134 @@ class AdminAlerts:
 
     def trouble(self, key: str, summary: str, detail: str, now: datetime) -> None:
         log.error("incident", key=key, summary=summary, detail=detail)
-        self._mail(
-            key,
-            "admin_alert",
-            {"summary": summary, "detail": detail, "since": now},
-            now,
-            opening=True,
-        )
+        context = {"summary": summary, "detail": detail, "since": now}
+
+        def open_incident(store: Store, config: Config) -> None:
+            if Incidents(store).open(key, detail, now):
+                self._report(store, config, key, context, now)
+
+        self._write(key, open_incident)
 
     def recovered(self, key: str, summary: str, now: datetime) -> None:
-        self._mail(key, "admin_recovered", {"summary": summary}, now, opening=False)
+        def close_incident(store: Store, config: Config) -> None:
+            if self._resolve(store, key):
+                _queue_admin_mail(store, config, "admin_recovered", {"summary": summary}, now)
 
-    def _mail(self, key: str, template: str, context: dict, now: datetime, opening: bool) -> None:
-        """Never raises: an alert that cannot be written is logged, and what it reports on goes
-        on (the log line above is the alert of last resort)."""
+        self._write(key, close_incident)
+
+    def notice(self, key: str, summary: str, detail: str, now: datetime) -> None:
+        """Something that happened once (a message set aside), not a state that will end: mailed
+        like an alert, with no incident to resolve. The caller makes sure it is said once."""
+        log.warning("notice", key=key, summary=summary, detail=detail)
+        context = {"summary": summary, "detail": detail, "since": now, "once": True}
+
+        def queue_notice(store: Store, config: Config) -> None:
+            if not _queue_admin_mail(store, config, "admin_alert", context, now):
+                log.critical("admin alert not delivered", key=key, error="no [helpdesk] admins")
+
+        self._write(key, queue_notice)
+
+    def _write(self, key: str, change: Callable[[Store, Config], None]) -> None:
+        """One transaction; never raises: an alert that cannot be written is logged, and what
+        it reports on goes on (the log line is the alert of last resort)."""
         try:
-            self._queue(key, template, context, now, opening)
+            store = self.open_store()
+            try:
+                with store.transaction():
+                    change(store, self.config())
+            finally:
+                store.close()
         except Exception:
-            log.exception("admin alert not queued", key=key)
+            log.critical("admin alert not queued", key=key, exc_info=True)
+        self.wake_delivery()
 
-    def _queue(self, key: str, template: str, context: dict, now: datetime, opening: bool) -> None:
+    def _report(self, store: Store, config: Config, key: str, context: dict, now: datetime) -> None:
+        if not config.helpdesk.admins:
+            log.critical("admin alert not delivered", key=key, error="no [helpdesk] admins")
+            return
+        if _queue_admin_mail(store, config, "admin_alert", context, now):
+            Incidents(store).reported_by(key, OutboxQueue(store).newest("admin_alert"))
+
+    def _resolve(self, store: Store, key: str) -> bool:
+        """Close the incident; True when its "resolved" notice is to be sent: only after
+        its alert, which may still wait in the outbox (then neither is sent)."""
+        incidents, queue = Incidents(store), OutboxQueue(store)
+        alert = incidents.alert_of(key)
+        if not incidents.close(key):
+            return False
+        log.info("incident resolved", key=key)
+        if alert is None or queue.state(alert) == "sent":  # None: opened by an older version
+            return True
+        if queue.cancel(alert, "resolved before it could be sent"):
+            log.warning("incident resolved before its alert was sent: neither is sent", key=key)
+        return False
+
+    def undelivered(self, result: FlushResult, now: datetime) -> None:
+        """Admin alerts the relay did not take in this delivery pass: tried by the other
+        routes at their first failure and when given up; CRITICAL when nothing took them."""
         config = self.config()
         store = self.open_store()
         try:
-            with store.transaction():
-                incidents = Incidents(store)
-                changed = (
-                    incidents.open(key, context.get("detail", ""), now)
-                    if opening
-                    else incidents.close(key)
-                )
-                if changed and not opening:
-                    log.info("incident resolved", key=key)
-                if changed and config.helpdesk.admins:
-                    mail = Mail(
-                        template,
-                        template,
-                        config.helpdesk.admins,
-                        context,
-                        automatic="auto-generated",
-                        threaded=False,
-                    )
-                    queue_mail(store, config, mail, None, [], None, now)
+            for item in (*result.retried, *result.failed):
+                given_up = item in result.failed
+                if item.kind in ADMIN_KINDS and (given_up or item.attempts == 0):
+                    self._reroute(store, config, item, given_up, now)
         finally:
             store.close()
-        self.wake_delivery()
+
+    def _reroute(
+        self, store: Store, config: Config, item: Queued, given_up: bool, now: datetime
+    ) -> None:
+        queue = OutboxQueue(store)
+        error = queue.last_error(item.id)
+        route = deliver_elsewhere(item, config.alerts) if config.alerts else None
+        if route:
+            queue.sent_by(item.id, route, now)
+            log.error("admin alert sent by another route", outbox_id=item.id, route=route)
+            return
+        log.critical(
+            "admin alert not delivered",
+            outbox_id=item.id,
+            subject=subject_of(item),
+            error=error,
+            given_up=given_up,
+            see="helpdeskd outbox",
+        )
+
+
+def _queue_admin_mail(
+    store: Store, config: Config, template: str, context: dict, now: datetime
+) -> bool:
+    if not config.helpdesk.admins:
+        return False
+    mail = Mail(
+        template,
+        template,
+        config.helpdesk.admins,
+        context,
+        automatic="auto-generated",
+        threaded=False,
+    )
+    return queue_mail(store, config, mail, None, [], None, now) is not None
+
+
+def subject_of(item: Queued) -> str:
+    head = item.raw.split(b"\r\n\r\n", 1)[0]
+    return str(email.message_from_bytes(head, policy=email.policy.default)["Subject"] or "")
+
+
+def incident_report(store: Store) -> str:
+    """Open incidents and admin alerts that were not delivered, for `helpdeskd outbox`."""
+    incidents = [
+        {**i, "detail": (i["detail"] or "").split("\n")[0][:80]} for i in Incidents(store).listing()
+    ]
+    lost = OutboxQueue(store).undelivered_alerts()
+    parts = [
+        "open incidents:\n" + table(incidents, ["key", "opened_at", "alert", "detail"])
+        if incidents
+        else "no open incidents",
+    ]
+    if lost:
+        columns = ["id", "kind", "state", "attempts", "created_at", "last_error"]
+        parts.append("admin alerts not delivered:\n" + table(lost, columns))
+    return "\n\n".join(parts)

@@ -12,8 +12,10 @@ from helpdeskd import config as configuration
 from helpdeskd import logs, report, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
+from helpdeskd.alerts import incident_report
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.core.parse import ParseError, parse
+from helpdeskd.files import exposed, make_private
 from helpdeskd.pipeline import Processed, handle, process
 
 EX_TEMPFAIL = 75
@@ -84,6 +86,7 @@ def _instant(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
+    make_private()  # before anything is created: customer mail is in those files
     args = parser().parse_args(argv)
     logs.configure("INFO" if args.command == "run" else "WARNING")
     path = args.config or configuration.default_path()
@@ -103,6 +106,8 @@ def cmd_check_config(config: Config, args) -> int:
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
     )
+    for problem in exposed(config.helpdesk.database):
+        print(f"warning: {problem} (chmod go-rwx)", file=sys.stderr)
     return 0
 
 
@@ -278,6 +283,7 @@ def cmd_outbox(config: Config, args) -> int:
         if rows
         else "outbox empty"
     )
+    print("\n" + incident_report(store))
     return 0
 
 

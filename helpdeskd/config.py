@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import ssl
 import tomllib
 from dataclasses import dataclass, field
@@ -71,6 +72,13 @@ class Smtp:
     max_message_size: int = 25 * 1024 * 1024
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # connection limits and timeouts (seconds): see helpdeskd/adapters/connections.py
+    max_connections: int = 200
+    max_connections_per_client: int = 20
+    greeting_timeout: int = 30
+    command_timeout: int = 300
+    data_timeout: int = 300
+    session_timeout: int = 900
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,19 @@ class EscalationLevel:
 
 
 @dataclass(frozen=True)
+class AlertRoutes:
+    """Where admin alerts go when the outbound relay does not take them, tried in this order:
+    a Maildir, a command given the mail on stdin, a second relay."""
+
+    maildir: Path | None = None
+    command: tuple[str, ...] = ()
+    relay: Outbound | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.maildir or self.command or self.relay)
+
+
+@dataclass(frozen=True)
 class Policy:
     unknown_sender: str = "standard"
     default_plan: str = "standard"
@@ -180,6 +201,7 @@ class Config:
     engineers: tuple[Engineer, ...]
     escalation: tuple[EscalationLevel, ...]
     policy: Policy
+    alerts: AlertRoutes = AlertRoutes()
 
     def engineer(self, address: str) -> Engineer | None:
         return next((e for e in self.engineers if e.email == address.lower()), None)
@@ -359,6 +381,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "engineers",
             "escalation",
             "policy",
+            "alerts",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -377,6 +400,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         engineers=engineers,
         escalation=_escalation(r, r.table(data, "escalation", "escalation")),
         policy=policy,
+        alerts=_alert_routes(r, r.table(data, "alerts", "alerts")),
     )
 
 
@@ -421,7 +445,7 @@ def _templates(r: Reader, folder: Path | None, key: str) -> Path:
 
 def _smtp(r: Reader, t: dict) -> Smtp:
     p = "smtp"
-    r.unknown(t, p, {"enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key"})
+    r.unknown(t, p, {*SMTP_KEYS, *SMTP_LIMITS})
     cert, key = _tls_files(r, t, p)
     return Smtp(
         enabled=r.get(t, "enabled", p, bool, True),
@@ -431,7 +455,19 @@ def _smtp(r: Reader, t: dict) -> Smtp:
         max_message_size=r.positive(t, "max_message_size", p, Smtp.max_message_size),
         tls_cert=cert,
         tls_key=key,
+        **{k: r.positive(t, k, p, getattr(Smtp, k)) for k in SMTP_LIMITS},
     )
+
+
+SMTP_KEYS = ("enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key")
+SMTP_LIMITS = (
+    "max_connections",
+    "max_connections_per_client",
+    "greeting_timeout",
+    "command_timeout",
+    "data_timeout",
+    "session_timeout",
+)
 
 
 def _tls_files(r: Reader, t: dict, p: str) -> tuple[Path | None, Path | None]:
@@ -581,6 +617,23 @@ def _outbound(r: Reader, t: dict) -> Outbound:
         backoff=r.positive(t, "backoff", p, 30),
         backoff_max=r.positive(t, "backoff_max", p, 3600),
     )
+
+
+def _alert_routes(r: Reader, t: dict) -> AlertRoutes:
+    p = "alerts"
+    r.unknown(t, p, {"maildir", "command", "relay"})
+    command = r.strings(t, "command", p)
+    if "command" in t and (not command or not shutil.which(command[0])):
+        r.problem(f"{p}.command", "must be a list: a program that can be run, then its arguments")
+    relay = None
+    if "relay" in t:
+        q = f"{p}.relay"
+        table = r.table(t, "relay", q)
+        r.unknown(table, q, {"host", "port", "starttls"})
+        host = r.required(table, "host", q, str) or ""
+        starttls = r.get(table, "starttls", q, bool, False)
+        relay = Outbound("smtp", host, _port(r, table, q, 25), starttls)
+    return AlertRoutes(maildir=r.path(t, "maildir", p), command=command, relay=relay)
 
 
 def _relay(r: Reader, p: str, host: str, username: str | None, password: Path | None) -> None:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 import structlog
 
-from helpdeskd import budget, sweep
+from helpdeskd import budget, files, sweep
 from helpdeskd import config as configuration
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
-from helpdeskd.adapters.store import Store
+from helpdeskd.adapters.store import ADMIN_KINDS, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.pipeline import process
@@ -29,7 +29,7 @@ log = structlog.get_logger("helpdeskd.service")
 DRAIN_SECONDS = 20
 SWEEP_SLICE = 100  # due cases settled between two looks at the spool
 # The alerts themselves going out prove nothing about the mail that was given up on.
-ADMIN_MAIL = frozenset({"admin_alert", "admin_recovered"})
+ADMIN_MAIL = frozenset(ADMIN_KINDS)
 
 
 def utcnow() -> datetime:
@@ -156,6 +156,7 @@ class Service:
         """One incident while mail is being given up on, not one alert per message: a relay
         that is down for a day would otherwise bury the admins."""
         result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
+        self.alerts.undelivered(result, self.clock())
         if result.failed:
             lines = [
                 f"outbox {i.id} ({i.kind}) to {', '.join(i.recipients)}" for i in result.failed
@@ -180,6 +181,7 @@ class Service:
         loop.add_signal_handler(signal.SIGINT, self.stopped.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         budget.warm_up()  # before the threads: the fork server is started from a clean state
+        files.warn_if_exposed(self.config.helpdesk.database)
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
         await self.start_listener()
@@ -211,6 +213,7 @@ class Service:
                 self.alerts,
                 clock=self.clock,
                 ssl_context=imap.tls_context(mailbox.ca_file),
+                max_message_size=self.config.smtp.max_message_size,  # one limit, every entrance
             )
             stop = threading.Event()
             self.pollers.append((poller.start(stop), stop))

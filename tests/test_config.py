@@ -509,3 +509,31 @@ def test_the_bounds_on_work_and_mail_are_read_and_checked(tmp_path: Path):
     assert "1s" in problems["policy.processing_budget"]
     assert "policy.loop_messages" in problems and "policy.loop_window" in problems
     assert "policy.mails_per_hour_per_recipient" in problems
+
+
+def test_listener_limits_have_defaults_and_must_be_positive(tmp_path: Path):
+    smtp = configuration.load(ROOT / "config.example.toml").smtp
+    assert (smtp.max_connections, smtp.max_connections_per_client) == (200, 20)
+    assert smtp.greeting_timeout < smtp.command_timeout < smtp.session_timeout
+    path = tmp_path / "limits.toml"
+    zero, minutes = "max_connections = 0\n", 'session_timeout = "15m"'
+    path.write_text(_example({"max_connections = 200\n": zero, "session_timeout = 900": minutes}))
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    assert {k for k, _ in caught.value.problems} == {"smtp.max_connections", "smtp.session_timeout"}
+
+
+def test_alert_routes_are_checked(tmp_path: Path):
+    path = write_config(
+        tmp_path,
+        extra='\n[alerts]\nmaildir = "alerts"\ncommand = ["no-such-program-here"]\n'
+        "relay = { port = 2525, tls = true }\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    keys = {k for k, _ in caught.value.problems}
+    assert keys == {"alerts.command", "alerts.relay.host", "alerts.relay.tls"}
+    good = write_config(tmp_path, extra='\n[alerts]\ncommand = ["cat"]\nrelay = { host = "mx2" }\n')
+    routes = configuration.load(good).alerts
+    assert (routes.command, routes.relay.host, routes.relay.port) == (("cat",), "mx2", 25)
+    assert not configuration.load(write_config(tmp_path)).alerts  # none: only the outbound

@@ -7,6 +7,11 @@ mailbox's last UID in the store. A crash anywhere before the move leaves the mes
 was; the next poll fetches it again and the spool's dedup (Message-ID + body hash) turns the
 second commit into a no-op, so it is moved without becoming a second case.
 
+Size: a message over `[smtp] max_message_size` (one limit for every entrance) is never fetched:
+its RFC822.SIZE is read first, and it is left where it is, flagged \\Flagged and $TooLarge so a
+person can deal with it and no later pass (a rescan included) takes it again; the admins are
+told once, with its sender and subject.
+
 Resilience: any failure drops the connection and retries after a bounded exponential backoff
 with jitter; the thread never dies. A mailbox failing for longer than `alert_after` is reported
 to the admins once per incident, and once more when it recovers.
@@ -15,6 +20,8 @@ to the admins once per incident, and once more when it recovers.
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import imaplib
 import os
 import random
@@ -41,6 +48,11 @@ SECRET_TIMEOUT = 30  # seconds a password or token command may take
 SOCKET_TIMEOUT = 120  # seconds for any one IMAP command (a large FETCH included)
 SEEN = b"\\Seen"
 BODY = b"BODY[]"
+SIZE = b"RFC822.SIZE"
+TOO_LARGE = b"$TooLarge"  # a keyword: set aside for a person, never fetched again
+SET_ASIDE = [b"\\Flagged", TOO_LARGE]
+SUMMARY_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE MESSAGE-ID)]"
+DEFAULT_MAX_SIZE = 25 * 1024 * 1024
 
 # What a mailbox that is down, unreachable or refusing us raises; anything else is a bug or a
 # store problem, retried all the same but not reported as the mailbox's fault.
@@ -57,6 +69,8 @@ class Alerts(Protocol):
     def trouble(self, key: str, summary: str, detail: str, now: datetime) -> None: ...
 
     def recovered(self, key: str, summary: str, now: datetime) -> None: ...
+
+    def notice(self, key: str, summary: str, detail: str, now: datetime) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -176,8 +190,10 @@ class MailboxPoller:
         log=None,
         ssl_context: ssl.SSLContext | None = None,
         backoff: Backoff | None = None,
+        max_message_size: int = DEFAULT_MAX_SIZE,
     ):
         self.mailbox = mailbox
+        self.alerts, self.max_message_size = alerts, max_message_size
         self.open_store, self.wake, self.clock = open_store, wake, clock
         self.ssl_context = ssl_context
         self.backoff = backoff or Backoff()
@@ -268,7 +284,8 @@ class MailboxPoller:
         imported, and the spool's dedup absorbs any of it that was committed but not yet moved.
         The new position is stored only once the whole scan is done; a scan cut short is simply
         run again, which is safe because it asks for "not yet processed", not for UIDs."""
-        uids = sorted(client.search(["UNSEEN"] if not self.mailbox.processed_folder else ["ALL"]))
+        unprocessed = ["UNSEEN"] if not self.mailbox.processed_folder else ["ALL"]
+        uids = sorted(client.search([*unprocessed, "NOT", "KEYWORD", TOO_LARGE.decode()]))
         self.log.info("imap.rescan", uidvalidity=uidvalidity, candidates=len(uids))
         total = sum(self._spool_batch(client, b) for b in batches(uids, self.mailbox.batch_size))
         last = max([uidnext - 1 if uidnext else 0, *uids])
@@ -277,6 +294,9 @@ class MailboxPoller:
 
     def _spool_batch(self, client: IMAPClient, batch: Sequence[int]) -> int:
         """Spool one batch, then acknowledge what was committed, even if a later one failed."""
+        batch = self._within_size(client, batch)
+        if not batch:
+            return 0
         fetched = client.fetch(batch, [b"BODY.PEEK[]"])
         committed, new = [], 0
         try:
@@ -292,6 +312,34 @@ class MailboxPoller:
             if new:
                 self.wake()
         return new
+
+    def _within_size(self, client: IMAPClient, batch: Sequence[int]) -> list[int]:
+        """The UIDs of the batch small enough to fetch; the others are set aside."""
+        sizes = {uid: data.get(SIZE, 0) for uid, data in client.fetch(batch, [SIZE]).items()}
+        too_large = [uid for uid in batch if sizes.get(uid, 0) > self.max_message_size]
+        if too_large:
+            self._set_aside(client, too_large, sizes)
+        return [uid for uid in batch if uid not in too_large]
+
+    def _set_aside(self, client: IMAPClient, uids: list[int], sizes: dict[int, int]) -> None:
+        """Admins first, then the flag: a crash in between tells them twice, never not at all."""
+        heads = client.fetch(uids, [SUMMARY_FIELDS])
+        lines = [
+            f"UID {uid}, {sizes[uid]:,} bytes: {summary_of(heads.get(uid, {}))}" for uid in uids
+        ]
+        for line in lines:
+            self.log.warning("imap.too_large", message=line, limit=self.max_message_size)
+        name = self.mailbox.name
+        self.alerts.notice(
+            f"imap:{name}:too-large",
+            f"{len(uids)} message(s) in IMAP mailbox {name} over the size limit",
+            f"Over max_message_size ({self.max_message_size:,} bytes), so not fetched:\n"
+            + "\n".join(lines)
+            + f"\n\nThey stay in {self.mailbox.folder}, flagged and marked "
+            f"{TOO_LARGE.decode()}; helpdeskd will not take them again.",
+            self.clock(),
+        )
+        client.add_flags(uids, SET_ASIDE)
 
     def _spool(self, uid: int, raw: bytes) -> bool:
         spool_id, is_new = self.store.spool(raw, source=self.source, now=self.clock())
@@ -431,6 +479,15 @@ def idle_ends(responses: list, elapsed: float) -> bool:
 def hang_up(client: IMAPClient) -> None:
     with contextlib.suppress(Exception):  # closing a socket that is already gone is no news
         client.shutdown()
+
+
+def summary_of(fetched: dict) -> str:
+    """From, Subject, Date and Message-ID of a message, from its header fields alone."""
+    head = next((v for k, v in fetched.items() if k.startswith(b"BODY[HEADER")), b"")
+    fields = email.message_from_bytes(head or b"", policy=email.policy.default)
+    return "; ".join(
+        f"{k}: {fields[k]}" for k in ("From", "Subject", "Date", "Message-ID") if fields[k]
+    )
 
 
 def describe(exc: BaseException) -> str:

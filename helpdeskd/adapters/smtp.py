@@ -7,6 +7,7 @@ the disk and not by MIME parsing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ import structlog
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from helpdeskd.adapters.connections import Gate, Guarded, Limits, install_accept_handler
 from helpdeskd.adapters.store import Store, StoreUnavailable
 from helpdeskd.config import Smtp
 
@@ -84,15 +86,26 @@ class SpoolHandler:
         return "\r\n".join([status] * max(count, 1))
 
 
-class SupportSMTP(SMTP):
+class SupportSMTP(Guarded, SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
 
-class SupportLMTP(LMTP):
+class SupportLMTP(Guarded, LMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
 
-def server_factory(handler: SpoolHandler, config: Smtp) -> Callable[[], SMTP]:
+def limits(config: Smtp) -> Limits:
+    return Limits(
+        max_connections=config.max_connections,
+        max_connections_per_client=config.max_connections_per_client,
+        greeting_timeout=config.greeting_timeout,
+        command_timeout=config.command_timeout,
+        data_timeout=config.data_timeout,
+        session_timeout=config.session_timeout,
+    )
+
+
+def server_factory(handler: SpoolHandler, config: Smtp, gate: Gate) -> Callable[[], SMTP]:
     protocol = SupportLMTP if config.lmtp else SupportSMTP
     context = None
     if config.tls_cert and config.tls_key:
@@ -107,6 +120,7 @@ def server_factory(handler: SpoolHandler, config: Smtp) -> Callable[[], SMTP]:
             decode_data=False,
             tls_context=context,
             ident="helpdeskd",
+            gate=gate,
         )
 
     return factory
@@ -114,6 +128,13 @@ def server_factory(handler: SpoolHandler, config: Smtp) -> Callable[[], SMTP]:
 
 async def start(handler: SpoolHandler, config: Smtp) -> asyncio.base_events.Server:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(server_factory(handler, config), config.host, config.port)
+    gate = Gate(limits(config))
+    # aiosmtpd logs every connection and command (INFO) and every bogus one (WARNING): lines
+    # without bound under a flood; the gate's own events say what matters, once
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    install_accept_handler(loop, gate)
+    server = await loop.create_server(
+        server_factory(handler, config, gate), config.host, config.port
+    )
     log.info("listening", host=config.host, port=config.port, lmtp=config.lmtp)
     return server

@@ -195,6 +195,11 @@ def m007_mail_sent(db: sqlite_utils.Database) -> None:
     db["mail_sent"].create_index(["recipient", "at"])
 
 
+def m007_incident_alert(db: sqlite_utils.Database) -> None:
+    """Which outbox message reported an incident: its "resolved" notice goes only after it."""
+    db["incidents"].add_column("alert_outbox_id", int)
+
+
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
 MESSAGE_ID = re.compile(
     rb"(?:\A|[\r\n])message-id:[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)?<?([^>\s]+)>?", re.I
@@ -637,6 +642,11 @@ class Cases:
 # -- outbox ---------------------------------------------------------------------------------
 
 
+# Mail to [helpdesk] admins about the daemon's own trouble: sent before any other.
+ADMIN_KINDS = ("admin_alert", "admin_recovered")
+ADMIN_KINDS_SQL = "(" + ", ".join(f"'{k}'" for k in ADMIN_KINDS) + ")"
+
+
 @dataclass(frozen=True)
 class Queued:
     id: int
@@ -689,9 +699,10 @@ class OutboxQueue:
         return self.store.count("auto_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])
 
     def due(self, now: datetime, limit: int = 100) -> list[Queued]:
+        """Oldest first, but admin alerts before everything: a backlog must not delay them."""
         rows = self.store.rows(
-            "SELECT * FROM outbox WHERE state = 'queued' AND "
-            "next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "SELECT * FROM outbox WHERE state = 'queued' AND next_attempt_at <= ? "
+            f"ORDER BY kind NOT IN {ADMIN_KINDS_SQL}, id LIMIT ?",
             [iso(now), limit],
         )
         return [
@@ -742,6 +753,41 @@ class OutboxQueue:
         )
         self.db.execute("UPDATE messages SET status = 'failed' WHERE outbox_id = ?", [outbox_id])
 
+    def newest(self, kind: str) -> int | None:
+        """The last message of `kind` queued: inside a transaction, the one just queued."""
+        row = self.store.row("SELECT max(id) AS id FROM outbox WHERE kind = ?", [kind])
+        return row["id"] if row else None
+
+    def state(self, outbox_id: int) -> str | None:
+        row = self.store.row("SELECT state FROM outbox WHERE id = ?", [outbox_id])
+        return row["state"] if row else None
+
+    def last_error(self, outbox_id: int) -> str | None:
+        row = self.store.row("SELECT last_error FROM outbox WHERE id = ?", [outbox_id])
+        return row["last_error"] if row else None
+
+    def cancel(self, outbox_id: int, why: str) -> bool:
+        """Not to be sent after all, if it was not sent yet; True when it was cancelled."""
+        cursor = self.db.execute(
+            "UPDATE outbox SET state = 'cancelled', last_error = ? "
+            "WHERE id = ? AND state = 'queued'",
+            [why, outbox_id],
+        )
+        return cursor.rowcount == 1
+
+    def sent_by(self, outbox_id: int, route: str, now: datetime) -> None:
+        """Delivered by another route than the outbound transport (an admin alert)."""
+        self.sent(outbox_id, now)
+        self.db.execute(
+            "UPDATE outbox SET last_error = ? WHERE id = ?", [f"sent by {route}", outbox_id]
+        )
+
+    def undelivered_alerts(self) -> list[dict]:
+        return self.store.rows(
+            "SELECT id, kind, state, attempts, created_at, last_error FROM outbox "
+            f"WHERE kind IN {ADMIN_KINDS_SQL} AND state IN ('failed', 'cancelled') ORDER BY id"
+        )
+
     def waiting(self) -> list[dict]:
         return self.store.rows(
             "SELECT o.id, o.kind, o.recipients, o.state, o.attempts, "
@@ -772,6 +818,21 @@ class Incidents:
         if found:
             self.store.db["incidents"].delete(key)
         return found is not None
+
+    def reported_by(self, key: str, outbox_id: int) -> None:
+        self.store.db["incidents"].update(key, {"alert_outbox_id": outbox_id})
+
+    def alert_of(self, key: str) -> int | None:
+        row = self.store.row("SELECT alert_outbox_id FROM incidents WHERE key = ?", [key])
+        return row["alert_outbox_id"] if row else None
+
+    def listing(self) -> list[dict]:
+        """Open incidents, oldest first, with the state of the alert that reported each
+        (`queued`, `sent`, `failed`, or None when no mail could be queued)."""
+        return self.store.rows(
+            "SELECT i.key, i.opened_at, o.state AS alert, i.detail FROM incidents i "
+            "LEFT JOIN outbox o ON o.id = i.alert_outbox_id ORDER BY i.opened_at, i.key"
+        )
 
 
 # -- conversations: the loop breaker's and the per-recipient limit's view ----------------------
