@@ -21,9 +21,10 @@ from helpdeskd import __version__, arguments, exits, logs, report, service, swee
 from helpdeskd import config as configuration
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
-from helpdeskd.config import Config, ConfigError
+from helpdeskd.config import PRIORITIES, Config, ConfigError
 from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.exits import Failure
+from helpdeskd.model import STATUSES
 from helpdeskd.pipeline import Processed, handle, process
 
 # shtab's file completion, named here so the parser is built without importing shtab
@@ -64,8 +65,21 @@ def parser() -> argparse.ArgumentParser:
     _clock_options(sw, "only list what is due")
     sw.add_argument("--json", action="store_true", help="machine-readable output")
     cases = sub.add_parser("cases", help="list cases")
-    cases.add_argument("--status", type=arguments.status, help="only cases in this status")
-    cases.add_argument("--priority", type=arguments.priority, help="only cases of this priority")
+    # choices beside the type: the type's message for a mistake, the list for completion
+    cases.add_argument(
+        "--status",
+        type=arguments.status,
+        choices=STATUSES,
+        metavar="STATUS",
+        help="only cases in this status",
+    )
+    cases.add_argument(
+        "--priority",
+        type=arguments.priority,
+        choices=PRIORITIES,
+        metavar="P",
+        help="only cases of this priority",
+    )
     cases.add_argument("--plan", help="only cases on this plan")
     cases.add_argument(
         "--customer", help="only this customer's cases: its name (any case) or a domain"
@@ -193,7 +207,9 @@ def load_config(given: Path | None, command: str) -> Config:
 def config_problems(path: Path, exc: ConfigError) -> str:
     if len(exc.problems) == 1:
         key, why = exc.problems[0]
-        return why if key == "(file)" and str(path) in why else f"{path}: {key}: {why}"
+        if key == "(file)":  # the file as a whole: cannot be read, or not TOML
+            return why if str(path) in why else f"{path}: {why}"
+        return f"{path}: {key}: {why}"
     lines = [f"{path}: {len(exc.problems)} problems"]
     return "\n".join(lines + [f"  {key}: {why}" for key, why in exc.problems])
 
