@@ -39,7 +39,7 @@ class Parser(argparse.ArgumentParser):
         command = self.prog.partition(" ")[2]  # "cases"; "" for helpdeskd itself
         message = message.removeprefix("argument ")
         if command:
-            message = f"{command} {message}" if message[0] == "-" else f"{command}: {message}"
+            message = f"{command} {message}" if message.startswith("-") else f"{command}: {message}"
         raise Failure(f"{message}; see `{self.prog} --help`", exits.USAGE)
 
 

@@ -276,3 +276,24 @@ def test_the_limit_is_the_listeners(tmp_path):
     readme = (ROOT / "README.md").read_text()
     for code in (64, 65, 66, 69, 70, 73, 75, 78):
         assert f"| {code} |" in readme, f"README does not document exit {code}"
+
+
+# -- shell completion ---------------------------------------------------------------------------
+
+
+def test_completion_scripts_need_no_configuration(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HELPDESKD_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no configuration anywhere: completion does not read one
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert "outbox" in script and "--retry-now" in script and "waiting" in script
+    (tmp_path / "helpdeskd.bash").write_text(script)
+    complete = (
+        f"source {tmp_path / 'helpdeskd.bash'}; COMP_WORDS=(helpdeskd cases --status w); "
+        "COMP_CWORD=3; COMP_LINE='helpdeskd cases --status w'; COMP_POINT=${#COMP_LINE}; "
+        '_shtab_helpdeskd; echo "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(["bash", "-c", complete], capture_output=True, timeout=30)
+    assert done.stdout.decode().split() == ["waiting"], done.stderr.decode()
+    assert main(["completion", "zsh"]) == 0
+    assert capsys.readouterr().out.startswith("#compdef helpdeskd")
