@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"helpdeskd: {exc}", file=sys.stderr)
         return exc.code
+    except KeyboardInterrupt:
+        return 130  # the shell's code for Ctrl-C; the admin knows why
     except BrokenPipeError:  # `helpdeskd cases | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -16,7 +16,7 @@ from helpdeskd import __version__
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Store
 from helpdeskd.cli import main, parser
-from helpdeskd.exits import CANTCREAT, CONFIG, DATAERR, NOINPUT, UNAVAILABLE, USAGE
+from helpdeskd.exits import CANTCREAT, CONFIG, DATAERR, NOINPUT, SOFTWARE, UNAVAILABLE, USAGE
 from tests.support import ROOT, cli, mail, write_config
 
 # what an admin should never read: Python's names for things
@@ -297,3 +297,17 @@ def test_completion_scripts_need_no_configuration(tmp_path, monkeypatch, capsys)
     assert done.stdout.decode().split() == ["waiting"], done.stderr.decode()
     assert main(["completion", "zsh"]) == 0
     assert capsys.readouterr().out.startswith("#compdef helpdeskd")
+
+
+def test_a_bug_is_one_line_too_and_debug_shows_where(setup, capsys, monkeypatch):
+    from helpdeskd import cli as command_line
+
+    def broken(config, args):
+        raise RuntimeError("something impossible")
+
+    monkeypatch.setitem(command_line.COMMANDS, "cases", broken)
+    assert main(["--config", str(setup / "helpdeskd.toml"), "cases"]) == SOFTWARE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "something impossible" in err and "--debug" in err
+    with pytest.raises(RuntimeError):
+        main(["--debug", "--config", str(setup / "helpdeskd.toml"), "cases"])
