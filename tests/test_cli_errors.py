@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdeskd import __version__
+from helpdeskd import __version__, logs
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Store
 from helpdeskd.cli import main, parser
@@ -23,6 +23,13 @@ from tests.support import ROOT, cli, mail, write_config
 INTERNAL = ("Traceback", "_instant", "fromisoformat", "isoformat", "Errno", "Error", "sqlite3")
 
 
+@pytest.fixture(autouse=True)
+def session_logging(monkeypatch):
+    """`main` in this process keeps the session's logging: configured here, structlog would
+    cache loggers writing to this test's captured stderr, closed once the test ends."""
+    monkeypatch.setattr(logs, "configure", lambda level="INFO": None)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Path:
     """A configuration with one case, and beside it the broken files the table names."""
@@ -30,7 +37,9 @@ def setup(tmp_path_factory) -> Path:
     config = write_config(folder)
     message = folder / "one.eml"
     message.write_bytes(mail("jane@acme.test", "Help", "x").as_bytes())
-    assert main(["--config", str(config), "ingest", str(message)]) == 0
+    with pytest.MonkeyPatch.context() as patch:  # as `session_logging`, a scope wider
+        patch.setattr(logs, "configure", lambda level="INFO": None)
+        assert main(["--config", str(config), "ingest", str(message)]) == 0
     text = config.read_text()
     database = f'database = "{folder / "helpdesk.db"}"'
     (folder / "config-folder.toml").mkdir()
