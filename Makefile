@@ -1,21 +1,33 @@
-# make run   - create .venv, install helpdeskd, start the daemon on config.example.toml
+# make run   - create .venv, install helpdeskd and its runtime dependencies, start the daemon
+#              on config.example.toml
 # make test  - install the test extras (and Dovecot, as root, when missing), run the suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 PYTEST_ARGS ?=
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run test lint dovecot clean
+.PHONY: run test lint dovecot clean venv
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
+venv:
+	@test -x $(BIN)/python || { echo "creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
 
-run: $(VENV)/.installed
-	mkdir -p var
+# The daemon needs only the runtime dependencies; pip shows what it fetches as it goes.
+$(VENV)/.runtime: pyproject.toml | venv
+	@echo "installing helpdeskd and its runtime dependencies into $(VENV) (about 20 s the first time)"
+	$(PIP) install --progress-bar off -e .
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml | venv
+	@echo "installing helpdeskd with the test extras into $(VENV)"
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	@mkdir -p var
+	@echo "starting helpdeskd on $(CONFIG) (Ctrl-C stops it)"
 	$(BIN)/helpdeskd --config $(CONFIG) run
 
 test: $(VENV)/.installed dovecot

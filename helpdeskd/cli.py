@@ -1,45 +1,91 @@
-"""`helpdeskd [--config PATH] COMMAND`: parse arguments, call the library, print."""
+"""`helpdeskd [--config PATH] COMMAND`: parse arguments, call the library, print.
+
+Every expected failure is raised as `exits.Failure` and printed by `main` as one line with its
+sysexits code; anything else is a bug, shown in one line too unless `--debug` asks for the
+traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
-from datetime import UTC, date, datetime
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
+from helpdeskd import __version__, arguments, exits, logs, report, service, sweep, views
 from helpdeskd import config as configuration
-from helpdeskd import logs, report, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.alerts import incident_report
-from helpdeskd.config import Config, ConfigError
+from helpdeskd.config import PRIORITIES, Config, ConfigError
 from helpdeskd.core.parse import ParseError, parse
+from helpdeskd.exits import Failure
 from helpdeskd.files import exposed, make_private
+from helpdeskd.model import STATUSES
 from helpdeskd.pipeline import Processed, handle, process
 
-EX_TEMPFAIL = 75
+# shtab's file completion, named here so the parser is built without importing shtab
+FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+NO_CONFIG = {"completion"}  # commands that run without reading the configuration
+
+
+class Parser(argparse.ArgumentParser):
+    """A usage mistake is one line and exit 64, not argparse's usage block and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]  # "cases"; "" for helpdeskd itself
+        message = message.removeprefix("argument ")
+        if command:
+            message = f"{command} {message}" if message.startswith("-") else f"{command}: {message}"
+        raise Failure(f"{message}; see `{self.prog} --help`", exits.USAGE)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="helpdeskd", description="An email-driven helpdesk daemon.")
+    p = Parser(prog="helpdeskd", description="An email-driven helpdesk daemon.")
     p.add_argument(
         "--config",
         type=Path,
-        help="the TOML file (default: $HELPDESKD_CONFIG, else config.example.toml)",
-    )
+        help="the TOML file (default: $HELPDESKD_CONFIG, else /etc/helpdeskd/helpdeskd.toml, "
+        "else ./config.example.toml)",
+    ).complete = FILE
+    p.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    p.add_argument("--version", action="version", version=f"helpdeskd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="the daemon: listeners, pollers, scheduler, outbox delivery")
     sub.add_parser("check-config", help="validate the configuration, print every problem")
     ingest = sub.add_parser("ingest", help="one raw message through the whole flow")
-    ingest.add_argument("file", nargs="?", default="-", help="the message file, or - for stdin")
+    ingest.add_argument(
+        "file", nargs="?", default="-", help="the message file, or - for stdin"
+    ).complete = FILE
     _clock_options(ingest, "how it would be classified and routed, writing nothing")
     sw = sub.add_parser("sweep", help="one scheduler pass: warnings, escalations, closings")
     _clock_options(sw, "only list what is due")
     sw.add_argument("--json", action="store_true", help="machine-readable output")
     cases = sub.add_parser("cases", help="list cases")
-    cases.add_argument("--status", help="only cases in this status")
-    cases.add_argument("--customer", help="only this customer's cases")
+    # choices beside the type: the type's message for a mistake, the list for completion
+    cases.add_argument(
+        "--status",
+        type=arguments.status,
+        choices=STATUSES,
+        metavar="STATUS",
+        help="only cases in this status",
+    )
+    cases.add_argument(
+        "--priority",
+        type=arguments.priority,
+        choices=PRIORITIES,
+        metavar="P",
+        help="only cases of this priority",
+    )
+    cases.add_argument("--plan", help="only cases on this plan")
+    cases.add_argument(
+        "--customer", help="only this customer's cases: its name (any case) or a domain"
+    )
     cases.add_argument("--json", action="store_true", help="machine-readable output")
     cases.add_argument(
         "--unrouted",
@@ -55,50 +101,130 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("reference")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.add_argument("--full", action="store_true", help="include quoted text and signatures")
-    show.add_argument("--now", type=_instant, help="measure the clocks at this time (ISO 8601)")
+    show.add_argument("--now", type=arguments.instant, help="measure the clocks at this time")
     rep = sub.add_parser("report", help="SLA compliance per plan, priority and customer")
-    rep.add_argument("--since", type=date.fromisoformat, help="cases opened on or after DATE")
-    rep.add_argument("--until", type=date.fromisoformat, help="cases opened before DATE")
+    rep.add_argument("--since", type=arguments.day, help="cases opened on or after DATE")
+    rep.add_argument("--until", type=arguments.day, help="cases opened before DATE")
     rep.add_argument("--format", choices=report.FORMATS, default="table", help="default: table")
-    rep.add_argument("--now", type=_instant, help="judge the clocks at this time (ISO 8601)")
+    rep.add_argument("--now", type=arguments.instant, help="judge the clocks at this time")
     requeue = sub.add_parser("requeue", help="give quarantined messages another try")
     requeue.add_argument(
         "ids",
         nargs="*",
-        type=int,
+        type=arguments.number("a message", "helpdeskd cases --quarantined"),
         metavar="ID",
         help="spool ids, as `cases --quarantined` lists them",
     )
     requeue.add_argument("--all", action="store_true", help="every quarantined message")
     box = sub.add_parser("outbox", help="what waits to be sent")
     box.add_argument("--flush", action="store_true", help="deliver what is due now")
+    box.add_argument(
+        "--retry-now",
+        action="store_true",
+        help="try at once what waits out a back-off after a failed try (implies --flush)",
+    )
+    outbox_id = arguments.number("an outbox", "helpdeskd outbox")
+    box.add_argument(
+        "--retry",
+        nargs="+",
+        type=outbox_id,
+        metavar="ID",
+        help="try these again now, given up on or not (then flush)",
+    )
+    box.add_argument(
+        "--drop", nargs="+", type=outbox_id, metavar="ID", help="remove unsent mail for good"
+    )
+    box.add_argument("--json", action="store_true", help="machine-readable output")
+    comp = sub.add_parser("completion", help="print the shell completion script")
+    comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
     return p
 
 
 def _clock_options(p: argparse.ArgumentParser, dry_help: str) -> None:
-    p.add_argument("--now", type=_instant, help="the clock for this command (ISO 8601)")
+    p.add_argument("--now", type=arguments.instant, help="the clock for this command")
     p.add_argument("--dry-run", action="store_true", help=dry_help)
-
-
-def _instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
     make_private()  # before anything is created: customer mail is in those files
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return dispatch(argv)
+    except Failure as exc:
+        if "--debug" in argv:
+            traceback.print_exc()
+        print(f"helpdeskd: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130  # the shell's code for Ctrl-C; the admin knows why
+    except BrokenPipeError:  # `helpdeskd cases | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if "--debug" in argv:
+            raise
+        print(f"helpdeskd: {unexpected(exc)}", file=sys.stderr)
+        return exits.TEMPFAIL if _busy(exc) else exits.SOFTWARE
+
+
+def unexpected(exc: Exception) -> str:
+    if _busy(exc):
+        return "the database is busy (another process holds it): try again in a moment"
+    return (
+        f"unexpected error ({type(exc).__name__}: {exc}); "
+        "run again with --debug to see where, and please report it"
+    )
+
+
+def _busy(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def dispatch(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     logs.configure("INFO" if args.command == "run" else "WARNING")
-    path = args.config or configuration.default_path()
-    try:
-        config = configuration.load(path)
-    except ConfigError as exc:
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for key, why in exc.problems:
-            print(f"  {key}: {why}", file=sys.stderr)
-        # nothing was stored: an MTA piping to `ingest` must defer the mail, not bounce it
-        return EX_TEMPFAIL if args.command == "ingest" else 1
+    config = None
+    if args.command not in NO_CONFIG:
+        config = load_config(args.config, args.command)
+        arguments.settle(args, config.helpdesk.timezone)
     return COMMANDS[args.command](config, args)
+
+
+def load_config(given: Path | None, command: str) -> Config:
+    """The configuration, or one failure naming the file; `ingest` asks the MTA to retry
+    (75): nothing was stored, and the admin will fix the file."""
+    code = exits.TEMPFAIL if command == "ingest" else exits.CONFIG
+    path = (given or configuration.default_path()).absolute()
+    if given is None and not path.exists():
+        raise Failure(
+            f"no configuration: HELPDESKD_CONFIG is not set and neither "
+            f"{configuration.SYSTEM_CONFIG} nor {path} exists; give --config PATH",
+            code,
+        )
+    if path.is_dir():
+        raise Failure(f"the configuration {path} is a folder: name the TOML file", code)
+    try:
+        return configuration.load(path)
+    except ConfigError as exc:
+        raise Failure(config_problems(path, exc), code) from exc
+
+
+def config_problems(path: Path, exc: ConfigError) -> str:
+    if len(exc.problems) == 1:
+        key, why = exc.problems[0]
+        if key == "(file)":  # the file as a whole: cannot be read, or not TOML
+            return why if str(path) in why else f"{path}: {why}"
+        return f"{path}: {key}: {why}"
+    lines = [f"{path}: {len(exc.problems)} problems"]
+    return "\n".join(lines + [f"  {key}: {why}" for key, why in exc.problems])
+
+
+def open_store(config: Config) -> Store:
+    path = config.helpdesk.database
+    try:
+        return Store.open(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise exits.database_failure(Path(path), exc, config.path) from exc
 
 
 def cmd_check_config(config: Config, args) -> int:
@@ -112,25 +238,27 @@ def cmd_check_config(config: Config, args) -> int:
 
 
 def cmd_run(config: Config, args) -> int:
-    service.run(config)
+    open_store(config).close()  # a database that cannot open is said here, in one line
+    try:
+        service.run(config)
+    except service.CannotStart as exc:
+        raise Failure(str(exc), exits.UNAVAILABLE) from exc
     return 0
 
 
 def cmd_ingest(config: Config, args) -> int:
-    raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    raw = read_message(args.file, config.smtp.max_message_size)
     now = args.now or datetime.now(UTC)
     try:
-        store = Store.open(config.helpdesk.database)
-    except Exception as exc:  # any failure to open is "not stored": the MTA retries
-        print(f"not stored: {exc}", file=sys.stderr)
-        return EX_TEMPFAIL
+        store = open_store(config)
+    except Failure as exc:  # nothing stored: the MTA retries
+        raise Failure(f"not stored: {exc}", exits.TEMPFAIL) from exc
     if args.dry_run:
         return _dry_ingest(store, config, raw, now)
     try:
         spool_id, new = store.spool(raw, source="ingest", now=now)
     except StoreUnavailable as exc:
-        print(f"not stored: {exc}", file=sys.stderr)
-        return EX_TEMPFAIL
+        raise Failure(f"not stored: {exc}", exits.TEMPFAIL) from exc
     if not new:
         print(f"duplicate: already spooled as {spool_id}")
         return 0
@@ -145,6 +273,36 @@ def cmd_ingest(config: Config, args) -> int:
     outbox.flush(store, config.outbound, now)
     print(_describe(result))
     return 0
+
+
+def read_message(name: str, limit: int) -> bytes:
+    """At most `limit` + 1 bytes are read: a message over the limit is refused (65, which an
+    MTA bounces: retrying cannot help) without ever being held whole in memory."""
+    if name == "-":
+        raw = sys.stdin.buffer.read(limit + 1)
+        if len(raw) > limit:
+            _drain(sys.stdin.buffer)
+    else:
+        path = Path(name)
+        try:
+            with path.open("rb") as file:
+                raw = file.read(limit + 1)
+        except OSError as exc:
+            raise exits.unreadable(path, exc) from exc
+    if len(raw) > limit:
+        raise Failure(
+            f"message refused: larger than [smtp] max_message_size ({limit:,} bytes); "
+            "nothing was stored",
+            exits.DATAERR,
+        )
+    return raw
+
+
+def _drain(stream) -> None:
+    """Read the rest and let it go, so an MTA writing to our stdin sees our exit code rather
+    than a broken pipe."""
+    while stream.read(1 << 16):
+        pass
 
 
 class _Rollback(Exception):
@@ -193,7 +351,7 @@ def _describe(result: Processed) -> str:
 
 
 def cmd_sweep(config: Config, args) -> int:
-    store = Store.open(config.helpdesk.database)
+    store = open_store(config)
     now = args.now or datetime.now(UTC)
     actions = sweep.run(store, config, now, dry_run=args.dry_run)
     if not args.dry_run:
@@ -206,13 +364,17 @@ def cmd_sweep(config: Config, args) -> int:
 
 
 def cmd_cases(config: Config, args) -> int:
-    store = Store.open(config.helpdesk.database)
+    store = open_store(config)
+    tz = config.helpdesk.timezone
     if args.quarantined:
         rows = store.quarantined()
         print(
             json.dumps(rows, indent=2)
             if args.json
-            else views.table(rows, ["id", "received_at", "source", "message_id", "reason"])
+            else views.table(
+                views.shown_rows(rows, ("received_at",), tz),
+                ["id", "received_at", "source", "message_id", "reason"],
+            )
         )
         return 0
     cases = Cases(store)
@@ -221,16 +383,22 @@ def cmd_cases(config: Config, args) -> int:
         print(
             json.dumps(rows, indent=2)
             if args.json
-            else views.table(rows, ["id", "at", "kind", "from_addr", "subject", "route_reason"])
+            else views.table(
+                views.shown_rows(rows, ("at",), tz),
+                ["id", "at", "kind", "from_addr", "subject", "route_reason"],
+            )
         )
         return 0
-    found = [views.case_summary(c, config) for c in cases.list(args.status, args.customer)]
+    found = [views.case_summary(c, config) for c in chosen_cases(cases, config, args)]
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
+    rows = [
+        {**c, "opened_at": views.shown(datetime.fromisoformat(c["opened_at"]), tz)} for c in found
+    ]
     print(
         views.table(
-            found, ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"]
+            rows, ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"]
         )
     )
     unrouted = len(cases.unrouted())
@@ -239,36 +407,67 @@ def cmd_cases(config: Config, args) -> int:
     return 0
 
 
+def chosen_cases(cases: Cases, config: Config, args) -> list:
+    """The cases the filters name, each filter checked against what exists first."""
+    customer = args.customer and arguments.customer(config, args.customer, cases.customers())
+    plan = args.plan and arguments.plan(config, args.plan)
+    return [
+        c
+        for c in cases.list(args.status, customer or None)
+        if args.priority in (None, c.priority) and plan in (None, c.plan)
+    ]
+
+
 def cmd_show(config: Config, args) -> int:
-    store = Store.open(config.helpdesk.database)
-    case = Cases(store).get(args.reference.upper())
+    store = open_store(config)
+    case = Cases(store).get(args.reference.strip().upper())
     if case is None:
-        print(f"no case {args.reference}", file=sys.stderr)
-        return 1
+        raise Failure(f"no case {args.reference}: `helpdeskd cases` lists them", exits.NOINPUT)
     detail = views.case_detail(store, case, config, args.now or datetime.now(UTC), args.full)
-    print(json.dumps(detail, indent=2) if args.json else views.show_text(detail))
+    print(
+        json.dumps(detail, indent=2)
+        if args.json
+        else views.show_text(detail, config.helpdesk.timezone)
+    )
     return 0
 
 
 def cmd_report(config: Config, args) -> int:
-    since, until = report.window(args.since, args.until, config.helpdesk.timezone)
-    cases = Cases(Store.open(config.helpdesk.database)).opened_between(since, until)
+    tz = config.helpdesk.timezone
+    since, until = report.window(args.since, args.until, tz)
+    if since and until and since >= until:
+        raise Failure(f"--until {args.until} is not after --since {args.since}", exits.USAGE)
+    cases = Cases(open_store(config)).opened_between(since, until)
     rows = report.compliance(cases, config, args.now or datetime.now(UTC))
     print(report.render(rows, args.format))
+    if args.format == "table" and rows and (since or until):
+        print(f"cases opened from {views.shown(since, tz)} until {views.shown(until, tz)}")
     return 0
 
 
 def cmd_outbox(config: Config, args) -> int:
-    store = Store.open(config.helpdesk.database)
-    if args.flush:
-        result = outbox.flush(store, config.outbound, datetime.now(UTC))
+    store = open_store(config)
+    queue, now = OutboxQueue(store), datetime.now(UTC)
+    if args.drop:
+        print(f"dropped {queue.drop(unsent(queue, args.drop))}")
+    if args.retry:
+        ids = unsent(queue, args.retry)
+        print(f"{queue.revive(ids, now) + queue.hasten(now, ids)} message(s) due now")
+    if args.retry_now:
+        print(f"{queue.hasten(now)} message(s) waiting out a back-off due now")
+    if args.flush or args.retry or args.retry_now:
+        result = outbox.flush(store, config.outbound, now)
         print(
-            f"sent {len(result.sent)}, deferred {len(result.retried)}, failed {len(result.failed)}"
+            f"sent {len(result.sent)}, deferred {len(result.retried)}, "
+            f"given up {len(result.failed)}"
         )
-    rows = OutboxQueue(store).waiting()
+    rows = queue.waiting()
+    if args.json:
+        print(json.dumps([views.outbox_json(r) for r in rows], indent=2))
+        return 0
     print(
         views.table(
-            rows,
+            [views.outbox_text(r, config.helpdesk.timezone) for r in rows],
             [
                 "id",
                 "reference",
@@ -276,7 +475,7 @@ def cmd_outbox(config: Config, args) -> int:
                 "recipients",
                 "state",
                 "attempts",
-                "next_attempt_at",
+                "next_try",
                 "last_error",
             ],
         )
@@ -287,12 +486,41 @@ def cmd_outbox(config: Config, args) -> int:
     return 0
 
 
+def unsent(queue: OutboxQueue, ids: list[int]) -> list[int]:
+    """The ids, once each names mail still in the outbox; else nothing is changed."""
+    states = queue.states(ids)
+    missing = [str(i) for i in ids if states.get(i) not in ("queued", "failed")]
+    if missing:
+        raise Failure(
+            f"no unsent mail {', '.join(missing)} in the outbox (sent, dropped or never there): "
+            "`helpdeskd outbox` lists what waits; nothing was changed",
+            exits.NOINPUT,
+        )
+    return ids
+
+
 def cmd_requeue(config: Config, args) -> int:
-    if not args.ids and not args.all:
-        print("name the spool ids to requeue, or --all", file=sys.stderr)
-        return 2
-    count = Store.open(config.helpdesk.database).requeue(None if args.all else args.ids)
+    if bool(args.ids) == args.all:
+        raise Failure("name the spool ids to requeue, or --all (not both)", exits.USAGE)
+    store = open_store(config)
+    if args.ids:
+        quarantined = {row["id"] for row in store.quarantined()}
+        missing = [str(i) for i in args.ids if i not in quarantined]
+        if missing:
+            raise Failure(
+                f"no quarantined message {', '.join(missing)}: `helpdeskd cases --quarantined` "
+                "lists them; nothing was requeued",
+                exits.NOINPUT,
+            )
+    count = store.requeue(None if args.all else args.ids)
     print(f"{count} message(s) back in the queue")
+    return 0
+
+
+def cmd_completion(config: None, args) -> int:
+    import shtab  # here only: no other command pays for the import
+
+    print(shtab.complete(parser(), shell=args.shell))
     return 0
 
 
@@ -306,4 +534,5 @@ COMMANDS = {
     "report": cmd_report,
     "outbox": cmd_outbox,
     "requeue": cmd_requeue,
+    "completion": cmd_completion,
 }

@@ -214,8 +214,17 @@ class Config:
         return frozenset((*(e.email for e in self.engineers), *levels, *self.helpdesk.admins))
 
 
-def default_path() -> Path:
-    return Path(os.environ.get("HELPDESKD_CONFIG", "config.example.toml"))
+SYSTEM_CONFIG = Path("/etc/helpdeskd/helpdeskd.toml")
+DEMO_CONFIG = Path("config.example.toml")
+
+
+def default_path(system: Path | None = None) -> Path:
+    """$HELPDESKD_CONFIG, else the installed file when there is one, else the demo file in the
+    current folder (`make run`). `system` stands in for /etc in tests."""
+    if os.environ.get("HELPDESKD_CONFIG"):
+        return Path(os.environ["HELPDESKD_CONFIG"])
+    system = system or SYSTEM_CONFIG
+    return system if system.exists() else DEMO_CONFIG
 
 
 def load(path: Path | str) -> Config:

@@ -8,7 +8,9 @@ listener and the scheduler, which only wakes the threads.
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -34,6 +36,34 @@ ADMIN_MAIL = frozenset(ADMIN_KINDS)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class CannotStart(Exception):
+    """The daemon cannot do its work here (its listening address is taken): said before any
+    thread starts, in one line."""
+
+
+def preflight(config: Config) -> None:
+    """Bind the listener's address once and let it go: a second `run` fails here, before the
+    worker has started, rather than halfway up."""
+    if not config.smtp.enabled:
+        return
+    where = f"{config.smtp.host}:{config.smtp.port}"
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            config.smtp.host, config.smtp.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
+                probe.bind(address)
+    except OSError as exc:
+        hint = {
+            errno.EADDRINUSE: "is helpdeskd already running? Stop it, or set another [smtp] port",
+            errno.EADDRNOTAVAIL: "that address is not one of this machine's: check [smtp] host",
+            errno.EACCES: "ports below 1024 need privileges: use a higher [smtp] port",
+        }.get(exc.errno or 0, "check [smtp] host and port")
+        why = (exc.strerror or str(exc)).lower()
+        raise CannotStart(f"cannot listen on {where}: {why}; {hint}") from exc
 
 
 class Loop(threading.Thread):
@@ -180,6 +210,7 @@ class Service:
         loop.add_signal_handler(signal.SIGTERM, self.stopped.set)
         loop.add_signal_handler(signal.SIGINT, self.stopped.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        preflight(self.config)
         budget.warm_up()  # before the threads: the fork server is started from a clean state
         files.warn_if_exposed(self.config.helpdesk.database)
         self.worker.start()  # start-up recovery: whatever was spooled but not processed

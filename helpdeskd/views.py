@@ -18,6 +18,19 @@ def local(moment: datetime | None, timezone: str) -> str | None:
     return None if moment is None else moment.astimezone(ZoneInfo(timezone)).isoformat()
 
 
+def shown(moment: datetime | None, timezone: str) -> str:
+    """A time for people: `2026-11-18 09:00 CST`, in one zone and always saying which."""
+    if moment is None:
+        return "-"
+    at = moment.astimezone(ZoneInfo(timezone))
+    return f"{at:%Y-%m-%d %H:%M} {at.tzname()}"
+
+
+def shown_rows(rows: list[dict], columns: tuple[str, ...], timezone: str) -> list[dict]:
+    """Rows whose stored UTC instants in `columns` are shown in the helpdesk's zone."""
+    return [{**r, **{c: shown(parse_iso(r[c]), timezone) for c in columns}} for r in rows]
+
+
 def case_timezone(case: Case, config: Config) -> str:
     return sla.calendar_of(case, config).timezone
 
@@ -87,6 +100,7 @@ def clock_json(case: Case, clock: Clock, config: Config, now: datetime, tz: str)
         "name": clock.name,
         "target": clock.target,
         "calendar": clock.calendar,
+        "timezone": tz,
         "deadline": local(clock.deadline, tz),
         "warn_at": local(clock.warn_at, tz),
         "paused": running and case.waiting_since is not None,
@@ -98,6 +112,20 @@ def clock_json(case: Case, clock: Clock, config: Config, now: datetime, tz: str)
     }
 
 
+def outbox_json(row: dict) -> dict:
+    return {**row, "recipients": json.loads(row["recipients"] or "[]")}
+
+
+def outbox_text(row: dict, timezone: str) -> dict:
+    """An outbox row for people: recipients listed, the next try in the helpdesk's zone."""
+    given_up = row["state"] == "failed"
+    return {
+        **row,
+        "recipients": ", ".join(json.loads(row["recipients"] or "[]")),
+        "next_try": "given up" if given_up else shown(parse_iso(row["next_attempt_at"]), timezone),
+    }
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     widths = {c: max([len(c), *(len(str(r.get(c) or "")) for r in rows)]) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
@@ -105,7 +133,8 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def show_text(detail: dict) -> str:
+def show_text(detail: dict, timezone: str) -> str:
+    """`show` for people: the history in the helpdesk's zone, deadlines in their calendar's."""
     head = [
         f"{detail['reference']}  {detail['subject']}",
         f"status {detail['status']}  priority {detail['priority']}  plan {detail['plan']}  "
@@ -115,29 +144,45 @@ def show_text(detail: dict) -> str:
     if detail["related"]:
         head.append(f"names {detail['related']}")
     head.append("")
-    head.append("clocks:")
-    for c in detail["clocks"]:
-        state = (
-            "paused" if c["paused"] else {True: "met", False: "breached", None: "running"}[c["met"]]
-        )
-        left = timedelta(minutes=c["left_minutes"])
-        head.append(
-            f"  {c['name']:<15} target {c['target']:<5} deadline {c['deadline']}  "
-            f"used {sla.words(timedelta(minutes=c['used_minutes']))}  "
-            f"{sla.words(left)} {'late' if left <= timedelta(0) else 'left'}  {state}"
-        )
+    head.append("clocks (deadlines in the calendar's time zone):")
+    head += [_clock_line(c) for c in detail["clocks"]]
     head.append("")
-    head.append("history:")
-    entries = [(m["at"], _message_line(m)) for m in detail["messages"]]
-    entries += [(e["at"], f"  {e['at']}  * {e['kind']}: {e['detail']}") for e in detail["events"]]
-    head += [line for _, line in sorted(entries, key=lambda e: e[0])]
+    head.append(f"history ({timezone}):")
+    entries = [(m["at"], _message_line(m, timezone)) for m in detail["messages"]]
+    entries += [
+        (e["at"], f"  {_at(e['at'], timezone)}  * {e['kind']}: {e['detail']}")
+        for e in detail["events"]
+    ]
+    head += [line for _, line in sorted(entries, key=lambda e: datetime.fromisoformat(e[0]))]
     return "\n".join(head)
 
 
-def _message_line(m: dict) -> str:
+def _at(text: str | None, timezone: str) -> str:
+    return shown(datetime.fromisoformat(text) if text else None, timezone)
+
+
+def _clock_line(c: dict) -> str:
+    """Where a clock stands: a met clock says when, never what was 'left' when it stopped."""
+    used = sla.words(timedelta(minutes=c["used_minutes"]))
+    left = timedelta(minutes=c["left_minutes"])
+    if c["met_at"]:
+        state = f"met {_at(c['met_at'], c['timezone'])}, {used} used"
+        if left <= timedelta(0):
+            state = f"met late {_at(c['met_at'], c['timezone'])}, {sla.words(left)} past it"
+    elif left <= timedelta(0):
+        state = f"breached: {sla.words(left)} late"
+    else:
+        state = f"{'paused' if c['paused'] else 'running'}: {used} used, {sla.words(left)} left"
+    return (
+        f"  {c['name']:<15} target {c['target']:<5} "
+        f"deadline {_at(c['deadline'], c['timezone'])}  {state}"
+    )
+
+
+def _message_line(m: dict, timezone: str) -> str:
     arrow = "<-" if m["direction"] == "in" else "->"
     who = m["from"] if m["direction"] == "in" else ", ".join(m["to"])
-    line = f"  {m['at']}  {arrow} {m['kind']:<15} {who}  {m['subject']}"
+    line = f"  {_at(m['at'], timezone)}  {arrow} {m['kind']:<15} {who}  {m['subject']}"
     if m.get("route_reason"):
         line += f"\n      routed: {m['route_reason']}"
     if m.get("status") and m["status"] != "sent":

@@ -102,11 +102,11 @@ def test_a_bad_file_lists_every_problem_with_its_key_path(tmp_path: Path):
     assert any(k.startswith("calendars.business.") for k in keys)
 
 
-def test_check_config_exits_1_and_prints_every_problem(tmp_path: Path):
+def test_check_config_exits_78_and_prints_every_problem(tmp_path: Path):
     path = tmp_path / "bad.toml"
     path.write_text(BAD)
     result = cli(path, "check-config")
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     err = result.stderr.decode()
     for key in EXPECTED:
         assert key in err
@@ -464,7 +464,7 @@ def test_check_config_lists_the_reviewed_problems_together(tmp_path: Path):
         )
     )
     result = cli(path, "check-config")
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     err = result.stderr.decode()
     for key in (
         "helpdesk.templates",

@@ -638,6 +638,11 @@ class Cases:
         )
         return [row_case(r) for r in rows]
 
+    def customers(self) -> list[str]:
+        """Every customer name on a case, former customers' too."""
+        rows = self.store.rows("SELECT DISTINCT customer FROM cases WHERE customer IS NOT NULL")
+        return [r["customer"] for r in rows]
+
 
 # -- outbox ---------------------------------------------------------------------------------
 
@@ -795,6 +800,55 @@ class OutboxQueue:
             "LEFT JOIN cases c ON c.id = o.case_id WHERE o.state != 'sent' "
             "ORDER BY o.id"
         )
+
+    # -- the admin's hand: `helpdeskd outbox --retry-now / --retry ID / --drop ID` ----------
+
+    def states(self, outbox_ids: list[int]) -> dict[int, str]:
+        """queued, sent or failed, for each id that exists."""
+        marks = ", ".join("?" * len(outbox_ids))
+        rows = self.store.rows(f"SELECT id, state FROM outbox WHERE id IN ({marks})", outbox_ids)
+        return {r["id"]: r["state"] for r in rows}
+
+    def hasten(self, now: datetime, outbox_ids: list[int] | None = None) -> int:
+        """Mail waiting out its back-off after a failed try is due at `now` (all of it with
+        None). Mail not yet tried is left alone: it may be in the courier's hands."""
+        where, params = "", []
+        if outbox_ids is not None:
+            where = f" AND id IN ({', '.join('?' * len(outbox_ids))})"
+            params = list(outbox_ids)
+        cursor = self.db.execute(
+            "UPDATE outbox SET next_attempt_at = ? WHERE state = 'queued' AND attempts > 0 "
+            f"AND next_attempt_at > ?{where}",
+            [iso(now), iso(now), *params],
+        )
+        return cursor.rowcount
+
+    def revive(self, outbox_ids: list[int], now: datetime) -> int:
+        """Mail given up on is queued again with every try ahead of it."""
+        marks = ", ".join("?" * len(outbox_ids))
+        failed = f"SELECT id FROM outbox WHERE state = 'failed' AND id IN ({marks})"
+        with self.store.transaction():
+            self.db.execute(
+                f"UPDATE messages SET status = 'queued' WHERE outbox_id IN ({failed})", outbox_ids
+            )
+            cursor = self.db.execute(
+                f"UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ? "
+                f"WHERE id IN ({failed})",
+                [iso(now), *outbox_ids],
+            )
+        return cursor.rowcount
+
+    def drop(self, outbox_ids: list[int]) -> int:
+        """Unsent mail removed for good; the case's history keeps it, marked dropped."""
+        marks = ", ".join("?" * len(outbox_ids))
+        with self.store.transaction():
+            self.db.execute(
+                f"UPDATE messages SET status = 'dropped' WHERE outbox_id IN ({marks})", outbox_ids
+            )
+            cursor = self.db.execute(
+                f"DELETE FROM outbox WHERE state != 'sent' AND id IN ({marks})", outbox_ids
+            )
+        return cursor.rowcount
 
 
 # -- operational incidents, reported to admins once each --------------------------------------
