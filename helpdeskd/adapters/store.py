@@ -195,6 +195,7 @@ def m007_mail_sent(db: sqlite_utils.Database) -> None:
     db["mail_sent"].create_index(["recipient", "at"])
 
 
+@migrations()
 def m007_incident_alert(db: sqlite_utils.Database) -> None:
     """Which outbox message reported an incident: its "resolved" notice goes only after it."""
     db["incidents"].add_column("alert_outbox_id", int)
