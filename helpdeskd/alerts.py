@@ -22,7 +22,7 @@ from helpdeskd.adapters.store import ADMIN_KINDS, Incidents, OutboxQueue, Queued
 from helpdeskd.config import Config
 from helpdeskd.model import Mail
 from helpdeskd.pipeline import queue_mail
-from helpdeskd.views import table
+from helpdeskd.views import shown_rows, table
 
 log = structlog.get_logger("helpdeskd.alerts")
 
@@ -156,18 +156,19 @@ def subject_of(item: Queued) -> str:
     return str(email.message_from_bytes(head, policy=email.policy.default)["Subject"] or "")
 
 
-def incident_report(store: Store) -> str:
-    """Open incidents and admin alerts that were not delivered, for `helpdeskd outbox`."""
+def incident_report(store: Store, timezone: str) -> str:
+    """Open incidents and admin alerts that were not delivered, for `helpdeskd outbox`; empty
+    when there are none. Times in the helpdesk's zone, as every command shows them."""
     incidents = [
         {**i, "detail": (i["detail"] or "").split("\n")[0][:80]} for i in Incidents(store).listing()
     ]
     lost = OutboxQueue(store).undelivered_alerts()
-    parts = [
-        "open incidents:\n" + table(incidents, ["key", "opened_at", "alert", "detail"])
-        if incidents
-        else "no open incidents",
-    ]
+    parts = []
+    if incidents:
+        rows = shown_rows(incidents, ("opened_at",), timezone)
+        parts.append("open incidents:\n" + table(rows, ["key", "opened_at", "alert", "detail"]))
     if lost:
         columns = ["id", "kind", "state", "attempts", "created_at", "last_error"]
-        parts.append("admin alerts not delivered:\n" + table(lost, columns))
+        rows = shown_rows(lost, ("created_at",), timezone)
+        parts.append("admin alerts not delivered:\n" + table(rows, columns))
     return "\n\n".join(parts)

@@ -482,7 +482,9 @@ def cmd_outbox(config: Config, args) -> int:
         if rows
         else "outbox empty"
     )
-    print("\n" + incident_report(store))
+    incidents = incident_report(store, config.helpdesk.timezone)
+    if incidents:
+        print("\n" + incidents)
     return 0
 
 
