@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from helpdeskd import backup, health, logs, paths, report, retention, service, sweep, views
 from helpdeskd import config as configuration
-from helpdeskd import logs, report, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
@@ -70,12 +70,35 @@ def parser() -> argparse.ArgumentParser:
     requeue.add_argument("--all", action="store_true", help="every quarantined message")
     box = sub.add_parser("outbox", help="what waits to be sent")
     box.add_argument("--flush", action="store_true", help="deliver what is due now")
+    _ops_commands(sub)
     return p
+
+
+def _ops_commands(sub) -> None:
+    status = sub.add_parser("status", help="health: listener, mailboxes, backlogs, last sweep")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    copy = sub.add_parser("backup", help="a consistent copy of the live database")
+    copy.add_argument("dest", type=Path, help="the copy's file name, or a folder for a dated one")
+    purge = sub.add_parser("purge", help="remove raw mail of cases closed long ago")
+    purge.add_argument(
+        "--older-than",
+        required=True,
+        type=_days,
+        metavar="DAYS",
+        help='cases closed more than this long ago, in days ("365d" or 365)',
+    )
 
 
 def _clock_options(p: argparse.ArgumentParser, dry_help: str) -> None:
     p.add_argument("--now", type=_instant, help="the clock for this command (ISO 8601)")
     p.add_argument("--dry-run", action="store_true", help=dry_help)
+
+
+def _days(text: str) -> timedelta:
+    days = configuration.retention_days(text if text.rstrip().endswith("d") else f"{text}d")
+    if days is None:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}")
+    return timedelta(days=days)
 
 
 def _instant(text: str) -> datetime:
@@ -99,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_check_config(config: Config, args) -> int:
+    problems = paths.problems(config)
+    if problems:
+        print(f"{config.path}: {len(problems)} problem(s)", file=sys.stderr)
+        for key, why in problems:
+            print(f"  {key}: {why}", file=sys.stderr)
+        return 1
     print(
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
@@ -290,6 +319,31 @@ def cmd_requeue(config: Config, args) -> int:
     return 0
 
 
+def cmd_status(config: Config, args) -> int:
+    store = Store.open(config.helpdesk.database)
+    found = health.assess(config, store, datetime.now(UTC))
+    print(json.dumps(found, indent=2) if args.json else health.text(found))
+    return 0 if found["healthy"] else 1
+
+
+def cmd_backup(config: Config, args) -> int:
+    store = Store.open(config.helpdesk.database)
+    try:
+        copy = backup.backup(store, args.dest, datetime.now(UTC))
+    except (OSError, backup.BackupFailed) as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 73  # EX_CANTCREAT
+    print(f"backed up to {copy}")
+    return 0
+
+
+def cmd_purge(config: Config, args) -> int:
+    store = Store.open(config.helpdesk.database)
+    counts = retention.purge(store, args.older_than, datetime.now(UTC))
+    print(f"raw mail removed: {counts['spool']} inbound, {counts['outbox']} sent")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "check-config": cmd_check_config,
@@ -300,4 +354,7 @@ COMMANDS = {
     "report": cmd_report,
     "outbox": cmd_outbox,
     "requeue": cmd_requeue,
+    "status": cmd_status,
+    "backup": cmd_backup,
+    "purge": cmd_purge,
 }

@@ -11,15 +11,16 @@ import asyncio
 import signal
 import ssl
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from helpdeskd import config as configuration
-from helpdeskd import sweep
+from helpdeskd import logs, metrics, retention, sdnotify, sweep
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
-from helpdeskd.adapters.store import Store
+from helpdeskd.adapters.store import Heartbeats, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.pipeline import process
@@ -43,6 +44,7 @@ class Loop(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.step, self.interval = step, interval
         self.woken, self.stopping = threading.Event(), threading.Event()
+        self.beat = time.monotonic()  # stamped each turn: the watchdog's proof of life
 
     def wake(self) -> None:
         self.woken.set()
@@ -53,6 +55,7 @@ class Loop(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            self.beat = time.monotonic()
             self.woken.clear()
             try:
                 more = self.step()
@@ -79,6 +82,8 @@ class Service:
         self.stopped = asyncio.Event()
         self.sweep_requested = threading.Event()
         self.reloading: asyncio.Task | None = None
+        self.metrics_server = None
+        self.next_purge = 0.0  # monotonic time of the next retention pass
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database)
@@ -106,17 +111,32 @@ class Service:
     def sweep_slice(self) -> None:
         """A slice of what is due, so a Monday with thousands of due cases never keeps new
         mail waiting: the next slice comes after the mail in hand."""
-        actions = sweep.run(self.worker_store, self.config, self.clock(), max_cases=SWEEP_SLICE)
+        now = self.clock()
+        actions = sweep.run(self.worker_store, self.config, now, max_cases=SWEEP_SLICE)
+        metrics.swept(actions)
+        Heartbeats(self.worker_store).stamp("sweep", now)
         if len({a["reference"] for a in actions}) >= SWEEP_SLICE:
             self.request_sweep()
+        else:
+            self.apply_retention(now)
         self.courier.wake()
+
+    def apply_retention(self, now: datetime) -> None:
+        """`[retention]` once an hour, after a sweep has caught up: it is housekeeping."""
+        days = self.config.retention.raw_mail_days
+        if days and time.monotonic() >= self.next_purge:
+            self.next_purge = time.monotonic() + 3600
+            retention.purge(self.worker_store, timedelta(days=days), now)
 
     def process_one(self, item) -> None:
         bound = structlog.contextvars.bound_contextvars(spool_id=item.id)
         with bound:
+            started = time.perf_counter()
             try:
-                process(self.worker_store, self.config, item, self.clock())
+                result = process(self.worker_store, self.config, item, self.clock())
+                metrics.processed(item.source, result, time.perf_counter() - started)
             except Exception as exc:
+                metrics.processing_failed(item.source)
                 state = self.worker_store.failed_attempt(
                     item.id,
                     f"{type(exc).__name__}: {exc}",
@@ -141,6 +161,7 @@ class Service:
         """One incident while mail is being given up on, not one alert per message: a relay
         that is down for a day would otherwise bury the admins."""
         result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
+        metrics.delivered(result)
         if result.failed:
             lines = [
                 f"outbox {i.id} ({i.kind}) to {', '.join(i.recipients)}" for i in result.failed
@@ -169,9 +190,40 @@ class Service:
         await self.start_listener()
         self.start_pollers()
         self.scheduler = scheduler.start(self)
+        self.start_metrics()
         log.info("started", config=str(self.config.path))
+        # only now: `systemctl start` returns once the port takes mail and the store is open
+        sdnotify.notify("READY=1")
+        watchdog = asyncio.create_task(self.watch())
         await self.stopped.wait()
+        watchdog.cancel()
         await self.shutdown()
+
+    async def watch(self) -> None:
+        """WATCHDOG=1 only while the worker answers: each tick pokes it, and the next tick
+        pings only if it has turned round since. A stuck worker (or event loop) goes unpinged
+        and systemd restarts the daemon."""
+        interval = sdnotify.watchdog_seconds()
+        if not interval:
+            return
+        poked = time.monotonic()
+        self.worker.wake()
+        while True:
+            await asyncio.sleep(interval / 4)
+            if self.worker.beat >= poked:
+                sdnotify.notify("WATCHDOG=1")
+            else:
+                log.warning("worker not answering", seconds=round(time.monotonic() - poked, 1))
+                continue  # keep the old poke: the worker must answer that one
+            poked = time.monotonic()
+            self.worker.wake()
+
+    def start_metrics(self) -> None:
+        settings = self.config.metrics
+        if settings.enabled:
+            self.metrics_server = metrics.serve(
+                settings.host, settings.port, lambda: self.config, self.worker
+            )
 
     async def start_listener(self, config: Config | None = None) -> None:
         config = config or self.config
@@ -222,6 +274,7 @@ class Service:
             )
             return
         old, self.config = self.config, new
+        logs.configure(new.logging.level, new.logging.output)
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
@@ -252,6 +305,9 @@ class Service:
     async def shutdown(self) -> None:
         """First stop taking mail in, then let the threads finish what they hold."""
         log.info("stopping")
+        sdnotify.notify("STOPPING=1")
+        if self.metrics_server:
+            self.metrics_server.shutdown()
         if self.server:
             self.server.close()
         if self.scheduler:
@@ -264,4 +320,5 @@ class Service:
 
 
 def run(config: Config) -> None:
+    logs.configure(config.logging.level, config.logging.output)
     asyncio.run(Service(config).run())
