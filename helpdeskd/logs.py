@@ -70,24 +70,23 @@ def configure(
     for old in root.handlers[:]:
         root.removeHandler(old)
         old.close()
+    handler.addFilter(Demote(threshold))
     root.addHandler(handler)
     root.setLevel(threshold)
-    for name in CHATTY:
-        chatty = logging.getLogger(name)
-        chatty.filters = [f for f in chatty.filters if not isinstance(f, Demote)]
-        chatty.addFilter(Demote(threshold))
     logging.captureWarnings(True)
 
 
 class Demote(logging.Filter):
-    """INFO of a chatty library becomes DEBUG, shown only when the level is DEBUG."""
+    """INFO of a chatty library (or any of its child loggers) becomes DEBUG, shown only when
+    the level is DEBUG. On the handler: a logger's own filters never see its children's lines."""
 
     def __init__(self, threshold: int):
         super().__init__()
         self.threshold = threshold
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO:
+        chatty = any(record.name == n or record.name.startswith(n + ".") for n in CHATTY)
+        if chatty and record.levelno == logging.INFO:
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return record.levelno >= self.threshold
 
