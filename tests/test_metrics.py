@@ -35,7 +35,7 @@ def value(text: str, sample: str) -> float:
 
 def test_metrics_count_the_mail_and_read_open_cases_from_the_database(tmp_path: Path, sink):
     port, metrics_port = free_port(), free_port()
-    extra = f"\n[metrics]\nenabled = true\nhost = \"127.0.0.1\"\nport = {metrics_port}\n"
+    extra = f'\n[metrics]\nenabled = true\nhost = "127.0.0.1"\nport = {metrics_port}\n'
     config = write_config(tmp_path, smtp_port=port, relay_port=sink.port, extra=extra)
     with Daemon(config, port) as daemon:
         send(daemon.port, mail("jane@acme.test", "Portal down", "since 9:00"))

@@ -29,9 +29,7 @@ alert_after = "15m"
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-def test_status_is_healthy_while_the_daemon_runs_and_says_why_when_it_stops(
-    tmp_path: Path, sink
-):
+def test_status_is_healthy_while_the_daemon_runs_and_says_why_when_it_stops(tmp_path: Path, sink):
     port = free_port()
     config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
     with Daemon(config, port) as daemon:
