@@ -1,12 +1,12 @@
 # make run   - create .venv, install helpdeskd, start the daemon on config.example.toml
-# make test  - install the test extras (and Dovecot, as root, when missing), run the suite
+# make test  - install the test extras (and Dovecot and systemd-analyze, as root, when missing), run the suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 PYTEST_ARGS ?=
 
-.PHONY: run test lint dovecot clean
+.PHONY: run test lint dovecot systemd clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 	mkdir -p var
 	$(BIN)/helpdeskd --config $(CONFIG) run
 
-test: $(VENV)/.installed dovecot
+test: $(VENV)/.installed dovecot systemd
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -31,6 +31,14 @@ dovecot:
 		echo "installing dovecot-imapd for the IMAP tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
 	else echo "dovecot is not installed and we are not root: the IMAP tests will be skipped"; fi
+
+# The unit's tests run systemd-analyze (verify, security --offline); Debian's systemd has it.
+systemd:
+	@if command -v systemd-analyze >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing systemd for the unit's tests (systemd-analyze)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; \
+	else echo "systemd-analyze is missing and we are not root: the unit's tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
