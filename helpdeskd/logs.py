@@ -66,10 +66,13 @@ def configure(
     )
     handler = _handler(output, stream, journal_socket)
     handler.setFormatter(formatter)
+    handler.set_name(IDENTIFIER)
     root = logging.getLogger()
     for old in root.handlers[:]:
-        root.removeHandler(old)
-        old.close()
+        # ours from an earlier call, or basicConfig's: a second one would print lines twice
+        if old.get_name() == IDENTIFIER or type(old) is logging.StreamHandler:
+            root.removeHandler(old)
+            old.close()
     handler.addFilter(Demote(threshold))
     root.addHandler(handler)
     root.setLevel(threshold)

@@ -220,10 +220,14 @@ class Service:
 
     def start_metrics(self) -> None:
         settings = self.config.metrics
-        if settings.enabled:
+        if not settings.enabled:
+            return
+        try:
             self.metrics_server = metrics.serve(
                 settings.host, settings.port, lambda: self.config, self.worker
             )
+        except OSError as exc:  # the mail matters more than its figures: run without them
+            log.error("metrics endpoint not started", port=settings.port, error=str(exc))
 
     async def start_listener(self, config: Config | None = None) -> None:
         config = config or self.config

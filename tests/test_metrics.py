@@ -72,3 +72,30 @@ def test_healthz_fails_when_the_worker_is_silent(tmp_path: Path):
     assert metrics.liveness(config, SimpleNamespace(beat=time.monotonic())) is None
     silent = SimpleNamespace(beat=0.0)
     assert metrics.liveness(config, silent).startswith("worker silent for")
+
+
+def test_sla_actions_and_deliveries_are_counted(tmp_path: Path):
+    from prometheus_client import generate_latest
+
+    from helpdeskd.adapters.outbox import FlushResult
+
+    config = configuration.load(write_config(tmp_path))
+    Store.open(config.helpdesk.database)
+    registry = metrics.registry(lambda: str(config.helpdesk.database))
+
+    def sample(name: str) -> float:
+        found = re.search(rf"^{re.escape(name)} (\S+)$", generate_latest(registry).decode(), re.M)
+        return float(found.group(1)) if found else 0.0
+
+    warn = 'helpdeskd_sweep_actions_total{action="warn"}'
+    breach = 'helpdeskd_sweep_actions_total{action="breach"}'
+    failed = 'helpdeskd_outbox_deliveries_total{result="failed"}'
+    before = sample(warn), sample(breach), sample(failed)
+    metrics.swept([{"action": "warn"}, {"action": "breach"}, {"action": "warn"}])
+    metrics.delivered(FlushResult(sent=(), retried=(), failed=("x",)))
+    assert (sample(warn), sample(breach), sample(failed)) == (
+        before[0] + 2,
+        before[1] + 1,
+        before[2] + 1,
+    )
+    assert sample("helpdeskd_outbox_queued") == 0
