@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from helpdeskd import logs
-from tests.support import Daemon, mail, send, write_config
+from tests.support import Daemon, mail, send
 
 
 @pytest.fixture
@@ -114,16 +114,12 @@ def test_auto_uses_the_journal_only_when_systemd_connected_our_stream(tmp_path, 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-def test_a_demo_run_logs_nothing_but_json(tmp_path: Path, sink):
+def test_a_demo_run_logs_nothing_but_json(daemon: Daemon, sink):
     """The daemon, five mails through SMTP, replies relayed, a stop: 100% JSON lines."""
-    from tests.support import free_port
-
-    port = free_port()
-    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
-    with Daemon(config, port) as daemon:
-        for n in range(5):
-            send(daemon.port, mail(f"user{n}@acme.test", f"Problem {n}", "it broke"))
-        sink.wait_for(lambda m: "user4@acme.test" in str(m["To"]))
+    for n in range(5):
+        send(daemon.port, mail(f"user{n}@acme.test", f"Problem {n}", "it broke"))
+    sink.wait_for(lambda m: "user4@acme.test" in str(m["To"]))
+    assert daemon.stop() == 0
     raw = daemon.log.read_text().splitlines()
     parsed = [json.loads(line) for line in raw]  # raises on a line that is not JSON
     assert len(parsed) >= 10

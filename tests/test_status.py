@@ -11,7 +11,7 @@ import pytest
 from helpdeskd import config as configuration
 from helpdeskd import health
 from helpdeskd.adapters.store import Heartbeats, Incidents, OutboxQueue, Store
-from tests.support import Daemon, cli, free_port, mail, send, write_config
+from tests.support import Daemon, cli, mail, send, write_config
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 MAILBOX = """
@@ -29,22 +29,21 @@ alert_after = "15m"
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-def test_status_is_healthy_while_the_daemon_runs_and_says_why_when_it_stops(tmp_path: Path, sink):
-    port = free_port()
-    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
-    with Daemon(config, port) as daemon:
-        send(daemon.port, mail("jane@acme.test", "Portal down", "since 9:00"))
-        sink.wait_for(lambda m: "jane@acme.test" in str(m["To"]))
-        result = cli(config, "status")
-        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-        assert result.stdout.decode().startswith("helpdeskd: healthy")
-        found = json.loads(cli(config, "status", "--json").stdout)
-        assert found["healthy"] and found["listener"]["ok"]
-        assert found["last_sweep"]["at"] and found["spool"]["waiting"] == 0
-        assert found["next_deadlines"][0]["reference"].startswith("HD-")
+def test_status_is_healthy_while_the_daemon_runs_and_says_why_when_it_stops(daemon: Daemon, sink):
+    config = daemon.config
+    send(daemon.port, mail("jane@acme.test", "Portal down", "since 9:00"))
+    sink.wait_for(lambda m: "jane@acme.test" in str(m["To"]))
+    result = cli(config, "status")
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().startswith("helpdeskd: healthy")
+    found = json.loads(cli(config, "status", "--json").stdout)
+    assert found["healthy"] and found["listener"]["ok"]
+    assert found["last_sweep"]["at"] and found["spool"]["waiting"] == 0
+    assert found["next_deadlines"][0]["reference"].startswith("HD-")
+    assert daemon.stop() == 0
     result = cli(config, "status")
     assert result.returncode == 1
-    assert f"problem: listener 127.0.0.1:{port}: cannot connect" in result.stdout.decode()
+    assert f"problem: listener 127.0.0.1:{daemon.port}: cannot connect" in result.stdout.decode()
 
 
 def store_for(tmp_path: Path, extra: str = "") -> tuple[configuration.Config, Store]:
