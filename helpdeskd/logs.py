@@ -76,6 +76,8 @@ def configure(
     handler.addFilter(Demote(threshold))
     root.addHandler(handler)
     root.setLevel(threshold)
+    # off and on: a second call alone is a no-op, even after someone else took the hook back
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
 
 
