@@ -1,6 +1,7 @@
 # make run   - create .venv, install helpdeskd and its runtime dependencies, start the daemon
 #              on config.example.toml
-# make test  - install the test extras (and Dovecot, as root, when missing), run the suite
+# make test  - install the test extras (and Dovecot, chromium and systemd-analyze, as root,
+#              when missing), run the suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ CONFIG ?= config.example.toml
 PYTEST_ARGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run test lint dovecot clean venv
+.PHONY: run test lint dovecot systemd clean venv
 
 venv:
 	@test -x $(BIN)/python || { echo "creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -30,7 +31,7 @@ run: $(VENV)/.runtime
 	@echo "starting helpdeskd on $(CONFIG) (Ctrl-C stops it)"
 	$(BIN)/helpdeskd --config $(CONFIG) run
 
-test: $(VENV)/.installed dovecot
+test: $(VENV)/.installed dovecot systemd
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -43,6 +44,14 @@ dovecot:
 		echo "installing dovecot-imapd for the IMAP tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
 	else echo "dovecot is not installed and we are not root: the IMAP tests will be skipped"; fi
+
+# The unit's tests run systemd-analyze (verify, security --offline); Debian's systemd has it.
+systemd:
+	@if command -v systemd-analyze >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing systemd for the unit's tests (systemd-analyze)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; \
+	else echo "systemd-analyze is missing and we are not root: the unit's tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

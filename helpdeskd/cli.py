@@ -13,11 +13,24 @@ import os
 import sqlite3
 import sys
 import traceback
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from helpdeskd import __version__, arguments, exits, logs, report, service, sweep, views
+from helpdeskd import (
+    __version__,
+    arguments,
+    backup,
+    exits,
+    health,
+    logs,
+    paths,
+    report,
+    retention,
+    service,
+    sweep,
+    views,
+)
 from helpdeskd import config as configuration
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
@@ -135,14 +148,37 @@ def parser() -> argparse.ArgumentParser:
         "--drop", nargs="+", type=outbox_id, metavar="ID", help="remove unsent mail for good"
     )
     box.add_argument("--json", action="store_true", help="machine-readable output")
+    _ops_commands(sub)
     comp = sub.add_parser("completion", help="print the shell completion script")
     comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
     return p
 
 
+def _ops_commands(sub) -> None:
+    status = sub.add_parser("status", help="health: listener, mailboxes, backlogs, last sweep")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    copy = sub.add_parser("backup", help="a consistent copy of the live database")
+    copy.add_argument("dest", type=Path, help="the copy's file name, or a folder for a dated one")
+    purge = sub.add_parser("purge", help="remove raw mail of cases closed long ago")
+    purge.add_argument(
+        "--older-than",
+        required=True,
+        type=_days,
+        metavar="DAYS",
+        help='cases closed more than this long ago, in days ("365d" or 365)',
+    )
+
+
 def _clock_options(p: argparse.ArgumentParser, dry_help: str) -> None:
     p.add_argument("--now", type=arguments.instant, help="the clock for this command")
     p.add_argument("--dry-run", action="store_true", help=dry_help)
+
+
+def _days(text: str) -> timedelta:
+    days = configuration.retention_days(text if text.rstrip().endswith("d") else f"{text}d")
+    if days is None:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}")
+    return timedelta(days=days)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +264,12 @@ def open_store(config: Config) -> Store:
 
 
 def cmd_check_config(config: Config, args) -> int:
+    problems = paths.problems(config)
+    if problems:
+        print(f"{config.path}: {len(problems)} problem(s)", file=sys.stderr)
+        for key, why in problems:
+            print(f"  {key}: {why}", file=sys.stderr)
+        return 1
     print(
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
@@ -523,6 +565,26 @@ def cmd_completion(config: None, args) -> int:
     import shtab  # here only: no other command pays for the import
 
     print(shtab.complete(parser(), shell=args.shell))
+
+
+def cmd_status(config: Config, args) -> int:
+    found = health.assess(config, open_store(config), datetime.now(UTC))
+    print(json.dumps(found, indent=2) if args.json else health.text(found))
+    return 0 if found["healthy"] else 1
+
+
+def cmd_backup(config: Config, args) -> int:
+    try:
+        copy = backup.backup(open_store(config), args.dest, datetime.now(UTC))
+    except (OSError, backup.BackupFailed) as exc:
+        raise Failure(f"backup to {args.dest} failed: {exc}", exits.CANTCREAT) from exc
+    print(f"backed up to {copy}")
+    return 0
+
+
+def cmd_purge(config: Config, args) -> int:
+    counts = retention.purge(open_store(config), args.older_than, datetime.now(UTC))
+    print(f"raw mail removed: {counts['spool']} inbound, {counts['outbox']} sent")
     return 0
 
 
@@ -537,4 +599,7 @@ COMMANDS = {
     "outbox": cmd_outbox,
     "requeue": cmd_requeue,
     "completion": cmd_completion,
+    "status": cmd_status,
+    "backup": cmd_backup,
+    "purge": cmd_purge,
 }

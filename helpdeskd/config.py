@@ -189,6 +189,25 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Logging:
+    level: str = "INFO"
+    output: str = "auto"  # "auto": the journal when systemd connected us to it; "journal"; "stderr"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9325
+
+
+@dataclass(frozen=True)
+class Retention:
+    # raw mail (and its attachments) of cases closed longer ago than this is removed; None keeps it
+    raw_mail_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     helpdesk: Helpdesk
@@ -202,6 +221,9 @@ class Config:
     escalation: tuple[EscalationLevel, ...]
     policy: Policy
     alerts: AlertRoutes = AlertRoutes()
+    logging: Logging = Logging()
+    metrics: Metrics = Metrics()
+    retention: Retention = Retention()
 
     def engineer(self, address: str) -> Engineer | None:
         return next((e for e in self.engineers if e.email == address.lower()), None)
@@ -391,6 +413,9 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "escalation",
             "policy",
             "alerts",
+            "logging",
+            "metrics",
+            "retention",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -410,6 +435,9 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         escalation=_escalation(r, r.table(data, "escalation", "escalation")),
         policy=policy,
         alerts=_alert_routes(r, r.table(data, "alerts", "alerts")),
+        logging=_logging(r, r.table(data, "logging", "logging")),
+        metrics=_metrics(r, r.table(data, "metrics", "metrics")),
+        retention=_retention(r, r.table(data, "retention", "retention")),
     )
 
 
@@ -938,3 +966,47 @@ def _keywords(r: Reader, t: dict, p: str) -> dict[str, tuple[str, ...]]:
         for pr in PRIORITIES
         if pr in table
     }
+
+
+# -- operations: [logging], [metrics], [retention] -------------------------------------------
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _logging(r: Reader, t: dict) -> Logging:
+    p = "logging"
+    r.unknown(t, p, {"level", "output"})
+    level = r.get(t, "level", p, str, Logging.level).upper()
+    if level not in LOG_LEVELS:
+        r.problem(f"{p}.level", f"must be one of {', '.join(LOG_LEVELS)}")
+        level = Logging.level
+    return Logging(level, r.choice(t, "output", p, ("auto", "journal", "stderr"), "auto"))
+
+
+def _metrics(r: Reader, t: dict) -> Metrics:
+    p = "metrics"
+    r.unknown(t, p, {"enabled", "host", "port"})
+    return Metrics(
+        enabled=r.get(t, "enabled", p, bool, False),
+        host=r.get(t, "host", p, str, Metrics.host),
+        port=_port(r, t, p, Metrics.port),
+    )
+
+
+def _retention(r: Reader, t: dict) -> Retention:
+    """Whole calendar days: retention is about law and disk, not about business hours."""
+    p = "retention"
+    r.unknown(t, p, {"raw_mail_after"})
+    text = r.get(t, "raw_mail_after", p, str)
+    if text is None:
+        return Retention()
+    days = retention_days(text)
+    if days is None:
+        r.problem(f"{p}.raw_mail_after", f'must be whole days like "365d", not {text!r}')
+    return Retention(days)
+
+
+def retention_days(text: str) -> int | None:
+    """ "90d" -> 90; anything else (another unit, zero, junk) -> None."""
+    match = re.fullmatch(r"\s*(\d{1,5})\s*d\s*", text)
+    return int(match.group(1)) if match and int(match.group(1)) > 0 else None

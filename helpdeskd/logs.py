@@ -1,24 +1,175 @@
-"""structlog configured for journald: one JSON object per line on stderr."""
+"""One log stream: structlog and every library's stdlib logging (aiosmtpd, APScheduler,
+imapclient, asyncio, warnings) leave as one JSON object per line with `level`, `logger` and
+`event`.
+
+Under systemd the lines go to the journal's native socket with a PRIORITY that follows the level,
+so `journalctl -p err` works; elsewhere they are written to stderr (stdout stays for the output of
+commands such as `cases --json`).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import struct
 import sys
+from typing import Any, TextIO
 
 import structlog
 
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+IDENTIFIER = "helpdeskd"
+PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
+# Libraries that speak at INFO once per SMTP command or scheduler tick: their INFO is our DEBUG.
+CHATTY = ("mail.log", "apscheduler")
+# Values that name a person's mailbox: at INFO only the domain is written (enough to tell which
+# customer), the full address at DEBUG and in warnings an admin must act on.
+ADDRESS_KEYS = frozenset({"mail_from", "to", "from_addr", "recipients", "sender", "dropped"})
 
-def configure(level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+
+def configure(
+    level: str = "INFO",
+    output: str = "auto",
+    *,
+    stream: TextIO | None = None,
+    journal_socket: str = JOURNAL_SOCKET,
+) -> None:
+    """Route structlog and stdlib logging into one handler; call again to change the level."""
+    stream = stream or sys.stderr
+    threshold = logging.getLevelName(level.upper())
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            mask_addresses,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(sort_keys=True),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
     )
+    handler = _handler(output, stream, journal_socket)
+    handler.setFormatter(formatter)
+    handler.set_name(IDENTIFIER)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        # ours from an earlier call, or basicConfig's: a second one would print lines twice
+        if old.get_name() == IDENTIFIER or type(old) is logging.StreamHandler:
+            root.removeHandler(old)
+            old.close()
+    handler.addFilter(Demote(threshold))
+    root.addHandler(handler)
+    root.setLevel(threshold)
+    # off and on: a second call alone is a no-op, even after someone else took the hook back
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
+
+
+class Demote(logging.Filter):
+    """INFO of a chatty library (or any of its child loggers) becomes DEBUG, shown only when
+    the level is DEBUG. On the handler: a logger's own filters never see its children's lines."""
+
+    def __init__(self, threshold: int):
+        super().__init__()
+        self.threshold = threshold
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        chatty = any(record.name == n or record.name.startswith(n + ".") for n in CHATTY)
+        if chatty and record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self.threshold
+
+
+def mask_addresses(logger: Any, method: str, event: dict) -> dict:
+    """At INFO, `jane@acme.example` is logged as `@acme.example`."""
+    if event.get("level") != "info":
+        return event
+    for key in ADDRESS_KEYS & event.keys():
+        event[key] = _domains(event[key])
+    return event
+
+
+def _domains(value: Any) -> Any:
+    if isinstance(value, str):
+        return "@" + value.rpartition("@")[2] if "@" in value else value
+    if isinstance(value, list | tuple):
+        return [_domains(v) for v in value]
+    return value
+
+
+def _handler(output: str, stream: TextIO, journal_socket: str) -> logging.Handler:
+    wanted = output == "journal" or (output == "auto" and stream_is_journal(stream))
+    if wanted and os.path.exists(journal_socket):
+        return JournalHandler(journal_socket, fallback=stream)
+    return logging.StreamHandler(stream)
+
+
+def stream_is_journal(stream: TextIO) -> bool:
+    """systemd sets JOURNAL_STREAM to the device:inode of the stream it connected to the
+    journal; only when ours is that one do the native fields reach the same place."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        found = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{found.st_dev}:{found.st_ino}"
+
+
+class JournalHandler(logging.Handler):
+    """The journal's native protocol: one datagram of FIELD=value lines per record."""
+
+    def __init__(self, path: str, fallback: TextIO):
+        super().__init__()
+        self.path, self.fallback = path, fallback
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            fields = {
+                "MESSAGE": line,
+                "PRIORITY": str(PRIORITY.get(record.levelname.lower(), 6)),
+                "SYSLOG_IDENTIFIER": IDENTIFIER,
+                "LOGGER": record.name,
+            }
+            self.sock.sendto(journal_datagram(fields), self.path)
+        except OSError:
+            # the journal gone (restarting, or a message too large): never lose the line
+            self.fallback.write(line + "\n")
+            self.fallback.flush()
+
+    def close(self) -> None:
+        self.sock.close()
+        super().close()
+
+
+def journal_datagram(fields: dict[str, str]) -> bytes:
+    """KEY=value lines; a value holding a newline goes as KEY, newline, 64-bit length, bytes."""
+    parts = []
+    for key, value in fields.items():
+        data = value.encode("utf-8", "replace")
+        if b"\n" in data:
+            parts.append(key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
+        else:
+            parts.append(key.encode() + b"=" + data + b"\n")
+    return b"".join(parts)

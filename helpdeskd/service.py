@@ -13,15 +13,16 @@ import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from helpdeskd import budget, files, sweep
+from helpdeskd import budget, files, logs, metrics, retention, sdnotify, sweep
 from helpdeskd import config as configuration
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
-from helpdeskd.adapters.store import ADMIN_KINDS, Store
+from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.pipeline import process
@@ -73,6 +74,7 @@ class Loop(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.step, self.interval = step, interval
         self.woken, self.stopping = threading.Event(), threading.Event()
+        self.beat = time.monotonic()  # stamped each turn: the watchdog's proof of life
 
     def wake(self) -> None:
         self.woken.set()
@@ -83,6 +85,7 @@ class Loop(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            self.beat = time.monotonic()
             self.woken.clear()
             try:
                 more = self.step()
@@ -109,6 +112,8 @@ class Service:
         self.stopped = asyncio.Event()
         self.sweep_requested = threading.Event()
         self.reloading: asyncio.Task | None = None
+        self.metrics_server = None
+        self.next_purge = 0.0  # monotonic time of the next retention pass
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database)
@@ -136,19 +141,34 @@ class Service:
     def sweep_slice(self) -> None:
         """A slice of what is due, so a Monday with thousands of due cases never keeps new
         mail waiting: the next slice comes after the mail in hand."""
-        actions = sweep.run(self.worker_store, self.config, self.clock(), max_cases=SWEEP_SLICE)
+        now = self.clock()
+        actions = sweep.run(self.worker_store, self.config, now, max_cases=SWEEP_SLICE)
+        metrics.swept(actions)
+        Heartbeats(self.worker_store).stamp("sweep", now)
         if len({a["reference"] for a in actions}) >= SWEEP_SLICE:
             self.request_sweep()
+        else:
+            self.apply_retention(now)
         self.courier.wake()
+
+    def apply_retention(self, now: datetime) -> None:
+        """`[retention]` once an hour, after a sweep has caught up: it is housekeeping."""
+        days = self.config.retention.raw_mail_days
+        if days and time.monotonic() >= self.next_purge:
+            self.next_purge = time.monotonic() + 3600
+            retention.purge(self.worker_store, timedelta(days=days), now)
 
     def process_one(self, item) -> None:
         bound = structlog.contextvars.bound_contextvars(spool_id=item.id)
         with bound:
+            started = time.perf_counter()
             try:
                 result = process(self.worker_store, self.config, item, self.clock())
                 if result.over_budget:
                     self.over_budget(item.id, result.quarantined or "")
+                metrics.processed(item.source, result, time.perf_counter() - started)
             except Exception as exc:
+                metrics.processing_failed(item.source)
                 state = self.worker_store.failed_attempt(
                     item.id,
                     f"{type(exc).__name__}: {exc}",
@@ -187,6 +207,7 @@ class Service:
         that is down for a day would otherwise bury the admins."""
         result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
         self.alerts.undelivered(result, self.clock())
+        metrics.delivered(result)
         if result.failed:
             lines = [
                 f"outbox {i.id} ({i.kind}) to {', '.join(i.recipients)}" for i in result.failed
@@ -218,9 +239,44 @@ class Service:
         await self.start_listener()
         self.start_pollers()
         self.scheduler = scheduler.start(self)
+        self.start_metrics()
         log.info("started", config=str(self.config.path))
+        # only now: `systemctl start` returns once the port takes mail and the store is open
+        sdnotify.notify("READY=1")
+        watchdog = asyncio.create_task(self.watch())
         await self.stopped.wait()
+        watchdog.cancel()
         await self.shutdown()
+
+    async def watch(self) -> None:
+        """WATCHDOG=1 only while the worker answers: each tick pokes it, and the next tick
+        pings only if it has turned round since. A stuck worker (or event loop) goes unpinged
+        and systemd restarts the daemon."""
+        interval = sdnotify.watchdog_seconds()
+        if not interval:
+            return
+        poked = time.monotonic()
+        self.worker.wake()
+        while True:
+            await asyncio.sleep(interval / 4)
+            if self.worker.beat >= poked:
+                sdnotify.notify("WATCHDOG=1")
+            else:
+                log.warning("worker not answering", seconds=round(time.monotonic() - poked, 1))
+                continue  # keep the old poke: the worker must answer that one
+            poked = time.monotonic()
+            self.worker.wake()
+
+    def start_metrics(self) -> None:
+        settings = self.config.metrics
+        if not settings.enabled:
+            return
+        try:
+            self.metrics_server = metrics.serve(
+                settings.host, settings.port, lambda: self.config, self.worker
+            )
+        except OSError as exc:  # the mail matters more than its figures: run without them
+            log.error("metrics endpoint not started", port=settings.port, error=str(exc))
 
     async def start_listener(self, config: Config | None = None) -> None:
         config = config or self.config
@@ -272,6 +328,7 @@ class Service:
             )
             return
         old, self.config = self.config, new
+        logs.configure(new.logging.level, new.logging.output)
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
@@ -302,6 +359,9 @@ class Service:
     async def shutdown(self) -> None:
         """First stop taking mail in, then let the threads finish what they hold."""
         log.info("stopping")
+        sdnotify.notify("STOPPING=1")
+        if self.metrics_server:
+            self.metrics_server.shutdown()
         if self.server:
             self.server.close()
         if self.scheduler:
@@ -314,4 +374,5 @@ class Service:
 
 
 def run(config: Config) -> None:
+    logs.configure(config.logging.level, config.logging.output)
     asyncio.run(Service(config).run())

@@ -39,7 +39,7 @@ import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from helpdeskd.adapters.store import MailboxState, Store
+from helpdeskd.adapters.store import Heartbeats, MailboxState, Store
 from helpdeskd.config import Mailbox
 
 IDLE_RENEW = 25 * 60  # seconds; RFC 2177 servers may drop an IDLE after 29 minutes
@@ -258,7 +258,9 @@ class MailboxPoller:
             self.incident.failed(describe(exc), self.clock())
             raise
         self.incident.succeeded(self.clock())
-        return self._ingest(client, uidvalidity, uidnext)
+        found = self._ingest(client, uidvalidity, uidnext)
+        Heartbeats(self.store).stamp(f"imap:{self.mailbox.name}", self.clock())  # for `status`
+        return found
 
     def _select(self, client: IMAPClient) -> tuple[int, int | None]:
         info = client.select_folder(self.mailbox.folder)

@@ -47,7 +47,10 @@ class FlushResult:
 
 def deliver(item: Queued, outbound: Outbound) -> None:
     if outbound.transport == "maildir":
-        # the outbox keeps the wire format (CRLF); Maildir files use plain newlines
+        # the outbox keeps the wire format (CRLF); Maildir files use plain newlines.
+        # Maildir(create=True) makes tmp/new/cur only when the folder itself is missing
+        for sub in ("tmp", "new", "cur"):
+            (outbound.path / sub).mkdir(parents=True, exist_ok=True)
         mailbox.Maildir(str(outbound.path), create=True).add(item.raw.replace(b"\r\n", b"\n"))
     else:
         send_smtp(item, outbound)

@@ -201,6 +201,12 @@ def m007_incident_alert(db: sqlite_utils.Database) -> None:
     db["incidents"].add_column("alert_outbox_id", int)
 
 
+@migrations()
+def m007_ops_heartbeats(db: sqlite_utils.Database) -> None:
+    """When the daemon last did each periodic job (the sweep, a mailbox poll), for `status`."""
+    db["heartbeats"].create({"name": str, "at": str}, pk="name")
+
+
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
 MESSAGE_ID = re.compile(
     rb"(?:\A|[\r\n])message-id:[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)?<?([^>\s]+)>?", re.I
@@ -935,3 +941,109 @@ class Conversations:
 
     def mail_sent_since(self, recipient: str, since: datetime) -> int:
         return self.store.count("mail_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])
+
+
+# -- operations: heartbeats, health figures, retention, backup -------------------------------
+
+OPEN_STATUSES = ("new", "open", "waiting", "resolved")
+
+
+class Heartbeats:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def stamp(self, name: str, now: datetime) -> None:
+        self.store.db.execute(
+            "INSERT INTO heartbeats (name, at) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET at = excluded.at",
+            [name, iso(now)],
+        )
+
+    def all(self) -> dict[str, datetime]:
+        return {r["name"]: parse_iso(r["at"]) for r in self.store.rows("SELECT * FROM heartbeats")}
+
+
+class Figures:
+    """Counts for `status` and the metrics endpoint; each one query on an index."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def spool_backlog(self) -> tuple[int, datetime | None]:
+        row = self.store.row(
+            "SELECT count(*) AS n, min(received_at) AS oldest FROM spool WHERE state = 'new'"
+        )
+        return row["n"], parse_iso(row["oldest"])
+
+    def outbox_backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """Queued mail, and since when the oldest of it that is due has waited."""
+        count = self.store.count("outbox", "state = 'queued'")
+        row = self.store.row(
+            "SELECT min(created_at) AS oldest FROM outbox WHERE state = 'queued' "
+            "AND next_attempt_at <= ?",
+            [iso(now)],
+        )
+        return count, parse_iso(row["oldest"])
+
+    def dead_mail(self) -> dict[str, int]:
+        return {
+            "outbox_failed": self.store.count("outbox", "state = 'failed'"),
+            "quarantined": self.store.count("spool", "state = 'quarantined'"),
+        }
+
+    def next_deadlines(self, limit: int = 5) -> list[dict]:
+        return self.store.rows(
+            "SELECT reference, status, priority, next_due FROM cases "
+            "WHERE next_due IS NOT NULL ORDER BY next_due LIMIT ?",
+            [limit],
+        )
+
+    def open_cases(self) -> list[dict]:
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        return self.store.rows(
+            f"SELECT status, plan, count(*) AS n FROM cases WHERE status IN ({marks}) "
+            "GROUP BY status, plan",
+            list(OPEN_STATUSES),
+        )
+
+
+def purge_raw(store: Store, closed_before: datetime) -> dict[str, int]:
+    """Empty the raw mail (attachments and all) of cases closed before `closed_before`: the
+    inbound spool copies and the outbox copies already sent. Messages, events and clocks stay,
+    so the case history and the report figures do not change."""
+    old_cases = "SELECT id FROM cases WHERE status = 'closed' AND closed_at < :before"
+    params = {"before": iso(closed_before)}
+    with store.transaction():
+        spool = store.db.execute(
+            "UPDATE spool SET raw = x'' WHERE length(raw) > 0 AND id IN (SELECT spool_id FROM "
+            f"messages WHERE spool_id IS NOT NULL AND case_id IN ({old_cases}))",
+            params,
+        ).rowcount
+        sent = store.db.execute(
+            "UPDATE outbox SET raw = x'' WHERE state = 'sent' AND length(raw) > 0 "
+            f"AND case_id IN ({old_cases})",
+            params,
+        ).rowcount
+    return {"spool": spool, "outbox": sent}
+
+
+def backup_to(store: Store, dest: Path) -> str:
+    """Copy the live database with SQLite's online backup API (consistent while others write:
+    it restarts on a change made by another connection), then check the copy. Returns the
+    copy's `PRAGMA integrity_check` answer, "ok" when sound."""
+    target = sqlite3.connect(str(dest))
+    try:
+        # one step: a single read transaction, a snapshot that writers in WAL mode never block
+        store.db.conn.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        return target.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        target.close()
+
+
+def integrity(path: Path) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()

@@ -1,0 +1,44 @@
+"""`helpdeskd backup DEST`: a consistent copy of the live database, checked before it counts.
+
+SQLite's online backup API copies a snapshot while the daemon keeps writing (WAL readers and
+writers do not block each other). The copy is written beside DEST, checked with
+`PRAGMA integrity_check`, made private and only then renamed into place, so DEST is never a
+half-written or unchecked file.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from helpdeskd.adapters.store import Store, backup_to
+
+
+class BackupFailed(Exception):
+    pass
+
+
+def target(dest: Path, now: datetime) -> Path:
+    """A folder gets a dated file name, so a nightly timer keeps one copy a day."""
+    if dest.is_dir():
+        return dest / f"helpdesk-{now:%Y%m%d-%H%M%S}.db"
+    return dest
+
+
+def backup(store: Store, dest: Path, now: datetime) -> Path:
+    final = target(dest, now)
+    partial = final.with_name(f".{final.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        partial.touch(mode=0o600)
+        verdict = backup_to(store, partial)
+        if verdict != "ok":
+            raise BackupFailed(f"the copy failed its integrity check: {verdict}")
+        with partial.open("rb") as copy:
+            os.fsync(copy.fileno())
+        partial.replace(final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return final

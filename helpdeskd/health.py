@@ -1,0 +1,143 @@
+"""`helpdeskd status`: is the daemon doing its job? For an admin, a monitor or a load balancer.
+
+Every figure comes from the database the daemon writes (and the listener's port), so `status`
+runs as a separate process and needs no channel into the daemon.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+
+from helpdeskd.adapters.store import Figures, Heartbeats, Incidents, Store, iso
+from helpdeskd.config import Config
+
+SPOOL_LATE = timedelta(minutes=10)  # mail spooled this long ago and not processed: the worker
+OUTBOX_LATE = timedelta(hours=1)  # due this long and still queued: the relay
+SWEEP_LATE = timedelta(minutes=5)  # the daemon sweeps every minute
+PROBE_TIMEOUT = 5.0
+
+
+def assess(config: Config, store: Store, now: datetime, *, probe: bool = True) -> dict:
+    """Every check, with `problems` (unhealthy) and `warnings` (look, but it works)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    beats = Heartbeats(store).all()
+    incidents = Incidents(store).listing()
+    report = {
+        "listener": _listener(config, problems) if probe else None,
+        "mailboxes": [_mailbox(box, beats, incidents, now, problems) for box in config.imap],
+        "spool": _spool(store, now, problems),
+        "outbox": _outbox(store, now, problems),
+        "dead_mail": _dead_mail(store, warnings),
+        "incidents": _incidents(incidents, problems, warnings),
+        "last_sweep": _sweep(beats.get("sweep"), now, problems),
+        "next_deadlines": Figures(store).next_deadlines(),
+    }
+    return {"healthy": not problems, "problems": problems, "warnings": warnings, **report}
+
+
+def _listener(config: Config, problems: list[str]) -> dict | None:
+    if not config.smtp.enabled:
+        return None
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(
+        config.smtp.host, config.smtp.host
+    )
+    where = f"{host}:{config.smtp.port}"
+    greeting = probe_smtp(host, config.smtp.port)
+    if not greeting.startswith("220"):
+        problems.append(f"listener {where}: {greeting}")
+    return {"address": where, "ok": greeting.startswith("220"), "greeting": greeting}
+
+
+def probe_smtp(host: str, port: int) -> str:
+    """The server's greeting line, or why there was none."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT) as sock:
+            greeting = sock.makefile("rb").readline(512).decode("ascii", "replace").strip()
+            sock.sendall(b"QUIT\r\n")
+            return greeting or "connected, but no greeting"
+    except OSError as exc:
+        return f"cannot connect: {exc.strerror or exc}"
+
+
+def _mailbox(box, beats: dict, incidents: list[dict], now: datetime, problems: list) -> dict:
+    key = f"imap:{box.name}"
+    last = beats.get(key)
+    incident = next((i for i in incidents if i["key"] == key), None)
+    allowed = timedelta(seconds=max(3 * box.poll_interval, box.alert_after))
+    if incident:
+        problems.append(f"mailbox {box.name}: failing since {incident['opened_at']}")
+    elif last is None or now - last > allowed:
+        problems.append(f"mailbox {box.name}: no successful poll since {iso(last) or 'ever'}")
+    return {"name": box.name, "last_poll": iso(last), "incident": incident is not None}
+
+
+def _spool(store: Store, now: datetime, problems: list[str]) -> dict:
+    waiting, oldest = Figures(store).spool_backlog()
+    if oldest and now - oldest > SPOOL_LATE:
+        problems.append(f"spool: {waiting} message(s) waiting, the oldest since {iso(oldest)}")
+    return {"waiting": waiting, "oldest": iso(oldest), "age_seconds": _age(oldest, now)}
+
+
+def _outbox(store: Store, now: datetime, problems: list[str]) -> dict:
+    queued, oldest_due = Figures(store).outbox_backlog(now)
+    if oldest_due and now - oldest_due > OUTBOX_LATE:
+        problems.append(f"outbox: {queued} queued, due mail waiting since {iso(oldest_due)}")
+    return {"queued": queued, "oldest_due": iso(oldest_due), "age_seconds": _age(oldest_due, now)}
+
+
+def _dead_mail(store: Store, warnings: list[str]) -> dict:
+    dead = Figures(store).dead_mail()
+    if dead["outbox_failed"]:
+        warnings.append(f"{dead['outbox_failed']} outgoing mail given up on (helpdeskd outbox)")
+    if dead["quarantined"]:
+        warnings.append(f"{dead['quarantined']} message(s) quarantined (cases --quarantined)")
+    return dead
+
+
+def _incidents(incidents: list[dict], problems: list[str], warnings: list[str]) -> list[dict]:
+    """Mailbox incidents are told under their mailbox; a quarantine count never closes (the
+    dead-mail figure says the same), the rest are trouble still going on."""
+    for incident in incidents:
+        key = incident["key"]
+        if key.startswith("quarantine:"):
+            continue
+        if not key.startswith("imap:"):
+            problems.append(f"incident {key} open since {incident['opened_at']}")
+    if any(i["key"].startswith("quarantine:") for i in incidents):
+        warnings.append("the quarantine grew: admins were told")
+    return [{"key": i["key"], "opened_at": i["opened_at"]} for i in incidents]
+
+
+def _sweep(last: datetime | None, now: datetime, problems: list[str]) -> dict:
+    if last is None or now - last > SWEEP_LATE:
+        problems.append(f"no sweep since {iso(last) or 'ever'}: is the daemon running?")
+    return {"at": iso(last), "age_seconds": _age(last, now)}
+
+
+def _age(since: datetime | None, now: datetime) -> int | None:
+    return None if since is None else int((now - since).total_seconds())
+
+
+def text(report: dict) -> str:
+    """The report for a terminal: the verdict, the figures, then the reasons."""
+    spool, outbox, dead = report["spool"], report["outbox"], report["dead_mail"]
+    lines = [f"helpdeskd: {'healthy' if report['healthy'] else 'UNHEALTHY'}"]
+    if report["listener"]:
+        listener = report["listener"]
+        lines.append(f"  listener     {listener['address']}: {listener['greeting']}")
+    for box in report["mailboxes"]:
+        lines.append(f"  mailbox      {box['name']}: last poll {box['last_poll'] or 'never'}")
+    lines += [
+        f"  spool        {spool['waiting']} waiting, oldest {spool['oldest'] or '-'}",
+        f"  outbox       {outbox['queued']} queued, oldest due {outbox['oldest_due'] or '-'}",
+        f"  dead mail    {dead['outbox_failed']} given up, {dead['quarantined']} quarantined",
+        f"  incidents    {', '.join(i['key'] for i in report['incidents']) or 'none'}",
+        f"  last sweep   {report['last_sweep']['at'] or 'never'}",
+    ]
+    for due in report["next_deadlines"]:
+        lines.append(f"  next due     {due['next_due']}  {due['reference']} ({due['status']})")
+    lines += [f"problem: {p}" for p in report["problems"]]
+    lines += [f"warning: {w}" for w in report["warnings"]]
+    return "\n".join(lines)

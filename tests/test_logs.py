@@ -1,0 +1,129 @@
+"""One log stream: every line JSON with level, logger and event; journald priorities follow the
+level; chatty libraries at DEBUG; addresses at INFO reduced to their domain."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import struct
+import warnings
+from pathlib import Path
+
+import pytest
+import structlog
+
+from helpdeskd import logs
+from tests.support import Daemon, mail, send
+
+
+@pytest.fixture
+def restore_logs():
+    yield
+    logs.configure("WARNING")
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_library_logs_become_json_lines_and_chatty_ones_go_to_debug(restore_logs):
+    out = io.StringIO()
+    logs.configure("INFO", "stderr", stream=out)
+    logging.getLogger("mail.log").info("%r Connection lost", ("127.0.0.1", 4242))
+    logging.getLogger("apscheduler.executors.default").info("Running job %s", "sweep")
+    logging.getLogger("mail.log").warning("%r SMTP session exception", ("127.0.0.1", 1))
+    logging.getLogger("imapclient.imaplib").error("connection refused")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    structlog.get_logger("helpdeskd.test").info("accepted", mail_from="jane@acme.test", size=3)
+    found = lines(out)
+    assert [(f["level"], f["logger"]) for f in found] == [
+        ("warning", "mail.log"),
+        ("error", "imapclient.imaplib"),
+        ("warning", "py.warnings"),
+        ("info", "helpdeskd.test"),
+    ]
+    assert all({"level", "logger", "event", "timestamp"} <= f.keys() for f in found)
+    assert found[-1]["mail_from"] == "@acme.test"  # the customer by domain, not by name
+
+
+def test_at_debug_the_chatty_lines_show_as_debug(restore_logs):
+    out = io.StringIO()
+    logs.configure("DEBUG", "stderr", stream=out)
+    logging.getLogger("mail.log").info("%r Connection lost", ("127.0.0.1", 4242))
+    structlog.get_logger("helpdeskd.test").debug("detail", to=["jane@acme.test"])
+    [chatty, detail] = lines(out)
+    assert chatty["level"] == "debug" and "Connection lost" in chatty["event"]
+    assert detail["to"] == ["jane@acme.test"]
+
+
+def fields(datagram: bytes) -> dict[str, str]:
+    """Parse the journal's native format, both the KEY=value and the binary form."""
+    found, rest = {}, datagram
+    while rest:
+        line, _, after = rest.partition(b"\n")
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            found[key.decode()] = value.decode()
+            rest = after
+        else:
+            (size,) = struct.unpack("<Q", after[:8])
+            found[line.decode()] = after[8 : 8 + size].decode()
+            rest = after[8 + size + 1 :]
+    return found
+
+
+def test_on_the_journal_the_priority_follows_the_level(tmp_path: Path, restore_logs):
+    path = tmp_path / "journal.sock"
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal.bind(str(path))
+    journal.settimeout(5)
+    logs.configure("DEBUG", "journal", stream=io.StringIO(), journal_socket=str(path))
+    log = structlog.get_logger("helpdeskd.test")
+    log.error("spool commit failed", error="disk full")
+    log.info("accepted", spool_id=7)
+    logging.getLogger("mail.log").info("Peer: %r", ("127.0.0.1", 1))
+    try:
+        raise ValueError("line one\nline two")
+    except ValueError:
+        log.exception("step failed")
+    received = [fields(journal.recv(65536)) for _ in range(4)]
+    assert [r["PRIORITY"] for r in received] == ["3", "6", "7", "3"]
+    assert {r["SYSLOG_IDENTIFIER"] for r in received} == {"helpdeskd"}
+    first = json.loads(received[0]["MESSAGE"])
+    assert (first["level"], first["logger"], first["event"]) == (
+        "error",
+        "helpdeskd.test",
+        "spool commit failed",
+    )
+    assert "line two" in json.loads(received[3]["MESSAGE"])["exception"]
+
+
+def test_auto_uses_the_journal_only_when_systemd_connected_our_stream(tmp_path, monkeypatch):
+    stream = (tmp_path / "out").open("w")
+    monkeypatch.setenv("JOURNAL_STREAM", "1:2")
+    assert not logs.stream_is_journal(stream)
+    found = Path(stream.name).stat()
+    monkeypatch.setenv("JOURNAL_STREAM", f"{found.st_dev}:{found.st_ino}")
+    assert logs.stream_is_journal(stream)
+    stream.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_a_demo_run_logs_nothing_but_json(daemon: Daemon, sink):
+    """The daemon, five mails through SMTP, replies relayed, a stop: 100% JSON lines."""
+    for n in range(5):
+        send(daemon.port, mail(f"user{n}@acme.test", f"Problem {n}", "it broke"))
+    sink.wait_for(lambda m: "user4@acme.test" in str(m["To"]))
+    assert daemon.stop() == 0
+    raw = daemon.log.read_text().splitlines()
+    parsed = [json.loads(line) for line in raw]  # raises on a line that is not JSON
+    assert len(parsed) >= 10
+    assert all({"level", "logger", "event"} <= p.keys() for p in parsed)
+    text = "\n".join(raw)
+    assert "Connection lost" not in text and "Running job" not in text
+    assert "user1@acme.test" not in text  # addresses at INFO are reduced to their domain
