@@ -565,6 +565,7 @@ def cmd_completion(config: None, args) -> int:
     import shtab  # here only: no other command pays for the import
 
     print(shtab.complete(parser(), shell=args.shell))
+    return 0
 
 
 def cmd_status(config: Config, args) -> int:
@@ -577,7 +578,8 @@ def cmd_backup(config: Config, args) -> int:
     try:
         copy = backup.backup(open_store(config), args.dest, datetime.now(UTC))
     except (OSError, backup.BackupFailed) as exc:
-        raise Failure(f"backup to {args.dest} failed: {exc}", exits.CANTCREAT) from exc
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise Failure(f"backup to {args.dest} failed: {why.lower()}", exits.CANTCREAT) from exc
     print(f"backed up to {copy}")
     return 0
 

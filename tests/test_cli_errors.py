@@ -90,6 +90,11 @@ TABLE = [
     (["outbox", "--drop", "99999"], NOINPUT, "no unsent mail 99999"),
     (["outbox", "--retry", "x"], USAGE, "'x' is not an outbox id"),
     (["completion", "fish"], USAGE, "fish"),
+    (["status", "extra"], USAGE, "extra"),
+    (["backup"], USAGE, "dest"),
+    (["backup", "{folder}/missing/copy.db"], CANTCREAT, "no such file or directory"),
+    (["purge", "--older-than", "a year"], USAGE, "not a number of days"),
+    (["purge"], USAGE, "--older-than"),
 ]
 CONFIG_TABLE = [
     ("missing.toml", ["cases"], CONFIG, "cannot read {folder}/missing.toml"),
