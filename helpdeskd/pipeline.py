@@ -17,6 +17,7 @@ import structlog
 from helpdeskd.adapters.store import Cases, OutboxQueue, SpoolItem, Store, iso
 from helpdeskd.config import Config
 from helpdeskd.core import sla
+from helpdeskd.core.address import usable
 from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
 from helpdeskd.core.outcome import Context, Outcome, outcome
@@ -163,6 +164,7 @@ def queue_mail(
     now: datetime,
 ) -> dict | None:
     """Render one mail into the outbox, unless every recipient is filtered out."""
+    mail = replace(mail, to=addressable(mail))
     mail = replace(mail, to=allowed_recipients(store, config, mail, now))
     if not mail.to:
         return None
@@ -193,6 +195,16 @@ def threading_for(
     parent = replying_to or (thread[-1] if thread else None)
     # the first message and the latest few: enough for every client to thread, bounded in size
     return Threading(message_id, parent, tuple(dict.fromkeys(thread[:1] + thread[-9:])))
+
+
+def addressable(mail: Mail) -> tuple[str, ...]:
+    """The last guard: whatever a parser or a template got wrong, mail goes only to things
+    that are addresses, never to a display name or a fragment of one."""
+    kept = tuple(r for r in mail.to if usable(r))
+    if len(kept) < len(mail.to):
+        refused = sorted(set(mail.to) - set(kept))
+        log.warning("not an address: mail refused", kind=mail.kind, refused=refused)
+    return kept
 
 
 def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) -> tuple[str, ...]:

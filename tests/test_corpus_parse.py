@@ -19,13 +19,11 @@ SECONDS_PER_MAIL = 5.0  # a bound against pathological behaviour, not a benchmar
 
 # Where Zammad's .yml records Zammad's own post-processing rather than the mail itself.
 ZAMMAD_DIFFERS = {
-    ("mail016", "from_email"): "no From field at all; Zammad falls back to Reply-To",
     ("mail018", "subject"): "Zammad leaves the UTF-7 encoded word undecoded (+ANw-)",
     ("mail046", "from_display_name"): "Zammad reads the raw GB2312 name as a single-byte charset",
     ("mail064", "attachments"): "Zammad reads windows-1258 combining accents as latin-1",
     ("mail076", "from_email"): "broken From; Zammad keeps the stray '>' in the address",
     ("mail076", "from_display_name"): "broken From; Zammad makes the address the name",
-    ("mail092", "from_display_name"): "we keep the comment '(Mail Delivery System)' in the name",
     ("mail102", "attachments"): "Zammad renames the second of two equally named files",
 }
 

@@ -21,10 +21,10 @@ from email import policy
 from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import getaddresses
 from html.parser import HTMLParser
 from io import BytesIO
 
+from helpdeskd.core.address import mailboxes, usable
 from helpdeskd.model import Attachment, Inbound
 
 
@@ -77,6 +77,7 @@ UNFOLDED_BOUNDARY = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 DELIMITER_LINE = re.compile(rb"^--([^\r\n]*?)[ \t]*(?=\r|\n|\Z)", re.MULTILINE)
+SPACED_COLON = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
 HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 PREAMBLE_LINES = 5
 LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
@@ -111,7 +112,8 @@ def _inbound(
     defects: list[str],
 ) -> Inbound:
     first = _first_values(headers).get
-    from_name, from_addr = _sender(msg, defects)
+    envelope = _envelope(envelope_from, first("return-path"))
+    from_name, from_addr = _sender(msg, envelope, defects)
     return Inbound(
         message_id=next(iter(_message_ids(first("message-id"))), None),
         from_addr=from_addr,
@@ -128,7 +130,7 @@ def _inbound(
         content_type=msg.get_content_type(),
         attachments=tuple(body.attachments),
         headers=headers,
-        envelope_from=_envelope(envelope_from, first("return-path")),
+        envelope_from=envelope,
         defects=tuple(dict.fromkeys(defects)),
     )
 
@@ -182,8 +184,18 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
             break
         lines.append(line)
     head = b"".join(lines)
+    lines = _close_colon_spacing(lines, defects)
     mended = _transcode_8bit(_join_loose_lines(lines, defects), raw, defects)
     return raw if mended == head else mended + raw[len(head) :]
+
+
+def _close_colon_spacing(lines: list[bytes], defects: list[str]) -> list[bytes]:
+    """Obsolete syntax (RFC 5322 §4.5) allows white space before the colon: `Subject : Hi`.
+    The stdlib parser would end the header block at such a line."""
+    mended = [SPACED_COLON.sub(rb"\1:", x) for x in lines]
+    if mended != lines:
+        defects.append("white space before a header field's colon removed")
+    return mended
 
 
 def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
@@ -487,39 +499,57 @@ def _codec(label: str, defects: list[str]) -> str | None:
 # --- addresses and ids -------------------------------------------------------------------
 
 
-def _sender(msg: Message, defects: list[str]) -> tuple[str, str]:
-    found = _address_pairs(msg, "from", defects)
-    return found[0] if found else ("", "")
+def _sender(msg: Message, envelope: str | None, defects: list[str]) -> tuple[str, str]:
+    """From's first usable address; failing that Reply-To, Sender, then the envelope sender,
+    so a broken From never sends an answer to a name. The name is From's in every case."""
+    from_pairs = _address_pairs(msg, "from", defects)
+    name = next((n for n, a in from_pairs if usable(a)), None)
+    name = name if name is not None else next((n for n, _ in from_pairs if n), "")
+    for field in ("from", "reply-to", "sender"):
+        pairs = from_pairs if field == "from" else _address_pairs(msg, field, defects)
+        address = next((a for _, a in pairs if usable(a)), None)
+        if address:
+            if field != "from":
+                defects.append(f"From has no usable address: the sender is {field}'s")
+            return name, address
+    if envelope and usable(envelope):
+        defects.append("From has no usable address: the sender is the envelope sender")
+        return name, envelope
+    defects.append("no usable sender address in From, Reply-To, Sender or the envelope")
+    return name, ""
 
 
 def _addresses(msg: Message, name: str, defects: list[str]) -> tuple[str, ...]:
     """Recipients: only real addresses ("To: undisclosed-recipients:;" holds none)."""
     pairs = _address_pairs(msg, name, defects)
-    return tuple(dict.fromkeys(address for _, address in pairs if "@" in address))
+    return tuple(dict.fromkeys(address for _, address in pairs if usable(address)))
 
 
 def _address_pairs(msg: Message, name: str, defects: list[str]) -> list[tuple[str, str]]:
-    """(display name, lower-cased address) pairs of every field of that name."""
-    fields = [v for k, v in msg.raw_items() if k.lower() == name]
-    raw = [_clean(_unfold(_unescape_8bit(str(v), defects))) for v in fields]
-    pairs = getaddresses(raw)
-    if raw and not any("@" in address for _, address in pairs):
-        pairs = _salvage_addresses(name, raw, defects) or pairs
-    return [
-        (_display_name(display, defects), _clean(address).lower())
-        for display, address in pairs
-        if address.strip()
+    """(display name, lower-cased address) pairs of every field of that name: split first,
+    decoded after, so a comma inside an encoded name never splits a mailbox."""
+    raw = [
+        _clean(_unfold(_unescape_8bit(str(v), defects)))
+        for k, v in msg.raw_items()
+        if k.lower() == name
     ]
+    pairs = [
+        (_display_name(box.phrase, defects), _clean(box.address))
+        for value in raw
+        for box in mailboxes(value)
+    ]
+    if raw and not any(usable(address) for _, address in pairs):
+        pairs += _salvage_addresses(name, raw, defects)
+    return pairs
 
 
 def _salvage_addresses(name: str, raw: list[str], defects: list[str]) -> list[tuple[str, str]]:
-    """Addresses hidden in an encoded word or a comment show once the field is decoded."""
+    """Addresses hidden in an encoded word show once the field is decoded."""
     decoded = [_decode_encoded_words(v, defects) for v in raw]
-    pairs = [p for p in getaddresses(decoded) if "@" in p[1]]
-    pairs = pairs or [("", a) for v in decoded for a in BARE_ADDRESS.findall(v)]
-    if pairs:
+    found = [a.lower() for v in decoded for a in BARE_ADDRESS.findall(v) if usable(a.lower())]
+    if found:
         defects.append(f"addresses salvaged from a malformed {name} field")
-    return pairs
+    return [("", a) for a in found]
 
 
 def _display_name(display: str, defects: list[str]) -> str:

@@ -95,6 +95,9 @@ def new_case(
 ) -> Decision:
     sender = facts.sender
     base = reason or f"new: {sender.reason}"
+    if not sender.address:
+        reason = "kept: no usable sender address (From, Reply-To, Sender, envelope sender)"
+        return Decision("keep", reason, related=related)
     if facts.auto and not (facts.alert and sender.role == "customer" and sender.may_open):
         return Decision(
             "keep",
