@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
 from dataclasses import dataclass
 from email import policy
@@ -25,6 +24,7 @@ from html.parser import HTMLParser
 from io import BytesIO
 
 from helpdeskd.core.address import mailboxes, usable
+from helpdeskd.core.charsets import WESTERN, codec_for, decode_text, raw_jis
 from helpdeskd.model import Attachment, Inbound
 
 
@@ -45,29 +45,8 @@ DEFAULT_LIMITS = Limits()
 # Besides every message/* part, kept whole as an attachment: a bounce's original headers.
 KEPT_WHOLE = frozenset({"text/rfc822-headers"})
 
-# Labels seen in real mail that Python does not know, or knows only as a narrower codec.
-CHARSET_ALIASES = {
-    "iso-gb2312": "gb18030",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "unicode-1-1-utf-7": "utf-7",
-    "x-unicode-2-0-utf-7": "utf-7",
-    "utf8": "utf-8",
-    "ks_c_5601-1987": "cp949",
-    "iso-8859-8-i": "iso-8859-8",
-    "windows-874": "cp874",
-    "x-sjis": "shift_jis",
-    "shift-jis": "shift_jis",
-    "x-mac-roman": "mac_roman",
-    "macintosh": "mac_roman",
-    "ansi_x3.4-1968": "ascii",
-}
-# Widenings that are not repairs: no defect is recorded for them.
-SILENT_ALIASES = frozenset({"gb2312", "gbk", "utf8"})
-# When these fail, the bytes are most likely latin-1 written by a careless client.
-WESTERN = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "iso8859-15", "cp1252"})
-
+# C0 and C1 controls never reach a subject, a name or a file name (nor a template).
+CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 FOLD = re.compile(r"\r\n?(?=[ \t])|\n(?=[ \t])")
 ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=", re.DOTALL)
@@ -81,7 +60,6 @@ SPACED_COLON = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
 HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 PREAMBLE_LINES = 5
 LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-CHARSET_LABEL = re.compile(r"[a-z0-9_.:+-]{1,40}")
 CHARSET_PARAM = re.compile(rb'charset\s*=\s*"?([A-Za-z0-9_.:-]+)', re.IGNORECASE)
 BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -99,7 +77,7 @@ def parse(
     if count > limits.max_headers:
         raise ParseError(f"too many header fields: {count} (limit {limits.max_headers})")
     headers = _headers(msg, defects)
-    body = _Body(limits, defects)
+    body = _Body(limits, defects, tuple(_declared_charsets(raw)))
     body.visit(msg, 0)
     return _inbound(msg, headers, body, envelope_from, defects)
 
@@ -213,31 +191,19 @@ def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
 
 
 def _transcode_8bit(head: bytes, raw: bytes, defects: list[str]) -> bytes:
-    """Raw 8-bit header bytes in a legacy charset become UTF-8, guessed from the body's."""
+    """Raw 8-bit header bytes become UTF-8: read as UTF-8 where they are, else in a charset
+    the message declares, else in the one a detector finds."""
     if head.isascii():
         return head
-    try:
-        head.decode("utf-8")
-        return head
-    except UnicodeDecodeError:
-        pass
-    for label in _declared_charsets(raw):
-        codec = _codec(label, [])
-        try:
-            text = head.decode(codec or "")
-        except (LookupError, ValueError):
-            continue
-        defects.append(f"8-bit header fields decoded as {codec}")
-        return text.encode("utf-8")
-    defects.append("8-bit header fields decoded as latin-1")
-    return head.decode("latin-1").encode("utf-8")
+    hints = tuple(_declared_charsets(raw))
+    return decode_text(head, "utf-8", defects, what="8-bit header fields", hints=hints).encode()
 
 
 def _declared_charsets(raw: bytes) -> list[str]:
     """Charsets the message declares, multi-byte ones first: latin-1 would accept anything."""
     labels = [x.decode("ascii").lower() for x in CHARSET_PARAM.findall(raw)]
-    unique = [x for x in dict.fromkeys(labels) if _codec(x, []) not in (None, "ascii")]
-    return sorted(unique, key=lambda x: _codec(x, []) in WESTERN)
+    unique = [x for x in dict.fromkeys(labels) if codec_for(x, []) not in (None, "ascii")]
+    return sorted(unique, key=lambda x: codec_for(x, []) in WESTERN)
 
 
 def _repair_boundary_folds(raw: bytes, defects: list[str]) -> bytes:
@@ -270,9 +236,10 @@ def _nesting_cut(raw: bytes, max_depth: int) -> int | None:
 class _Body:
     """Walks the MIME tree once, within the limits, collecting body text and attachments."""
 
-    def __init__(self, limits: Limits, defects: list[str]) -> None:
+    def __init__(self, limits: Limits, defects: list[str], charsets: tuple[str, ...]) -> None:
         self.limits = limits
         self.defects = defects
+        self.charsets = charsets  # what the message declares: for raw 8-bit file names
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[Attachment] = []
@@ -337,7 +304,7 @@ class _Body:
             self.defects.append("attachments over the size limit: kept without their data")
             data = b""
         self.kept_bytes += len(data)
-        name = _filename(part, self.defects)
+        name = _filename(part, self.defects, self.charsets)
         self.attachments.append(Attachment(name, part.get_content_type(), size, data))
 
 
@@ -356,21 +323,35 @@ def _is_attachment(part: Message) -> bool:
     return disposition == "attachment" or part.get_filename() is not None
 
 
-def _filename(part: Message, defects: list[str]) -> str | None:
-    _mend_8bit_params(part, defects)
+def _filename(part: Message, defects: list[str], charsets: tuple[str, ...] = ()) -> str | None:
+    _mend_8bit_params(part, defects, charsets)
     try:
-        name = part.get_filename()
+        value = part.get_param("filename", None, "content-disposition")
+        value = value if value is not None else part.get_param("name", None, "content-type")
     except (LookupError, ValueError):
         return None
-    return _clean(decode_header_value(name, defects)) or None if name else None
+    if isinstance(value, tuple):  # RFC 2231: the bytes, percent-decoded as latin-1
+        charset, _, text = value
+        name = decode_text(_rfc2231_bytes(text), charset, defects, what="file name")
+    else:
+        name = decode_header_value(value, defects) if value else ""
+    return _clean(name) or None
 
 
-def _mend_8bit_params(part: Message, defects: list[str]) -> None:
+def _rfc2231_bytes(text: str) -> bytes:
+    try:
+        return text.encode("latin-1", "surrogateescape")
+    except UnicodeEncodeError:  # already decoded from raw 8-bit by _mend_8bit_params
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _mend_8bit_params(part: Message, defects: list[str], charsets: tuple[str, ...]) -> None:
     """Raw 8-bit file names (UTF-8 mostly) would otherwise come back as U+FFFD."""
     for name in ("content-disposition", "content-type"):
         value = next((str(v) for k, v in part.raw_items() if k.lower() == name), None)
-        if value is not None and value != _unescape_8bit(value, defects):
-            part.replace_header(name, _unescape_8bit(value, defects))
+        hints = (part.get_content_charset() or "", *charsets)
+        if value is not None and value != _unescape_8bit(value, defects, hints):
+            part.replace_header(name, _unescape_8bit(value, defects, hints))
 
 
 def _payload_bytes(part: Message, defects: list[str]) -> bytes:
@@ -400,7 +381,7 @@ def _headers(msg: Message, defects: list[str]) -> tuple[tuple[str, str], ...]:
 def decode_header_value(value: object, defects: list[str] | None = None) -> str:
     """Unfold and decode a raw header value (8-bit bytes, RFC 2047) to one clean line."""
     defects = [] if defects is None else defects
-    text = _unfold(_unescape_8bit(str(value), defects))
+    text = raw_jis(_unfold(_unescape_8bit(str(value), defects)))
     return _clean(_decode_encoded_words(text, defects))
 
 
@@ -410,15 +391,15 @@ def _unfold(value: str) -> str:
 
 def _clean(value: str) -> str:
     """No line breaks survive: decoded values end up in the headers of outgoing mail."""
-    return LINE_BREAKS.sub(" ", value).replace("\x00", "").strip()
+    return CONTROLS.sub("", LINE_BREAKS.sub(" ", value).replace("\t", " ")).strip()
 
 
-def _unescape_8bit(value: str, defects: list[str]) -> str:
+def _unescape_8bit(value: str, defects: list[str], hints: tuple[str, ...] = ()) -> str:
     """The parser keeps raw 8-bit header bytes as surrogates; decode them as text."""
     if not any("\udc80" <= ch <= "\udcff" for ch in value):
         return value
     data = value.encode("ascii", "surrogateescape")
-    return decode_text(data, "utf-8", defects, what="8-bit header")
+    return decode_text(data, "utf-8", defects, what="8-bit header", hints=hints)
 
 
 def _decode_encoded_words(text: str, defects: list[str]) -> str:
@@ -456,44 +437,6 @@ def _word_bytes(encoding: str, encoded: str) -> bytes:
 
 def _unquote(data: bytes) -> bytes:
     return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
-
-
-# --- charsets ----------------------------------------------------------------------------
-
-
-def decode_text(data: bytes, charset: str | None, defects: list[str], *, what: str = "text") -> str:
-    """Decode bytes in a declared charset, repairing instead of raising."""
-    label = (charset or "").strip().strip("\"'").split("*")[0].lower()
-    codec = _codec(label, defects)
-    for candidate in dict.fromkeys(c for c in (codec, "utf-8") if c):
-        try:
-            return data.decode(candidate)
-        except (LookupError, ValueError):
-            continue
-    fallback = "latin-1" if codec is None or codec in WESTERN else codec
-    defects.append(f"{what} in charset {label or 'none'} decoded as {fallback} with replacement")
-    return data.decode(fallback, "replace")
-
-
-def _codec(label: str, defects: list[str]) -> str | None:
-    """Python's name for a charset label; None when it is not a known text encoding."""
-    if not label or label in ("us-ascii", "ascii"):
-        return "ascii" if label else None
-    if not CHARSET_LABEL.fullmatch(label):
-        defects.append("unusable charset label")
-        return None
-    name = CHARSET_ALIASES.get(label, label)
-    try:
-        info = codecs.lookup(name)
-    except LookupError:
-        defects.append(f"unknown charset {label}")
-        return None
-    if not getattr(info, "_is_text_encoding", True):
-        defects.append(f"charset {label} is not a text encoding")
-        return None
-    if name != label and label not in SILENT_ALIASES:
-        defects.append(f"charset {label} decoded as {name}")
-    return info.name
 
 
 # --- addresses and ids -------------------------------------------------------------------
