@@ -147,7 +147,9 @@ def test_plain_part_preferred_in_alternative() -> None:
     )
     assert inbound.text == "plain version"
     assert inbound.html == "<p>html version</p>"
-    assert inbound.attachments == ()
+    # the HTML version is kept, as an attachment: nothing the customer sent is dropped
+    kept = [(a.content_type, a.data) for a in inbound.attachments]
+    assert kept == [("text/html", b"<p>html version</p>")]
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])

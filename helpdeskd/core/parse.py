@@ -79,6 +79,7 @@ def parse(
     headers = _headers(msg, defects)
     body = _Body(limits, defects, tuple(_declared_charsets(raw)))
     body.visit(msg, 0)
+    body.keep_spare_html()
     return _inbound(msg, headers, body, envelope_from, defects)
 
 
@@ -240,8 +241,9 @@ class _Body:
         self.limits = limits
         self.defects = defects
         self.charsets = charsets  # what the message declares: for raw 8-bit file names
-        self.plain: list[str] = []
-        self.html: list[str] = []
+        self.plain: list[str] = []  # the body text: plain parts, or HTML chosen and converted
+        self.html: list[str] = []  # every HTML part, as sent
+        self.spare: list[tuple[Message, str]] = []  # HTML parts not (yet) used as the text
         self.attachments: list[Attachment] = []
         self.parts = 0
         self.kept_bytes = 0
@@ -249,7 +251,15 @@ class _Body:
     def text(self) -> str:
         if self.plain:
             return "\n".join(self.plain)
-        return html_to_text("\n".join(self.html)) if self.html else ""
+        return html_to_text("\n".join(html for _, html in self.spare))
+
+    def keep_spare_html(self) -> None:
+        """Once there is a plain text, every HTML part not used as the text is kept as an
+        attachment: nothing a customer sent is dropped."""
+        if self.plain:
+            for part, _ in self.spare:
+                self.attach(part, part.get_payload(decode=True) or b"")
+            self.spare = []
 
     def visit(self, part: Message, depth: int, *, resource: bool = False) -> None:
         self.parts += 1
@@ -274,15 +284,25 @@ class _Body:
             self.visit_leaf(part, resource=resource)
 
     def visit_alternative(self, part: Message, depth: int) -> None:
-        """One readable version is the body; the others only add their attachments."""
-        plain, html = self.plain, self.html
-        first_plain: list[str] = []
-        first_html: list[str] = []
+        """One version is the text: the plain one, unless it is a stub or clearly shorter
+        than the HTML one (walked through nested alternatives and related parts); the
+        HTML versions not used as the text are kept as attachments."""
+        plain, spare = self.plain, self.spare
+        versions: list[tuple[list[str], list[tuple[Message, str]]]] = []
         for child in _children(part):
-            self.plain, self.html = [], []
+            self.plain, self.spare = [], []
             self.visit(child, depth + 1)
-            first_plain, first_html = first_plain or self.plain, first_html or self.html
-        self.plain, self.html = plain + first_plain, html + first_html
+            versions.append((self.plain, self.spare))
+        text = next((p for p, _ in versions if p), [])
+        html = next((h for _, h in reversed(versions) if h), [])  # the last is the richest
+        html_text = html_to_text("\n".join(x for _, x in html)) if html else ""
+        unused = [h for _, hs in versions for h in hs if hs is not html]
+        if html and weaker_than_html("\n".join(text), html_text):
+            if text:
+                self.defects.append("the plain text was a stub: the HTML version is the text")
+            text, html = [html_text], []
+        self.plain = plain + text
+        self.spare = spare + unused + html
 
     def visit_related(self, part: Message, depth: int) -> None:
         """The first part is the body (RFC 2387); the others are resources it refers to."""
@@ -296,7 +316,11 @@ class _Body:
             self.attach(part, part.get_payload(decode=True) or b"")
             return
         text = _normalise_lines(_text_of(part, self.defects))
-        (self.plain if ctype == "text/plain" else self.html).append(text)
+        if ctype == "text/plain":
+            self.plain.append(text)
+        else:
+            self.html.append(text)
+            self.spare.append((part, text))
 
     def attach(self, part: Message, data: bytes) -> None:
         size = len(data)
@@ -517,6 +541,28 @@ def _envelope(given: str | None, return_path: str | None) -> str | None:
 
 
 # --- body text ---------------------------------------------------------------------------
+
+# What a plain part says when it is only there for clients that cannot show HTML.
+STUB_TEXT = re.compile(
+    r"html[- ]?(?:message|mail|e-?mail|format|version|content)"
+    r"|(?:support|display|read|view)\w*\s+html|html[- ]?(?:capable|enabled|compatible)"
+    r"|view (?:this|it|the) \w+ (?:in|with|online)"
+    r"|(?:open|view) (?:it |this )?in (?:a|your) (?:web )?browser|plain[- ]text version",
+    re.IGNORECASE,
+)
+STUB_LENGTH = 300  # a stub is short: longer plain text is the customer's, whatever it says
+HTML_WORTH = 200  # HTML text shorter than this never wins over a plain version
+
+
+def weaker_than_html(plain: str, html_text: str) -> bool:
+    """Is the plain version a stub, or clearly shorter than the HTML version's text?"""
+    plain_length = len(" ".join(plain.split()))
+    html_length = len(" ".join(html_text.split()))
+    if plain_length == 0 or html_length == 0:
+        return html_length > 0
+    if plain_length < STUB_LENGTH and STUB_TEXT.search(plain):
+        return html_length > plain_length
+    return html_length >= HTML_WORTH and plain_length * 3 < html_length
 
 
 def _normalise_lines(text: str) -> str:
