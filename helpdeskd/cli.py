@@ -13,6 +13,7 @@ from helpdeskd import logs, report, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
+from helpdeskd.core.autogen import explain
 from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.pipeline import Processed, handle, process
 
@@ -166,6 +167,7 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
                 "customer": result.facts.sender.customer,
                 "plan": result.facts.sender.plan,
                 "auto_generated": list(result.facts.auto),
+                "auto_rules": explain(result.facts.auto),
                 "priority": result.facts.priority,
                 "action": result.decision.action,
                 "reason": result.decision.reason,

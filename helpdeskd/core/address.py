@@ -24,9 +24,9 @@ TOKEN = re.compile(
     |(?P<other>.)""",
     re.VERBOSE | re.DOTALL,
 )
-# What a reply can be sent to: local@domain, the domain with at least one dot (or a literal).
+# What a reply can be sent to: local@domain (a dotless domain is an intranet's), or a literal.
 LOCAL = r"""(?:[^\s@<>()\[\],;:\\"]+|"[^"\\\r\n]*")"""
-DOMAIN = r"""(?:[^\s@<>()\[\],;:\\".]+(?:\.[^\s@<>()\[\],;:\\".]+)+\.?|\[[^\[\]\s\\]+\])"""
+DOMAIN = r"""(?:[^\s@<>()\[\],;:\\".]+(?:\.[^\s@<>()\[\],;:\\".]+)*\.?|\[[^\[\]\s\\]+\])"""
 USABLE = re.compile(rf"{LOCAL}@{DOMAIN}")
 ADDR_SPEC = re.compile(rf"{LOCAL}@[^\s@<>()\[\],;:\\\"]+")
 ROUTE = re.compile(r"^(?:@[^:]*:)+")
