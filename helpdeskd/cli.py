@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from helpdeskd import config as configuration
-from helpdeskd import logs, report, service, sweep, views
+from helpdeskd import logs, quarantine, report, service, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
@@ -138,6 +138,8 @@ def cmd_ingest(config: Config, args) -> int:
         )
         print(f"stored as {spool_id}; processing failed, will be retried: {exc}", file=sys.stderr)
         return 0
+    if result.quarantined:
+        quarantine.tell_admins_once(config, store, spool_id, now)
     outbox.flush(store, config.outbound, now)
     print(_describe(result))
     return 0
@@ -209,7 +211,7 @@ def cmd_cases(config: Config, args) -> int:
         print(
             json.dumps(rows, indent=2)
             if args.json
-            else views.table(rows, ["id", "received_at", "source", "message_id", "reason"])
+            else views.table(rows, ["id", "received_at", "from", "subject", "size", "reason"])
         )
         return 0
     cases = Cases(store)

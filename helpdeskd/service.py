@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import structlog
 
 from helpdeskd import config as configuration
-from helpdeskd import sweep
+from helpdeskd import quarantine, sweep
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
 from helpdeskd.adapters.store import Store
 from helpdeskd.alerts import AdminAlerts
@@ -115,7 +115,7 @@ class Service:
         bound = structlog.contextvars.bound_contextvars(spool_id=item.id)
         with bound:
             try:
-                process(self.worker_store, self.config, item, self.clock())
+                result = process(self.worker_store, self.config, item, self.clock())
             except Exception as exc:
                 state = self.worker_store.failed_attempt(
                     item.id,
@@ -125,17 +125,14 @@ class Service:
                 )
                 log.exception("processing failed", state=state)
                 if state == "quarantined":
-                    self.quarantine_grew()
+                    self.quarantine_grew(item.id)
+                return
+            if result.quarantined:
+                self.quarantine_grew(item.id)
 
-    def quarantine_grew(self) -> None:
-        count = len(self.worker_store.quarantined())
-        if count and count % 10 == 1:  # the 1st, 11th, 21st...: a growing quarantine, not spam
-            self.alerts.trouble(
-                f"quarantine:{count}",
-                f"{count} message(s) quarantined",
-                "Run `helpdeskd cases --quarantined` to see them and why.",
-                self.clock(),
-            )
+    def quarantine_grew(self, spool_id: int) -> None:
+        """Every quarantined message reaches the admins at once, one mail per window."""
+        quarantine.tell_admins(self.alerts, self.worker_store, spool_id, self.clock())
 
     def deliver(self) -> bool:
         """One incident while mail is being given up on, not one alert per message: a relay

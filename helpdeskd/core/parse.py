@@ -114,6 +114,17 @@ def _inbound(
     )
 
 
+def header_summary(raw: bytes) -> tuple[str, str]:
+    """Sender and subject of a message that may not parse at all (for the quarantine list):
+    decoded when the header block can be read, empty strings when not."""
+    try:
+        head = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+        sender = decode_header_value(head.get("From", ""))
+        return sender, decode_header_value(head.get("Subject", ""))
+    except Exception:  # whatever the bytes, the list shows what it can
+        return "", ""
+
+
 def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Lower-cased name -> value of its first occurrence (a repeated Subject is ignored)."""
     values: dict[str, str] = {}
