@@ -108,3 +108,11 @@ def test_no_control_character_reaches_a_subject_a_name_or_a_file_name() -> None:
     values = [inbound.subject, inbound.from_name, *(a.filename or "" for a in inbound.attachments)]
     assert not any(CONTROL.search(v) for v in values), values
     assert inbound.from_name == "Eve Bad"
+
+
+def test_no_control_character_reaches_the_body_text() -> None:
+    body = "Line one\x1b[31m red\x07\r\nLine\ttwo\x0cpage two \x85\x9b end\r\n".encode()
+    inbound = parse(
+        message("From: a@example.com", "Content-Type: text/plain; charset=utf-8", body=body)
+    )
+    assert inbound.text == "Line one[31m red\nLine\ttwo\npage two  end\n"

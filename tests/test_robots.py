@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from helpdeskd.core.autogen import RULES, Own, auto_generated, explain
 from helpdeskd.core.parse import parse
 from helpdeskd.core.robots import ROBOTS
 from helpdeskd.model import Inbound
+from tests.test_autogen import mail as autogen_mail
 
 OWN = Own(loop_value="support@helpdesk.test", message_id_domain="helpdesk.test")
 NEWSLETTER = (
@@ -18,19 +21,8 @@ NEWSLETTER = (
 
 
 def mail(*headers: str, body: str = "Hello.", envelope: str | None = None) -> Inbound:
-    fields = {h.split(":", 1)[0].lower() for h in headers}
-    defaults = [
-        f"{name}: {value}"
-        for name, value in (
-            ("From", "Alice <alice@example.com>"),
-            ("To", "support@helpdesk.test"),
-            ("Subject", "Printer on fire"),
-            ("Message-ID", "<m1@example.com>"),
-        )
-        if name.lower() not in fields
-    ]
-    raw = "\r\n".join([*defaults, *headers, "", body]).encode()
-    return parse(raw, envelope_from=envelope)
+    inbound = autogen_mail(*headers, body=body)
+    return inbound if envelope is None else replace(inbound, envelope_from=envelope)
 
 
 def test_every_robot_rule_is_in_the_table_with_its_source() -> None:

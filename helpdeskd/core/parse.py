@@ -47,6 +47,7 @@ KEPT_WHOLE = frozenset({"text/rfc822-headers"})
 
 # C0 and C1 controls never reach a subject, a name or a file name (nor a template).
 CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 FOLD = re.compile(r"\r\n?(?=[ \t])|\n(?=[ \t])")
 ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=", re.DOTALL)
@@ -104,7 +105,7 @@ def _inbound(
         date=first("date"),
         in_reply_to=_message_ids(first("in-reply-to")),
         references=_message_ids(" ".join(v for k, v in headers if k.lower() == "references")),
-        text=body.text(),
+        text=_readable(body.text()),
         html="\n".join(body.html) if body.html else None,
         content_type=msg.get_content_type(),
         attachments=tuple(body.attachments),
@@ -574,6 +575,12 @@ def weaker_than_html(plain: str, html_text: str) -> bool:
     if plain_length < STUB_LENGTH and STUB_TEXT.search(plain):
         return html_length > plain_length
     return html_length >= HTML_WORTH and plain_length * 3 < html_length
+
+
+def _readable(text: str) -> str:
+    """The body goes into templates and engineers' mail: no control characters but line
+    breaks and tabs (a form feed is a line break)."""
+    return TEXT_CONTROLS.sub("", text.replace("\x0c", "\n"))
 
 
 def _normalise_lines(text: str) -> str:
