@@ -49,6 +49,7 @@ def test_every_robot_rule_is_in_the_table_with_its_source() -> None:
         ("ci-or-cron", ["X-Cron-Env: <SHELL=/bin/sh>"]),
         ("list-server", ["From: fml-admin@lists.example.jp", "X-MLServer: fml [fml 4.0]"]),
         ("list-server", ["From: users-owner@lists.example.org", "X-BeenThere: users@x.org"]),
+        ("list-server", ["X-MLServer: fml", "Message-ID: <200504292334.FMLFF.neko@x.org>"]),
         ("bounce-handler-return-path", ["Return-Path: <bounces+123-abc=example.com@sendgrid.net>"]),
         ("bounce-handler-return-path", ["Errors-To: 101BN3c3@bounce.quris.net"]),
         ("bulk-mailer", ["Feedback-ID: 1:campaign:esp"]),
@@ -137,6 +138,7 @@ def forwarded(enclosed: bytes, subject: str) -> Inbound:
         mail("Subject: 不在票について"),
         mail("Subject: Lead time for the new printer?"),
         mail("X-Loop: alice@example.com"),
+        mail("From: Tom Mailer <tom.mailer@example.com>"),
     ],
 )
 def test_people_are_still_people(inbound: Inbound) -> None:

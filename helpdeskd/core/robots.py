@@ -121,6 +121,7 @@ LIST_SERVER_HEADERS = (
     "X-Mailing-List",
     "X-Ecartis-Version",
 )
+FML_MESSAGE_ID = re.compile(r"^\d+\.FML")  # sisimai's lhost/fml
 LIST_ROBOT = re.compile(
     r"(?:^|[-_.+])(?:admin|owner|request|bounces?|listserv|majordomo|mailman|sympa|fml"
     r"|ezmlm|listmaster|lists?)$"
@@ -132,13 +133,16 @@ def _list_server(inbound: Inbound) -> bool:
     that the list passed on: a list header and the list's own address as the sender."""
     if not _has_any(inbound, LIST_SERVER_HEADERS):
         return False
+    if FML_MESSAGE_ID.search(inbound.message_id or ""):
+        return True  # fml writes its own mail's Message-ID as <date.FML...@host>
     return any(LIST_ROBOT.search(_local_part(a)) for a in _sender_addresses(inbound))
 
 
 # -- senders and bulk mail --------------------------------------------------------------------
 
 NOREPLY = re.compile(
-    r"(?:^|[-_.+])(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|mailer)(?:$|[-_.+])"
+    r"(?:^|[-_.+])(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply)(?:$|[-_.+])"
+    r"|^mailer(?:$|[-_.+])"  # not tom.mailer@: a surname
 )
 NEWSLETTER_SENDER = re.compile(
     r"^(?:e?news(?:letters?)?|newsflash|announce(?:ments?)?|marketing|promo(?:tions?)?"
