@@ -35,6 +35,8 @@ def message(*headers: str, body: str = "Hello.") -> bytes:
         ),
         ('"Doe, John" <John@Example.com>', [("Doe, John", "john@example.com")]),
         ("John Q. Public <jqp@example.com>", [("John Q. Public", "jqp@example.com")]),
+        ('"John  Doe" (the boss) <j@example.com>', [("John  Doe", "j@example.com")]),
+        ("John (Johnny)\r\n Doe <j@example.com>", [("John Doe", "j@example.com")]),
         ("john@example.com (John Doe)", [("John Doe", "john@example.com")]),
         ("John Doe john@example.com", [("John Doe", "john@example.com")]),
         ("john . doe @ example . com", [("", "john.doe@example.com")]),

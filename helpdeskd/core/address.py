@@ -159,13 +159,14 @@ def _phrase(tokens: list[tuple[str, str]]) -> str:
     which drops the white space between adjacent encoded words."""
     pieces: list[str] = []
     for kind, text in tokens:
-        if kind == "ws":
-            pieces.append(" ")
-        elif kind == "quoted":
+        if kind in ("ws", "comment"):
+            if pieces and pieces[-1] != " ":
+                pieces.append(" ")  # white space between words is one space
+        elif kind == "quoted":  # inside quotes, the spacing is the name's own
             pieces.append(re.sub(r"\\(.)", r"\1", text[1:-1], flags=re.DOTALL))
-        elif kind != "comment":
+        else:
             pieces.append(text)
-    return " ".join("".join(pieces).split())
+    return "".join(pieces).strip(" ")
 
 
 def _comment_name(tokens: list[tuple[str, str]]) -> str:
