@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from helpdeskd.core.autogen import RULES, Own, auto_generated, explain
+from helpdeskd.core.autogen import RULES, Own, auto_generated, explain, is_alert
 from helpdeskd.core.parse import parse
 from helpdeskd.core.robots import ROBOTS
 from helpdeskd.model import Inbound
@@ -47,6 +47,8 @@ def test_every_robot_rule_is_in_the_table_with_its_source() -> None:
         ("ci-or-cron", ["X-Jenkins-Job: nightly"]),
         ("ci-or-cron", ["From: root@db1.example.com", "Subject: Cron <root@db1> backup.sh"]),
         ("ci-or-cron", ["X-Cron-Env: <SHELL=/bin/sh>"]),
+        ("ci-or-cron", ["Subject: ** PROBLEM Service Alert: db1/disk is CRITICAL **"]),
+        ("noreply-or-mailer-sender", ["From: Facebook <notification+zj4y@facebookmail.com>"]),
         ("list-server", ["From: fml-admin@lists.example.jp", "X-MLServer: fml [fml 4.0]"]),
         ("list-server", ["From: users-owner@lists.example.org", "X-BeenThere: users@x.org"]),
         ("list-server", ["X-MLServer: fml", "Message-ID: <200504292334.FMLFF.neko@x.org>"]),
@@ -67,6 +69,11 @@ def test_every_robot_rule_is_in_the_table_with_its_source() -> None:
 )  # fmt: skip
 def test_each_robot_rule_hits(rule: str, headers: list[str]) -> None:
     assert rule in auto_generated(mail(*headers), OWN)
+
+
+def test_a_monitoring_alert_is_never_answered_but_may_open_a_case() -> None:
+    alert = mail("From: nagios@monitor.customer.example", "Subject: ** PROBLEM Host Alert: db1 **")
+    assert auto_generated(alert, OWN) and is_alert(alert)
 
 
 def test_a_system_account_envelope_of_a_web_server() -> None:
@@ -139,6 +146,7 @@ def forwarded(enclosed: bytes, subject: str) -> Inbound:
         mail("Subject: Lead time for the new printer?"),
         mail("X-Loop: alice@example.com"),
         mail("From: Tom Mailer <tom.mailer@example.com>"),
+        mail("From: Ann Alertson <ann.alerts@example.com>", "Subject: PROBLEM with my invoice"),
     ],
 )
 def test_people_are_still_people(inbound: Inbound) -> None:

@@ -15,7 +15,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from helpdeskd.core.address import mailboxes
-from helpdeskd.core.robots import ROBOTS
+from helpdeskd.core.robots import ROBOTS, monitoring_alert
 from helpdeskd.model import Inbound
 
 
@@ -259,10 +259,11 @@ def _is_textual(content_type: str) -> bool:
 
 
 def is_alert(inbound: Inbound) -> bool:
-    """A monitoring alert: Auto-Submitted: auto-generated, neither a bounce nor list mail."""
+    """A monitoring alert: Auto-Submitted: auto-generated (or a monitoring system's subject),
+    neither a bounce nor list mail."""
     value = _header_value(inbound, "Auto-Submitted").split(";")[0].split("(")[0].strip()
     return (
-        value == "auto-generated"
+        (value == "auto-generated" or monitoring_alert(inbound))
         and not is_bounce(inbound)
         and not _list_mail(inbound, _NO_OWN)
         and not _report(inbound, _NO_OWN)

@@ -94,8 +94,27 @@ SYSTEM_ACCOUNTS = WEB_SERVER_ACCOUNTS | frozenset(
 )
 
 
+# Nagios/Icinga default notification commands, Check_MK and Monit subjects (Zammad's
+# monitoring filters read the same).
+MONITORING_SUBJECT = re.compile(
+    r"^\s*(?:\*\* (?:PROBLEM|RECOVERY|ACKNOWLEDGEMENT|FLAPPING\w*|DOWNTIME\w*|CUSTOM)"
+    r" (?:Service|Host) (?:Alert|Notification)|Check_MK: |monit alert -- )",
+    re.IGNORECASE,
+)
+
+
+def monitoring_alert(inbound: Inbound) -> bool:
+    """A monitoring system's alert by its subject template: it may open a case (autogen's
+    is_alert), but is never answered."""
+    return bool(MONITORING_SUBJECT.match(inbound.subject))
+
+
 def _ci_or_cron(inbound: Inbound) -> bool:
-    return _has_any(inbound, CI_HEADERS) or bool(CRON_SUBJECT.match(inbound.subject))
+    return (
+        _has_any(inbound, CI_HEADERS)
+        or bool(CRON_SUBJECT.match(inbound.subject))
+        or monitoring_alert(inbound)
+    )
 
 
 def _system_account(inbound: Inbound) -> bool:
@@ -142,7 +161,9 @@ def _list_server(inbound: Inbound) -> bool:
 
 NOREPLY = re.compile(
     r"(?:^|[-_.+])(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply)(?:$|[-_.+])"
-    r"|^mailer(?:$|[-_.+])"  # not tom.mailer@: a surname
+    # at the start only: tom.mailer@ is a surname
+    r"|^(?:mailer|notifications?|notify|alerts?|auto-?(?:mailer|reply|responder|confirm))"
+    r"(?:$|[-_.+])"
 )
 NEWSLETTER_SENDER = re.compile(
     r"^(?:e?news(?:letters?)?|newsflash|announce(?:ments?)?|marketing|promo(?:tions?)?"
@@ -305,10 +326,11 @@ ROBOTS: tuple[Robot, ...] = (
     ),
     Robot(
         "ci-or-cron",
-        "a CI server's or cron's job report",
+        "a CI server's, cron's or monitoring system's report",
         _ci_or_cron,
         STRONG,
-        "Jenkins email-ext X-Jenkins-Job; Vixie cron/cronie X-Cron-Env and 'Cron <user@host>'",
+        "Jenkins email-ext X-Jenkins-Job; Vixie cron/cronie X-Cron-Env and 'Cron <user@host>'; "
+        "Nagios/Icinga, Check_MK and Monit subjects (Zammad's monitoring filters)",
     ),
     Robot(
         "list-server",
@@ -342,10 +364,10 @@ ROBOTS: tuple[Robot, ...] = (
     ),
     Robot(
         "noreply-or-mailer-sender",
-        "sent from a no-reply or mailer address",
+        "sent from a no-reply, mailer or notification address",
         _noreply_or_mailer,
         WEAK,
-        "gmail-noreply@, notifications-noreply@, mailer@: addresses no one reads",
+        "gmail-noreply@, mailer@, notification+id@ (Facebook), alerts@: addresses no one reads",
     ),
     Robot(
         "system-account-sender",
