@@ -169,3 +169,21 @@ def test_ingest_dry_run_says_which_rule_fired_and_its_source(tmp_path) -> None:
     assert decision["auto_generated"] == ["issue-tracker"]
     assert "X-JIRA-FingerPrint" in decision["auto_rules"][0]
     assert decision["would_send"] == []
+
+
+def test_a_robot_threading_onto_a_case_says_which_rule_fired(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from helpdeskd import config as configuration
+    from helpdeskd.core.classify import classify
+    from helpdeskd.core.route import Candidates, route
+    from tests.support import sample_case, write_config
+
+    config = configuration.load(write_config(tmp_path))
+    now = datetime(2026, 11, 18, 16, 0, tzinfo=UTC)
+    notice = mail("In-Reply-To: <HD-2026-00042.1@helpdesk.test>", "X-GitHub-Reason: mention")
+    facts = classify(notice, config, OWN, now.date())
+    found = Candidates(None, sample_case(), "HD-2026-00042.1@helpdesk.test")
+    decision = route(notice, facts, found, config, now)
+    assert decision.action == "follow_up"
+    assert decision.reason.endswith("auto-generated (issue-tracker)")

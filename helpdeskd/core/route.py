@@ -59,7 +59,8 @@ def route(
     else:
         return new_case(facts, found, config, None)
     if trusted:
-        return follow_up(case, how, facts, config, now)
+        auto = f", auto-generated ({', '.join(facts.auto)})" if facts.auto else ""
+        return follow_up(case, how + auto, facts, config, now)
     reason = f"new: {how} from a sender not on the case"
     return new_case(facts, found, config, reason, related=case.reference)
 
