@@ -123,3 +123,17 @@ def test_the_detector_prefers_the_charsets_mail_is_written_in() -> None:
     polish = "Dzień dobry, drukarka nie działa. Proszę o pomoc. Z poważaniem, Łukasz Wróbel. " * 6
     for text, charset in ((french, "cp1252"), (polish, "cp1250")):
         assert decode_text(text.encode(charset), None, []) == text
+
+
+def test_repairs_cost_linear_time_on_hostile_bytes() -> None:
+    import os
+    import time
+
+    noise = os.urandom(2_000_000)
+    damaged = ("Привет мир " * 200_000).encode()
+    damaged = b"".join(damaged[i : i + 49] + b"\xff" for i in range(0, len(damaged), 49))
+    started = time.monotonic()
+    for data in (noise, damaged):
+        decode_text(data, "utf-8", [])
+        decode_text(data, "shift_jis", [])
+    assert time.monotonic() - started < 10  # generous: about a second on a laptop

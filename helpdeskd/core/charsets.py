@@ -4,7 +4,7 @@ Pure. The declared charset is trusted while it decodes. When it does not, the wh
 tried as UTF-8, then in the declared charset's family (the superset clients really used:
 windows-1252 for latin-1, cp932 for Shift_JIS and ISO-2022-JP, cp949 for EUC-KR...), then in
 the charset a detector finds. When nothing decodes the whole, it is decoded in the declared
-charset and only the bytes that fail are repaired, one sequence at a time: two bad bytes in a
+charset and only the bytes that fail are repaired, one run at a time: two bad bytes in a
 50 KB UTF-8 part cost two characters, not the part's Cyrillic.
 """
 
@@ -59,7 +59,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "iso8859-8": ("cp1255",),
 }
 CHARSET_LABEL = re.compile(r"[a-z0-9_.:+-]{1,40}")
-REPAIR = "helpdeskd-repair"
+ESCAPED_RUN = re.compile("[\udc80-\udcff]+")  # bytes a codec could not read, escaped
 DETECT_BYTES = 64 * 1024  # the detector reads no more than this: enough to be right
 # The charsets mail is written in, most used first (charset-normalizer's names).
 MAIL_CHARSETS = (
@@ -89,8 +89,8 @@ def decode_text(
         except (LookupError, ValueError):
             pass
         if codec != "ascii" and _mostly_right(data, codec):
-            defects.append(f"{what} in charset {label}: a few bad bytes repaired one by one")
-            return _decode(data, codec, REPAIR)
+            defects.append(f"{what} in charset {label}: a few bad bytes repaired where they are")
+            return repair_segments(data, codec)
     for candidate in _candidates(data, codec, hints):
         try:
             text = _decode(data, candidate)
@@ -100,8 +100,10 @@ def decode_text(
             defects.append(f"{what} in charset {label or 'none'} decoded as {candidate}")
         return text
     primary = codec if codec is not None and codec != "ascii" else "utf-8"
-    defects.append(f"{what} in charset {label or 'none'}: undecodable bytes repaired one by one")
-    return _decode(data, primary, REPAIR)
+    defects.append(f"{what} in charset {label or 'none'}: undecodable bytes repaired")
+    if len(data) > DETECT_BYTES:  # text in no charset at all, and long: binary or hostile
+        return data.decode("cp1252", "replace")
+    return repair_segments(data, primary)
 
 
 def _candidates(data: bytes, codec: str | None, hints: tuple[str, ...]) -> list[str]:
@@ -172,38 +174,27 @@ def codec_for(label: str, defects: list[str]) -> str | None:
     return info.name
 
 
-def _repair(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: the failing sequence alone is read as UTF-8, then in the declared
-    charset's family, then as windows-1252; U+FFFD only when none of them can."""
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    data, start = error.object, error.start
-    family = FAMILIES.get(_codec_name(error.encoding), ())
-    for codec, lengths in (("utf-8", (4, 3, 2)), *((c, (2, 1)) for c in family), ("cp1252", (1,))):
-        for length in lengths:
-            text = _decoded_sequence(bytes(data[start : start + length]), codec)
-            if text is not None:
-                return text, start + length
-    return "\ufffd", max(error.end, start + 1)
-
-
-def _decoded_sequence(chunk: bytes, codec: str) -> str | None:
+def repair_segments(data: bytes, codec: str) -> str:
+    """Decode in `codec`; each run of bytes it cannot read is read on its own, as UTF-8, in
+    the codec's family, else as windows-1252. One pass in C, one call per bad run."""
     try:
-        text = _decode(chunk, codec)
-    except (LookupError, ValueError):
-        return None
-    ok = len(text) == 1 and not text.isascii() and text.isprintable()
-    return text if ok else None
+        text = _decode(data, codec, "surrogateescape")
+    except UnicodeDecodeError:  # a 7-bit codec failing on a 7-bit byte: no escape for it
+        return _decode(data, codec, "replace")
+    family = FAMILIES.get(codec, ())
+    return ESCAPED_RUN.sub(lambda run: _read_run(run.group(), family), text)
 
 
-def _codec_name(encoding: str) -> str:
-    try:
-        return codecs.lookup(encoding).name
-    except LookupError:
-        return encoding
-
-
-codecs.register_error(REPAIR, _repair)
+def _read_run(escaped: str, family: tuple[str, ...]) -> str:
+    raw = escaped.encode("utf-8", "surrogateescape")
+    for codec in ("utf-8", *family, "cp1252"):
+        try:
+            text = _decode(raw, codec)
+        except (LookupError, ValueError):
+            continue
+        if text.isprintable():
+            return text
+    return raw.decode("cp1252", "replace")
 
 
 def raw_jis(text: str) -> str:
@@ -213,7 +204,7 @@ def raw_jis(text: str) -> str:
     data = text.encode("ascii")
     if not JIS_ESCAPE.search(data):
         return text
-    return iso2022jp_ms(data, REPAIR)
+    return repair_segments(data, "iso2022-jp-ms")
 
 
 def iso2022jp_ms(data: bytes, errors: str = "strict") -> str:
