@@ -89,14 +89,17 @@ def _comment_end(field: str, start: int) -> int:
 def _segments(tokens: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     """Split at commas; a group's name (before its colon) and its closing semicolon go."""
     segments: list[list[tuple[str, str]]] = [[]]
+    bracketed = False  # whether the current segment has an <address> yet
     for kind, text in tokens:
         current = segments[-1]
         if kind == "special" and text in ",;":
             segments.append([])
-        elif kind == "special" and not any(k == "angle" for k, _ in current):
+            bracketed = False
+        elif kind == "special" and not bracketed:
             current.clear()  # "undisclosed-recipients:" names a group, not a mailbox
         else:
             current.append((kind, text))
+            bracketed = bracketed or kind == "angle"
     return [s for s in segments if any(k not in ("ws", "comment") for k, _ in s)]
 
 
