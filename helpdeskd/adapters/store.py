@@ -409,7 +409,8 @@ QUARANTINED = (
 
 def _quarantined(row: dict) -> dict:
     sender, subject = header_summary(row.pop("head") or b"")
-    return {**row, "from": sender or row.pop("envelope_from") or "", "subject": subject}
+    envelope = row.pop("envelope_from")
+    return {**row, "from": sender or envelope or "", "subject": subject}
 
 
 def _spool_item(row: dict) -> SpoolItem:
