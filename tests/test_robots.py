@@ -146,6 +146,7 @@ def forwarded(enclosed: bytes, subject: str) -> Inbound:
         mail("Subject: Lead time for the new printer?"),
         mail("X-Loop: alice@example.com"),
         mail("From: Tom Mailer <tom.mailer@example.com>"),
+        mail("From: Acme Marketing <marketing@acme.example>", "Subject: Our logo upload fails"),
         mail("From: Ann Alertson <ann.alerts@example.com>", "Subject: PROBLEM with my invoice"),
     ],
 )

@@ -166,8 +166,9 @@ NOREPLY = re.compile(
     r"(?:$|[-_.+])"
 )
 NEWSLETTER_SENDER = re.compile(
-    r"^(?:e?news(?:letters?)?|newsflash|announce(?:ments?)?|marketing|promo(?:tions?)?"
-    r"|offers|deals|campaigns?|mailings?)(?:$|[-_.+])|[-_](?:newsletter|newsflash)$"
+    # not marketing@ or sales@: a customer's own team may well write from those
+    r"^(?:e?news(?:letters?)?|newsflash|announce(?:ments?)?|offers|deals|campaigns?|mailings?)"
+    r"(?:$|[-_.+])|[-_](?:newsletter|newsflash)$"
 )
 BOUNCE_HANDLER = re.compile(r"^(?:bounces?|bounce-.*|.*-bounces?|bounces?[-+=].*)$")
 BULK_HEADERS = (
@@ -381,7 +382,7 @@ ROBOTS: tuple[Robot, ...] = (
         "sent from a newsletter address",
         _newsletter_sender,
         WEAK,
-        "enews@, newsletter@, announcements@, marketing@ senders of bulk mail",
+        "enews@, newsletter@, announcements@, offers@ senders of bulk mail",
     ),
     Robot(
         "newsletter-body",
