@@ -54,7 +54,7 @@ def test_every_robot_rule_is_in_the_table_with_its_source() -> None:
         ("list-server", ["X-MLServer: fml", "Message-ID: <200504292334.FMLFF.neko@x.org>"]),
         ("bounce-handler-return-path", ["Return-Path: <bounces+123-abc=example.com@sendgrid.net>"]),
         ("bounce-handler-return-path", ["Errors-To: 101BN3c3@bounce.quris.net"]),
-        ("bulk-mailer", ["Feedback-ID: 1:campaign:esp"]),
+        ("bulk-mailer", ["X-CSA-Complaints: csa-complaints@eco.de"]),
         ("bulk-mailer", ["X-Mailer: J4L-GFIMailer"]),
         ("noreply-or-mailer-sender", ["From: Gmail Team <gmail-noreply@google.com>"]),
         ("noreply-or-mailer-sender", ["From: mailer@shop.example.com"]),
@@ -131,7 +131,7 @@ def forwarded(enclosed: bytes, subject: str) -> Inbound:
         ),
         forwarded(
             b"From: staff@hotmail.com\r\nX-JIRA-FingerPrint: 1\r\nX-MLServer: fml\r\n"
-            b"Feedback-ID: 1:2:3\r\n\r\nReport\r\n",
+            b"X-SG-EID: 1:2:3\r\n\r\nReport\r\n",
             "a strange report I received",
         ),
         mail("Subject: Fwd: Spring offers", body=NEWSLETTER),
@@ -147,6 +147,8 @@ def forwarded(enclosed: bytes, subject: str) -> Inbound:
         mail("X-Loop: alice@example.com"),
         mail("From: Tom Mailer <tom.mailer@example.com>"),
         mail("From: Acme Marketing <marketing@acme.example>", "Subject: Our logo upload fails"),
+        # Amazon WorkMail: a person's mail, sent through SES
+        mail("Feedback-ID: 1.eu-west-1.abc:AmazonSES", "X-SES-Outgoing: 2026.11.18-54.240.4.1"),
         mail("From: Ann Alertson <ann.alerts@example.com>", "Subject: PROBLEM with my invoice"),
     ],
 )

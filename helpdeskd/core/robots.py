@@ -171,17 +171,15 @@ NEWSLETTER_SENDER = re.compile(
     r"(?:$|[-_.+])|[-_](?:newsletter|newsflash)$"
 )
 BOUNCE_HANDLER = re.compile(r"^(?:bounces?|bounce-.*|.*-bounces?|bounces?[-+=].*)$")
+# Not Feedback-ID nor X-SES-Outgoing: Amazon SES puts them on people's mail too (WorkMail).
 BULK_HEADERS = (
-    "Feedback-ID",  # Google's bulk sender guidelines: set by bulk mail services
-    "X-CSA-Complaints",  # Certified Senders Alliance
+    "X-CSA-Complaints",  # Certified Senders Alliance: certified bulk senders only
     "X-Campaign",
     "X-Campaign-Id",
     "X-CampaignID",
     "X-MC-User",  # Mailchimp / Mandrill
     "X-SG-EID",  # SendGrid
     "X-Mailgun-Tag",
-    "X-SES-Outgoing",  # Amazon SES
-    "X-Report-Abuse",
     "X-Newsletter",
 )
 BULK_MAILER = re.compile(
@@ -360,8 +358,8 @@ ROBOTS: tuple[Robot, ...] = (
         "sent by bulk mail software or service",
         _bulk_mailer,
         STRONG,
-        "Feedback-ID (Google bulk sender guidelines), X-CSA-Complaints, Mailchimp X-MC-User, "
-        "SendGrid X-SG-EID, Amazon SES X-SES-Outgoing, newsletter X-Mailer values",
+        "X-CSA-Complaints (Certified Senders Alliance), Mailchimp X-MC-User, SendGrid X-SG-EID, "
+        "Mailgun X-Mailgun-Tag, X-Campaign-Id, newsletter software's X-Mailer values",
     ),
     Robot(
         "noreply-or-mailer-sender",
