@@ -52,6 +52,7 @@ def message(*headers: str, body: str = "Hello.") -> bytes:
         ("<John Doe>", [("John Doe", "")]),
         ("John Doe", [("John Doe", "")]),
         ("John <john@example.com", [("John", "john@example.com")]),
+        ("tim@example.com ann@example.com", [("", "tim@example.com"), ("", "ann@example.com")]),
     ],
 )
 def test_mailboxes(field: str, expected: list[tuple[str, str]]) -> None:

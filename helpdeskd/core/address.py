@@ -48,8 +48,16 @@ def usable(address: str) -> bool:
 def mailboxes(field: str) -> list[Mailbox]:
     """Every mailbox of an address field (its groups opened), in order."""
     segments = _merge_broken_names(_segments(_tokens(field)))
-    found = [_mailbox(tokens) for tokens in segments]
+    found = [box for tokens in segments for box in _mailboxes_of(tokens)]
     return [m for m in found if m.phrase or m.address]
+
+
+def _mailboxes_of(tokens: list[tuple[str, str]]) -> list[Mailbox]:
+    """One mailbox, or several bare addresses whose commas were left out."""
+    bare = [t for k, t in tokens if k == "word" and "@" in t]
+    if len(bare) > 1 and not any(k == "angle" for k, _ in tokens):
+        return [Mailbox("", _clean_address(address).lower()) for address in bare]
+    return [_mailbox(tokens)]
 
 
 def _tokens(field: str) -> list[tuple[str, str]]:
