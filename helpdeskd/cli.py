@@ -25,6 +25,7 @@ from helpdeskd import (
     health,
     logs,
     paths,
+    quarantine,
     report,
     retention,
     service,
@@ -36,6 +37,7 @@ from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.alerts import incident_report
 from helpdeskd.config import PRIORITIES, Config, ConfigError
+from helpdeskd.core.autogen import explain
 from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.exits import Failure
 from helpdeskd.files import exposed, make_private
@@ -312,6 +314,8 @@ def cmd_ingest(config: Config, args) -> int:
         )
         print(f"stored as {spool_id}; processing failed, will be retried: {exc}", file=sys.stderr)
         return 0
+    if result.quarantined:
+        quarantine.tell_admins_once(config, store, spool_id, now)
     outbox.flush(store, config.outbound, now)
     print(_describe(result))
     return 0
@@ -371,6 +375,7 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
                 "customer": result.facts.sender.customer,
                 "plan": result.facts.sender.plan,
                 "auto_generated": list(result.facts.auto),
+                "auto_rules": explain(result.facts.auto),
                 "priority": result.facts.priority,
                 "action": result.decision.action,
                 "reason": result.decision.reason,
@@ -415,7 +420,7 @@ def cmd_cases(config: Config, args) -> int:
             if args.json
             else views.table(
                 views.shown_rows(rows, ("received_at",), tz),
-                ["id", "received_at", "source", "message_id", "reason"],
+                ["id", "received_at", "from", "subject", "size", "reason"],
             )
         )
         return 0

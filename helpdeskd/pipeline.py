@@ -18,6 +18,7 @@ from helpdeskd.adapters.store import Cases, Conversations, OutboxQueue, SpoolIte
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
 from helpdeskd.core import loops, sla
+from helpdeskd.core.address import usable
 from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
 from helpdeskd.core.outcome import Context, Outcome, outcome
@@ -40,7 +41,6 @@ class Processed:
     queued: tuple[dict, ...] = ()  # {"kind", "to", "subject"} of each mail queued
     quarantined: str | None = None
     skipped: bool = False  # another process had already processed it
-    over_budget: bool = False  # quarantined because parsing it took longer than allowed
 
 
 def own(config: Config) -> Own:
@@ -63,7 +63,7 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
     except OverBudget as exc:
         store.quarantine(item.id, f"over the processing budget: {exc}", now)
         log.warning("quarantined", spool_id=item.id, reason=str(exc), size=len(item.raw))
-        return Processed(item.id, None, None, None, quarantined=str(exc), over_budget=True)
+        return Processed(item.id, None, None, None, quarantined=str(exc))
     with store.transaction():
         if not store.claim(item.id, now):
             return Processed(item.id, None, None, None, skipped=True)
@@ -189,6 +189,7 @@ def queue_mail(
     now: datetime,
 ) -> dict | None:
     """Render one mail into the outbox, unless every recipient is filtered out."""
+    mail = replace(mail, to=addressable(mail))
     mail = replace(mail, to=allowed_recipients(store, config, mail, now))
     mail = replace(mail, to=within_mail_limit(store, config, mail, now))
     if not mail.to:
@@ -221,6 +222,16 @@ def threading_for(
     parent = replying_to or (thread[-1] if thread else None)
     # the first message and the latest few: enough for every client to thread, bounded in size
     return Threading(message_id, parent, tuple(dict.fromkeys(thread[:1] + thread[-9:])))
+
+
+def addressable(mail: Mail) -> tuple[str, ...]:
+    """The last guard: whatever a parser or a template got wrong, mail goes only to things
+    that are addresses, never to a display name or a fragment of one."""
+    kept = tuple(r for r in mail.to if usable(r))
+    if len(kept) < len(mail.to):
+        refused = sorted(set(mail.to) - set(kept))
+        log.warning("not an address: mail refused", kind=mail.kind, refused=refused)
+    return kept
 
 
 def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) -> tuple[str, ...]:

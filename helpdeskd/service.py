@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from helpdeskd import budget, files, logs, metrics, retention, sdnotify, sweep
+from helpdeskd import budget, files, logs, metrics, quarantine, retention, sdnotify, sweep
 from helpdeskd import config as configuration
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
 from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
@@ -164,8 +164,6 @@ class Service:
             started = time.perf_counter()
             try:
                 result = process(self.worker_store, self.config, item, self.clock())
-                if result.over_budget:
-                    self.over_budget(item.id, result.quarantined or "")
                 metrics.processed(item.source, result, time.perf_counter() - started)
             except Exception as exc:
                 metrics.processing_failed(item.source)
@@ -177,30 +175,14 @@ class Service:
                 )
                 log.exception("processing failed", state=state)
                 if state == "quarantined":
-                    self.quarantine_grew()
+                    self.quarantine_grew(item.id)
+                return
+            if result.quarantined:
+                self.quarantine_grew(item.id)
 
-    def over_budget(self, spool_id: int, reason: str) -> None:
-        """Told at once, since it may be mail a customer waits on; one incident an hour at most,
-        since a sender can make many such messages."""
-        now = self.clock()
-        self.alerts.trouble(
-            f"over-budget:{now:%Y-%m-%dT%H}",
-            f"message {spool_id} quarantined: over the processing budget",
-            f"{reason}\nRun `helpdeskd cases --quarantined` to see it and any others like it;"
-            " the raw messages are kept. If it is mail you want, raise [policy]"
-            " processing_budget and run `helpdeskd requeue`.",
-            now,
-        )
-
-    def quarantine_grew(self) -> None:
-        count = len(self.worker_store.quarantined())
-        if count and count % 10 == 1:  # the 1st, 11th, 21st...: a growing quarantine, not spam
-            self.alerts.trouble(
-                f"quarantine:{count}",
-                f"{count} message(s) quarantined",
-                "Run `helpdeskd cases --quarantined` to see them and why.",
-                self.clock(),
-            )
+    def quarantine_grew(self, spool_id: int) -> None:
+        """Every quarantined message reaches the admins at once, one mail per window."""
+        quarantine.tell_admins(self.alerts, self.worker_store, spool_id, self.clock())
 
     def deliver(self) -> bool:
         """One incident while mail is being given up on, not one alert per message: a relay

@@ -20,6 +20,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from helpdeskd.core.parse import header_summary
 from helpdeskd.model import CUSTOMER_THREAD, Case, Clock, Clocks
 
 migrations = Migrations("helpdeskd")
@@ -409,10 +410,26 @@ class Store:
         )
 
     def quarantined(self) -> list[dict]:
-        return self.rows(
-            "SELECT id, received_at, source, message_id, reason FROM spool "
-            "WHERE state = 'quarantined' ORDER BY id"
-        )
+        """What an admin needs to decide on each: sender, subject, size, reason, when."""
+        rows = self.rows(f"{QUARANTINED} WHERE state = 'quarantined' ORDER BY id")
+        return [_quarantined(row) for row in rows]
+
+    def quarantined_entry(self, spool_id: int) -> dict | None:
+        row = self.row(f"{QUARANTINED} WHERE state = 'quarantined' AND id = ?", [spool_id])
+        return _quarantined(row) if row else None
+
+
+HEAD_BYTES = 64 * 1024  # enough for the header block of any mail worth reading
+QUARANTINED = (
+    "SELECT id, received_at, source, message_id, reason, envelope_from, length(raw) AS size, "
+    f"substr(raw, 1, {HEAD_BYTES}) AS head FROM spool"
+)
+
+
+def _quarantined(row: dict) -> dict:
+    sender, subject = header_summary(row.pop("head") or b"")
+    envelope = row.pop("envelope_from")
+    return {**row, "from": sender or envelope or "", "subject": subject}
 
 
 def _spool_item(row: dict) -> SpoolItem:
@@ -893,6 +910,12 @@ class Incidents:
         return self.store.rows(
             "SELECT i.key, i.opened_at, o.state AS alert, i.detail FROM incidents i "
             "LEFT JOIN outbox o ON o.id = i.alert_outbox_id ORDER BY i.opened_at, i.key"
+        )
+
+    def close_older(self, prefix: str, current: str) -> None:
+        """Close, without a word, the incidents of past windows of one kind (quarantine)."""
+        self.store.db.execute(
+            "DELETE FROM incidents WHERE key LIKE ? AND key < ?", [f"{prefix}%", current]
         )
 
 

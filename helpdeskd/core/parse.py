@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
 from dataclasses import dataclass
 from email import policy
 from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import getaddresses
 from html.parser import HTMLParser
 from io import BytesIO
 
+from helpdeskd.core.address import mailboxes, usable
+from helpdeskd.core.charsets import WESTERN, codec_for, decode_text, raw_jis
 from helpdeskd.model import Attachment, Inbound
 
 
@@ -45,29 +45,9 @@ DEFAULT_LIMITS = Limits()
 # Besides every message/* part, kept whole as an attachment: a bounce's original headers.
 KEPT_WHOLE = frozenset({"text/rfc822-headers"})
 
-# Labels seen in real mail that Python does not know, or knows only as a narrower codec.
-CHARSET_ALIASES = {
-    "iso-gb2312": "gb18030",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "unicode-1-1-utf-7": "utf-7",
-    "x-unicode-2-0-utf-7": "utf-7",
-    "utf8": "utf-8",
-    "ks_c_5601-1987": "cp949",
-    "iso-8859-8-i": "iso-8859-8",
-    "windows-874": "cp874",
-    "x-sjis": "shift_jis",
-    "shift-jis": "shift_jis",
-    "x-mac-roman": "mac_roman",
-    "macintosh": "mac_roman",
-    "ansi_x3.4-1968": "ascii",
-}
-# Widenings that are not repairs: no defect is recorded for them.
-SILENT_ALIASES = frozenset({"gb2312", "gbk", "utf8"})
-# When these fail, the bytes are most likely latin-1 written by a careless client.
-WESTERN = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "iso8859-15", "cp1252"})
-
+# C0 and C1 controls never reach a subject, a name or a file name (nor a template).
+CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
 FOLD = re.compile(r"\r\n?(?=[ \t])|\n(?=[ \t])")
 ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=", re.DOTALL)
@@ -77,10 +57,10 @@ UNFOLDED_BOUNDARY = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 DELIMITER_LINE = re.compile(rb"^--([^\r\n]*?)[ \t]*(?=\r|\n|\Z)", re.MULTILINE)
+SPACED_COLON = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
 HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 PREAMBLE_LINES = 5
 LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-CHARSET_LABEL = re.compile(r"[a-z0-9_.:+-]{1,40}")
 CHARSET_PARAM = re.compile(rb'charset\s*=\s*"?([A-Za-z0-9_.:-]+)', re.IGNORECASE)
 BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -98,8 +78,9 @@ def parse(
     if count > limits.max_headers:
         raise ParseError(f"too many header fields: {count} (limit {limits.max_headers})")
     headers = _headers(msg, defects)
-    body = _Body(limits, defects)
+    body = _Body(limits, defects, tuple(_declared_charsets(raw)))
     body.visit(msg, 0)
+    body.keep_spare_html()
     return _inbound(msg, headers, body, envelope_from, defects)
 
 
@@ -111,7 +92,8 @@ def _inbound(
     defects: list[str],
 ) -> Inbound:
     first = _first_values(headers).get
-    from_name, from_addr = _sender(msg, defects)
+    envelope = _envelope(envelope_from, first("return-path"))
+    from_name, from_addr = _sender(msg, envelope, defects)
     return Inbound(
         message_id=next(iter(_message_ids(first("message-id"))), None),
         from_addr=from_addr,
@@ -123,14 +105,25 @@ def _inbound(
         date=first("date"),
         in_reply_to=_message_ids(first("in-reply-to")),
         references=_message_ids(" ".join(v for k, v in headers if k.lower() == "references")),
-        text=body.text(),
+        text=_readable(body.text()),
         html="\n".join(body.html) if body.html else None,
         content_type=msg.get_content_type(),
         attachments=tuple(body.attachments),
         headers=headers,
-        envelope_from=_envelope(envelope_from, first("return-path")),
+        envelope_from=envelope,
         defects=tuple(dict.fromkeys(defects)),
     )
+
+
+def header_summary(raw: bytes) -> tuple[str, str]:
+    """Sender and subject of a message that may not parse at all (for the quarantine list):
+    decoded when the header block can be read, empty strings when not."""
+    try:
+        head = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+        sender = decode_header_value(head.get("From", ""))
+        return sender, decode_header_value(head.get("Subject", ""))
+    except Exception:  # whatever the bytes, the list shows what it can
+        return "", ""
 
 
 def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
@@ -182,8 +175,18 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
             break
         lines.append(line)
     head = b"".join(lines)
+    lines = _close_colon_spacing(lines, defects)
     mended = _transcode_8bit(_join_loose_lines(lines, defects), raw, defects)
     return raw if mended == head else mended + raw[len(head) :]
+
+
+def _close_colon_spacing(lines: list[bytes], defects: list[str]) -> list[bytes]:
+    """Obsolete syntax (RFC 5322 §4.5) allows white space before the colon: `Subject : Hi`.
+    The stdlib parser would end the header block at such a line."""
+    mended = [SPACED_COLON.sub(rb"\1:", x) for x in lines]
+    if mended != lines:
+        defects.append("white space before a header field's colon removed")
+    return mended
 
 
 def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
@@ -201,31 +204,19 @@ def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
 
 
 def _transcode_8bit(head: bytes, raw: bytes, defects: list[str]) -> bytes:
-    """Raw 8-bit header bytes in a legacy charset become UTF-8, guessed from the body's."""
+    """Raw 8-bit header bytes become UTF-8: read as UTF-8 where they are, else in a charset
+    the message declares, else in the one a detector finds."""
     if head.isascii():
         return head
-    try:
-        head.decode("utf-8")
-        return head
-    except UnicodeDecodeError:
-        pass
-    for label in _declared_charsets(raw):
-        codec = _codec(label, [])
-        try:
-            text = head.decode(codec or "")
-        except (LookupError, ValueError):
-            continue
-        defects.append(f"8-bit header fields decoded as {codec}")
-        return text.encode("utf-8")
-    defects.append("8-bit header fields decoded as latin-1")
-    return head.decode("latin-1").encode("utf-8")
+    hints = tuple(_declared_charsets(raw))
+    return decode_text(head, "utf-8", defects, what="8-bit header fields", hints=hints).encode()
 
 
 def _declared_charsets(raw: bytes) -> list[str]:
     """Charsets the message declares, multi-byte ones first: latin-1 would accept anything."""
     labels = [x.decode("ascii").lower() for x in CHARSET_PARAM.findall(raw)]
-    unique = [x for x in dict.fromkeys(labels) if _codec(x, []) not in (None, "ascii")]
-    return sorted(unique, key=lambda x: _codec(x, []) in WESTERN)
+    unique = [x for x in dict.fromkeys(labels) if codec_for(x, []) not in (None, "ascii")]
+    return sorted(unique, key=lambda x: codec_for(x, []) in WESTERN)
 
 
 def _repair_boundary_folds(raw: bytes, defects: list[str]) -> bytes:
@@ -258,11 +249,13 @@ def _nesting_cut(raw: bytes, max_depth: int) -> int | None:
 class _Body:
     """Walks the MIME tree once, within the limits, collecting body text and attachments."""
 
-    def __init__(self, limits: Limits, defects: list[str]) -> None:
+    def __init__(self, limits: Limits, defects: list[str], charsets: tuple[str, ...]) -> None:
         self.limits = limits
         self.defects = defects
-        self.plain: list[str] = []
-        self.html: list[str] = []
+        self.charsets = charsets  # what the message declares: for raw 8-bit file names
+        self.plain: list[str] = []  # the body text: plain parts, or HTML chosen and converted
+        self.html: list[str] = []  # every HTML part, as sent
+        self.spare: list[tuple[Message, str]] = []  # HTML parts not (yet) used as the text
         self.attachments: list[Attachment] = []
         self.parts = 0
         self.kept_bytes = 0
@@ -270,7 +263,15 @@ class _Body:
     def text(self) -> str:
         if self.plain:
             return "\n".join(self.plain)
-        return html_to_text("\n".join(self.html)) if self.html else ""
+        return html_to_text("\n".join(html for _, html in self.spare))
+
+    def keep_spare_html(self) -> None:
+        """Once there is a plain text, every HTML part not used as the text is kept as an
+        attachment: nothing a customer sent is dropped."""
+        if self.plain:
+            for part, _ in self.spare:
+                self.attach(part, part.get_payload(decode=True) or b"")
+            self.spare = []
 
     def visit(self, part: Message, depth: int, *, resource: bool = False) -> None:
         self.parts += 1
@@ -295,15 +296,25 @@ class _Body:
             self.visit_leaf(part, resource=resource)
 
     def visit_alternative(self, part: Message, depth: int) -> None:
-        """One readable version is the body; the others only add their attachments."""
-        plain, html = self.plain, self.html
-        first_plain: list[str] = []
-        first_html: list[str] = []
+        """One version is the text: the plain one, unless it is a stub or clearly shorter
+        than the HTML one (walked through nested alternatives and related parts); the
+        HTML versions not used as the text are kept as attachments."""
+        plain, spare = self.plain, self.spare
+        versions: list[tuple[list[str], list[tuple[Message, str]]]] = []
         for child in _children(part):
-            self.plain, self.html = [], []
+            self.plain, self.spare = [], []
             self.visit(child, depth + 1)
-            first_plain, first_html = first_plain or self.plain, first_html or self.html
-        self.plain, self.html = plain + first_plain, html + first_html
+            versions.append((self.plain, self.spare))
+        text = next((p for p, _ in versions if p), [])
+        html = next((h for _, h in reversed(versions) if h), [])  # the last is the richest
+        html_text = html_to_text("\n".join(x for _, x in html)) if html else ""
+        unused = [h for _, hs in versions for h in hs if hs is not html]
+        if html and weaker_than_html("\n".join(text), html_text):
+            if text:
+                self.defects.append("the plain text was a stub: the HTML version is the text")
+            text, html = [html_text], []
+        self.plain = plain + text
+        self.spare = spare + unused + html
 
     def visit_related(self, part: Message, depth: int) -> None:
         """The first part is the body (RFC 2387); the others are resources it refers to."""
@@ -317,7 +328,11 @@ class _Body:
             self.attach(part, part.get_payload(decode=True) or b"")
             return
         text = _normalise_lines(_text_of(part, self.defects))
-        (self.plain if ctype == "text/plain" else self.html).append(text)
+        if ctype == "text/plain":
+            self.plain.append(text)
+        else:
+            self.html.append(text)
+            self.spare.append((part, text))
 
     def attach(self, part: Message, data: bytes) -> None:
         size = len(data)
@@ -325,7 +340,7 @@ class _Body:
             self.defects.append("attachments over the size limit: kept without their data")
             data = b""
         self.kept_bytes += len(data)
-        name = _filename(part, self.defects)
+        name = _filename(part, self.defects, self.charsets)
         self.attachments.append(Attachment(name, part.get_content_type(), size, data))
 
 
@@ -344,21 +359,35 @@ def _is_attachment(part: Message) -> bool:
     return disposition == "attachment" or part.get_filename() is not None
 
 
-def _filename(part: Message, defects: list[str]) -> str | None:
-    _mend_8bit_params(part, defects)
+def _filename(part: Message, defects: list[str], charsets: tuple[str, ...] = ()) -> str | None:
+    _mend_8bit_params(part, defects, charsets)
     try:
-        name = part.get_filename()
+        value = part.get_param("filename", None, "content-disposition")
+        value = value if value is not None else part.get_param("name", None, "content-type")
     except (LookupError, ValueError):
         return None
-    return _clean(decode_header_value(name, defects)) or None if name else None
+    if isinstance(value, tuple):  # RFC 2231: the bytes, percent-decoded as latin-1
+        charset, _, text = value
+        name = decode_text(_rfc2231_bytes(text), charset, defects, what="file name")
+    else:
+        name = decode_header_value(value, defects) if value else ""
+    return _clean(name) or None
 
 
-def _mend_8bit_params(part: Message, defects: list[str]) -> None:
+def _rfc2231_bytes(text: str) -> bytes:
+    try:
+        return text.encode("latin-1", "surrogateescape")
+    except UnicodeEncodeError:  # already decoded from raw 8-bit by _mend_8bit_params
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _mend_8bit_params(part: Message, defects: list[str], charsets: tuple[str, ...]) -> None:
     """Raw 8-bit file names (UTF-8 mostly) would otherwise come back as U+FFFD."""
     for name in ("content-disposition", "content-type"):
         value = next((str(v) for k, v in part.raw_items() if k.lower() == name), None)
-        if value is not None and value != _unescape_8bit(value, defects):
-            part.replace_header(name, _unescape_8bit(value, defects))
+        hints = (part.get_content_charset() or "", *charsets)
+        if value is not None and value != _unescape_8bit(value, defects, hints):
+            part.replace_header(name, _unescape_8bit(value, defects, hints))
 
 
 def _payload_bytes(part: Message, defects: list[str]) -> bytes:
@@ -388,7 +417,7 @@ def _headers(msg: Message, defects: list[str]) -> tuple[tuple[str, str], ...]:
 def decode_header_value(value: object, defects: list[str] | None = None) -> str:
     """Unfold and decode a raw header value (8-bit bytes, RFC 2047) to one clean line."""
     defects = [] if defects is None else defects
-    text = _unfold(_unescape_8bit(str(value), defects))
+    text = raw_jis(_unfold(_unescape_8bit(str(value), defects)))
     return _clean(_decode_encoded_words(text, defects))
 
 
@@ -398,15 +427,15 @@ def _unfold(value: str) -> str:
 
 def _clean(value: str) -> str:
     """No line breaks survive: decoded values end up in the headers of outgoing mail."""
-    return LINE_BREAKS.sub(" ", value).replace("\x00", "").strip()
+    return CONTROLS.sub("", LINE_BREAKS.sub(" ", value).replace("\t", " ")).strip()
 
 
-def _unescape_8bit(value: str, defects: list[str]) -> str:
+def _unescape_8bit(value: str, defects: list[str], hints: tuple[str, ...] = ()) -> str:
     """The parser keeps raw 8-bit header bytes as surrogates; decode them as text."""
     if not any("\udc80" <= ch <= "\udcff" for ch in value):
         return value
     data = value.encode("ascii", "surrogateescape")
-    return decode_text(data, "utf-8", defects, what="8-bit header")
+    return decode_text(data, "utf-8", defects, what="8-bit header", hints=hints)
 
 
 def _decode_encoded_words(text: str, defects: list[str]) -> str:
@@ -446,80 +475,60 @@ def _unquote(data: bytes) -> bytes:
     return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
 
 
-# --- charsets ----------------------------------------------------------------------------
-
-
-def decode_text(data: bytes, charset: str | None, defects: list[str], *, what: str = "text") -> str:
-    """Decode bytes in a declared charset, repairing instead of raising."""
-    label = (charset or "").strip().strip("\"'").split("*")[0].lower()
-    codec = _codec(label, defects)
-    for candidate in dict.fromkeys(c for c in (codec, "utf-8") if c):
-        try:
-            return data.decode(candidate)
-        except (LookupError, ValueError):
-            continue
-    fallback = "latin-1" if codec is None or codec in WESTERN else codec
-    defects.append(f"{what} in charset {label or 'none'} decoded as {fallback} with replacement")
-    return data.decode(fallback, "replace")
-
-
-def _codec(label: str, defects: list[str]) -> str | None:
-    """Python's name for a charset label; None when it is not a known text encoding."""
-    if not label or label in ("us-ascii", "ascii"):
-        return "ascii" if label else None
-    if not CHARSET_LABEL.fullmatch(label):
-        defects.append("unusable charset label")
-        return None
-    name = CHARSET_ALIASES.get(label, label)
-    try:
-        info = codecs.lookup(name)
-    except LookupError:
-        defects.append(f"unknown charset {label}")
-        return None
-    if not getattr(info, "_is_text_encoding", True):
-        defects.append(f"charset {label} is not a text encoding")
-        return None
-    if name != label and label not in SILENT_ALIASES:
-        defects.append(f"charset {label} decoded as {name}")
-    return info.name
-
-
 # --- addresses and ids -------------------------------------------------------------------
 
 
-def _sender(msg: Message, defects: list[str]) -> tuple[str, str]:
-    found = _address_pairs(msg, "from", defects)
-    return found[0] if found else ("", "")
+def _sender(msg: Message, envelope: str | None, defects: list[str]) -> tuple[str, str]:
+    """From's first usable address; failing that Reply-To, Sender, then the envelope sender,
+    so a broken From never sends an answer to a name. The name is From's in every case."""
+    from_pairs = _address_pairs(msg, "from", defects)
+    name = next((n for n, a in from_pairs if usable(a)), None)
+    name = name if name is not None else next((n for n, _ in from_pairs if n), "")
+    for field in ("from", "reply-to", "sender"):
+        pairs = from_pairs if field == "from" else _address_pairs(msg, field, defects)
+        address = next((a for _, a in pairs if usable(a)), None)
+        if address:
+            if field != "from":
+                defects.append(f"From has no usable address: the sender is {field}'s")
+            return name, address
+    if envelope and usable(envelope):
+        defects.append("From has no usable address: the sender is the envelope sender")
+        return name, envelope
+    defects.append("no usable sender address in From, Reply-To, Sender or the envelope")
+    return name, ""
 
 
 def _addresses(msg: Message, name: str, defects: list[str]) -> tuple[str, ...]:
     """Recipients: only real addresses ("To: undisclosed-recipients:;" holds none)."""
     pairs = _address_pairs(msg, name, defects)
-    return tuple(dict.fromkeys(address for _, address in pairs if "@" in address))
+    return tuple(dict.fromkeys(address for _, address in pairs if usable(address)))
 
 
 def _address_pairs(msg: Message, name: str, defects: list[str]) -> list[tuple[str, str]]:
-    """(display name, lower-cased address) pairs of every field of that name."""
-    fields = [v for k, v in msg.raw_items() if k.lower() == name]
-    raw = [_clean(_unfold(_unescape_8bit(str(v), defects))) for v in fields]
-    pairs = getaddresses(raw)
-    if raw and not any("@" in address for _, address in pairs):
-        pairs = _salvage_addresses(name, raw, defects) or pairs
-    return [
-        (_display_name(display, defects), _clean(address).lower())
-        for display, address in pairs
-        if address.strip()
+    """(display name, lower-cased address) pairs of every field of that name: split first,
+    decoded after, so a comma inside an encoded name never splits a mailbox."""
+    raw = [
+        _clean(_unfold(_unescape_8bit(str(v), defects)))
+        for k, v in msg.raw_items()
+        if k.lower() == name
     ]
+    pairs = [
+        (_display_name(box.phrase, defects), _clean(box.address))
+        for value in raw
+        for box in mailboxes(value)
+    ]
+    if raw and not any(usable(address) for _, address in pairs):
+        pairs += _salvage_addresses(name, raw, defects)
+    return pairs
 
 
 def _salvage_addresses(name: str, raw: list[str], defects: list[str]) -> list[tuple[str, str]]:
-    """Addresses hidden in an encoded word or a comment show once the field is decoded."""
+    """Addresses hidden in an encoded word show once the field is decoded."""
     decoded = [_decode_encoded_words(v, defects) for v in raw]
-    pairs = [p for p in getaddresses(decoded) if "@" in p[1]]
-    pairs = pairs or [("", a) for v in decoded for a in BARE_ADDRESS.findall(v)]
-    if pairs:
+    found = [a.lower() for v in decoded for a in BARE_ADDRESS.findall(v) if usable(a.lower())]
+    if found:
         defects.append(f"addresses salvaged from a malformed {name} field")
-    return pairs
+    return [("", a) for a in found]
 
 
 def _display_name(display: str, defects: list[str]) -> str:
@@ -544,6 +553,34 @@ def _envelope(given: str | None, return_path: str | None) -> str | None:
 
 
 # --- body text ---------------------------------------------------------------------------
+
+# What a plain part says when it is only there for clients that cannot show HTML.
+STUB_TEXT = re.compile(
+    r"html[- ]?(?:message|mail|e-?mail|format|version|content)"
+    r"|(?:support|display|read|view)\w*\s+html|html[- ]?(?:capable|enabled|compatible)"
+    r"|view (?:this|it|the) \w+ (?:in|with|online)"
+    r"|(?:open|view) (?:it |this )?in (?:a|your) (?:web )?browser|plain[- ]text version",
+    re.IGNORECASE,
+)
+STUB_LENGTH = 300  # a stub is short: longer plain text is the customer's, whatever it says
+HTML_WORTH = 200  # HTML text shorter than this never wins over a plain version
+
+
+def weaker_than_html(plain: str, html_text: str) -> bool:
+    """Is the plain version a stub, or clearly shorter than the HTML version's text?"""
+    plain_length = len(" ".join(plain.split()))
+    html_length = len(" ".join(html_text.split()))
+    if plain_length == 0 or html_length == 0:
+        return html_length > 0
+    if plain_length < STUB_LENGTH and STUB_TEXT.search(plain):
+        return html_length > plain_length
+    return html_length >= HTML_WORTH and plain_length * 3 < html_length
+
+
+def _readable(text: str) -> str:
+    """The body goes into templates and engineers' mail: no control characters but line
+    breaks and tabs (a form feed is a line break)."""
+    return TEXT_CONTROLS.sub("", text.replace("\x0c", "\n"))
 
 
 def _normalise_lines(text: str) -> str:

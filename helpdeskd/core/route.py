@@ -59,7 +59,8 @@ def route(
     else:
         return new_case(facts, found, config, None)
     if trusted:
-        return follow_up(case, how, facts, config, now)
+        auto = f", auto-generated ({', '.join(facts.auto)})" if facts.auto else ""
+        return follow_up(case, how + auto, facts, config, now)
     reason = f"new: {how} from a sender not on the case"
     return new_case(facts, found, config, reason, related=case.reference)
 
@@ -95,6 +96,9 @@ def new_case(
 ) -> Decision:
     sender = facts.sender
     base = reason or f"new: {sender.reason}"
+    if not sender.address:
+        reason = "kept: no usable sender address (From, Reply-To, Sender, envelope sender)"
+        return Decision("keep", reason, related=related)
     if facts.auto and not (facts.alert and sender.role == "customer" and sender.may_open):
         return Decision(
             "keep",

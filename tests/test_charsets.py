@@ -1,0 +1,139 @@
+"""Charsets repaired by segment, not by part; labels that lie; no control characters."""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+
+from helpdeskd.core.charsets import decode_text, iso2022jp_ms
+from helpdeskd.core.parse import decode_header_value, parse
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def message(*headers: str, body: bytes = b"Hello.\r\n") -> bytes:
+    return "\r\n".join([*headers, "", ""]).encode("utf-8") + body
+
+
+def attachment_mail(disposition: bytes, *, text_charset: str = "utf-8") -> bytes:
+    return (
+        b"From: a@example.com\r\nSubject: x\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=" + text_charset.encode() + b"\r\n\r\nhi\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Disposition: attachment; " + disposition + b"\r\n\r\nxx\r\n--b--\r\n"
+    )
+
+
+def test_two_bad_bytes_in_a_long_utf8_part_cost_two_characters() -> None:
+    phrase = "Привет, мир! Это длинное письмо. "
+    text = phrase * 1600  # about 50 KB of Cyrillic
+    data, cut = text.encode("utf-8"), len(phrase.encode("utf-8"))
+    data = data[: 30 * cut] + b"\xe9" + data[30 * cut : 900 * cut] + b"\xff" + data[900 * cut :]
+    inbound = parse(
+        message("From: a@example.com", "Content-Type: text/plain; charset=utf-8", body=data)
+    )
+    assert len(inbound.text) == len(text) + 2
+    assert inbound.text.count("Привет, мир!") == 1600
+    assert inbound.text[: len(text[:20])] == text[:20]
+    assert inbound.text.replace("é", "").replace("ÿ", "") == text
+
+
+def test_a_shift_jis_header_labelled_iso_2022_jp() -> None:
+    word = base64.b64encode("見積もりの件".encode("shift_jis")).decode()
+    inbound = parse(message("From: a@example.com", f"Subject: =?ISO-2022-JP?B?{word}?="))
+    assert inbound.subject == "見積もりの件"
+
+
+def test_raw_iso_2022_jp_in_a_header_and_its_microsoft_extensions() -> None:
+    raw = b"Subject: \x1b$B'('%-b\x1b(B41 \x1b$B'`'d\x1b(B 28.09.2016"
+    inbound = parse(b"From: a@example.com\r\n" + raw + b"\r\n\r\nHi\r\n")
+    assert inbound.subject == "ЖД№41 от 28.09.2016"
+    assert iso2022jp_ms(b"\x1b$B-!\x1b(B \x1b$B|b\x1b(B \x1b(I6\x1b(B") == "① 髙 ｶ"
+
+
+def test_an_rfc_2231_iso_2022_jp_file_name_keeps_every_character() -> None:
+    # ① (NEC row 13) is ISO-2022-JP as Japanese clients write it, refused by Python's codec
+    name = b"\x1b$B-!%F%9%H;qNA\x1b(B.txt"
+    first, second = (urllib.parse.quote(x, safe="") for x in (name[:6], name[6:]))
+    # the continuation splits テ between its two bytes: the name is decoded once joined
+    disposition = f"filename*0*=iso-2022-jp''{first}; filename*1*={second}"
+    inbound = parse(attachment_mail(disposition.encode()))
+    assert [a.filename for a in inbound.attachments] == ["①テスト資料.txt"]
+
+
+def test_an_8bit_gb2312_attachment_name() -> None:
+    name = "测试文件名.doc".encode("gb2312")
+    inbound = parse(attachment_mail(b'filename="' + name + b'"', text_charset="gb2312"))
+    assert [a.filename for a in inbound.attachments] == ["测试文件名.doc"]
+
+
+def test_8bit_header_fields_with_one_bad_byte() -> None:
+    head = "From: Юникод запрещен <a@example.com>\r\nSubject: Отчёт".encode() + b"\xf1"
+    inbound = parse(head + b"\r\n\r\nHi\r\n")
+    assert inbound.from_name == "Юникод запрещен"
+    assert inbound.subject == "Отчётñ"
+
+
+def test_utf8_bytes_under_a_latin1_label_are_utf8() -> None:
+    assert decode_header_value("=?iso-8859-1?q?Gr=C3=BC=C3=9Fe?=") == "Grüße"
+
+
+def test_a_missing_charset_is_detected_not_taken_for_latin1() -> None:
+    body = ("Здравствуйте! Не работает принтер в офисе, помогите пожалуйста. " * 20).encode(
+        "cp1251"
+    )
+    inbound = parse(message("From: a@example.com", "Content-Type: text/plain", body=body))
+    assert inbound.text.startswith("Здравствуйте! Не работает принтер")
+
+
+def test_a_wrong_single_byte_label_on_a_long_part_is_detected() -> None:
+    body = ("Здравствуйте! Не работает принтер в офисе. " * 20).encode("koi8-r")
+    defects: list[str] = []
+    assert decode_text(body, "utf-8", defects).startswith("Здравствуйте!")
+    assert defects
+
+
+def test_no_control_character_reaches_a_subject_a_name_or_a_file_name() -> None:
+    raw = (
+        b"From: =?utf-8?q?Eve=07=1B_Bad?= <eve@example.com>\r\n"
+        b"Subject: =?utf-8?q?Hi=00=08=C2=85there=C2=9B?=\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="=?utf-8?q?a=1Fb.txt?="\r\n\r\nxx\r\n--b--\r\n'
+    )
+    inbound = parse(raw)
+    values = [inbound.subject, inbound.from_name, *(a.filename or "" for a in inbound.attachments)]
+    assert not any(CONTROL.search(v) for v in values), values
+    assert inbound.from_name == "Eve Bad"
+
+
+def test_no_control_character_reaches_the_body_text() -> None:
+    body = "Line one\x1b[31m red\x07\r\nLine\ttwo\x0cpage two \x85\x9b end\r\n".encode()
+    inbound = parse(
+        message("From: a@example.com", "Content-Type: text/plain; charset=utf-8", body=body)
+    )
+    assert inbound.text == "Line one[31m red\nLine\ttwo\npage two  end\n"
+
+
+def test_the_detector_prefers_the_charsets_mail_is_written_in() -> None:
+    french = "Bonjour, la mise à jour a échoué. Très déçu, le problème persiste après l'essai. " * 3
+    polish = "Dzień dobry, drukarka nie działa. Proszę o pomoc. Z poważaniem, Łukasz Wróbel. " * 6
+    for text, charset in ((french, "cp1252"), (polish, "cp1250")):
+        assert decode_text(text.encode(charset), None, []) == text
+
+
+def test_repairs_cost_linear_time_on_hostile_bytes() -> None:
+    import os
+    import time
+
+    noise = os.urandom(2_000_000)
+    damaged = ("Привет мир " * 200_000).encode()
+    damaged = b"".join(damaged[i : i + 49] + b"\xff" for i in range(0, len(damaged), 49))
+    started = time.monotonic()
+    for data in (noise, damaged):
+        decode_text(data, "utf-8", [])
+        decode_text(data, "shift_jis", [])
+    assert time.monotonic() - started < 10  # generous: about a second on a laptop
