@@ -1,0 +1,255 @@
+"""helpdeskd as the first hop: it checks DKIM, SPF and DMARC itself against a real DNS server on
+127.0.0.1, and an engineer's mail applies only when proven. Each forgery is sent to the real
+listener with smtplib and must apply nothing, relay nothing, and tell the engineer once."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import smtplib
+from pathlib import Path
+
+import dkim
+import pytest
+
+from tests.dnszone import DnsServer, Zone, dkim_key
+from tests.support import Daemon, Sink, cli, free_port, mail, write_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+CUSTOMER = "jane@acme.test"
+ENGINEER = "alice@helpdesk.test"
+KEYS = {domain: dkim_key() for domain in ("helpdesk.test", "acme.test", "evil.test")}
+OUTSIDE = "192.0.2.10"  # where the engineers' and Acme's real mail servers send from
+
+
+def records() -> dict[str, str]:
+    return {
+        **{f"sel._domainkey.{d}": public for d, (_, public) in KEYS.items()},
+        "helpdesk.test": f"v=spf1 ip4:{OUTSIDE} -all",
+        "_dmarc.helpdesk.test": "v=DMARC1; p=reject",
+        "acme.test": f"v=spf1 ip4:{OUTSIDE} -all",
+        "_dmarc.acme.test": "v=DMARC1; p=reject; adkim=s",
+        # Globex signs nothing, but its SPF names the client the tests connect from
+        "globex.test": "v=spf1 ip4:127.0.0.1 -all",
+        "_dmarc.globex.test": "v=DMARC1; p=quarantine",
+        "evil.test": "v=spf1 ip4:127.0.0.1 -all",
+    }
+
+
+@pytest.fixture
+def zone():
+    zone = Zone(records())
+    with DnsServer(zone) as server:
+        zone.port = server.port
+        yield zone
+
+
+@pytest.fixture
+def first_hop(tmp_path: Path, sink: Sink, zone: Zone):
+    """The daemon as the MX: its own check, engineers not trusted blindly, customers required
+    to pass DMARC (the first hop's default), and an MTA's authserv-id that must not count."""
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        smtp_port=port,
+        relay_port=sink.port,
+        extra=(
+            f'\n[authentication]\ndns_servers = ["127.0.0.1"]\ndns_port = {zone.port}\n'
+            "dns_timeout = 1.5\n"
+        ),
+    )
+    text = config.read_text()
+    text = text.replace("first_hop = false", "first_hop = true")
+    text = text.replace(
+        "trust_unauthenticated_engineers = true",
+        'trust_unauthenticated_engineers = false\ntrusted_authserv_id = "mx.helpdesk.test"',
+    )
+    config.write_text(text)
+    with Daemon(config, port) as running:
+        yield running
+
+
+def signed(message, domain: str, *, selector: bytes = b"sel") -> bytes:
+    raw = message.as_bytes(policy=email.policy.SMTP)
+    signature = dkim.sign(raw, selector, domain.encode(), KEYS[domain][0])
+    return signature + raw
+
+
+def submit(daemon: Daemon, raw: bytes, mail_from: str) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as smtp:
+        smtp.ehlo("client.test")
+        smtp.sendmail(mail_from, ["support@helpdesk.test"], raw)
+
+
+def show(daemon: Daemon, reference: str) -> dict:
+    return json.loads(cli(daemon.config, "show", reference, "--json").stdout)
+
+
+def to(address: str, subject_part: str = ""):
+    return lambda m: address in str(m["To"]) and subject_part in str(m["Subject"])
+
+
+def open_case(daemon: Daemon, sink: Sink) -> tuple[str, object]:
+    """Jane's mail, signed by Acme: a proven customer."""
+    message = mail(f"Jane <{CUSTOMER}>", "Reports are empty", "Every report is empty.")
+    submit(daemon, signed(message, "acme.test"), CUSTOMER)
+    found = sink.wait_for(to(ENGINEER, "New case"))
+    assert found, [str(m["Subject"]) for m in sink.received]
+    notification = found[-1]
+    return str(notification["Subject"]).split("]")[0].lstrip("["), notification
+
+
+def reply(notification, body: str, sender: str = ENGINEER):
+    return mail(
+        f"Alice Engineer <{sender}>",
+        f"Re: {notification['Subject']}",
+        body,
+        in_reply_to=notification["Message-ID"],
+    )
+
+
+COMMANDS = "#priority P1\n#assign me\nHello Jane, we are on it.\n"
+
+
+def test_an_engineers_signed_mail_applies_its_commands(first_hop: Daemon, sink: Sink):
+    reference, notification = open_case(first_hop, sink)
+    submit(first_hop, signed(reply(notification, COMMANDS), "helpdesk.test"), ENGINEER)
+    relayed = sink.wait_for(
+        lambda m: to(CUSTOMER)(m) and "we are on it" in m.get_body(("plain",)).get_content()
+    )
+    assert relayed, [str(m["Subject"]) for m in sink.received]
+    case = show(first_hop, reference)
+    assert (case["priority"], case["assignee"]) == ("P1", ENGINEER)
+    first, answer = case["messages"][0], case["messages"][-2]
+    assert first["auth"] == "dkim=pass (acme.test) spf=fail (acme.test) dmarc=pass (acme.test)"
+    assert answer["kind"] == "engineer"
+    assert answer["auth"].startswith("dkim=pass (helpdesk.test)")
+    assert "dmarc=pass (helpdesk.test)" in answer["auth"]
+    text = cli(first_hop.config, "show", reference).stdout.decode()
+    assert "sender: dkim=pass (helpdesk.test)" in text
+
+
+def forged_body(notification) -> bytes:
+    raw = signed(reply(notification, COMMANDS), "helpdesk.test")
+    return raw.replace(b"we are on it", b"send your password")
+
+
+def forged_from(notification) -> bytes:
+    """The attacker signs with their own domain: a valid signature, not Alice's."""
+    return signed(reply(notification, COMMANDS), "evil.test")
+
+
+def forged_results(notification) -> bytes:
+    """Unsigned, with the results an MTA would write, naming our authserv-id and the MTA's."""
+    message = reply(notification, COMMANDS)
+    for authserv in ("helpdesk.test", "mx.helpdesk.test"):
+        message["Authentication-Results"] = (
+            f"{authserv}; dkim=pass header.d=helpdesk.test; spf=pass "
+            "smtp.mailfrom=helpdesk.test; dmarc=pass header.from=helpdesk.test"
+        )
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+FORGERIES = {
+    "body changed": (forged_body, ENGINEER, "dkim=fail (helpdesk.test)"),
+    "forged From": (forged_from, "mallory@evil.test", "dkim=pass (evil.test)"),
+    "forged Authentication-Results": (forged_results, ENGINEER, "dkim=none"),
+    "DNS timing out": (forged_body, ENGINEER, "dkim=temperror (helpdesk.test)"),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_a_forged_engineers_mail_applies_nothing_and_relays_nothing(
+    forgery: str, first_hop: Daemon, sink: Sink, zone: Zone
+):
+    make, envelope_from, found = FORGERIES[forgery]
+    reference, notification = open_case(first_hop, sink)
+    raw = make(notification)
+    if forgery == "DNS timing out":
+        raw = signed(reply(notification, COMMANDS), "helpdesk.test")  # genuine, unverifiable
+        zone.dropped.add("helpdesk.test")
+    submit(first_hop, raw, envelope_from)
+    notices = sink.wait_for(to(ENGINEER, "Not applied (sender not proven)"))
+    assert len(notices) == 1, [str(m["Subject"]) for m in sink.received]
+    assert found in notices[0].get_body(("plain",)).get_content()
+    case = show(first_hop, reference)
+    assert (case["priority"], case["assignee"], case["status"]) == ("P3", None, "new")
+    note = case["messages"][-2]
+    assert (note["kind"], note["from"]) == ("unverified", ENGINEER)
+    assert "#priority P1" in note["body"] and found in note["auth"]
+    assert any(e["kind"] == "unverified" for e in case["events"])
+    customer = [m for m in sink.received if CUSTOMER in str(m["To"])]
+    assert [str(m["Auto-Submitted"]) for m in customer] == ["auto-replied"]  # the ack, no more
+    assert not [m for m in sink.received if "bob@helpdesk.test" in str(m["To"]) and
+                "Note" in str(m["Subject"])]
+
+
+def test_the_engineer_hears_once_a_day_however_many_forgeries(first_hop: Daemon, sink: Sink):
+    reference, notification = open_case(first_hop, sink)
+    submit(first_hop, forged_from(notification), "mallory@evil.test")
+    assert sink.wait_for(to(ENGINEER, "Not applied"))
+    submit(first_hop, forged_results(notification), ENGINEER)
+    # the second forgery is on the case once it is processed; only then count the notices
+    for _ in range(100):
+        if len(show(first_hop, reference)["messages"]) >= 6:
+            break
+    kinds = [m["kind"] for m in show(first_hop, reference)["messages"] if m["direction"] == "in"]
+    assert kinds == ["customer", "unverified", "unverified"]
+    assert len(sink.to(ENGINEER, "Not applied")) == 1
+
+
+def test_a_customer_domain_with_p_reject_and_a_failing_mail_is_an_unknown_sender(
+    first_hop: Daemon, sink: Sink
+):
+    message = mail(f"Jane <{CUSTOMER}>", "Pay this invoice", "Unsigned, from elsewhere.")
+    submit(first_hop, message.as_bytes(policy=email.policy.SMTP), CUSTOMER)
+    ack = sink.wait_for(to(CUSTOMER, "Pay this invoice"))
+    assert ack
+    reference = str(ack[0]["Subject"]).split("]")[0].lstrip("[")
+    case = show(first_hop, reference)
+    assert (case["customer"], case["plan"]) == (None, "standard")
+    opened = case["messages"][0]
+    assert "domain of Acme without dmarc=pass" in opened["route_reason"]
+    assert "dmarc=fail (acme.test)" in opened["auth"]
+
+
+def test_spf_aligned_dmarc_pass_without_dkim_for_a_p_quarantine_domain(
+    first_hop: Daemon, sink: Sink
+):
+    boss = "boss@globex.test"
+    message = mail(f"The Boss <{boss}>", "VPN is slow", "Since Monday.")
+    submit(first_hop, message.as_bytes(policy=email.policy.SMTP), boss)
+    ack = sink.wait_for(to(boss, "VPN is slow"))
+    assert ack
+    case = show(first_hop, str(ack[0]["Subject"]).split("]")[0].lstrip("["))
+    assert case["customer"] == "Globex"
+    assert case["messages"][0]["auth"] == (
+        "dkim=none spf=pass (globex.test) dmarc=pass (globex.test)"
+    )
+
+
+def test_results_are_cached_for_their_ttl(first_hop: Daemon, sink: Sink, zone: Zone):
+    open_case(first_hop, sink)
+    asked = zone.count()
+    assert asked >= 3  # the key, SPF and DMARC of acme.test
+    again = mail(f"Jane <{CUSTOMER}>", "Another thing", "Exports too.")
+    submit(first_hop, signed(again, "acme.test"), CUSTOMER)
+    assert sink.wait_for(to(CUSTOMER, "Another thing"))
+    assert zone.count() == asked, zone.queries
+
+
+def test_the_stored_message_carries_our_authentication_results(
+    first_hop: Daemon, sink: Sink, tmp_path: Path
+):
+    open_case(first_hop, sink)
+    from helpdeskd.adapters.store import Store
+
+    store = Store(tmp_path / "helpdesk.db")
+    row = store.row("SELECT raw, peer_ip, helo, auth_results FROM spool ORDER BY id LIMIT 1")
+    stored = email.message_from_bytes(row["raw"], policy=email.policy.default)
+    assert (row["peer_ip"], row["helo"]) == ("127.0.0.1", "client.test")
+    top = str(stored.get_all("Authentication-Results")[0])
+    assert top.startswith("helpdesk.test;") and "dmarc=pass" in top
+    assert row["auth_results"].startswith("helpdesk.test;")
