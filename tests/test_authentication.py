@@ -182,8 +182,11 @@ def test_a_forged_engineers_mail_applies_nothing_and_relays_nothing(
     assert any(e["kind"] == "unverified" for e in case["events"])
     customer = [m for m in sink.received if CUSTOMER in str(m["To"])]
     assert [str(m["Auto-Submitted"]) for m in customer] == ["auto-replied"]  # the ack, no more
-    assert not [m for m in sink.received if "bob@helpdesk.test" in str(m["To"]) and
-                "Note" in str(m["Subject"])]
+    assert not [
+        m
+        for m in sink.received
+        if "bob@helpdesk.test" in str(m["To"]) and "Note" in str(m["Subject"])
+    ]
 
 
 def test_the_engineer_hears_once_a_day_however_many_forgeries(first_hop: Daemon, sink: Sink):

@@ -132,8 +132,7 @@ def dmarc_result(
     if record is None:
         return Result("dmarc", "none", from_domain)
     dkim_ok = any(
-        r.result == "pass" and aligned(r.domain, from_domain, record.strict_dkim, org)
-        for r in dkim
+        r.result == "pass" and aligned(r.domain, from_domain, record.strict_dkim, org) for r in dkim
     )
     spf_ok = spf.result == "pass" and aligned(spf.domain, from_domain, record.strict_spf, org)
     policy = record.policy

@@ -121,9 +121,7 @@ def priority_of(inbound: Inbound, config: Config) -> tuple[str, str]:
 # -- DMARC, as the trusted hop saw it (RFC 8601) ------------------------------------------------
 
 
-def proof_of(
-    inbound: Inbound, config: Config, verdict: authres.Verdict | None
-) -> tuple[bool, str]:
+def proof_of(inbound: Inbound, config: Config, verdict: authres.Verdict | None) -> tuple[bool, str]:
     """Proven or not, and what was found. A verdict proves only the From domain it checked."""
     from_domain = inbound.from_addr.rpartition("@")[2]
     if verdict is None:
