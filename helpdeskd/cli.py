@@ -103,6 +103,8 @@ def cmd_check_config(config: Config, args) -> int:
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
     )
+    for key, why in configuration.warnings(config):
+        print(f"  warning: {key}: {why}", file=sys.stderr)
     return 0
 
 
