@@ -14,7 +14,7 @@ from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.core.parse import ParseError, parse
-from helpdeskd.pipeline import Processed, handle, process
+from helpdeskd.pipeline import Processed, authenticate, handle, process
 
 EX_TEMPFAIL = 75
 
@@ -154,9 +154,10 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
     except ParseError as exc:
         print(json.dumps({"quarantine": str(exc)}, indent=2))
         return 0
+    verdict = authenticate(config, "ingest", raw, inbound)  # DNS, outside the write lock
     try:
         with store.transaction():
-            result = handle(store, config, inbound, None, now)
+            result = handle(store, config, inbound, None, now, verdict)
             raise _Rollback
     except _Rollback:
         pass
@@ -167,6 +168,7 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
                 "role": result.facts.sender.role,
                 "customer": result.facts.sender.customer,
                 "plan": result.facts.sender.plan,
+                "authentication": result.facts.sender.proof,
                 "auto_generated": list(result.facts.auto),
                 "priority": result.facts.priority,
                 "action": result.decision.action,

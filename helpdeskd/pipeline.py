@@ -60,7 +60,8 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
         store.quarantine(item.id, f"unparseable: {exc}", now)
         log.warning("quarantined", spool_id=item.id, reason=str(exc))
         return Processed(item.id, None, None, None, quarantined=str(exc))
-    verdict = authenticate(config, item, inbound)  # DNS: before the write lock, never in it
+    # DNS: before the write lock, never inside it
+    verdict = authenticate(config, item.source, item.raw, inbound, item)
     with store.transaction():
         if not store.claim(item.id, now):
             return Processed(item.id, None, None, None, skipped=True)
@@ -70,16 +71,18 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
         return handle(store, config, inbound, item.id, now, verdict)
 
 
-def authenticate(config: Config, item: SpoolItem, inbound: Inbound) -> Verdict | None:
+def authenticate(
+    config: Config, source: str, raw: bytes, inbound: Inbound, item: SpoolItem | None = None
+) -> Verdict | None:
     """At a first-hop entrance nobody checked the sender before us: DKIM, SPF and DMARC are
-    checked here, and nothing the mail says about itself is believed."""
-    if config.authentication is None or not config.first_hop(item.source):
+    checked here, and nothing the mail says about itself is believed. SPF needs the client's
+    address, which only the listener's spool rows (`item`) know."""
+    if config.authentication is None or not config.first_hop(source):
         return None
+    client = (item.peer_ip, item.helo, item.envelope_from) if item else (None, None, None)
     checker = authentication.checker(config.authentication)
-    verdict = checker.check(
-        item.raw, inbound.from_addr.rpartition("@")[2], item.peer_ip, item.helo, item.envelope_from
-    )
-    log.info("authenticated", spool_id=item.id, results=verdict.summary())
+    verdict = checker.check(raw, inbound.from_addr.rpartition("@")[2], *client)
+    log.info("authenticated", source=source, results=verdict.summary())
     return verdict
 
 

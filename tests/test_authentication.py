@@ -84,7 +84,7 @@ def submit(daemon: Daemon, raw: bytes, mail_from: str) -> None:
 
 
 def show(daemon: Daemon, reference: str) -> dict:
-    return json.loads(cli(daemon.config, "show", reference, "--json").stdout)
+    return show_at(daemon.config, reference)
 
 
 def to(address: str, subject_part: str = ""):
@@ -256,3 +256,45 @@ def test_the_stored_message_carries_our_authentication_results(
     top = str(stored.get_all("Authentication-Results")[0])
     assert top.startswith("helpdesk.test;") and "dmarc=pass" in top
     assert row["auth_results"].startswith("helpdesk.test;")
+
+
+def test_ingest_as_the_first_hop_checks_for_itself(tmp_path: Path, zone: Zone):
+    """Mail piped in by an MTA that checked nothing: a forged header naming the MTA's
+    authserv-id counts for nothing, a real signature does."""
+    config = write_config(
+        tmp_path,
+        extra=(
+            f'\n[authentication]\ndns_servers = ["127.0.0.1"]\ndns_port = {zone.port}\n'
+            "ingest_first_hop = true\n"
+        ),
+    )
+    config.write_text(
+        config.read_text().replace(
+            "trust_unauthenticated_engineers = true", 'trusted_authserv_id = "mx.helpdesk.test"'
+        )
+    )
+    opened = mail(f"Jane <{CUSTOMER}>", "Printer", "It jams.")
+    assert cli(config, "ingest", stdin=signed(opened, "acme.test")).returncode == 0
+    reference = json.loads(cli(config, "cases", "--json").stdout)[0]["reference"]
+    answer = mail(ENGINEER, f"Re: [{reference}] Printer", "#priority P2\nTry tray 2.\n")
+    answer["Authentication-Results"] = "mx.helpdesk.test; dmarc=pass header.from=helpdesk.test"
+    forged = answer.as_bytes(policy=email.policy.SMTP)
+    dry = json.loads(cli(config, "ingest", "--dry-run", stdin=forged).stdout)
+    assert dry["authentication"] == "dkim=none dmarc=fail (helpdesk.test)"
+    assert cli(config, "ingest", stdin=forged).returncode == 0
+    assert show_at(config, reference)["priority"] == "P3"
+    del answer["Authentication-Results"]
+    del answer["Message-ID"]
+    answer["Message-ID"] = "<second@helpdesk.test>"
+    assert cli(config, "ingest", stdin=signed(answer, "helpdesk.test")).returncode == 0
+    case = show_at(config, reference)
+    assert case["priority"] == "P2"
+    assert [m["kind"] for m in case["messages"] if m["direction"] == "in"] == [
+        "customer",
+        "unverified",
+        "engineer",
+    ]
+
+
+def show_at(config: Path, reference: str) -> dict:
+    return json.loads(cli(config, "show", reference, "--json").stdout)
