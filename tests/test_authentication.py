@@ -115,7 +115,7 @@ COMMANDS = "#priority P1\n#assign me\nHello Jane, we are on it.\n"
 
 def test_an_engineers_signed_mail_applies_its_commands(first_hop: Daemon, sink: Sink):
     reference, notification = open_case(first_hop, sink)
-    submit(first_hop, signed(reply(notification, COMMANDS), "helpdesk.test"), ENGINEER)
+    submit(first_hop, genuine(notification), ENGINEER)
     relayed = sink.wait_for(
         lambda m: to(CUSTOMER)(m) and "we are on it" in m.get_body(("plain",)).get_content()
     )
@@ -131,9 +131,12 @@ def test_an_engineers_signed_mail_applies_its_commands(first_hop: Daemon, sink: 
     assert "sender: dkim=pass (helpdesk.test)" in text
 
 
+def genuine(notification) -> bytes:
+    return signed(reply(notification, COMMANDS), "helpdesk.test")
+
+
 def forged_body(notification) -> bytes:
-    raw = signed(reply(notification, COMMANDS), "helpdesk.test")
-    return raw.replace(b"we are on it", b"send your password")
+    return genuine(notification).replace(b"we are on it", b"send your password")
 
 
 def forged_from(notification) -> bytes:
@@ -156,7 +159,7 @@ FORGERIES = {
     "body changed": (forged_body, ENGINEER, "dkim=fail (helpdesk.test)"),
     "forged From": (forged_from, "mallory@evil.test", "dkim=pass (evil.test)"),
     "forged Authentication-Results": (forged_results, ENGINEER, "dkim=none"),
-    "DNS timing out": (forged_body, ENGINEER, "dkim=temperror (helpdesk.test)"),
+    "DNS timing out": (genuine, ENGINEER, "dkim=temperror (helpdesk.test)"),  # unverifiable
 }
 
 
@@ -166,11 +169,9 @@ def test_a_forged_engineers_mail_applies_nothing_and_relays_nothing(
 ):
     make, envelope_from, found = FORGERIES[forgery]
     reference, notification = open_case(first_hop, sink)
-    raw = make(notification)
     if forgery == "DNS timing out":
-        raw = signed(reply(notification, COMMANDS), "helpdesk.test")  # genuine, unverifiable
-        zone.dropped.add("helpdesk.test")
-    submit(first_hop, raw, envelope_from)
+        zone.dropped.add("helpdesk.test")  # the server never answers: a time-out
+    submit(first_hop, make(notification), envelope_from)
     notices = sink.wait_for(to(ENGINEER, "Not applied (sender not proven)"))
     assert len(notices) == 1, [str(m["Subject"]) for m in sink.received]
     assert found in notices[0].get_body(("plain",)).get_content()
