@@ -8,13 +8,21 @@ import email
 import email.policy
 import json
 import smtplib
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dkim
 import pytest
 
+from helpdeskd import config as configuration
+from helpdeskd.adapters.authres import Checker
+from helpdeskd.adapters.store import Cases, Store
+from helpdeskd.config import Authentication
+from helpdeskd.pipeline import process
 from tests.dnszone import DnsServer, Zone, dkim_key
-from tests.support import Daemon, Sink, cli, free_port, mail, write_config
+from tests.support import Daemon, Sink, cli, free_port, mail, sample_case, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -299,3 +307,82 @@ def test_ingest_as_the_first_hop_checks_for_itself(tmp_path: Path, zone: Zone):
 
 def show_at(config: Path, reference: str) -> dict:
     return json.loads(cli(config, "show", reference, "--json").stdout)
+
+
+# -- the check itself, in-process against the same DNS server ---------------------------------
+
+
+def checker(zone: Zone, timeout: float = 1.5) -> Checker:
+    return Checker(Authentication("helpdesk.test", ("127.0.0.1",), zone.port, timeout))
+
+
+def test_broken_signatures_and_records_are_permanent_errors_not_crashes(zone: Zone):
+    zone.records["sel._domainkey.broken.test"] = "v=DKIM1; k=rsa; p=not-base64!"
+    zone.records["broken.test"] = "v=spf1 ip4:not-an-address -all"
+    zone.records["_dmarc.broken.test"] = "v=DMARC1; p=reject"
+    raw = mail("x@broken.test", "Hi", "text").as_bytes(policy=email.policy.SMTP)
+    garbage = b"DKIM-Signature: v=1; a=rsa-sha256; d=broken.test; s=sel; b=AAAA; bh=AAAA\r\n"
+    verdict = checker(zone).check(garbage + raw, "broken.test", "127.0.0.1", "h", "x@broken.test")
+    # a signature without its h= tag is refused by dkimpy as invalid: fail, not a crash
+    assert [r.result for r in verdict.results] == ["fail", "permerror", "fail"]
+    assert not verdict.proven
+
+
+def test_a_subdomain_falls_back_to_its_organisations_record(zone: Zone):
+    raw = mail("ops@eu.acme.test", "Hi", "text").as_bytes(policy=email.policy.SMTP)
+    verdict = checker(zone).check(signed_raw(raw, "acme.test"), "eu.acme.test", None)
+    # adkim=s: Acme's own signature does not prove its subdomain
+    assert verdict.summary() == "dkim=pass (acme.test) dmarc=fail (eu.acme.test)"
+    assert verdict.of("dmarc")[0].detail == "p=reject"
+    assert ("_dmarc.eu.acme.test", "TXT") in zone.queries
+
+
+def signed_raw(raw: bytes, domain: str) -> bytes:
+    return dkim.sign(raw, b"sel", domain.encode(), KEYS[domain][0]) + raw
+
+
+def test_a_dead_resolver_costs_one_time_out_per_message(zone: Zone):
+    zone.dropped.add("test")
+    raw = mail(ENGINEER, "Hi", "text").as_bytes(policy=email.policy.SMTP)
+    started = time.monotonic()
+    verdict = checker(zone, timeout=0.5).check(
+        signed_raw(raw, "helpdesk.test"), "helpdesk.test", "127.0.0.1", "h", ENGINEER
+    )
+    assert time.monotonic() - started < 3  # generous: one 0.5 s budget for every lookup
+    assert {r.result for r in verdict.results} == {"temperror"}
+    assert not verdict.proven
+
+
+@pytest.mark.parametrize("bare", [True, False])
+def test_a_mailbox_marked_first_hop_believes_no_header_it_brings(tmp_path: Path, bare: bool):
+    """The same forged header through an IMAP mailbox: read when the provider is the trusted
+    hop, ignored when helpdeskd is the first hop (and its own check finds nothing)."""
+    (tmp_path / "secret").write_text("x")
+    box = '\n[[imap]]\nname = "inbox"\nhost = "127.0.0.1"\nusername = "u"\n'
+    box += 'password_file = "secret"\n'
+    path = write_config(tmp_path, extra=box + f"first_hop = {str(bare).lower()}\n")
+    path.write_text(
+        path.read_text().replace(
+            "trust_unauthenticated_engineers = true", 'trusted_authserv_id = "mx.provider.test"'
+        )
+    )
+    config = configuration.load(path)
+    store = Store.open(config.helpdesk.database)
+    case = Cases(store).save(sample_case(id=None, reference="HD-2026-00007"), None)
+    message = mail(ENGINEER, f"Re: [{case.reference}] Help", "#priority P1\nOn it.\n")
+    message["Authentication-Results"] = "mx.provider.test; dmarc=pass header.from=helpdesk.test"
+    raw = message.as_bytes(policy=email.policy.SMTP)
+    spool_id, _ = store.spool(raw, source="imap:inbox", now=NOW)
+    if bare:  # no DNS server here: the check must find nothing, quickly
+        config = replace_authentication(config, dns_port=free_port(), dns_timeout=0.3)
+    process(store, config, store.spool_item(spool_id), NOW)
+    priority = Cases(store).get(case.reference).priority
+    assert priority == ("P3" if bare else "P1")
+
+
+NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
+
+
+def replace_authentication(config, **changes):
+    settings = replace(config.authentication, dns_servers=("127.0.0.1",), **changes)
+    return replace(config, authentication=settings)
