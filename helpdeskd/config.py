@@ -94,7 +94,7 @@ class Mailbox:
     alert_after: int = 900  # seconds a mailbox may be unreachable before admins are told
     batch_size: int = 50
     ca_file: Path | None = None  # trust this CA (or self-signed certificate) for the server
-    first_hop: bool = False  # the mailbox's own MTA checked nothing: helpdeskd checks itself
+    first_hop: bool = False  # True: nobody checked its mail before helpdeskd, which checks it
 
 
 @dataclass(frozen=True)
@@ -203,12 +203,6 @@ class Config:
             return self.authentication is not None and self.authentication.ingest_first_hop
         name = source.removeprefix("imap:")
         return any(box.first_hop for box in self.imap if box.name == name)
-
-    def trusted_authserv_id(self, source: str) -> str | None:
-        """Whose Authentication-Results count for this entrance: at a first hop, only our own."""
-        if self.first_hop(source):
-            return self.authentication.authserv_id if self.authentication else None
-        return self.policy.trusted_authserv_id
 
     def engineer(self, address: str) -> Engineer | None:
         return next((e for e in self.engineers if e.email == address.lower()), None)

@@ -496,7 +496,7 @@ def test_the_listener_is_the_first_hop_unless_told_otherwise(tmp_path: Path):
     path.write_text(path.read_text().replace("trust_unauthenticated_engineers = true", ""))
     config = configuration.load(path)
     assert config.smtp.first_hop and config.policy.require_dmarc_pass
-    assert config.trusted_authserv_id("smtp") == "helpdesk.test"
+    assert config.authentication.authserv_id == "helpdesk.test"
     assert not config.policy.trust_unauthenticated_engineers
     behind = configuration.load(write_config(tmp_path))
     assert not behind.smtp.first_hop and not behind.policy.require_dmarc_pass
@@ -520,8 +520,7 @@ def test_first_hop_per_mailbox_and_for_ingest(tmp_path: Path):
     config = configuration.load(path)
     assert config.first_hop("imap:bare") and config.first_hop("ingest")
     assert not config.first_hop("imap:gmail") and not config.first_hop("smtp")
-    assert config.trusted_authserv_id("imap:bare") == "hd.helpdesk.test"
-    assert config.trusted_authserv_id("imap:gmail") == "mx.google.com"
+    assert config.authentication.authserv_id == "hd.helpdesk.test"
 
 
 def test_bad_authentication_settings_are_listed_by_key(tmp_path: Path):
