@@ -42,7 +42,7 @@ from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.exits import Failure
 from helpdeskd.files import exposed, make_private
 from helpdeskd.model import STATUSES
-from helpdeskd.pipeline import Processed, handle, process
+from helpdeskd.pipeline import Processed, authenticate, handle, process
 
 # shtab's file completion, named here so the parser is built without importing shtab
 FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
@@ -278,6 +278,8 @@ def cmd_check_config(config: Config, args) -> int:
     )
     for problem in exposed(config.helpdesk.database):
         print(f"warning: {problem} (chmod go-rwx)", file=sys.stderr)
+    for key, why in configuration.warnings(config):
+        print(f"  warning: {key}: {why}", file=sys.stderr)
     return 0
 
 
@@ -361,9 +363,10 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
     except ParseError as exc:
         print(json.dumps({"quarantine": str(exc)}, indent=2))
         return 0
+    verdict = authenticate(config, "ingest", raw, inbound)  # DNS, outside the write lock
     try:
         with store.transaction():
-            result = handle(store, config, inbound, None, now)
+            result = handle(store, config, inbound, None, now, verdict)
             raise _Rollback
     except _Rollback:
         pass
@@ -374,6 +377,7 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
                 "role": result.facts.sender.role,
                 "customer": result.facts.sender.customer,
                 "plan": result.facts.sender.plan,
+                "authentication": result.facts.sender.proof,
                 "auto_generated": list(result.facts.auto),
                 "auto_rules": explain(result.facts.auto),
                 "priority": result.facts.priority,

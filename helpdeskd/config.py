@@ -7,6 +7,7 @@ sees all of them at once; nothing is half-loaded.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 import shutil
@@ -79,6 +80,9 @@ class Smtp:
     command_timeout: int = 300
     data_timeout: int = 300
     session_timeout: int = 900
+    # Clients connect straight to the listener (helpdeskd is the MX): no Authentication-Results
+    # they bring is believed, and helpdeskd checks DKIM, SPF and DMARC itself.
+    first_hop: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Mailbox:
     alert_after: int = 900  # seconds a mailbox may be unreachable before admins are told
     batch_size: int = 50
     ca_file: Path | None = None  # trust this CA (or self-signed certificate) for the server
+    first_hop: bool = False  # True: nobody checked its mail before helpdeskd, which checks it
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,18 @@ class Metrics:
 class Retention:
     # raw mail (and its attachments) of cases closed longer ago than this is removed; None keeps it
     raw_mail_days: int | None = None
+    trust_unauthenticated_engineers: bool = False  # test set-ups only: see check-config
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """helpdeskd's own DKIM/SPF/DMARC check at a first-hop entrance."""
+
+    authserv_id: str  # written in our Authentication-Results; default the helpdesk's domain
+    dns_servers: tuple[str, ...] = ()  # empty: the system's resolvers (/etc/resolv.conf)
+    dns_port: int = 53
+    dns_timeout: float = 5.0  # seconds for all of one message's lookups together
+    ingest_first_hop: bool = False  # `ingest` gets mail no trusted MTA has checked
 
 
 @dataclass(frozen=True)
@@ -224,6 +241,17 @@ class Config:
     logging: Logging = Logging()
     metrics: Metrics = Metrics()
     retention: Retention = Retention()
+    authentication: Authentication | None = None  # None only in configs built by hand
+
+    def first_hop(self, source: str) -> bool:
+        """Whether mail from this entrance (a spool row's source) comes straight from the
+        sender, so that helpdeskd is the hop that must check it."""
+        if source == "smtp":
+            return self.smtp.first_hop
+        if source == "ingest":
+            return self.authentication is not None and self.authentication.ingest_first_hop
+        name = source.removeprefix("imap:")
+        return any(box.first_hop for box in self.imap if box.name == name)
 
     def engineer(self, address: str) -> Engineer | None:
         return next((e for e in self.engineers if e.email == address.lower()), None)
@@ -420,13 +448,15 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
     plans = _plans(r, r.table(data, "plans", "plans"), calendars)
-    policy = _policy(r, r.table(data, "policy", "policy"), plans)
+    smtp, imap = _smtp(r, r.table(data, "smtp", "smtp")), _mailboxes(r, data)
+    policy = _policy(r, r.table(data, "policy", "policy"), plans, smtp.enabled and smtp.first_hop)
     engineers = tuple(_engineer(r, p, t) for p, t in r.tables(data, "engineers"))
+    helpdesk = _helpdesk(r, r.table(data, "helpdesk", "helpdesk"))
     return Config(
         path=path,
-        helpdesk=_helpdesk(r, r.table(data, "helpdesk", "helpdesk")),
-        smtp=_smtp(r, r.table(data, "smtp", "smtp")),
-        imap=_mailboxes(r, data),
+        helpdesk=helpdesk,
+        smtp=smtp,
+        imap=imap,
         outbound=_outbound(r, r.table(data, "outbound", "outbound")),
         calendars=calendars,
         plans=plans,
@@ -438,6 +468,9 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         logging=_logging(r, r.table(data, "logging", "logging")),
         metrics=_metrics(r, r.table(data, "metrics", "metrics")),
         retention=_retention(r, r.table(data, "retention", "retention")),
+        authentication=_authentication(
+            r, r.table(data, "authentication", "authentication"), helpdesk
+        ),
     )
 
 
@@ -483,6 +516,11 @@ def _templates(r: Reader, folder: Path | None, key: str) -> Path:
 def _smtp(r: Reader, t: dict) -> Smtp:
     p = "smtp"
     r.unknown(t, p, {*SMTP_KEYS, *SMTP_LIMITS})
+    r.unknown(
+        t,
+        p,
+        {"enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key", "first_hop"},
+    )
     cert, key = _tls_files(r, t, p)
     return Smtp(
         enabled=r.get(t, "enabled", p, bool, True),
@@ -493,10 +531,20 @@ def _smtp(r: Reader, t: dict) -> Smtp:
         tls_cert=cert,
         tls_key=key,
         **{k: r.positive(t, k, p, getattr(Smtp, k)) for k in SMTP_LIMITS},
+        first_hop=r.get(t, "first_hop", p, bool, True),
     )
 
 
-SMTP_KEYS = ("enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key")
+SMTP_KEYS = (
+    "enabled",
+    "host",
+    "port",
+    "lmtp",
+    "max_message_size",
+    "tls_cert",
+    "tls_key",
+    "first_hop",
+)
 SMTP_LIMITS = (
     "max_connections",
     "max_connections_per_client",
@@ -564,6 +612,7 @@ MAILBOX_KEYS = {
     "alert_after",
     "batch_size",
     "ca_file",
+    "first_hop",
 }
 
 
@@ -603,6 +652,7 @@ def _mailbox(r: Reader, p: str, t: dict) -> Mailbox:
         alert_after=int(alert.wall.total_seconds()) if alert else 900,
         batch_size=r.positive(t, "batch_size", p, 50),
         ca_file=_readable(r, r.path(t, "ca_file", p), f"{p}.ca_file"),
+        first_hop=r.get(t, "first_hop", p, bool, False),
     )
 
 
@@ -872,7 +922,9 @@ def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
     )
 
 
-def _policy(r: Reader, t: dict, plans: dict) -> Policy:
+def _policy(r: Reader, t: dict, plans: dict, first_hop: bool) -> Policy:
+    """`first_hop`: the listener faces the world, so customers must prove their domain by
+    default too (require_dmarc_pass), and helpdeskd's own check says whether they did."""
     p = "policy"
     r.unknown(
         t,
@@ -892,14 +944,15 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
             "max_attempts",
             "forward_attachments_max",
             *LOOP_KEYS,
+            "trust_unauthenticated_engineers",
         },
     )
     default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
     if plans and default_plan not in plans:
         r.problem(f"{p}.default_plan", f"unknown plan {default_plan!r}")
-    dmarc = r.get(t, "require_dmarc_pass", p, bool, False)
+    dmarc = r.get(t, "require_dmarc_pass", p, bool, first_hop)
     authserv = r.get(t, "trusted_authserv_id", p, str)
-    if dmarc and not authserv:
+    if dmarc and not authserv and not first_hop:
         r.problem(
             f"{p}.trusted_authserv_id",
             "is required with require_dmarc_pass: the "
@@ -922,6 +975,7 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
         max_attempts=r.positive(t, "max_attempts", p, 5),
         forward_attachments_max=r.positive(t, "forward_attachments_max", p, 10 * 1024 * 1024),
         **_bounds(r, t, p),
+        trust_unauthenticated_engineers=r.get(t, "trust_unauthenticated_engineers", p, bool, False),
     )
 
 
@@ -1010,3 +1064,58 @@ def retention_days(text: str) -> int | None:
     """ "90d" -> 90; anything else (another unit, zero, junk) -> None."""
     match = re.fullmatch(r"\s*(\d{1,5})\s*d\s*", text)
     return int(match.group(1)) if match and int(match.group(1)) > 0 else None
+
+
+def _authentication(r: Reader, t: dict, helpdesk: Helpdesk) -> Authentication:
+    p = "authentication"
+    r.unknown(t, p, {"authserv_id", "dns_servers", "dns_port", "dns_timeout", "ingest_first_hop"})
+    authserv = r.get(t, "authserv_id", p, str, helpdesk.domain)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", authserv):
+        r.problem(f"{p}.authserv_id", f"must be a host or domain name, not {authserv!r}")
+    servers = r.strings(t, "dns_servers", p)
+    for i, server in enumerate(servers):
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            r.problem(f"{p}.dns_servers[{i}]", f"not an IP address: {server!r}")
+    timeout = r.get(t, "dns_timeout", p, (int, float), 5.0)
+    if not 0 < timeout <= 60:
+        r.problem(f"{p}.dns_timeout", "must be between 0 and 60 seconds")
+        timeout = 5.0
+    return Authentication(
+        authserv_id=authserv,
+        dns_servers=servers,
+        dns_port=_dns_port(r, t, p),
+        dns_timeout=float(timeout),
+        ingest_first_hop=r.get(t, "ingest_first_hop", p, bool, False),
+    )
+
+
+def _dns_port(r: Reader, t: dict, p: str) -> int:
+    port = r.get(t, "dns_port", p, int, 53)
+    if not 0 < port <= 65535:
+        r.problem(f"{p}.dns_port", "must be between 1 and 65535")
+        return 53
+    return port
+
+
+def warnings(config: Config) -> list[tuple[str, str]]:
+    """Set-ups that load but weaken a guarantee: `check-config` prints them (exit still 0)."""
+    found = []
+    if config.policy.trust_unauthenticated_engineers:
+        found.append(
+            (
+                "policy.trust_unauthenticated_engineers",
+                "anyone can write as an engineer: commands and replies are applied without "
+                "proof (DMARC or aligned DKIM). For test set-ups only.",
+            )
+        )
+    if config.smtp.enabled and not config.smtp.first_hop and not config.policy.trusted_authserv_id:
+        found.append(
+            (
+                "policy.trusted_authserv_id",
+                "the listener is behind an MTA (smtp.first_hop = false) but no authserv-id is "
+                "trusted: no sender can be proven, engineers' mail is kept as unverified notes",
+            )
+        )
+    return found

@@ -36,6 +36,9 @@ timezone = "America/Chicago"
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
+# most tests send unsigned mail straight to the listener: no DNS checks, engineers trusted
+# (tests/test_authentication.py runs the first-hop checks against a DNS server of its own)
+first_hop = false
 
 [outbound]
 {outbound}
@@ -103,6 +106,7 @@ close_warning_after = "3d"
 close_after_warning = "2d"
 reopen_window = "5d"
 auto_replies_per_hour = {auto_limit}
+trust_unauthenticated_engineers = true
 """
 
 

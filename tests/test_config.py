@@ -537,3 +537,91 @@ def test_alert_routes_are_checked(tmp_path: Path):
     routes = configuration.load(good).alerts
     assert (routes.command, routes.relay.host, routes.relay.port) == (("cat",), "mx2", 25)
     assert not configuration.load(write_config(tmp_path)).alerts  # none: only the outbound
+
+
+# -- sender authentication -------------------------------------------------------------------
+
+
+def _auth_config(tmp_path: Path, old: str, new: str, extra: str = ""):
+    path = write_config(tmp_path, extra=extra)
+    path.write_text(path.read_text().replace(old, new))
+    return path
+
+
+def test_the_listener_is_the_first_hop_unless_told_otherwise(tmp_path: Path):
+    example = configuration.load(ROOT / "config.example.toml")
+    assert example.smtp.first_hop and example.first_hop("smtp")
+    assert example.authentication.authserv_id == "example.com"  # the helpdesk's domain
+    assert example.authentication.dns_servers == () and example.authentication.dns_timeout == 5
+    assert not example.first_hop("ingest") and not example.first_hop("imap:support-inbox")
+    # a new config that says nothing: customers must pass DMARC when the listener faces the world
+    path = _auth_config(tmp_path, "first_hop = false\n", "")
+    path.write_text(path.read_text().replace("trust_unauthenticated_engineers = true", ""))
+    config = configuration.load(path)
+    assert config.smtp.first_hop and config.policy.require_dmarc_pass
+    assert config.authentication.authserv_id == "helpdesk.test"
+    assert not config.policy.trust_unauthenticated_engineers
+    behind = configuration.load(write_config(tmp_path))
+    assert not behind.smtp.first_hop and not behind.policy.require_dmarc_pass
+
+
+def test_first_hop_per_mailbox_and_for_ingest(tmp_path: Path):
+    (tmp_path / "secret").write_text("x")
+    extra = (
+        '\n[authentication]\nauthserv_id = "hd.helpdesk.test"\ningest_first_hop = true\n'
+        '\n[[imap]]\nname = "bare"\nhost = "127.0.0.1"\nusername = "u"\n'
+        'password_file = "secret"\nfirst_hop = true\n'
+        '\n[[imap]]\nname = "gmail"\nhost = "127.0.0.1"\nusername = "u"\n'
+        'password_file = "secret"\n'
+    )
+    path = _auth_config(
+        tmp_path,
+        "trust_unauthenticated_engineers = true",
+        'trusted_authserv_id = "mx.google.com"',
+        extra,
+    )
+    config = configuration.load(path)
+    assert config.first_hop("imap:bare") and config.first_hop("ingest")
+    assert not config.first_hop("imap:gmail") and not config.first_hop("smtp")
+    assert config.authentication.authserv_id == "hd.helpdesk.test"
+
+
+def test_bad_authentication_settings_are_listed_by_key(tmp_path: Path):
+    extra = (
+        '\n[authentication]\nauthserv_id = "bad id;"\ndns_servers = ["127.0.0.1", "resolver"]\n'
+        'dns_port = 70000\ndns_timeout = 0\ningest_first_hop = "yes"\nsurprise = 1\n'
+    )
+    path = _auth_config(tmp_path, "first_hop = false", 'first_hop = "no"', extra)
+    problems = dict(_problems(path))
+    assert set(problems) >= {
+        "authentication.authserv_id",
+        "authentication.dns_servers[1]",
+        "authentication.dns_port",
+        "authentication.dns_timeout",
+        "authentication.ingest_first_hop",
+        "authentication.surprise",
+        "smtp.first_hop",
+    }
+
+
+def _problems(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    return caught.value.problems
+
+
+def test_behind_an_mta_require_dmarc_pass_still_needs_its_authserv_id(tmp_path: Path):
+    path = _auth_config(tmp_path, "reopen_window", "require_dmarc_pass = true\nreopen_window")
+    assert "policy.trusted_authserv_id" in dict(_problems(path))
+
+
+def test_check_config_warns_about_trusting_engineers_blindly(tmp_path: Path):
+    result = cli(ROOT / "config.example.toml", "check-config")
+    assert result.returncode == 0
+    err = result.stderr.decode()
+    assert "warning: policy.trust_unauthenticated_engineers" in err
+    strict = _auth_config(tmp_path, "trust_unauthenticated_engineers = true", "")
+    quiet = cli(strict, "check-config")
+    assert quiet.returncode == 0 and "trust_unauthenticated_engineers" not in quiet.stderr.decode()
+    # behind an MTA with no authserv-id trusted, nobody can ever be proven
+    assert "warning: policy.trusted_authserv_id" in quiet.stderr.decode()

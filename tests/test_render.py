@@ -47,6 +47,7 @@ CONTEXTS = {
         "since": NOW,
     },
     "admin_recovered": {"summary": "mailbox support unreachable"},
+    "unverified_notice": {"original_subject": "Re: x", "proof": "dkim=none dmarc=fail (x.test)"},
 }
 
 

@@ -180,11 +180,16 @@ def test_an_engineer_answers_on_a_case_closed_long_ago(config):
     assert d.action == "follow_up"
 
 
-def test_with_dmarc_required_a_forged_engineer_is_a_stranger(config):
+@pytest.mark.parametrize("require_dmarc_pass", [True, False])
+def test_an_unproven_engineer_is_an_engineer_whose_mail_applies_nothing(config, require_dmarc_pass):
+    """Engineers must be proven whatever require_dmarc_pass says for customers."""
     strict = replace(
         config,
         policy=replace(
-            config.policy, require_dmarc_pass=True, trusted_authserv_id="mx.helpdesk.test"
+            config.policy,
+            require_dmarc_pass=require_dmarc_pass,
+            trusted_authserv_id="mx.helpdesk.test",
+            trust_unauthenticated_engineers=False,
         ),
     )
     forged = inbound("alice@helpdesk.test")
@@ -194,5 +199,14 @@ def test_with_dmarc_required_a_forged_engineer_is_a_stranger(config):
             "Authentication-Results": "MX.Helpdesk.Test; dmarc=pass header.from=helpdesk.test"
         },
     )
-    assert sender_of(forged, strict, NOW.date()).role == "unknown"
-    assert sender_of(signed, strict, NOW.date()).role == "engineer"  # authserv-id in any case
+    unproven = sender_of(forged, strict, NOW.date())
+    assert (unproven.role, unproven.proven, unproven.may_open) == ("engineer", False, False)
+    assert "not proven" in unproven.reason
+    proven = sender_of(signed, strict, NOW.date())  # authserv-id in any case
+    assert (proven.role, proven.proven) == ("engineer", True)
+    assert proven.proof == "dmarc=pass (helpdesk.test)"
+
+
+def test_the_test_set_up_may_trust_engineers_without_proof(config):
+    assert config.policy.trust_unauthenticated_engineers
+    assert sender_of(inbound("alice@helpdesk.test"), config, NOW.date()).proven

@@ -55,7 +55,7 @@ class SpoolHandler:
         raw = envelope.original_content or envelope.content
         try:
             spool_id, new = await asyncio.get_running_loop().run_in_executor(
-                self.writer, self._spool, raw, envelope
+                self.writer, self._spool, raw, envelope, session
             )
         except StoreUnavailable as exc:
             log.error("spool commit failed", error=str(exc), peer=str(session.peer))
@@ -71,13 +71,16 @@ class SpoolHandler:
         )
         return self._per_recipient(envelope, f"250 2.0.0 OK queued as {spool_id}")
 
-    def _spool(self, raw: bytes, envelope) -> tuple[int, bool]:
+    def _spool(self, raw: bytes, envelope, session) -> tuple[int, bool]:
         return self.store.spool(
             raw,
             source="smtp",
             now=self.clock(),
             envelope_from=envelope.mail_from or "",
             recipients=tuple(a.lower() for a in envelope.rcpt_tos),
+            # who connected and how it greeted: SPF is checked against them in the worker
+            peer_ip=session.peer[0] if isinstance(session.peer, tuple) else None,
+            helo=session.host_name or None,
         )
 
     def _per_recipient(self, envelope, status: str) -> str:

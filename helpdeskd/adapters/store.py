@@ -208,6 +208,15 @@ def m007_ops_heartbeats(db: sqlite_utils.Database) -> None:
     db["heartbeats"].create({"name": str, "at": str}, pk="name")
 
 
+@migrations()
+def m007_sender_authentication(db: sqlite_utils.Database) -> None:
+    """Who connected (for SPF) and what helpdeskd's own check found, kept with the raw mail;
+    each inbound message keeps the results `show` prints."""
+    for column in ("peer_ip", "helo", "auth_results"):
+        db["spool"].add_column(column, str)
+    db["messages"].add_column("auth", str)
+
+
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
 MESSAGE_ID = re.compile(
     rb"(?:\A|[\r\n])message-id:[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)?<?([^>\s]+)>?", re.I
@@ -244,6 +253,8 @@ class SpoolItem:
     recipients: tuple[str, ...]
     received_at: datetime
     attempts: int
+    peer_ip: str | None = None  # the connecting client, when the listener took the mail
+    helo: str | None = None
 
 
 class Store:
@@ -318,6 +329,8 @@ class Store:
         now: datetime,
         envelope_from: str | None = None,
         recipients: tuple[str, ...] = (),
+        peer_ip: str | None = None,
+        helo: str | None = None,
     ) -> tuple[int, bool]:
         """Commit the raw bytes durably. Returns (spool id, True if new, False if a duplicate).
 
@@ -345,6 +358,8 @@ class Store:
                     "state": "new",
                     "attempts": 0,
                 }
+                if peer_ip or helo:  # the listener's mail; columns of migration 7
+                    row |= {"peer_ip": peer_ip, "helo": helo}
                 return self.db["spool"].insert(row).last_pk, True
         except sqlite3.Error as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -370,6 +385,13 @@ class Store:
             [iso(now), spool_id],
         )
         return cursor.rowcount == 1
+
+    def authenticated(self, spool_id: int, raw: bytes, results: str) -> None:
+        """The raw mail with helpdeskd's Authentication-Results on top, in the transaction
+        that processes it: what was decided stays with the message."""
+        self.db.execute(
+            "UPDATE spool SET raw = ?, auth_results = ? WHERE id = ?", [raw, results, spool_id]
+        )
 
     def failed_attempt(self, spool_id: int, reason: str, now: datetime, max_attempts: int) -> str:
         """Count a failed try and schedule the next one (1, 3, 9, 27 minutes later: time for a
@@ -441,6 +463,8 @@ def _spool_item(row: dict) -> SpoolItem:
         recipients=tuple(json.loads(row["recipients"] or "[]")),
         received_at=parse_iso(row["received_at"]),
         attempts=row["attempts"],
+        peer_ip=row.get("peer_ip"),
+        helo=row.get("helo"),
     )
 
 
@@ -723,6 +747,17 @@ class OutboxQueue:
         if automatic:
             self.db["auto_sent"].insert_all([{"recipient": r, "at": iso(now)} for r in recipients])
         return outbox_id
+
+    def kind_sent_since(self, kind: str, recipient: str, since: datetime) -> bool:
+        """Whether mail of this kind was queued for this recipient since then."""
+        return bool(
+            self.store.count(
+                "outbox",
+                "kind = ? AND created_at >= ? AND EXISTS "
+                "(SELECT 1 FROM json_each(outbox.recipients) WHERE value = ?)",
+                [kind, iso(since), recipient],
+            )
+        )
 
     def automatic_sent_since(self, recipient: str, since: datetime) -> int:
         return self.store.count("auto_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from helpdeskd.config import Config, Customer
+from helpdeskd.core import authres
 from helpdeskd.core.autogen import Own, auto_generated, is_alert
 from helpdeskd.model import Inbound
 
@@ -19,6 +20,8 @@ class Sender:
     plan: str
     may_open: bool  # False for a domain sender of an `authorized_only` customer
     reason: str
+    proven: bool = True  # False: an engineer's or staff address whose mail is not proven
+    proof: str = ""  # what the trusted Authentication-Results said, for `show`
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,19 @@ class Facts:
     priority_reason: str
 
 
-def classify(inbound: Inbound, config: Config, own: Own, today: date) -> Facts:
+def classify(
+    inbound: Inbound,
+    config: Config,
+    own: Own,
+    today: date,
+    verdict: authres.Verdict | None = None,
+) -> Facts:
+    """`verdict`: what the entrance's trusted hop found (helpdeskd's own check at a first
+    hop); without it, the topmost Authentication-Results of `policy.trusted_authserv_id`."""
     auto = auto_generated(inbound, own)
     priority, why = priority_of(inbound, config)
     return Facts(
-        sender=sender_of(inbound, config, today),
+        sender=sender_of(inbound, config, today, verdict),
         auto=auto,
         alert=bool(auto) and is_alert(inbound),
         priority=priority,
@@ -42,31 +53,37 @@ def classify(inbound: Inbound, config: Config, own: Own, today: date) -> Facts:
     )
 
 
-def sender_of(inbound: Inbound, config: Config, today: date) -> Sender:
-    """With require_dmarc_pass, a From address proves nothing without the trusted MTA's
-    dmarc=pass: not a customer's, and still less an engineer's, who can steer cases."""
+def sender_of(
+    inbound: Inbound, config: Config, today: date, verdict: authres.Verdict | None = None
+) -> Sender:
+    """With require_dmarc_pass, a From address proves nothing without the trusted hop's
+    dmarc=pass. Our own people steer cases and speak for the support address: their mail
+    must be proven whatever that setting says, unless a test set-up trusts them blindly."""
     address = inbound.from_addr
-    verified = not config.policy.require_dmarc_pass or dmarc_pass(inbound, config)
+    proven, proof = proof_of(inbound, config, verdict)
+    verified = not config.policy.require_dmarc_pass or proven
     if address in config.staff:
         role = "engineer" if config.engineer(address) else "staff"
-        if verified:
-            return Sender(address, role, None, config.policy.default_plan, True, role)
-        return unknown(address, config, f"{role} address without dmarc=pass")
+        if proven or config.policy.trust_unauthenticated_engineers:
+            return Sender(address, role, None, config.policy.default_plan, True, role, proof=proof)
+        why = f"{role} address not proven ({proof})"
+        return Sender(address, role, None, config.policy.default_plan, False, why, False, proof)
     customer, how = find_customer(address, config)
     if customer and not verified:
-        return unknown(address, config, f"{how} of {customer.name} without dmarc=pass")
+        return unknown(address, config, f"{how} of {customer.name} without dmarc=pass", proof)
     if customer is None:
-        return unknown(address, config, "unknown sender")
+        return unknown(address, config, "unknown sender", proof)
     may_open = how == "address" or not customer.authorized_only
     reason = f"customer {customer.name} by {how}" + ("" if may_open else " (authorized_only)")
-    return Sender(
-        address, "customer", customer.name, plan_of(customer, config, today), may_open, reason
-    )
+    plan = plan_of(customer, config, today)
+    return Sender(address, "customer", customer.name, plan, may_open, reason, proof=proof)
 
 
-def unknown(address: str, config: Config, reason: str) -> Sender:
+def unknown(address: str, config: Config, reason: str, proof: str = "") -> Sender:
     may_open = config.policy.unknown_sender == "standard"
-    return Sender(address, "unknown", None, config.policy.default_plan, may_open, reason)
+    return Sender(
+        address, "unknown", None, config.policy.default_plan, may_open, reason, proof=proof
+    )
 
 
 def find_customer(address: str, config: Config) -> tuple[Customer | None, str]:
@@ -101,42 +118,22 @@ def priority_of(inbound: Inbound, config: Config) -> tuple[str, str]:
     return config.policy.default_priority, "default"
 
 
-# -- DMARC, as the trusted MTA saw it (RFC 8601) ------------------------------------------------
+# -- DMARC, as the trusted hop saw it (RFC 8601) ------------------------------------------------
 
-RESULT = re.compile(r"\b(dmarc|dkim)\s*=\s*(\w+)([^;]*)", re.I)
-DKIM_DOMAIN = re.compile(r"header\.[di]\s*=\s*@?([\w.-]+)", re.I)
+
+def proof_of(inbound: Inbound, config: Config, verdict: authres.Verdict | None) -> tuple[bool, str]:
+    """Proven or not, and what was found. A verdict proves only the From domain it checked."""
+    from_domain = inbound.from_addr.rpartition("@")[2]
+    if verdict is None:
+        header = authres.topmost(inbound, config.policy.trusted_authserv_id)
+        if header is None:
+            return False, "no trusted Authentication-Results"
+        verdict = authres.read(header, from_domain)
+    proven = verdict.proven and verdict.from_domain == from_domain
+    return proven, verdict.summary() or "no results"
 
 
 def dmarc_pass(inbound: Inbound, config: Config) -> bool:
     """dmarc=pass, or dkim=pass aligned with the From domain, in the topmost
-    Authentication-Results of the trusted authserv-id (the MTA strips forged ones)."""
-    trusted = (config.policy.trusted_authserv_id or "").lower()
-    header = next(
-        (
-            h
-            for h in inbound.header_all("Authentication-Results")
-            if h.split(";", 1)[0].strip().lower().split()[0:1] == [trusted]
-        ),
-        None,
-    )
-    if header is None:
-        return False
-    from_domain = inbound.from_addr.rpartition("@")[2]
-    for method, result, props in RESULT.findall(header):
-        if result.lower() != "pass":
-            continue
-        if method.lower() == "dmarc":
-            return True
-        signer = DKIM_DOMAIN.search(props)
-        if signer and aligned(signer.group(1).lower(), from_domain):
-            return True
-    return False
-
-
-def aligned(signer: str, from_domain: str) -> bool:
-    """Relaxed alignment: the same organisational domain, approximated by suffix match."""
-    return bool(from_domain) and (
-        signer == from_domain
-        or from_domain.endswith("." + signer)
-        or signer.endswith("." + from_domain)
-    )
+    Authentication-Results of the trusted authserv-id."""
+    return proof_of(inbound, config, None)[0]

@@ -23,10 +23,11 @@ from helpdeskd.model import Attachment, Case, Inbound, Mail
 class Record:
     """How the inbound message itself is stored."""
 
-    kind: str  # customer, engineer, note, auto, rejected, ignored, command_error
+    kind: str  # customer, engineer, note, auto, rejected, ignored, command_error, unverified
     route_reason: str
     body: str
     elided: str = ""
+    auth: str = ""  # what the trusted Authentication-Results said of the sender
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def outcome(ctx: Context, reference: str | None = None) -> Outcome:
     case = ctx.decision.case
     if ctx.facts.auto:
         return auto_on_case(ctx, case)
+    if not ctx.facts.sender.proven:
+        return unverified_note(ctx, case)
     if ctx.facts.sender.role == "engineer":
         return engineer_reply(ctx, case)
     if ctx.facts.sender.role == "staff":
@@ -148,7 +151,7 @@ def team(case: Case, config: Config) -> tuple[str, ...]:
 
 def record(ctx: Context, kind: str, body: str | None = None, elided: str = "") -> Record:
     text = ctx.inbound.text if body is None else body
-    return Record(kind, ctx.decision.reason, text, elided)
+    return Record(kind, ctx.decision.reason, text, elided, ctx.facts.sender.proof)
 
 
 # -- no case --------------------------------------------------------------------------------
@@ -303,6 +306,23 @@ def staff_reply(ctx: Context, case: Case) -> Outcome:
         (),
         (note_mail(ctx, case, reply.new),),
     )
+
+
+def unverified_note(ctx: Context, case: Case) -> Outcome:
+    """Mail in an engineer's or a manager's name that nothing proves: anyone can write a From
+    line. It is kept on the case for the record, and applies, relays and forwards nothing; the
+    real address is told why (the pipeline sends that at most once a day)."""
+    sender = ctx.facts.sender
+    notice = Mail(
+        "unverified_notice",
+        "unverified_notice",
+        (sender.address,),
+        {"original_subject": ctx.inbound.subject, "proof": sender.proof},
+        automatic="auto-replied",
+        threaded=False,
+    )
+    event = ("unverified", f"mail from {sender.address} not proven ({sender.proof}): not applied")
+    return Outcome(case, False, record(ctx, "unverified"), (event,), (notice,))
 
 
 def note_mail(ctx: Context, case: Case, body: str) -> Mail:
