@@ -191,6 +191,7 @@ class Policy:
     loop_messages: int = 10  # inbound mails from one outside address on one case per window...
     loop_repeats: int = 3  # ...or this many with the same text: forwarding pauses
     loop_window: Duration = Duration(1, "h")
+    trust_unauthenticated_engineers: bool = False  # test set-ups only: see check-config
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,6 @@ class Metrics:
 class Retention:
     # raw mail (and its attachments) of cases closed longer ago than this is removed; None keeps it
     raw_mail_days: int | None = None
-    trust_unauthenticated_engineers: bool = False  # test set-ups only: see check-config
 
 
 @dataclass(frozen=True)
@@ -444,6 +444,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "logging",
             "metrics",
             "retention",
+            "authentication",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -516,11 +517,6 @@ def _templates(r: Reader, folder: Path | None, key: str) -> Path:
 def _smtp(r: Reader, t: dict) -> Smtp:
     p = "smtp"
     r.unknown(t, p, {*SMTP_KEYS, *SMTP_LIMITS})
-    r.unknown(
-        t,
-        p,
-        {"enabled", "host", "port", "lmtp", "max_message_size", "tls_cert", "tls_key", "first_hop"},
-    )
     cert, key = _tls_files(r, t, p)
     return Smtp(
         enabled=r.get(t, "enabled", p, bool, True),

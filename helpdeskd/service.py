@@ -328,6 +328,8 @@ class Service:
         try:
             await self.start_listener()
         except (OSError, ssl.SSLError) as exc:
+            # listening again first: what the log and the admins are told is then already true
+            await self.start_listener(old)
             log.error("new SMTP listener failed, listening as before", error=str(exc))
             await asyncio.to_thread(
                 self.alerts.trouble,
@@ -336,7 +338,6 @@ class Service:
                 f"{exc}\nhelpdeskd listens with the previous [smtp] settings.",
                 self.clock(),
             )
-            await self.start_listener(old)
 
     async def shutdown(self) -> None:
         """First stop taking mail in, then let the threads finish what they hold."""
