@@ -11,7 +11,7 @@ import os
 import re
 import ssl
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class Helpdesk:
     database: Path
     timezone: str
     templates: Path
+    allowlist: Path | None = None  # machine-managed file of allow-list changes, merged in
 
     @property
     def address(self) -> str:
@@ -115,6 +116,8 @@ class Plan:
     calendars: dict[str, str]  # per-priority calendar override
     warn_at: float = 0.8
     notify_tier: int = 1
+    survey: bool = False  # ask the customer to rate a case once it is resolved or closed
+    fair_use_cap: int | None = None  # new cases per customer in a report's period
 
     def calendar_for(self, priority: str) -> str:
         return self.calendars.get(priority, self.calendar)
@@ -129,6 +132,13 @@ class Customer:
     plan_expires: date | None = None
     authorized_only: bool = False
     primary_contact: str | None = None
+    stand_in_contacts: tuple[str, ...] = ()
+
+    @property
+    def contacts(self) -> tuple[str, ...]:
+        """Who hears about the service itself: reports, announcements."""
+        primary = (self.primary_contact,) if self.primary_contact else ()
+        return tuple(dict.fromkeys((*primary, *self.stand_in_contacts)))
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,7 @@ class EscalationLevel:
     notify: tuple[str, ...]
     on: str  # "warn" | "breach"
     after: Duration | None = None
+    name: str | None = None  # how the customer hears of the level ("Team lead")
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,13 @@ class Policy:
     auto_replies_per_hour: int = 10  # per recipient, the last guard against mail loops
     max_attempts: int = 5  # processing tries before a message is quarantined
     forward_attachments_max: int = 10 * 1024 * 1024  # bytes attached to engineers' copies
+    unauthorized: str = "forward"  # notice | forward | open: an authorized_only domain's others
+    unauthorized_open_keywords: tuple[str, ...] = ()  # words that open the case all the same
+    escalation_request_interval: Duration = Duration(1, "d")  # per case, for customers
+    survey_after_auto_close: bool = False
+    fair_use_multiple: float = 3.0  # of the median of new cases per customer
+    announce_to: str = "contacts"  # contacts (primary and stand-in) | all (every listed address)
+    monthly_report: bool = True  # each customer's figures to its contacts, monthly
 
 
 @dataclass(frozen=True)
@@ -191,8 +209,9 @@ def default_path() -> Path:
     return Path(os.environ.get("HELPDESKD_CONFIG", "config.example.toml"))
 
 
-def load(path: Path | str) -> Config:
-    """Read and validate the file; raise ConfigError listing every problem."""
+def load(path: Path | str, allowlist: Path | None = None) -> Config:
+    """Read and validate the file; raise ConfigError listing every problem. `allowlist`
+    stands in for the file [helpdesk] allowlist names: a change is tried before it is kept."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -201,6 +220,7 @@ def load(path: Path | str) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([("(file)", f"not valid TOML: {exc}")]) from exc
     reader = Reader(path.resolve().parent)
+    reader.allowlist = allowlist
     config = _build(reader, path, data)
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -213,6 +233,7 @@ class Reader:
     def __init__(self, base: Path):
         self.base = base
         self.problems: list[tuple[str, str]] = []
+        self.allowlist: Path | None = None  # read instead of [helpdesk] allowlist
 
     def problem(self, key: str, why: str) -> None:
         self.problems.append((key, why))
@@ -360,15 +381,16 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
     plans = _plans(r, r.table(data, "plans", "plans"), calendars)
     policy = _policy(r, r.table(data, "policy", "policy"), plans)
     engineers = tuple(_engineer(r, p, t) for p, t in r.tables(data, "engineers"))
+    helpdesk = _helpdesk(r, r.table(data, "helpdesk", "helpdesk"))
     return Config(
         path=path,
-        helpdesk=_helpdesk(r, r.table(data, "helpdesk", "helpdesk")),
+        helpdesk=helpdesk,
         smtp=_smtp(r, r.table(data, "smtp", "smtp")),
         imap=_mailboxes(r, data),
         outbound=_outbound(r, r.table(data, "outbound", "outbound")),
         calendars=calendars,
         plans=plans,
-        customers=_customers(r, data, plans),
+        customers=_customers(r, data, plans, _allowlist(r, r.allowlist or helpdesk.allowlist)),
         engineers=engineers,
         escalation=_escalation(r, r.table(data, "escalation", "escalation")),
         policy=policy,
@@ -380,7 +402,16 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
     r.unknown(
         t,
         p,
-        {"name", "addresses", "admins", "reference_prefix", "database", "timezone", "templates"},
+        {
+            "name",
+            "addresses",
+            "admins",
+            "reference_prefix",
+            "database",
+            "timezone",
+            "templates",
+            "allowlist",
+        },
     )
     addresses = r.addresses(t, "addresses", p)
     if not addresses:
@@ -396,6 +427,7 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         database=r.path(t, "database", p, "var/helpdesk.db"),
         timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
         templates=_templates(r, r.path(t, "templates", p), f"{p}.templates"),
+        allowlist=r.path(t, "allowlist", p),
     )
 
 
@@ -644,7 +676,18 @@ def _plans(r: Reader, tables: dict, calendars: dict) -> dict[str, Plan]:
 
 def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
     r.unknown(
-        t, p, {"calendar", "first_response", "resolution", "calendars", "warn_at", "notify_tier"}
+        t,
+        p,
+        {
+            "calendar",
+            "first_response",
+            "resolution",
+            "calendars",
+            "warn_at",
+            "notify_tier",
+            "survey",
+            "fair_use_cap",
+        },
     )
     calendar = r.required(t, "calendar", p, str)
     if calendar is not None and calendar not in calendars:
@@ -661,6 +704,8 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
         calendars=overrides,
         warn_at=float(warn_at),
         notify_tier=r.choice(t, "notify_tier", p, (1, 2, 3), 1),
+        survey=r.get(t, "survey", p, bool, False),
+        fair_use_cap=r.positive(t, "fair_use_cap", p, 0) or None if "fair_use_cap" in t else None,
     )
 
 
@@ -693,10 +738,68 @@ def _priority_keys(r: Reader, table: dict, p: str) -> None:
             r.problem(f"{p}.{key}", f"unknown priority (known: {', '.join(PRIORITIES)})")
 
 
-def _customers(r: Reader, data: dict, plans: dict) -> tuple[Customer, ...]:
+def _customers(
+    r: Reader, data: dict, plans: dict, allowed: dict[str, dict]
+) -> tuple[Customer, ...]:
     customers = tuple(_customer(r, p, t, plans) for p, t in r.tables(data, "customers"))
+    names = {c.name for c in customers}
+    for name in sorted(set(allowed) - names):
+        r.problem(f"allowlist.customers.{name}", "no such customer in [[customers]]")
+    customers = tuple(_allowed(c, allowed.get(c.name)) for c in customers)
     _no_overlap(r, customers)
     return customers
+
+
+ALLOWLIST_KEYS = ("addresses", "removed", "domains")
+
+
+def _allowlist(r: Reader, path: Path | None) -> dict[str, dict]:
+    """The machine-managed allow-list changes (`#allow` commands), per customer's name: a
+    file written by helpdeskd beside the admin's, which it never rewrites. No file, no
+    changes."""
+    if path is None or not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        r.problem("helpdesk.allowlist", f"cannot read {path}: {exc}")
+        return {}
+    r.unknown(data, "allowlist", {"customers"})
+    found = {}
+    for name, t in r.table(data, "customers", "allowlist.customers").items():
+        p = f"allowlist.customers.{name}"
+        if not isinstance(t, dict):
+            r.problem(p, "must be a table")
+            continue
+        r.unknown(t, p, set(ALLOWLIST_KEYS))
+        found[name] = {
+            "addresses": r.addresses(t, "addresses", p),
+            "removed": tuple(v.lower() for v in r.strings(t, "removed", p)),
+            "domains": tuple(_domains(r, t, p)),
+        }
+    return found
+
+
+def _allowed(customer: Customer, change: dict | None) -> Customer:
+    """The customer with its allow-list changes applied: added, then removed."""
+    if not change:
+        return customer
+    removed = set(change["removed"])
+    addresses = dict.fromkeys((*customer.addresses, *change["addresses"]))
+    domains = dict.fromkeys((*customer.domains, *change["domains"]))
+    return replace(
+        customer,
+        addresses=tuple(a for a in addresses if a not in removed),
+        domains=tuple(d for d in domains if d not in removed),
+    )
+
+
+def _domains(r: Reader, t: dict, p: str) -> list[str]:
+    domains = r.strings(t, "domains", p)
+    for i, d in enumerate(domains):
+        if not DOMAIN.match(d):
+            r.problem(f"{p}.domains[{i}]", f"not a domain name: {d!r}")
+    return [d.lower() for d in domains]
 
 
 def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
@@ -711,12 +814,10 @@ def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
             "plan_expires",
             "authorized_only",
             "primary_contact",
+            "stand_in_contacts",
         },
     )
-    domains = r.strings(t, "domains", p)
-    for i, d in enumerate(domains):
-        if not DOMAIN.match(d):
-            r.problem(f"{p}.domains[{i}]", f"not a domain name: {d!r}")
+    domains = _domains(r, t, p)
     plan = r.required(t, "plan", p, str)
     if plan is not None and plan not in plans:
         r.problem(f"{p}.plan", f"unknown plan {plan!r} (known: {', '.join(sorted(plans))})")
@@ -726,12 +827,13 @@ def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
         r.problem(p, "needs domains or addresses to recognise its senders")
     return Customer(
         name=r.required(t, "name", p, str) or p,
-        domains=tuple(d.lower() for d in domains),
+        domains=tuple(domains),
         addresses=addresses,
         plan=plan or "",
         plan_expires=expires,
         authorized_only=r.get(t, "authorized_only", p, bool, False),
         primary_contact=r.address(r.get(t, "primary_contact", p, str), f"{p}.primary_contact"),
+        stand_in_contacts=r.addresses(t, "stand_in_contacts", p),
     )
 
 
@@ -766,7 +868,7 @@ def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
     if not isinstance(t, dict):
         r.problem(p, 'must be a table like { notify = [...], on = "breach" }')
         return EscalationLevel((), "breach")
-    r.unknown(t, p, {"notify", "on", "after"})
+    r.unknown(t, p, {"notify", "on", "after", "name"})
     notify = r.addresses(t, "notify", p)
     if not notify:
         r.problem(f"{p}.notify", "at least one address is required")
@@ -774,6 +876,7 @@ def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
         notify=notify,
         on=r.choice(t, "on", p, ("warn", "breach"), "breach"),
         after=r.duration(t, "after", p, None),
+        name=r.get(t, "name", p, str),
     )
 
 
@@ -796,6 +899,7 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
             "auto_replies_per_hour",
             "max_attempts",
             "forward_attachments_max",
+            *CUSTOMER_SERVICE_KEYS,
         },
     )
     default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
@@ -825,7 +929,40 @@ def _policy(r: Reader, t: dict, plans: dict) -> Policy:
         auto_replies_per_hour=r.positive(t, "auto_replies_per_hour", p, 10),
         max_attempts=r.positive(t, "max_attempts", p, 5),
         forward_attachments_max=r.positive(t, "forward_attachments_max", p, 10 * 1024 * 1024),
+        **_customer_service(r, t, p),
     )
+
+
+CUSTOMER_SERVICE_KEYS = (
+    "unauthorized",
+    "unauthorized_open_keywords",
+    "escalation_request_interval",
+    "survey_after_auto_close",
+    "fair_use_multiple",
+    "announce_to",
+    "monthly_report",
+)
+
+
+def _customer_service(r: Reader, t: dict, p: str) -> dict:
+    """The [policy] keys of the customer's side: unauthorised contacts, escalation on request,
+    surveys, fair use, announcements and monthly reports."""
+    multiple = r.get(t, "fair_use_multiple", p, (int, float), 3.0)
+    if multiple <= 1:
+        r.problem(f"{p}.fair_use_multiple", "must be a number above 1, e.g. 3")
+        multiple = 3.0
+    interval = r.duration(t, "escalation_request_interval", p, Duration(1, "d"))
+    return {
+        "unauthorized": r.choice(t, "unauthorized", p, ("notice", "forward", "open"), "forward"),
+        "unauthorized_open_keywords": tuple(
+            w.lower() for w in r.strings(t, "unauthorized_open_keywords", p)
+        ),
+        "escalation_request_interval": interval or Duration(1, "d"),
+        "survey_after_auto_close": r.get(t, "survey_after_auto_close", p, bool, False),
+        "fair_use_multiple": float(multiple),
+        "announce_to": r.choice(t, "announce_to", p, ("contacts", "all"), "contacts"),
+        "monthly_report": r.get(t, "monthly_report", p, bool, True),
+    }
 
 
 def _keywords(r: Reader, t: dict, p: str) -> dict[str, tuple[str, ...]]:

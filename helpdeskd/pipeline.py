@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from helpdeskd.adapters.store import Cases, OutboxQueue, SpoolItem, Store, iso
+from helpdeskd import allowlist
+from helpdeskd.adapters.store import Cases, OutboxQueue, Ratings, SentOnce, SpoolItem, Store, iso
 from helpdeskd.config import Config
 from helpdeskd.core import sla
 from helpdeskd.core.autogen import Own
@@ -73,7 +74,10 @@ def handle(
     reference = None
     if decision.action == "new":
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
-    result = outcome(Context(inbound, facts, decision, config, now), reference)
+    ctx = Context(inbound, facts, decision, config, now)
+    result = outcome(ctx, reference)
+    if result.allowlist:
+        result = allowlist.apply(ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)
     case_ref = result.case.reference if result.case else None
     log.info(
@@ -118,6 +122,8 @@ def apply(
     if result.bounced:
         for case_id in cases.mark_bounced(result.bounced):
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
+    if result.rating is not None:
+        Ratings(store).record(replace(result.rating, case_id=case.id))
     cases.add_message(inbound_row(inbound, result, case, spool_id, now))
     thread = cases.thread_ids(case.id) if case else []
     return tuple(
@@ -162,9 +168,10 @@ def queue_mail(
     inbound: Inbound | None,
     now: datetime,
 ) -> dict | None:
-    """Render one mail into the outbox, unless every recipient is filtered out."""
+    """Render one mail into the outbox, unless every recipient is filtered out or it was
+    to go once and went already."""
     mail = replace(mail, to=allowed_recipients(store, config, mail, now))
-    if not mail.to:
+    if not mail.to or (mail.once and not SentOnce(store).claim(mail.once, now)):
         return None
     reference = case.reference if case else None
     message_id = message_id_for(reference, config.helpdesk.domain, secrets.token_hex(8))

@@ -18,7 +18,7 @@ import structlog
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
 from helpdeskd.core import calendar, sla
-from helpdeskd.core.outcome import escalation_mails, team
+from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
 
@@ -122,9 +122,12 @@ def settle(case: Case, config: Config, now: datetime) -> tuple[Case, list[Step]]
     steps = []
     for action in sla.due_actions(case, config, now):
         case = sla.apply_action(case, action, config, now)
-        steps.append(
-            Step(action, event_for(case, action, config, now), mails_for(case, action, config, now))
-        )
+        if action.kind == "close":
+            case, closed = milestone(config, case, "closed", "timeout")
+            mails: tuple[Mail, ...] = (closed,)
+        else:
+            mails = mails_for(case, action, config, now)
+        steps.append(Step(action, event_for(case, action, config, now), mails))
     return case, steps
 
 
@@ -155,9 +158,7 @@ def mails_for(case: Case, action: sla.Action, config: Config, now: datetime) -> 
         return (team_notice(case, action, config, now),)
     if action.kind == "escalate":
         return escalation(case, action, config, now)
-    if action.kind == "closing_warning":
-        return (closing_warning(case, config, now),)
-    return (Mail("closed", "closed", case.contacts, {"by": "timeout"}, automatic="auto-generated"),)
+    return (closing_warning(case, config, now),)
 
 
 def clock_lines(case: Case, config: Config, now: datetime) -> list[sla.Standing]:

@@ -57,11 +57,15 @@ def route(
         case, how = found.threaded, f"in-reply-to <{found.threaded_id}>"
         trusted = bool(facts.auto) or trusted_for(facts, inbound.from_addr, case, config)
     else:
-        return new_case(facts, found, config, None)
+        return new_case(facts, found, config, None, text=words(inbound))
     if trusted:
         return follow_up(case, how, facts, config, now)
     reason = f"new: {how} from a sender not on the case"
-    return new_case(facts, found, config, reason, related=case.reference)
+    return new_case(facts, found, config, reason, related=case.reference, text=words(inbound))
+
+
+def words(inbound: Inbound) -> str:
+    return f"{inbound.subject}\n{inbound.text[:4000]}".lower()
 
 
 def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
@@ -91,7 +95,12 @@ def within_reopen_window(case: Case, config: Config, now: datetime) -> bool:
 
 
 def new_case(
-    facts: Facts, found: Candidates, config: Config, reason: str | None, related: str | None = None
+    facts: Facts,
+    found: Candidates,
+    config: Config,
+    reason: str | None,
+    related: str | None = None,
+    text: str = "",
 ) -> Decision:
     sender = facts.sender
     base = reason or f"new: {sender.reason}"
@@ -101,7 +110,17 @@ def new_case(
             f"kept: auto-generated ({', '.join(facts.auto)}), threads nowhere",
             related=related,
         )
-    if not sender.may_open:
+    may_open = sender.may_open
+    if sender.role == "customer" and not may_open:
+        opens = unauthorized_opens(config, text)
+        if opens is None:
+            policy = config.policy.unauthorized
+            return Decision(
+                "unauthorized", f"unauthorized: {sender.reason}, policy {policy}", related=related
+            )
+        base += f", {opens}"
+        may_open = True
+    if not may_open:
         policy = config.policy.unknown_sender
         action = "reject" if policy == "reject" else "ignore"
         return Decision(action, f"{action}: {sender.reason}, policy {policy}", related=related)
@@ -115,3 +134,15 @@ def new_case(
     if sender.role == "unknown":
         base += f", policy {config.policy.unknown_sender}"
     return Decision("new", base, related=related)
+
+
+def unauthorized_opens(config: Config, text: str) -> str | None:
+    """Why a sender of an authorized_only customer who is not on its list opens a case all
+    the same (policy, or words saying production is down); None when they do not."""
+    policy = config.policy
+    if policy.unauthorized == "open":
+        return "opened: policy unauthorized open"
+    for word in policy.unauthorized_open_keywords:
+        if re.search(rf"\b{re.escape(word)}\b", text):
+            return f"opened: keyword {word!r}"
+    return None
