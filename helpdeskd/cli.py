@@ -8,10 +8,10 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from helpdeskd import announce, logs, report, service, sweep, views
 from helpdeskd import config as configuration
-from helpdeskd import logs, report, service, sweep, views
 from helpdeskd.adapters import outbox
-from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
+from helpdeskd.adapters.store import Cases, OutboxQueue, Ratings, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.pipeline import Processed, handle, process
@@ -59,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--until", type=date.fromisoformat, help="cases opened before DATE")
     rep.add_argument("--format", choices=report.FORMATS, default="table", help="default: table")
     rep.add_argument("--now", type=_instant, help="judge the clocks at this time (ISO 8601)")
+    rep.add_argument("--part", choices=report.PARTS, help="only this part (csv, json: default sla)")
     requeue = sub.add_parser("requeue", help="give quarantined messages another try")
     requeue.add_argument(
         "ids",
@@ -70,7 +71,16 @@ def parser() -> argparse.ArgumentParser:
     requeue.add_argument("--all", action="store_true", help="every quarantined message")
     box = sub.add_parser("outbox", help="what waits to be sent")
     box.add_argument("--flush", action="store_true", help="deliver what is due now")
+    _announce_options(sub.add_parser("announce", help="a notice to customers' contacts"))
     return p
+
+
+def _announce_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--subject", required=True, help="the subject of the mail")
+    p.add_argument("--body", required=True, type=Path, help="a file with the text of the mail")
+    p.add_argument("--customers", nargs="+", metavar="C", help="these customers (name or domain)")
+    p.add_argument("--plans", nargs="+", metavar="P", help="the customers on these plans")
+    p.add_argument("--dry-run", action="store_true", help="list the recipients, send nothing")
 
 
 def _clock_options(p: argparse.ArgumentParser, dry_help: str) -> None:
@@ -247,9 +257,15 @@ def cmd_show(config: Config, args) -> int:
 
 def cmd_report(config: Config, args) -> int:
     since, until = report.window(args.since, args.until, config.helpdesk.timezone)
-    cases = Cases(Store.open(config.helpdesk.database)).opened_between(since, until)
-    rows = report.compliance(cases, config, args.now or datetime.now(UTC))
-    print(report.render(rows, args.format))
+    store = Store.open(config.helpdesk.database)
+    cases = Cases(store).opened_between(since, until)
+    ratings = Ratings(store).of_cases([c.id for c in cases])
+    parts = {
+        "sla": report.compliance(cases, config, args.now or datetime.now(UTC)),
+        "satisfaction": report.satisfaction(cases, ratings),
+        "fair-use": report.fair_use(cases, config),
+    }
+    print(report.render_parts(parts, args.format, args.part))
     return 0
 
 
@@ -290,6 +306,25 @@ def cmd_requeue(config: Config, args) -> int:
     return 0
 
 
+def cmd_announce(config: Config, args) -> int:
+    try:
+        body = args.body.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read the body {args.body}: {exc}", file=sys.stderr)
+        return 66
+    store, now = Store.open(config.helpdesk.database), datetime.now(UTC)
+    chosen = {"customers": args.customers, "plans": args.plans, "dry_run": args.dry_run}
+    try:
+        done = announce.announce(store, config, args.subject, body, now, **chosen)
+    except announce.UnknownSelection as exc:
+        print(exc, file=sys.stderr)
+        return 64
+    if not args.dry_run:
+        outbox.flush(store, config.outbound, now)
+    print(views.table(done, ["customer", "to", "queued"]) if done else "no recipients")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "check-config": cmd_check_config,
@@ -300,4 +335,5 @@ COMMANDS = {
     "report": cmd_report,
     "outbox": cmd_outbox,
     "requeue": cmd_requeue,
+    "announce": cmd_announce,
 }

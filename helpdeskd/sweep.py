@@ -15,6 +15,7 @@ from datetime import datetime
 
 import structlog
 
+from helpdeskd import monthly
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
 from helpdeskd.core import calendar, sla
@@ -56,6 +57,11 @@ def run(
             # one broken case (a template error, a plan gone from the config) must not hold up
             # the others; it stays due, so the next sweep tries it again
             log.exception("sweep failed", reference=case.reference)
+    try:
+        done += monthly.run(store, config, now, dry_run=dry_run)
+    except Exception:
+        # the cases are settled; the reports are tried again at the next sweep
+        log.exception("monthly reports failed")
     return done
 
 

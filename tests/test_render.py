@@ -56,6 +56,11 @@ CONTEXTS = {
         "body": "Production is down.",
     },
     "allowlist_changed": {"customer": "Acme", "changes": [("add", "joe@acme.test")]},
+    "monthly_report": {
+        "customer": "Acme",
+        "month": "April 2026",
+        "bars": [{"label": "Cases opened", "text": "3", "width": 100}],
+    },
     "announcement": {"subject": "Maintenance", "body": "Sunday 02:00.", "customer": "Acme"},
     "admin_alert": {
         "summary": "mailbox support unreachable",
@@ -98,7 +103,7 @@ def test_every_template_renders(template, config, case):
         )
     )
     assert str(msg["Subject"]).strip()
-    assert msg.get_content().strip()
+    assert msg.get_body(("plain",)).get_content().strip()
 
 
 def _sweep_context(case, config) -> dict:

@@ -807,6 +807,14 @@ class Ratings:
             pk="case_id",
         )
 
+    def between(self, since: datetime, until: datetime) -> list[dict]:
+        """Ratings given in [since, until), each with its case's customer, plan and assignee."""
+        return self.store.rows(
+            "SELECT r.*, c.customer, c.plan, c.assignee, c.reference FROM ratings r "
+            "JOIN cases c ON c.id = r.case_id WHERE r.at >= ? AND r.at < ? ORDER BY r.at",
+            [iso(since), iso(until)],
+        )
+
     def of_cases(self, case_ids: list[int]) -> dict[int, dict]:
         """The ratings of these cases, by case id."""
         found: dict[int, dict] = {}
