@@ -18,7 +18,7 @@ import tomli_w
 from helpdeskd import config as configuration
 from helpdeskd.config import ConfigError
 from helpdeskd.core.commands import CommandError
-from helpdeskd.core.outcome import Context, Outcome, command_error
+from helpdeskd.core.outcome import Context, Outcome, allow_line, command_error
 
 log = structlog.get_logger("helpdeskd.allowlist")
 
@@ -28,46 +28,48 @@ HEADER = (
 )
 
 
-def apply(ctx: Context, result: Outcome) -> Outcome:
-    """Write the outcome's allow-list changes; when the configuration would not load with
-    them, the engineer gets the error instead and nothing of the message applies."""
-    problem = write(ctx.config, result.case.customer, result.allowlist)
+def apply(ctx: Context, result: Outcome, *, write: bool = True) -> Outcome:
+    """Write the outcome's allow-list changes (only check them, unless `write`); when the
+    configuration would not load with them, the engineer gets the error instead and nothing of
+    the message applies."""
+    problem = change(ctx.config, result.case.customer, result.allowlist, keep=write)
     if problem is None:
-        log.info("allow-list changed", customer=result.case.customer, changes=result.allowlist)
+        if write:
+            log.info("allow-list changed", customer=result.case.customer, changes=result.allowlist)
         return result
-    line = next(
-        (
-            x.strip()
-            for x in ctx.inbound.text.splitlines()
-            if x.strip().lower().startswith("#allow")
-        ),
-        "#allow",
-    )
-    error = CommandError(line, 1, f"the allow-list was not changed: {problem}")
+    line, number = allow_line(ctx.inbound.text)
+    error = CommandError(line, number, f"the allow-list was not changed: {problem}")
     return command_error(ctx, result.case, (error,))
 
 
-def write(config: configuration.Config, customer: str, changes: tuple[str, ...]) -> str | None:
-    """Apply the changes to the file; None when done, else why they were refused."""
+def change(
+    config: configuration.Config, customer: str, changes: tuple[str, ...], keep: bool = True
+) -> str | None:
+    """Apply the changes to the file; None when done, else why they were refused. Without
+    `keep` the changes are only tried."""
     path = config.helpdesk.allowlist
     try:
         data = read(path)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         return f"cannot read {path.name}: {exc}"
     entry = data.setdefault("customers", {}).setdefault(customer, {})
-    for change in changes:
-        changed(entry, *change.split(" ", 1))
+    for one in changes:
+        changed(entry, *one.split(" ", 1))
+    # the caller holds the database's write lock (the message's transaction), so two processes
+    # never write the candidate at once
     candidate = path.with_name(path.name + ".new")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         candidate.write_text(HEADER + tomli_w.dumps(data), encoding="utf-8")
         configuration.load(config.path, allowlist=candidate)
-        os.replace(candidate, path)
+        if keep:
+            os.replace(candidate, path)
     except ConfigError as exc:
-        candidate.unlink(missing_ok=True)
         return "; ".join(f"{key}: {why}" for key, why in exc.problems)
     except OSError as exc:
-        candidate.unlink(missing_ok=True)
         return f"cannot write {path.name}: {exc.strerror}"
+    finally:
+        candidate.unlink(missing_ok=True)
     return None
 
 

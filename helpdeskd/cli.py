@@ -164,7 +164,7 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
         return 0
     try:
         with store.transaction():
-            result = handle(store, config, inbound, None, now)
+            result = handle(store, config, inbound, None, now, dry_run=True)
             raise _Rollback
     except _Rollback:
         pass

@@ -66,8 +66,14 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
 
 
 def handle(
-    store: Store, config: Config, inbound: Inbound, spool_id: int | None, now: datetime
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    spool_id: int | None,
+    now: datetime,
+    dry_run: bool = False,
 ) -> Processed:
+    """`dry_run`: the caller rolls the transaction back; files outside it stay untouched."""
     cases = Cases(store)
     facts = classify(inbound, config, own(config), now.date())
     decision = route(inbound, facts, candidates(cases, inbound, config, now), config, now)
@@ -77,7 +83,7 @@ def handle(
     ctx = Context(inbound, facts, decision, config, now)
     result = outcome(ctx, reference)
     if result.allowlist:
-        result = allowlist.apply(ctx, result)
+        result = allowlist.apply(ctx, result, write=not dry_run)
     queued = apply(store, config, result, inbound, spool_id, now)
     case_ref = result.case.reference if result.case else None
     log.info(

@@ -18,14 +18,16 @@ import email.utils
 import io
 import json
 import mailbox
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from helpdeskd import cli as command_line
 from helpdeskd import config as configuration
-from helpdeskd.adapters.store import Cases, Store
-from tests.support import Daemon, Sink, free_port, mail, send, write_config
+from helpdeskd.adapters.store import Cases, Ratings, Store
+from helpdeskd.core import survey
+from tests.support import Daemon, Sink, free_port, mail, sample_case, send, write_config
 
 CUSTOMERS = """
 [[customers]]
@@ -511,3 +513,54 @@ def test_the_monthly_report_carries_the_customers_figures(config):
         a for a in sweep(config, "2026-05-01T09:00:00-05:00") if a["action"] == "monthly_report"
     ] == []
     assert len(to(config, "deputy@globex.test", "Monthly service report")) == 1
+
+
+# -- the survey's pure parts, and a rating recorded as the status page will --------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ("5", (5, "")),
+        (" 4 \n\nQuick and kind.\n", (4, "Quick and kind.")),
+        ("3/5\nOK", (3, "OK")),
+        ("1.", (1, "")),
+        ("6", None),
+        ("0", None),
+        ("5 reports are empty", None),
+        ("Thanks!\n5", None),
+        ("", None),
+    ],
+)
+def test_what_counts_as_a_rating(body, found):
+    assert survey.rating_of(body) == found
+
+
+def test_a_rating_needs_a_survey_and_a_score_from_1_to_5():
+    case = sample_case(status="resolved")
+    now = datetime(2026, 4, 20, tzinfo=UTC)
+    with pytest.raises(ValueError, match="has not been sent a survey"):
+        survey.rate(case, 5, "", "jane@acme.test", now)
+    asked = survey.asked(case)
+    with pytest.raises(ValueError, match="from 1 to 5"):
+        survey.rate(asked, 6, "", "jane@acme.test", now)
+    assert survey.rate(asked, 2, " slow ", "jane@acme.test", now).comment == "slow"
+
+
+def test_a_rating_from_the_status_page_is_one_call_to_the_core_and_one_to_the_store(config):
+    ref = open_case(config, "jane@acme.test", "Reports are empty", MON)
+    engineer(config, ref, "#resolve\n\nFixed.", "2026-04-20T11:00Z")
+    store = Store.open(config.parent / "helpdesk.db")
+    case = Cases(store).get(ref)
+    Ratings(store).record(survey.rate(case, 3, "Fine.", "jane@acme.test", datetime.now(UTC)))
+    assert store.row("SELECT score, comment FROM ratings") == {"score": 3, "comment": "Fine."}
+    assert show(config, ref)["status"] == "resolved"
+
+
+def test_a_late_rating_of_a_closed_case_opens_no_new_case(config):
+    ref = open_case(config, "jane@acme.test", "Reports are empty", MON)
+    engineer(config, ref, "#close\n\nDone.", "2026-04-20T11:00Z")
+    out = customer(config, ref, "5", "2026-05-20T11:00Z")  # long after the 5-day reopen window
+    assert "a rating of the closed case" in out
+    assert [c["reference"] for c in json.loads(run(config, "cases", "--json"))] == [ref]
+    assert show(config, ref)["status"] == "closed"

@@ -633,11 +633,11 @@ def allow_errors(ctx: Context, case: Case, changes: tuple[str, ...]) -> tuple[Co
         )
     else:
         return ()
-    line, number = _allow_line(ctx.inbound.text)
+    line, number = allow_line(ctx.inbound.text)
     return (CommandError(line, number, why),)
 
 
-def _allow_line(text: str) -> tuple[str, int]:
+def allow_line(text: str) -> tuple[str, int]:
     for number, line in enumerate(text.splitlines(), start=1):
         if re.match(r"\s*#allow\b", line, re.I):
             return line.strip(), number

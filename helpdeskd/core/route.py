@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from helpdeskd.config import Config
-from helpdeskd.core import calendar, sla
+from helpdeskd.core import calendar, sla, survey
 from helpdeskd.core.classify import Facts, same_customer
+from helpdeskd.core.quotes import split_reply
 from helpdeskd.model import Case, Inbound
 
 
@@ -59,7 +60,7 @@ def route(
     else:
         return new_case(facts, found, config, None, text=words(inbound))
     if trusted:
-        return follow_up(case, how, facts, config, now)
+        return follow_up(case, how, facts, config, now, late_rating(inbound, case))
     reason = f"new: {how} from a sender not on the case"
     return new_case(facts, found, config, reason, related=case.reference, text=words(inbound))
 
@@ -77,13 +78,18 @@ def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
     )
 
 
-def follow_up(case: Case, reason: str, facts: Facts, config: Config, now: datetime) -> Decision:
+def follow_up(
+    case: Case, reason: str, facts: Facts, config: Config, now: datetime, rating: bool = False
+) -> Decision:
     """A closed case reopens for its customer within the window; our own people can always
-    answer on it (an engineer's late reply must still reach the customer)."""
+    answer on it (an engineer's late reply must still reach the customer), and so can a
+    customer's answer to its survey, which reopens nothing."""
     if case.status != "closed" or facts.sender.role in ("engineer", "staff"):
         return Decision("follow_up", reason, case)
     if within_reopen_window(case, config, now):
         return Decision("reopen", f"{reason}, reopens closed case", case)
+    if rating:
+        return Decision("follow_up", f"{reason}, a rating of the closed case", case)
     return Decision(
         "new", f"new: {reason} names a case closed too long ago", related=case.reference
     )
@@ -146,3 +152,11 @@ def unauthorized_opens(config: Config, text: str) -> str | None:
         if re.search(rf"\b{re.escape(word)}\b", text):
             return f"opened: keyword {word!r}"
     return None
+
+
+def late_rating(inbound: Inbound, case: Case) -> bool:
+    """An answer to the survey of a closed case: it joins the case even after the reopen
+    window, rather than opening a new case that says "5"."""
+    if case.status != "closed" or survey.ASKED not in case.notices:
+        return False
+    return survey.rating_of(split_reply(inbound.text).new) is not None
