@@ -46,8 +46,8 @@ def run(store: Store, config: Config, now: datetime, *, dry_run: bool = False) -
     month = due_month(config, now) if config.policy.monthly_report else None
     if month is None:
         return []
-    once = SentOnce(store)
-    waiting = [c for c in config.customers if c.contacts and not once.sent(key(c, month))]
+    sent = SentOnce(store).sent([key(c, month) for c in config.customers])
+    waiting = [c for c in config.customers if c.contacts and key(c, month) not in sent]
     if not waiting:
         return []
     start, end = report.month_bounds(*month, config.helpdesk.timezone)

@@ -100,8 +100,8 @@ class Service:
             self.sweep_slice()
         items = self.worker_store.pending(self.clock(), limit=50)
         for item in items:
-            self.process_one(item)
             self.reload_if_allowlist_changed()
+            self.process_one(item)
         if items:
             self.courier.wake()
         return len(items) == 50 or self.sweep_requested.is_set()

@@ -839,5 +839,13 @@ class SentOnce:
         )
         return cursor.rowcount == 1
 
-    def sent(self, key: str) -> bool:
-        return self.store.row("SELECT key FROM sent_once WHERE key = ?", [key]) is not None
+    def sent(self, keys: list[str]) -> set[str]:
+        """Those of the keys already claimed."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):  # SQLite's limit on parameters
+            chunk = keys[start : start + 500]
+            rows = self.store.rows(
+                f"SELECT key FROM sent_once WHERE key IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update(r["key"] for r in rows)
+        return found

@@ -511,7 +511,10 @@ def rating_reply(ctx: Context, case: Case, score: int, comment: str) -> Outcome:
         "rating",
         f"{score} of 5 by {ctx.inbound.from_addr}" + (": comment" if comment else ""),
     )
-    return Outcome(case, False, record(ctx, "rating"), (event,), rating=rating)
+    # how the message found the case, without the "reopens" the route foresaw for a reply
+    found_by = ctx.decision.reason.split(",")[0]
+    rec = replace(record(ctx, "rating"), route_reason=f"{found_by}, a rating")
+    return Outcome(case, False, rec, (event,), rating=rating)
 
 
 def may_escalate(ctx: Context, case: Case) -> bool:
