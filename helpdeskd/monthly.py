@@ -122,7 +122,8 @@ def bars(figures: dict) -> list[dict]:
         )
         found.append(bar(label, text, (share or 0) / 100))
     score = figures["satisfaction"]
-    text = "-" if score is None else f"{score} of 5 ({figures['ratings']} ratings)"
+    count = figures["ratings"]
+    text = "-" if score is None else f"{score} of 5 ({count} rating{'' if count == 1 else 's'})"
     found.append(bar("Satisfaction", text, (score or 0) / 5))
     return found
 

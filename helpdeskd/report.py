@@ -253,7 +253,7 @@ def part_table(name: str, rows: list[dict]) -> str:
     columns = SATISFACTION_COLUMNS if name == "satisfaction" else FAIR_USE_COLUMNS
     if not rows:
         return f"{title}: nothing to show"
-    shown = [{k: "-" if r[k] is None else r[k] for k in columns} for r in rows]
+    shown = [{k: "-" if r[k] is None else str(r[k]) for k in columns} for r in rows]
     return f"{title}\n{table(shown, columns)}"
 
 

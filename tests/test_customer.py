@@ -503,7 +503,7 @@ def test_the_monthly_report_carries_the_customers_figures(config):
         "Escalated cases:     2",
         "First response met:  33.3% (1 of 3)",
         "Resolution met:      50.0% (1 of 2)",
-        "Satisfaction:        5 of 5 (1 ratings)",
+        "Satisfaction:        5 of 5 (1 rating)",
     ]:
         assert line in plain, plain
     html = mailed.get_body(("html",)).get_content()
