@@ -564,3 +564,16 @@ def test_a_late_rating_of_a_closed_case_opens_no_new_case(config):
     assert "a rating of the closed case" in out
     assert [c["reference"] for c in json.loads(run(config, "cases", "--json"))] == [ref]
     assert show(config, ref)["status"] == "closed"
+
+
+def test_announce_names_what_it_does_not_know(config, capsys):
+    body = config.parent / "body.txt"
+    body.write_text("Hello.\n")
+    common = ["--config", str(config), "announce", "--subject", "S"]
+    assert command_line.main([*common, "--body", str(body), "--customers", "Umbrella"]) == 64
+    assert "no customer 'Umbrella' (customers: Acme, Globex, Initech)" in capsys.readouterr().err
+    assert command_line.main([*common, "--body", str(body), "--plans", "platinum"]) == 64
+    assert "no plan 'platinum'" in capsys.readouterr().err
+    assert command_line.main([*common, "--body", str(config.parent / "nope.txt")]) == 66
+    assert "cannot read the body" in capsys.readouterr().err
+    assert sent(config) == []
