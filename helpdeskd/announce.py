@@ -4,7 +4,7 @@ does. `helpdeskd announce` is a thin wrapper around `announce()`."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from helpdeskd.adapters.store import Store
 from helpdeskd.config import Config, Customer
@@ -18,7 +18,10 @@ class UnknownSelection(ValueError):
 
 
 def selected(
-    config: Config, today, customers: list[str] | None = None, plans: list[str] | None = None
+    config: Config,
+    today: date,
+    customers: list[str] | None = None,
+    plans: list[str] | None = None,
 ) -> list[Customer]:
     """The customers named (by name or any of their domains) and those on the plans named;
     everyone when neither is given."""
