@@ -216,6 +216,8 @@ def test_a_rating_reply_is_recorded_without_reopening(config):
     store = Store.open(config.parent / "helpdesk.db")
     rating = store.row("SELECT * FROM ratings")
     assert (rating["score"], rating["comment"]) == (4, "Quick, but I had to ask twice.")
+    history = [e["detail"] for e in Cases(store).events(rating["case_id"]) if e["kind"] == "rating"]
+    assert history == ["4 of 5 by jane@acme.test with a comment"]
 
     tally = json.loads(run(config, "report", "--format", "json", "--part", "satisfaction"))
     assert {"by": "engineer", "name": "alice@helpdesk.test", "asked": 1, "rated": 1,
@@ -566,6 +568,8 @@ def test_a_rating_from_the_status_page_is_one_call_to_the_core_and_one_to_the_st
     case = Cases(store).get(ref)
     Ratings(store).record(survey.rate(case, 3, "Fine.", "jane@acme.test", datetime.now(UTC)))
     assert store.row("SELECT score, comment FROM ratings") == {"score": 3, "comment": "Fine."}
+    (event,) = [e for e in Cases(store).events(case.id) if e["kind"] == "rating"]
+    assert event["detail"] == "3 of 5 by jane@acme.test with a comment"
     assert show(config, ref)["status"] == "resolved"
 
 

@@ -795,7 +795,12 @@ class Ratings:
         self.store = store
 
     def record(self, rating) -> None:
-        """A `core.survey.Rating`; a case's later rating replaces its earlier one."""
+        """A `core.survey.Rating`, and a line in its case's history; a case's later rating
+        replaces its earlier one. The one call for every way a rating comes in (mail, web)."""
+        detail = f"{rating.score} of 5 by {rating.by}" + (
+            " with a comment" if rating.comment else ""
+        )
+        Cases(self.store).add_event(rating.case_id, rating.at, "rating", detail)
         self.store.db["ratings"].upsert(
             {
                 "case_id": rating.case_id,

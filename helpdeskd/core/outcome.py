@@ -507,14 +507,10 @@ def milestone(config: Config, case: Case, kind: str, by: str) -> tuple[Case, Mai
 def rating_reply(ctx: Context, case: Case, score: int, comment: str) -> Outcome:
     """A survey answer: recorded, not a follow-up, and the case stays as it is."""
     rating = survey.rate(case, score, comment, ctx.inbound.from_addr, ctx.now)
-    event = (
-        "rating",
-        f"{score} of 5 by {ctx.inbound.from_addr}" + (": comment" if comment else ""),
-    )
     # how the message found the case, without the "reopens" the route foresaw for a reply
     found_by = ctx.decision.reason.split(",")[0]
     rec = replace(record(ctx, "rating"), route_reason=f"{found_by}, a rating")
-    return Outcome(case, False, rec, (event,), rating=rating)
+    return Outcome(case, False, rec, rating=rating)  # the store records it in the history
 
 
 def may_escalate(ctx: Context, case: Case) -> bool:
