@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from helpdeskd import (
     __version__,
+    announce,
     arguments,
     backup,
     exits,
@@ -34,7 +35,7 @@ from helpdeskd import (
 )
 from helpdeskd import config as configuration
 from helpdeskd.adapters import outbox
-from helpdeskd.adapters.store import Cases, OutboxQueue, Store, StoreUnavailable
+from helpdeskd.adapters.store import Cases, OutboxQueue, Ratings, Store, StoreUnavailable
 from helpdeskd.alerts import incident_report
 from helpdeskd.config import PRIORITIES, Config, ConfigError
 from helpdeskd.core.autogen import explain
@@ -122,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--until", type=arguments.day, help="cases opened before DATE")
     rep.add_argument("--format", choices=report.FORMATS, default="table", help="default: table")
     rep.add_argument("--now", type=arguments.instant, help="judge the clocks at this time")
+    rep.add_argument("--part", choices=report.PARTS, help="only this part (csv, json: default sla)")
     requeue = sub.add_parser("requeue", help="give quarantined messages another try")
     requeue.add_argument(
         "ids",
@@ -150,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
         "--drop", nargs="+", type=outbox_id, metavar="ID", help="remove unsent mail for good"
     )
     box.add_argument("--json", action="store_true", help="machine-readable output")
+    _announce_options(sub.add_parser("announce", help="a notice to customers' contacts"))
     _ops_commands(sub)
     comp = sub.add_parser("completion", help="print the shell completion script")
     comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
@@ -169,6 +172,14 @@ def _ops_commands(sub) -> None:
         metavar="DAYS",
         help='cases closed more than this long ago, in days ("365d" or 365)',
     )
+
+
+def _announce_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--subject", required=True, help="the subject of the mail")
+    p.add_argument("--body", required=True, type=Path, help="a file with the text of the mail")
+    p.add_argument("--customers", nargs="+", metavar="C", help="these customers (name or domain)")
+    p.add_argument("--plans", nargs="+", metavar="P", help="the customers on these plans")
+    p.add_argument("--dry-run", action="store_true", help="list the recipients, send nothing")
 
 
 def _clock_options(p: argparse.ArgumentParser, dry_help: str) -> None:
@@ -366,7 +377,7 @@ def _dry_ingest(store: Store, config: Config, raw: bytes, now: datetime) -> int:
     verdict = authenticate(config, "ingest", raw, inbound)  # DNS, outside the write lock
     try:
         with store.transaction():
-            result = handle(store, config, inbound, None, now, verdict)
+            result = handle(store, config, inbound, None, now, verdict, dry_run=True)
             raise _Rollback
     except _Rollback:
         pass
@@ -488,10 +499,15 @@ def cmd_report(config: Config, args) -> int:
     since, until = report.window(args.since, args.until, tz)
     if since and until and since >= until:
         raise Failure(f"--until {args.until} is not after --since {args.since}", exits.USAGE)
-    cases = Cases(open_store(config)).opened_between(since, until)
-    rows = report.compliance(cases, config, args.now or datetime.now(UTC))
-    print(report.render(rows, args.format))
-    if args.format == "table" and rows and (since or until):
+    store = open_store(config)
+    cases = Cases(store).opened_between(since, until)
+    parts = {
+        "sla": report.compliance(cases, config, args.now or datetime.now(UTC)),
+        "satisfaction": report.satisfaction(cases, Ratings(store).of_cases([c.id for c in cases])),
+        "fair-use": report.fair_use(cases, config),
+    }
+    print(report.render_parts(parts, args.format, args.part))
+    if args.format == "table" and parts["sla"] and (since or until):
         print(f"cases opened from {views.shown(since, tz)} until {views.shown(until, tz)}")
     return 0
 
@@ -599,6 +615,24 @@ def cmd_purge(config: Config, args) -> int:
     return 0
 
 
+def cmd_announce(config: Config, args) -> int:
+    try:
+        body = args.body.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise Failure(f"cannot read the body {args.body}: {why.lower()}", exits.NOINPUT) from exc
+    store, now = open_store(config), datetime.now(UTC)
+    chosen = {"customers": args.customers, "plans": args.plans, "dry_run": args.dry_run}
+    try:
+        done = announce.announce(store, config, args.subject, body, now, **chosen)
+    except announce.UnknownSelection as exc:
+        raise Failure(str(exc), exits.USAGE) from exc
+    if not args.dry_run:
+        outbox.flush(store, config.outbound, now)
+    print(views.table(done, ["customer", "to", "queued"]) if done else "no recipients")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "check-config": cmd_check_config,
@@ -613,4 +647,5 @@ COMMANDS = {
     "status": cmd_status,
     "backup": cmd_backup,
     "purge": cmd_purge,
+    "announce": cmd_announce,
 }

@@ -13,7 +13,7 @@ import re
 import shutil
 import ssl
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class Helpdesk:
     database: Path
     timezone: str
     templates: Path
+    allowlist: Path | None = None  # machine-managed file of allow-list changes, merged in
 
     @property
     def address(self) -> str:
@@ -128,6 +129,8 @@ class Plan:
     calendars: dict[str, str]  # per-priority calendar override
     warn_at: float = 0.8
     notify_tier: int = 1
+    survey: bool = False  # ask the customer to rate a case once it is resolved or closed
+    fair_use_cap: int | None = None  # new cases per customer in a report's period
 
     def calendar_for(self, priority: str) -> str:
         return self.calendars.get(priority, self.calendar)
@@ -142,6 +145,13 @@ class Customer:
     plan_expires: date | None = None
     authorized_only: bool = False
     primary_contact: str | None = None
+    stand_in_contacts: tuple[str, ...] = ()
+
+    @property
+    def contacts(self) -> tuple[str, ...]:
+        """Who hears about the service itself: reports, announcements."""
+        primary = (self.primary_contact,) if self.primary_contact else ()
+        return tuple(dict.fromkeys((*primary, *self.stand_in_contacts)))
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,7 @@ class EscalationLevel:
     notify: tuple[str, ...]
     on: str  # "warn" | "breach"
     after: Duration | None = None
+    name: str | None = None  # how the customer hears of the level ("Team lead")
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,14 @@ class Policy:
     loop_repeats: int = 3  # ...or this many with the same text: forwarding pauses
     loop_window: Duration = Duration(1, "h")
     trust_unauthenticated_engineers: bool = False  # test set-ups only: see check-config
+
+    unauthorized: str = "forward"  # notice | forward | open: an authorized_only domain's others
+    unauthorized_open_keywords: tuple[str, ...] = ()  # words that open the case all the same
+    escalation_request_interval: Duration = Duration(1, "d")  # per case, for customers
+    survey_after_auto_close: bool = False
+    fair_use_multiple: float = 3.0  # of the median of new cases per customer
+    announce_to: str = "contacts"  # contacts (primary and stand-in) | all (every listed address)
+    monthly_report: bool = True  # each customer's figures to its contacts, monthly
 
 
 @dataclass(frozen=True)
@@ -277,8 +296,9 @@ def default_path(system: Path | None = None) -> Path:
     return system if system.exists() else DEMO_CONFIG
 
 
-def load(path: Path | str) -> Config:
-    """Read and validate the file; raise ConfigError listing every problem."""
+def load(path: Path | str, allowlist: Path | None = None) -> Config:
+    """Read and validate the file; raise ConfigError listing every problem. `allowlist`
+    stands in for the file [helpdesk] allowlist names: a change is tried before it is kept."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -287,6 +307,7 @@ def load(path: Path | str) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([("(file)", f"not valid TOML: {exc}")]) from exc
     reader = Reader(path.resolve().parent)
+    reader.allowlist = allowlist
     config = _build(reader, path, data)
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -299,6 +320,7 @@ class Reader:
     def __init__(self, base: Path):
         self.base = base
         self.problems: list[tuple[str, str]] = []
+        self.allowlist: Path | None = None  # read instead of [helpdesk] allowlist
 
     def problem(self, key: str, why: str) -> None:
         self.problems.append((key, why))
@@ -461,7 +483,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         outbound=_outbound(r, r.table(data, "outbound", "outbound")),
         calendars=calendars,
         plans=plans,
-        customers=_customers(r, data, plans),
+        customers=_customers(r, data, plans, _allowlist(r, r.allowlist or helpdesk.allowlist)),
         engineers=engineers,
         escalation=_escalation(r, r.table(data, "escalation", "escalation")),
         policy=policy,
@@ -480,7 +502,16 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
     r.unknown(
         t,
         p,
-        {"name", "addresses", "admins", "reference_prefix", "database", "timezone", "templates"},
+        {
+            "name",
+            "addresses",
+            "admins",
+            "reference_prefix",
+            "database",
+            "timezone",
+            "templates",
+            "allowlist",
+        },
     )
     addresses = r.addresses(t, "addresses", p)
     if not addresses:
@@ -496,6 +527,7 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         database=r.path(t, "database", p, "var/helpdesk.db"),
         timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
         templates=_templates(r, r.path(t, "templates", p), f"{p}.templates"),
+        allowlist=r.path(t, "allowlist", p),
     )
 
 
@@ -785,7 +817,18 @@ def _plans(r: Reader, tables: dict, calendars: dict) -> dict[str, Plan]:
 
 def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
     r.unknown(
-        t, p, {"calendar", "first_response", "resolution", "calendars", "warn_at", "notify_tier"}
+        t,
+        p,
+        {
+            "calendar",
+            "first_response",
+            "resolution",
+            "calendars",
+            "warn_at",
+            "notify_tier",
+            "survey",
+            "fair_use_cap",
+        },
     )
     calendar = r.required(t, "calendar", p, str)
     if calendar is not None and calendar not in calendars:
@@ -802,6 +845,8 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
         calendars=overrides,
         warn_at=float(warn_at),
         notify_tier=r.choice(t, "notify_tier", p, (1, 2, 3), 1),
+        survey=r.get(t, "survey", p, bool, False),
+        fair_use_cap=r.positive(t, "fair_use_cap", p, 0) or None if "fair_use_cap" in t else None,
     )
 
 
@@ -834,10 +879,68 @@ def _priority_keys(r: Reader, table: dict, p: str) -> None:
             r.problem(f"{p}.{key}", f"unknown priority (known: {', '.join(PRIORITIES)})")
 
 
-def _customers(r: Reader, data: dict, plans: dict) -> tuple[Customer, ...]:
+def _customers(
+    r: Reader, data: dict, plans: dict, allowed: dict[str, dict]
+) -> tuple[Customer, ...]:
     customers = tuple(_customer(r, p, t, plans) for p, t in r.tables(data, "customers"))
+    names = {c.name for c in customers}
+    for name in sorted(set(allowed) - names):
+        r.problem(f"allowlist.customers.{name}", "no such customer in [[customers]]")
+    customers = tuple(_allowed(c, allowed.get(c.name)) for c in customers)
     _no_overlap(r, customers)
     return customers
+
+
+ALLOWLIST_KEYS = ("addresses", "removed", "domains")
+
+
+def _allowlist(r: Reader, path: Path | None) -> dict[str, dict]:
+    """The machine-managed allow-list changes (`#allow` commands), per customer's name: a
+    file written by helpdeskd beside the admin's, which it never rewrites. No file, no
+    changes."""
+    if path is None or not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        r.problem("helpdesk.allowlist", f"cannot read {path}: {exc}")
+        return {}
+    r.unknown(data, "allowlist", {"customers"})
+    found = {}
+    for name, t in r.table(data, "customers", "allowlist.customers").items():
+        p = f"allowlist.customers.{name}"
+        if not isinstance(t, dict):
+            r.problem(p, "must be a table")
+            continue
+        r.unknown(t, p, set(ALLOWLIST_KEYS))
+        found[name] = {
+            "addresses": r.addresses(t, "addresses", p),
+            "removed": tuple(v.lower() for v in r.strings(t, "removed", p)),
+            "domains": tuple(_domains(r, t, p)),
+        }
+    return found
+
+
+def _allowed(customer: Customer, change: dict | None) -> Customer:
+    """The customer with its allow-list changes applied: added, then removed."""
+    if not change:
+        return customer
+    removed = set(change["removed"])
+    addresses = dict.fromkeys((*customer.addresses, *change["addresses"]))
+    domains = dict.fromkeys((*customer.domains, *change["domains"]))
+    return replace(
+        customer,
+        addresses=tuple(a for a in addresses if a not in removed),
+        domains=tuple(d for d in domains if d not in removed),
+    )
+
+
+def _domains(r: Reader, t: dict, p: str) -> list[str]:
+    domains = r.strings(t, "domains", p)
+    for i, d in enumerate(domains):
+        if not DOMAIN.match(d):
+            r.problem(f"{p}.domains[{i}]", f"not a domain name: {d!r}")
+    return [d.lower() for d in domains]
 
 
 def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
@@ -852,12 +955,10 @@ def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
             "plan_expires",
             "authorized_only",
             "primary_contact",
+            "stand_in_contacts",
         },
     )
-    domains = r.strings(t, "domains", p)
-    for i, d in enumerate(domains):
-        if not DOMAIN.match(d):
-            r.problem(f"{p}.domains[{i}]", f"not a domain name: {d!r}")
+    domains = _domains(r, t, p)
     plan = r.required(t, "plan", p, str)
     if plan is not None and plan not in plans:
         r.problem(f"{p}.plan", f"unknown plan {plan!r} (known: {', '.join(sorted(plans))})")
@@ -867,12 +968,13 @@ def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
         r.problem(p, "needs domains or addresses to recognise its senders")
     return Customer(
         name=r.required(t, "name", p, str) or p,
-        domains=tuple(d.lower() for d in domains),
+        domains=tuple(domains),
         addresses=addresses,
         plan=plan or "",
         plan_expires=expires,
         authorized_only=r.get(t, "authorized_only", p, bool, False),
         primary_contact=r.address(r.get(t, "primary_contact", p, str), f"{p}.primary_contact"),
+        stand_in_contacts=r.addresses(t, "stand_in_contacts", p),
     )
 
 
@@ -907,7 +1009,7 @@ def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
     if not isinstance(t, dict):
         r.problem(p, 'must be a table like { notify = [...], on = "breach" }')
         return EscalationLevel((), "breach")
-    r.unknown(t, p, {"notify", "on", "after"})
+    r.unknown(t, p, {"notify", "on", "after", "name"})
     notify = r.addresses(t, "notify", p)
     if not notify:
         r.problem(f"{p}.notify", "at least one address is required")
@@ -915,6 +1017,7 @@ def _level(r: Reader, p: str, t: Any) -> EscalationLevel:
         notify=notify,
         on=r.choice(t, "on", p, ("warn", "breach"), "breach"),
         after=r.duration(t, "after", p, None),
+        name=r.get(t, "name", p, str),
     )
 
 
@@ -941,6 +1044,7 @@ def _policy(r: Reader, t: dict, plans: dict, first_hop: bool) -> Policy:
             "forward_attachments_max",
             *LOOP_KEYS,
             "trust_unauthenticated_engineers",
+            *CUSTOMER_SERVICE_KEYS,
         },
     )
     default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
@@ -972,6 +1076,7 @@ def _policy(r: Reader, t: dict, plans: dict, first_hop: bool) -> Policy:
         forward_attachments_max=r.positive(t, "forward_attachments_max", p, 10 * 1024 * 1024),
         **_bounds(r, t, p),
         trust_unauthenticated_engineers=r.get(t, "trust_unauthenticated_engineers", p, bool, False),
+        **_customer_service(r, t, p),
     )
 
 
@@ -1006,6 +1111,38 @@ def _budget(r: Reader, value: Any, path: str) -> float:
         r.problem(path, f'must be a time from "1s" to "10m", like "5s", not {value!r}')
         return Policy.processing_budget
     return float(seconds)
+
+
+CUSTOMER_SERVICE_KEYS = (
+    "unauthorized",
+    "unauthorized_open_keywords",
+    "escalation_request_interval",
+    "survey_after_auto_close",
+    "fair_use_multiple",
+    "announce_to",
+    "monthly_report",
+)
+
+
+def _customer_service(r: Reader, t: dict, p: str) -> dict:
+    """The [policy] keys of the customer's side: unauthorised contacts, escalation on request,
+    surveys, fair use, announcements and monthly reports."""
+    multiple = r.get(t, "fair_use_multiple", p, (int, float), 3.0)
+    if multiple <= 1:
+        r.problem(f"{p}.fair_use_multiple", "must be a number above 1, e.g. 3")
+        multiple = 3.0
+    interval = r.duration(t, "escalation_request_interval", p, Duration(1, "d"))
+    return {
+        "unauthorized": r.choice(t, "unauthorized", p, ("notice", "forward", "open"), "forward"),
+        "unauthorized_open_keywords": tuple(
+            w.lower() for w in r.strings(t, "unauthorized_open_keywords", p)
+        ),
+        "escalation_request_interval": interval or Duration(1, "d"),
+        "survey_after_auto_close": r.get(t, "survey_after_auto_close", p, bool, False),
+        "fair_use_multiple": float(multiple),
+        "announce_to": r.choice(t, "announce_to", p, ("contacts", "all"), "contacts"),
+        "monthly_report": r.get(t, "monthly_report", p, bool, True),
+    }
 
 
 def _keywords(r: Reader, t: dict, p: str) -> dict[str, tuple[str, ...]]:

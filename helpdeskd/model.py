@@ -100,7 +100,19 @@ class Clocks:
 # The kinds of message the customer sees: only these make up the customer's conversation, so
 # the Message-IDs of internal mail (notifications, notes, escalations) never reach them.
 CUSTOMER_THREAD = frozenset(
-    {"customer", "acknowledgement", "relay", "closed", "escalated", "closing_warning"}
+    {
+        "customer",
+        "acknowledgement",
+        "relay",
+        "closed",
+        "escalated",
+        "closing_warning",
+        "resolved",
+        "reopened",
+        "escalation_request",
+        "allowlist_changed",
+        "rating",
+    }
 )
 
 
@@ -116,3 +128,4 @@ class Mail:
     reply_to: str | None = None
     attachments: tuple[Attachment, ...] = ()
     threaded: bool = True  # In-Reply-To/References point at the case's conversation
+    once: str | None = None  # a key: mail with a key already sent is not sent again

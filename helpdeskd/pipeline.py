@@ -14,8 +14,18 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from helpdeskd import allowlist
 from helpdeskd.adapters import authres as authentication
-from helpdeskd.adapters.store import Cases, Conversations, OutboxQueue, SpoolItem, Store, iso
+from helpdeskd.adapters.store import (
+    Cases,
+    Conversations,
+    OutboxQueue,
+    Ratings,
+    SentOnce,
+    SpoolItem,
+    Store,
+    iso,
+)
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
 from helpdeskd.core import loops, sla
@@ -106,7 +116,9 @@ def handle(
     spool_id: int | None,
     now: datetime,
     verdict: Verdict | None = None,
+    dry_run: bool = False,
 ) -> Processed:
+    """`dry_run`: the caller rolls the transaction back; files outside it stay untouched."""
     cases = Cases(store)
     facts = classify(inbound, config, own(config), now.date(), verdict)
     decision = route(inbound, facts, candidates(cases, inbound, config, now), config, now)
@@ -114,7 +126,10 @@ def handle(
     if decision.action == "new":
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
     ctx = Context(inbound, facts, decision, config, now)
-    result = loop_guard(store, ctx, outcome(ctx, reference))
+    result = outcome(ctx, reference)
+    if result.allowlist:
+        result = allowlist.apply(ctx, result, write=not dry_run)
+    result = loop_guard(store, ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)
     case_ref = result.case.reference if result.case else None
     log.info(
@@ -178,6 +193,8 @@ def apply(
     if result.bounced:
         for case_id in cases.mark_bounced(result.bounced):
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
+    if result.rating is not None:
+        Ratings(store).record(replace(result.rating, case_id=case.id))
     cases.add_message(inbound_row(inbound, result, case, spool_id, now))
     thread = cases.thread_ids(case.id) if case else []
     return tuple(
@@ -236,11 +253,12 @@ def queue_mail(
     inbound: Inbound | None,
     now: datetime,
 ) -> dict | None:
-    """Render one mail into the outbox, unless every recipient is filtered out."""
+    """Render one mail into the outbox, unless every recipient is filtered out or it was
+    to go once and went already."""
     mail = replace(mail, to=addressable(mail))
     mail = replace(mail, to=allowed_recipients(store, config, mail, now))
     mail = replace(mail, to=within_mail_limit(store, config, mail, now))
-    if not mail.to:
+    if not mail.to or (mail.once and not SentOnce(store).claim(mail.once, now)):
         return None
     reference = case.reference if case else None
     message_id = message_id_for(reference, config.helpdesk.domain, secrets.token_hex(8))

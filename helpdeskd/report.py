@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config
-from helpdeskd.core import sla
+from helpdeskd.core import sla, survey
 from helpdeskd.model import Case
 from helpdeskd.views import table
 
@@ -154,3 +154,156 @@ def table_row(row: dict) -> dict:
     median = row["median_first_response_minutes"]
     found["median fr"] = "-" if median is None else sla.words(timedelta(minutes=median))
     return found
+
+
+# -- satisfaction and fair use --------------------------------------------------------------
+
+PARTS = ("sla", "satisfaction", "fair-use")
+UNASSIGNED = "(unassigned)"
+SATISFACTION_COLUMNS = ["by", "name", "asked", "rated", "average", "response_rate"]
+FAIR_USE_COLUMNS = ["customer", "plan", "cases", "median", "threshold", "cap", "why"]
+
+
+def satisfaction(cases: Iterable[Case], ratings: dict[int, dict]) -> list[dict]:
+    """Survey tally per plan, customer and engineer (the assignee): how many were asked, how
+    many answered, their average score and the response rate (answered / asked, %)."""
+    asked = [c for c in cases if survey.ASKED in c.notices]
+    keys = {
+        "plan": lambda c: c.plan,
+        "customer": lambda c: c.customer or UNKNOWN,
+        "engineer": lambda c: c.assignee or UNASSIGNED,
+    }
+    rows = []
+    for by, key in keys.items():
+        groups: dict[str, list[Case]] = defaultdict(list)
+        for case in asked:
+            groups[key(case)].append(case)
+        rows += [survey_row(by, name, groups[name], ratings) for name in sorted(groups)]
+    return rows
+
+
+def survey_row(by: str, name: str, cases: list[Case], ratings: dict[int, dict]) -> dict:
+    scores = [ratings[c.id]["score"] for c in cases if c.id in ratings]
+    return {
+        "by": by,
+        "name": name,
+        "asked": len(cases),
+        "rated": len(scores),
+        "average": round(statistics.mean(scores), 2) if scores else None,
+        "response_rate": round(100 * len(scores) / len(cases), 1),
+    }
+
+
+def fair_use(cases: Iterable[Case], config: Config) -> list[dict]:
+    """Customers whose new cases in the period exceed `fair_use_multiple` times the median per
+    customer (over the customers who opened any), or their plan's `fair_use_cap`."""
+    counts: dict[str, int] = defaultdict(int)
+    plans: dict[str, str] = {}
+    for case in cases:
+        if case.customer:
+            counts[case.customer] += 1
+            plans[case.customer] = case.plan
+    if not counts:
+        return []
+    median = statistics.median(counts.values())
+    threshold = median * config.policy.fair_use_multiple
+    rows = []
+    for customer in sorted(counts, key=lambda c: (-counts[c], c)):
+        plan = config.plans.get(plans[customer])
+        cap = plan.fair_use_cap if plan else None
+        why = []
+        if counts[customer] > threshold:
+            why.append(f"{counts[customer] / median:.1f}x the median")
+        if cap is not None and counts[customer] > cap:
+            why.append(f"over the {plans[customer]} plan's cap of {cap}")
+        if why:
+            rows.append(
+                {
+                    "customer": customer,
+                    "plan": plans[customer],
+                    "cases": counts[customer],
+                    "median": median,
+                    "threshold": threshold,
+                    "cap": cap,
+                    "why": "; ".join(why),
+                }
+            )
+    return rows
+
+
+def render_parts(parts: dict[str, list[dict]], form: str, part: str | None) -> str:
+    """A table shows every part that has rows; csv and json one part, SLA compliance unless
+    `part` names another (their SLA output stays what scripts already read)."""
+    if form != "table":
+        chosen = part or "sla"
+        if chosen == "sla":
+            return render(parts["sla"], form)
+        return as_json(parts[chosen]) if form == "json" else plain_csv(parts[chosen], chosen)
+    if part:
+        return part_table(part, parts[part])
+    shown = [as_table(parts["sla"])]
+    shown += [part_table(name, parts[name]) for name in PARTS[1:] if parts[name]]
+    return "\n\n".join(shown)
+
+
+def part_table(name: str, rows: list[dict]) -> str:
+    if name == "sla":
+        return as_table(rows)
+    title = {"satisfaction": "Satisfaction", "fair-use": "Fair use"}[name]
+    columns = SATISFACTION_COLUMNS if name == "satisfaction" else FAIR_USE_COLUMNS
+    if not rows:
+        return f"{title}: nothing to show"
+    shown = [{k: "-" if r[k] is None else str(r[k]) for k in columns} for r in rows]
+    return f"{title}\n{table(shown, columns)}"
+
+
+def plain_csv(rows: list[dict], name: str) -> str:
+    columns = SATISFACTION_COLUMNS if name == "satisfaction" else FAIR_USE_COLUMNS
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().rstrip("\n")
+
+
+# -- the monthly service report ------------------------------------------------------------
+
+
+def month_bounds(year: int, month: int, timezone: str) -> tuple[datetime, datetime]:
+    """[first of the month, first of the next) as UTC instants, in the helpdesk's zone."""
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return window(date(year, month, 1), following, timezone)
+
+
+def monthly_figures(
+    opened: list[Case], closed: list[Case], ratings: list[dict], config: Config, now: datetime
+) -> dict[str, dict]:
+    """Each customer's month: cases opened and closed, first response and resolution met (of
+    the cases opened, judged at `now`), escalated cases, and the ratings given in the month."""
+    found = {}
+    for name in (c.name for c in config.customers):
+        found[name] = customer_month(
+            [c for c in opened if c.customer == name],
+            [c for c in closed if c.customer == name],
+            [r["score"] for r in ratings if r["customer"] == name],
+            config,
+            now,
+        )
+    return found
+
+
+def customer_month(
+    opened: list[Case], closed: list[Case], scores: list[int], config: Config, now: datetime
+) -> dict:
+    figures = {"opened": len(opened), "closed": len(closed)}
+    for name in CLOCKS:
+        counts = tally([clock_state(c, name, config, now) for c in opened])
+        figures[name] = {
+            "met": counts["met"],
+            "judged": counts["met"] + counts["breached"],
+            "percent": counts["compliance"],
+        }
+    figures["escalated"] = sum(1 for c in opened if c.escalation_level > 0)
+    figures["ratings"] = len(scores)
+    figures["satisfaction"] = round(statistics.mean(scores), 2) if scores else None
+    return figures

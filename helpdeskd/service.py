@@ -19,7 +19,17 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from helpdeskd import budget, files, logs, metrics, quarantine, retention, sdnotify, sweep
+from helpdeskd import (
+    allowlist,
+    budget,
+    files,
+    logs,
+    metrics,
+    quarantine,
+    retention,
+    sdnotify,
+    sweep,
+)
 from helpdeskd import config as configuration
 from helpdeskd.adapters import imap, outbox, scheduler, smtp
 from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
@@ -114,6 +124,8 @@ class Service:
         self.reloading: asyncio.Task | None = None
         self.metrics_server = None
         self.next_purge = 0.0  # monotonic time of the next retention pass
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.allowlist_seen = allowlist.mtime(config)
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database)
@@ -133,10 +145,20 @@ class Service:
             self.sweep_slice()
         items = self.worker_store.pending(self.clock(), limit=50)
         for item in items:
+            self.reload_if_allowlist_changed()
             self.process_one(item)
         if items:
             self.courier.wake()
         return len(items) == 50 or self.sweep_requested.is_set()
+
+    def reload_if_allowlist_changed(self) -> None:
+        """An engineer's #allow (here or in an `ingest`) rewrote the allow-list file: reload,
+        on the event loop as SIGHUP does, before the next message is classified."""
+        seen = allowlist.mtime(self.config)
+        if seen == self.allowlist_seen or self.loop is None:
+            return
+        self.allowlist_seen = seen
+        asyncio.run_coroutine_threadsafe(self.apply_reload(), self.loop).result(DRAIN_SECONDS)
 
     def sweep_slice(self) -> None:
         """A slice of what is due, so a Monday with thousands of due cases never keeps new
@@ -209,7 +231,7 @@ class Service:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopped.set)
         loop.add_signal_handler(signal.SIGINT, self.stopped.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)

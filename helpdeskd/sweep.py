@@ -15,10 +15,11 @@ from datetime import datetime
 
 import structlog
 
+from helpdeskd import monthly
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
 from helpdeskd.core import calendar, sla
-from helpdeskd.core.outcome import escalation_mails, team
+from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
 
@@ -56,6 +57,11 @@ def run(
             # one broken case (a template error, a plan gone from the config) must not hold up
             # the others; it stays due, so the next sweep tries it again
             log.exception("sweep failed", reference=case.reference)
+    try:
+        done += monthly.run(store, config, now, dry_run=dry_run)
+    except Exception:
+        # the cases are settled; the reports are tried again at the next sweep
+        log.exception("monthly reports failed")
     return done
 
 
@@ -122,9 +128,12 @@ def settle(case: Case, config: Config, now: datetime) -> tuple[Case, list[Step]]
     steps = []
     for action in sla.due_actions(case, config, now):
         case = sla.apply_action(case, action, config, now)
-        steps.append(
-            Step(action, event_for(case, action, config, now), mails_for(case, action, config, now))
-        )
+        if action.kind == "close":
+            case, closed = milestone(config, case, "closed", "timeout")
+            mails: tuple[Mail, ...] = (closed,)
+        else:
+            mails = mails_for(case, action, config, now)
+        steps.append(Step(action, event_for(case, action, config, now), mails))
     return case, steps
 
 
@@ -155,9 +164,7 @@ def mails_for(case: Case, action: sla.Action, config: Config, now: datetime) -> 
         return (team_notice(case, action, config, now),)
     if action.kind == "escalate":
         return escalation(case, action, config, now)
-    if action.kind == "closing_warning":
-        return (closing_warning(case, config, now),)
-    return (Mail("closed", "closed", case.contacts, {"by": "timeout"}, automatic="auto-generated"),)
+    return (closing_warning(case, config, now),)
 
 
 def clock_lines(case: Case, config: Config, now: datetime) -> list[sla.Standing]:

@@ -11,6 +11,7 @@ from helpdeskd.core.commands import (
     CommandResult,
     accepted,
     customer_asks_close,
+    customer_asks_escalation,
     describe_commands,
     parse_commands,
 )
@@ -197,3 +198,61 @@ def test_invisible_characters_do_not_hide_a_command(invisible: str) -> None:
     )
     assert [c.kind for c in result.changes] == ["note"]
     assert result.body == "internal only"
+
+
+# -- #allow, and a customer's #escalate ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("#allow add Jane@Acme.com", "add jane@acme.com"),
+        ("#allow add <jane@acme.com>", "add jane@acme.com"),
+        ("#allow remove jane@acme.com", "remove jane@acme.com"),
+        ("#allow remove acme.de", "remove acme.de"),
+        ("#allow domain ACME.de", "domain acme.de"),
+    ],
+)
+def test_allow(line: str, value: str) -> None:
+    assert parse(f"{line}\nDone.").changes == (Change("allow", value),)
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("#allow", "is not an allow-list change"),
+        ("#allow add", "is not an allow-list change"),
+        ("#allow grant jane@acme.com", "is not an allow-list change"),
+        ("#allow add acme.com", '"acme.com" is not an email address'),
+        ("#allow domain jane@acme.com", '"jane@acme.com" is not an email domain'),
+        ("#allow remove jane", '"jane" is neither an email address nor a domain'),
+        ("#allow add a@b.com c@d.com", "is not an allow-list change"),
+    ],
+)
+def test_bad_allow_changes(line: str, why: str) -> None:
+    error = error_of(line)
+    assert why in error.reason and "accepted: #allow add ADDRESS|remove" in error.reason
+
+
+def test_several_allow_changes_go_together() -> None:
+    found = parse("#allow add a@acme.com\n#allow add b@acme.com\n#allow domain acme.de\n")
+    assert [c.value for c in found.changes] == [
+        "add a@acme.com",
+        "add b@acme.com",
+        "domain acme.de",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("#escalate", ""),
+        ("Hello\n  #Escalate  nobody answers  \nBye", "nobody answers"),
+        ("\u200b#escalate", ""),
+        ("Please #escalate this", None),
+        ("#escalated", None),
+        ("no", None),
+    ],
+)
+def test_customer_asks_escalation(text: str, reason: str | None) -> None:
+    assert customer_asks_escalation(text) == reason

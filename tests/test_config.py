@@ -625,3 +625,75 @@ def test_check_config_warns_about_trusting_engineers_blindly(tmp_path: Path):
     assert quiet.returncode == 0 and "trust_unauthenticated_engineers" not in quiet.stderr.decode()
     # behind an MTA with no authserv-id trusted, nobody can ever be proven
     assert "warning: policy.trusted_authserv_id" in quiet.stderr.decode()
+
+
+def test_the_customer_service_keys_have_defaults(tmp_path: Path):
+    config = configuration.load(write_config(tmp_path))
+    policy = config.policy
+    assert (policy.unauthorized, policy.unauthorized_open_keywords) == ("forward", ())
+    assert policy.escalation_request_interval.describe() == "1 working day"
+    assert (policy.survey_after_auto_close, policy.fair_use_multiple) == (False, 3.0)
+    assert (policy.announce_to, policy.monthly_report) == ("contacts", True)
+    assert config.helpdesk.allowlist is None
+    assert (config.plans["gold"].survey, config.plans["gold"].fair_use_cap) == (False, None)
+    assert config.customers[0].stand_in_contacts == ()
+    assert config.escalation[0].name is None
+
+
+def test_the_customer_service_keys_are_checked(tmp_path: Path):
+    problems = _refused(
+        tmp_path,
+        _example(
+            {
+                'stand_in_contacts = ["it-deputy@acme.example"]': 'stand_in_contacts = ["deputy"]',
+                'unauthorized = "forward"': 'unauthorized = "shrug"',
+                "fair_use_multiple = 3.0": "fair_use_multiple = 0.5",
+                'escalation_request_interval = "1d"': 'escalation_request_interval = "soon"',
+                'name = "Team lead"': "name = 5",
+                "survey = true": 'survey = "yes"',
+                "# fair_use_cap = 200": "fair_use_cap = -1",
+                'announce_to = "contacts"': 'announce_to = "everyone"',
+            }
+        ),
+    )
+    assert set(problems) == {
+        "customers[0].stand_in_contacts[0]",
+        "policy.unauthorized",
+        "policy.fair_use_multiple",
+        "policy.escalation_request_interval",
+        "escalation.levels[0].name",
+        "plans.enterprise.survey",
+        "plans.standard.fair_use_cap",
+        "policy.announce_to",
+    }
+
+
+def test_the_allowlist_file_is_merged_into_the_customers(tmp_path: Path):
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "allowlist.toml").write_text(
+        '[customers."Globex"]\n'
+        'addresses = ["jane@globex.example"]\n'
+        'removed = ["helpdesk@globex.example"]\n'
+        'domains = ["globex.de"]\n'
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(_example({}))
+    globex = configuration.load(path).customers[1]
+    assert globex.addresses == ("cio@globex.example", "jane@globex.example")
+    assert globex.domains == ("globex.example", "globex.de")
+
+
+def test_a_bad_allowlist_file_is_listed_by_key_path(tmp_path: Path):
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "allowlist.toml").write_text(
+        '[customers."Nobody"]\naddresses = ["x@y.example"]\n'
+        '[customers."Globex"]\naddresses = ["not an address"]\ncolour = 1\n'
+    )
+    problems = _refused(tmp_path, _example({}))
+    assert set(problems) == {
+        "allowlist.customers.Nobody",
+        "allowlist.customers.Globex.addresses[0]",
+        "allowlist.customers.Globex.colour",
+    }
+    (tmp_path / "var" / "allowlist.toml").write_text("[customers\n")
+    assert set(_refused(tmp_path, _example({}))) == {"helpdesk.allowlist"}

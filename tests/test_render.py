@@ -38,9 +38,31 @@ CONTEXTS = {
         "errors": (CommandError("#prioirty P1", 1, "unknown command"),),
         "original_subject": "Re: x",
     },
-    "closed": {"by": "timeout"},
-    "escalation": {"level": 2, "why": "first response breached by 1h 5m"},
-    "escalated_customer": {"level": 1},
+    "closed": {"by": "timeout", "survey": True},
+    "resolved": {"by": "engineer", "survey": False},
+    "reopened": {"by": "customer"},
+    "escalation": {
+        "level": 2,
+        "why": "first response breached by 1h 5m",
+        "customer_words": "Please!",
+    },
+    "escalated_customer": {"level": 1, "name": "Team lead", "requested": True},
+    "escalation_request": {"level": 1, "name": "Team lead", "refused": "too_soon", "again_at": NOW},
+    "unauthorized_notice": {"subject": "Down", "customer": "Acme", "primary": "it@acme.test"},
+    "unauthorized_forward": {
+        "subject": "Down",
+        "customer": "Acme",
+        "primary": "it@acme.test",
+        "sender": "joe@acme.test",
+        "body": "Production is down.",
+    },
+    "allowlist_changed": {"customer": "Acme", "changes": [("add", "joe@acme.test")]},
+    "monthly_report": {
+        "customer": "Acme",
+        "month": "April 2026",
+        "bars": [{"label": "Cases opened", "text": "3", "width": 100}],
+    },
+    "announcement": {"subject": "Maintenance", "body": "Sunday 02:00.", "customer": "Acme"},
     "admin_alert": {
         "summary": "mailbox support unreachable",
         "detail": "login refused",
@@ -83,7 +105,7 @@ def test_every_template_renders(template, config, case):
         )
     )
     assert str(msg["Subject"]).strip()
-    assert msg.get_content().strip()
+    assert msg.get_body(("plain",)).get_content().strip()
 
 
 def _sweep_context(case, config) -> dict:

@@ -217,6 +217,19 @@ def m007_sender_authentication(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("auth", str)
 
 
+@migrations()
+def m007_customer_service(db: sqlite_utils.Database) -> None:
+    """Satisfaction ratings, one per case; and mail that goes once per key (a monthly report,
+    the forward of an unauthorised sender's mail), recorded so it never goes twice."""
+    db["ratings"].create(
+        {"case_id": int, "score": int, "comment": str, "by_addr": str, "at": str},
+        pk="case_id",
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["ratings"].create_index(["at"])
+    db["sent_once"].create({"key": str, "at": str}, pk="key")
+
+
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
 MESSAGE_ID = re.compile(
     rb"(?:\A|[\r\n])message-id:[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)?<?([^>\s]+)>?", re.I
@@ -668,6 +681,13 @@ class Cases:
         rows = self.store.rows(f"SELECT * FROM cases WHERE {where} ORDER BY id", params)
         return [row_case(r) for r in rows]
 
+    def closed_between(self, since: datetime, until: datetime) -> list[Case]:
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE closed_at >= ? AND closed_at < ? ORDER BY id",
+            [iso(since), iso(until)],
+        )
+        return [row_case(r) for r in rows]
+
     def messages(self, case_id: int) -> list[dict]:
         return self.store.rows("SELECT * FROM messages WHERE case_id = ? ORDER BY id", [case_id])
 
@@ -1105,3 +1125,72 @@ def integrity(path: Path) -> str:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         conn.close()
+
+
+# -- the customer's side: ratings and mail sent once ----------------------------------------
+
+
+class Ratings:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def record(self, rating) -> None:
+        """A `core.survey.Rating`, and a line in its case's history; a case's later rating
+        replaces its earlier one. The one call for every way a rating comes in (mail, web)."""
+        detail = f"{rating.score} of 5 by {rating.by}" + (
+            " with a comment" if rating.comment else ""
+        )
+        Cases(self.store).add_event(rating.case_id, rating.at, "rating", detail)
+        self.store.db["ratings"].upsert(
+            {
+                "case_id": rating.case_id,
+                "score": rating.score,
+                "comment": rating.comment,
+                "by_addr": rating.by,
+                "at": iso(rating.at),
+            },
+            pk="case_id",
+        )
+
+    def between(self, since: datetime, until: datetime) -> list[dict]:
+        """Ratings given in [since, until), each with its case's customer, plan and assignee."""
+        return self.store.rows(
+            "SELECT r.*, c.customer, c.plan, c.assignee, c.reference FROM ratings r "
+            "JOIN cases c ON c.id = r.case_id WHERE r.at >= ? AND r.at < ? ORDER BY r.at",
+            [iso(since), iso(until)],
+        )
+
+    def of_cases(self, case_ids: list[int]) -> dict[int, dict]:
+        """The ratings of these cases, by case id."""
+        found: dict[int, dict] = {}
+        for start in range(0, len(case_ids), 500):  # SQLite's limit on parameters
+            chunk = case_ids[start : start + 500]
+            rows = self.store.rows(
+                f"SELECT * FROM ratings WHERE case_id IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update({r["case_id"]: r for r in rows})
+        return found
+
+
+class SentOnce:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def claim(self, key: str, now: datetime) -> bool:
+        """True the first time a key is claimed; inside the transaction that queues the mail."""
+        cursor = self.store.db.execute(
+            "INSERT INTO sent_once (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            [key, iso(now)],
+        )
+        return cursor.rowcount == 1
+
+    def sent(self, keys: list[str]) -> set[str]:
+        """Those of the keys already claimed."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):  # SQLite's limit on parameters
+            chunk = keys[start : start + 500]
+            rows = self.store.rows(
+                f"SELECT key FROM sent_once WHERE key IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update(r["key"] for r in rows)
+        return found

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # "priority", "assign", "status", "escalate" or "note"
-    value: str | None = None  # "P1".."P4", an address, or a status; None for the others
+    kind: str  # "priority", "assign", "status", "escalate", "note" or "allow"
+    value: str | None = None  # "P1".."P4", an address, a status, "add ADDRESS"; None for others
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ COMMANDS: tuple[Command, ...] = (
             "escalate"),
     Command("note", "", "the whole message is an internal note, never sent to the customer",
             "note"),
+    Command("allow", "add ADDRESS|remove ADDRESS|domain DOMAIN",
+            "on a case of the customer's primary contact: change who may open cases", "allow"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -118,6 +120,27 @@ def parse_commands(text: str, *, sender: str, engineers: Collection[str]) -> Com
 def customer_asks_close(text: str) -> bool:
     """A customer's reply holds a line "#close" on its own (SPEC §4)."""
     return any(line.strip().lower() == "#close" for line in text.splitlines())
+
+
+_ESCALATE_LINE = re.compile(r"#escalate(?:\s+(?P<reason>.*))?", re.I)
+
+
+def customer_asks_escalation(text: str) -> str | None:
+    """A customer's line "#escalate", or "#escalate" and a reason: the reason ("" without one),
+    None when there is no such line."""
+    for line in INVISIBLE_LEAD.sub("", text).splitlines():
+        match = _ESCALATE_LINE.fullmatch(line.strip())
+        if match:
+            return (match["reason"] or "").strip()
+    return None
+
+
+def without_escalation_line(text: str) -> str:
+    return "\n".join(
+        line
+        for line in INVISIBLE_LEAD.sub("", text).splitlines()
+        if not _ESCALATE_LINE.fullmatch(line.strip())
+    ).strip()
 
 
 @dataclass(frozen=True)
@@ -190,12 +213,33 @@ def _assignee(command: Command, argument: str, context: _Context) -> Change | st
     return Change(command.kind, address)
 
 
+_ALLOW_ACTIONS = {"add": "address", "remove": "address or domain", "domain": "domain"}
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}")
+
+
+def _allow(command: Command, argument: str, context: _Context) -> Change | str:
+    """ "add jane@acme.com", "remove jane@acme.com" or "remove acme.de", "domain acme.de"."""
+    action, _, target = argument.partition(" ")
+    action, target = action.lower(), target.strip().strip("<>").lower()
+    wanted = _ALLOW_ACTIONS.get(action)
+    if wanted is None or not target or " " in target:
+        return f'"{argument}" is not an allow-list change; accepted: {syntax(command)}'
+    is_address = bool(_ADDRESS.fullmatch(target))
+    is_domain = not is_address and bool(_DOMAIN.fullmatch(target))
+    if (wanted == "address" and not is_address) or (wanted == "domain" and not is_domain):
+        return f'"{target}" is not an email {wanted}; accepted: {syntax(command)}'
+    if not (is_address or is_domain):
+        return f'"{target}" is neither an email address nor a domain; accepted: {syntax(command)}'
+    return Change(command.kind, f"{action} {target}")
+
+
 _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] = {
     "priority": _priority,
     "assign": _assignee,
     "status": _no_argument,
     "escalate": _no_argument,
     "note": _no_argument,
+    "allow": _allow,
 }
 
 
@@ -204,6 +248,8 @@ def _conflicts(applied: list[_Applied]) -> list[CommandError]:
     first: dict[str, _Applied] = {}
     errors = []
     for later in applied:
+        if later.change.kind == "allow":  # several allow-list changes go together
+            continue
         earlier = first.setdefault(later.change.kind, later)
         if earlier.change != later.change:
             reason = (

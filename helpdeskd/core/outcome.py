@@ -6,14 +6,22 @@ applies in one transaction, outbox included.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config
-from helpdeskd.core import sla
+from helpdeskd.core import calendar, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
-from helpdeskd.core.commands import Change, CommandError, customer_asks_close, parse_commands
+from helpdeskd.core.commands import (
+    CommandError,
+    customer_asks_close,
+    customer_asks_escalation,
+    parse_commands,
+    without_escalation_line,
+)
 from helpdeskd.core.quotes import split_reply
 from helpdeskd.core.route import Decision
 from helpdeskd.model import Attachment, Case, Inbound, Mail
@@ -23,7 +31,8 @@ from helpdeskd.model import Attachment, Case, Inbound, Mail
 class Record:
     """How the inbound message itself is stored."""
 
-    kind: str  # customer, engineer, note, auto, rejected, ignored, command_error, unverified
+    kind: str  # customer, engineer, note, auto, rejected, ignored, command_error, unverified,
+    # rating, unauthorized
     route_reason: str
     body: str
     elided: str = ""
@@ -38,6 +47,8 @@ class Outcome:
     events: tuple[tuple[str, str], ...] = ()  # (kind, detail) for the case history
     mails: tuple[Mail, ...] = ()
     bounced: tuple[str, ...] = ()  # Message-IDs of our own mail that bounced
+    rating: survey.Rating | None = None  # the customer's answer to the survey
+    allowlist: tuple[str, ...] = ()  # "add ADDRESS", ... for the case's customer (#allow)
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ def outcome(ctx: Context, reference: str | None = None) -> Outcome:
         return opened(ctx, reference)
     if action in ("reject", "ignore", "keep"):
         return unrouted(ctx)
+    if action == "unauthorized":
+        return unauthorized(ctx)
     case = ctx.decision.case
     if ctx.facts.auto:
         return auto_on_case(ctx, case)
@@ -197,6 +210,9 @@ def auto_on_case(ctx: Context, case: Case) -> Outcome:
 
 def customer_reply(ctx: Context, case: Case) -> Outcome:
     reply = split_reply(ctx.inbound.text)
+    rated = survey.rating_of(reply.new) if case.status in sla.SETTLED else None
+    if rated and survey.ASKED in case.notices:
+        return rating_reply(ctx, case, *rated)
     contacts = case.contacts + (
         (ctx.inbound.from_addr,) if ctx.inbound.from_addr not in case.contacts else ()
     )
@@ -213,6 +229,14 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
     rec = record(ctx, "customer", reply.new, reply.elided)
     if customer_asks_close(reply.new):
         return close_by_customer(ctx, case, rec, events)
+    mails = []
+    if before.status in sla.SETTLED:
+        mails.append(milestone(ctx.config, case, "reopened", "customer")[1])
+    reason = customer_asks_escalation(reply.new)
+    if reason is not None and may_escalate(ctx, before):
+        case, asked, answer = escalation_request(ctx, case, reason, reply.new)
+        events.append(asked)
+        mails.extend(answer)
     kept, omitted = forwarded(ctx)
     mail = Mail(
         "follow_up",
@@ -227,7 +251,7 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
         reply_to=ctx.config.helpdesk.address,
         attachments=kept,
     )
-    return Outcome(case, False, rec, tuple(events), (mail,))
+    return Outcome(case, False, rec, tuple(events), (mail, *mails))
 
 
 def _reopen(case: Case, ctx: Context, was: str) -> tuple[Case, list]:
@@ -242,8 +266,9 @@ def _reopen(case: Case, ctx: Context, was: str) -> tuple[Case, list]:
 def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Outcome:
     case = sla.settle(replace(case, status="closed", closed_at=ctx.now), ctx.now)
     events = [*events, ("status", "closed at the customer's request (#close)")]
+    case, closed = milestone(ctx.config, case, "closed", "customer")
     mails = (
-        Mail("closed", "closed", case.contacts, {"by": "customer"}, automatic="auto-replied"),
+        closed,
         Mail(
             "follow_up",
             "follow_up",
@@ -261,11 +286,14 @@ def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Ou
 def engineer_reply(ctx: Context, case: Case) -> Outcome:
     engineers = [e.email for e in ctx.config.engineers]
     parsed = parse_commands(ctx.inbound.text, sender=ctx.inbound.from_addr, engineers=engineers)
-    errors = parsed.errors or stray_notes(parsed.body)
+    allow = tuple(c.value for c in parsed.changes if c.kind == "allow")
+    errors = parsed.errors or stray_notes(parsed.body) or allow_errors(ctx, case, allow)
     if errors:
         return command_error(ctx, case, errors)
     reply = split_reply(parsed.body)
     case, events, mails = apply_changes(ctx, case, parsed.changes)
+    if allow:
+        mails.append(allowlist_confirmation(ctx, case, allow))
     if any(c.kind == "note" for c in parsed.changes):
         return Outcome(
             case,
@@ -277,11 +305,13 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
         mails.insert(0, relay)
-    elif Change("status", "closed") in parsed.changes:
-        # a bare #close still tells the customer, who would otherwise never know
-        mails.insert(0, Mail("closed", "closed", case.contacts, {"by": "engineer"}))
     return Outcome(
-        case, False, record(ctx, "engineer", reply.new, reply.elided), tuple(events), tuple(mails)
+        case,
+        False,
+        record(ctx, "engineer", reply.new, reply.elided),
+        tuple(events),
+        tuple(mails),
+        allowlist=allow,
     )
 
 
@@ -411,7 +441,13 @@ def _status(ctx: Context, case: Case, value: str):
         closed_at=ctx.now if value == "closed" else None,
         notices=frozenset(n for n in changed.notices if not n.startswith("closing")),
     )
-    return changed, ("status", f"{case.status} -> {value} by {ctx.inbound.from_addr}"), ()
+    mails = ()
+    kind = "reopened" if case.status in sla.SETTLED and value == "open" else value
+    if kind in MILESTONES:
+        # each milestone tells the customer, with or without words of the engineer's
+        changed, mail = milestone(ctx.config, changed, kind, "engineer")
+        mails = (mail,)
+    return changed, ("status", f"{case.status} -> {value} by {ctx.inbound.from_addr}"), mails
 
 
 def _escalate(ctx: Context, case: Case, value: None):
@@ -421,15 +457,19 @@ def _escalate(ctx: Context, case: Case, value: None):
     return changed, ("escalate", f"level {level} by {ctx.inbound.from_addr}"), mails
 
 
-def escalation_mails(config: Config, case: Case, level: int, why: str) -> tuple[Mail, ...]:
-    """Notify the level's people and tell the customer their case was escalated."""
+def escalation_mails(
+    config: Config, case: Case, level: int, why: str, words: str = ""
+) -> tuple[Mail, ...]:
+    """Notify the level's people and tell the customer their case was escalated, and to whom.
+    `words` are the customer's, when the customer asked for it."""
     levels = config.escalation
     notify = levels[level - 1].notify if level <= len(levels) else config.helpdesk.admins
+    name = level_name(config, level)
     inside = Mail(
         "escalation",
         "escalation",
         notify or team(case, config),
-        {"level": level, "why": why},
+        {"level": level, "why": why, "customer_words": words},
         automatic="auto-generated",
         reply_to=config.helpdesk.address,
     )
@@ -437,14 +477,26 @@ def escalation_mails(config: Config, case: Case, level: int, why: str) -> tuple[
         "escalated",
         "escalated_customer",
         case.contacts,
-        {"level": level},
+        {"level": level, "name": name, "requested": bool(words)},
         automatic="auto-generated",
     )
     return (inside, outside)
 
 
+def level_name(config: Config, level: int) -> str:
+    """How a customer hears of a level: its configured name, else its number; never the
+    private addresses behind it."""
+    levels = config.escalation
+    named = levels[level - 1].name if 0 < level <= len(levels) else None
+    return named or f"escalation level {level}"
+
+
 def _note(ctx: Context, case: Case, value: None):
     return case, None, ()
+
+
+def _allow(ctx: Context, case: Case, value: str):
+    return case, ("allowlist", f"{value} for {case.customer} by {ctx.inbound.from_addr}"), ()
 
 
 CHANGES = {
@@ -453,4 +505,172 @@ CHANGES = {
     "status": _status,
     "escalate": _escalate,
     "note": _note,
+    "allow": _allow,
 }
+
+
+# -- the customer's side: milestones, survey, escalation on request, contacts ---------------
+
+MILESTONES = ("resolved", "closed", "reopened")
+AUTOMATIC_BY = {"customer": "auto-replied", "timeout": "auto-generated"}
+
+
+def milestone(config: Config, case: Case, kind: str, by: str) -> tuple[Case, Mail]:
+    """The customer's mail for a resolved, closed or reopened case, worded for its cause
+    (engineer, customer, timeout); the first settling of a case with a survey plan asks for a
+    rating. Returns the case (its survey recorded) and the mail."""
+    ask = kind != "reopened" and survey.should_ask(case, config, by)
+    if ask:
+        case = survey.asked(case)
+    context = {"by": by, "survey": ask}
+    return case, Mail(kind, kind, case.contacts, context, automatic=AUTOMATIC_BY.get(by))
+
+
+def rating_reply(ctx: Context, case: Case, score: int, comment: str) -> Outcome:
+    """A survey answer: recorded, not a follow-up, and the case stays as it is."""
+    rating = survey.rate(case, score, comment, ctx.inbound.from_addr, ctx.now)
+    # how the message found the case, without the "reopens" the route foresaw for a reply
+    found_by = ctx.decision.reason.split(",")[0]
+    rec = replace(record(ctx, "rating"), route_reason=f"{found_by}, a rating")
+    return Outcome(case, False, rec, rating=rating)  # the store records it in the history
+
+
+def may_escalate(ctx: Context, case: Case) -> bool:
+    """The case's customer: its opener, an address on it, or one its customer lets open cases."""
+    sender = ctx.facts.sender
+    return (
+        ctx.inbound.from_addr in (case.opener, *case.contacts)
+        or (sender.role == "customer" and sender.may_open and sender.customer == case.customer)
+    ) and sender.role not in ("engineer", "staff")
+
+
+ESCALATION_REQUEST = "escalation_request@"
+
+
+def escalation_request(
+    ctx: Context, case: Case, reason: str, text: str
+) -> tuple[Case, tuple[str, str], tuple[Mail, ...]]:
+    """`#escalate` from the customer: one level up and that level told, at most once per
+    `escalation_request_interval`; else a polite answer and no new level."""
+    config, now = ctx.config, ctx.now
+    top = max(len(config.escalation), 1)
+    again_at = next_request_at(case, config)
+    answer = {"level": case.escalation_level, "name": level_name(config, case.escalation_level)}
+    if again_at is not None and now < again_at:
+        mail = _request_answer(ctx, {**answer, "refused": "too_soon", "again_at": again_at})
+        return case, ("escalation_request", "refused: asked again too soon"), (mail,)
+    if case.escalation_level >= top:
+        mail = _request_answer(ctx, {**answer, "refused": "top", "again_at": None})
+        return case, ("escalation_request", "refused: already at the top level"), (mail,)
+    level = case.escalation_level + 1
+    notices = {n for n in case.notices if not n.startswith(ESCALATION_REQUEST)}
+    case = replace(
+        case,
+        escalation_level=level,
+        notices=frozenset({*notices, ESCALATION_REQUEST + sla.stamp(now)}),
+    )
+    why = f"at the request of the customer {ctx.inbound.from_addr}" + (
+        f": {reason}" if reason else ""
+    )
+    words = without_escalation_line(text) or reason or "(no words besides #escalate)"
+    mails = escalation_mails(config, case, level, why, words)
+    return case, ("escalate", f"level {level} {why}"), mails
+
+
+def next_request_at(case: Case, config: Config) -> datetime | None:
+    """When the customer may ask again: the last request plus the interval, in working time."""
+    found = [
+        n.removeprefix(ESCALATION_REQUEST) for n in case.notices if n.startswith(ESCALATION_REQUEST)
+    ]
+    if not found:
+        return None
+    last = datetime.fromisoformat(max(found))
+    return calendar.add(
+        sla.calendar_of(case, config), last, config.policy.escalation_request_interval
+    )
+
+
+def _request_answer(ctx: Context, context: dict) -> Mail:
+    return Mail(
+        "escalation_request",
+        "escalation_request",
+        (ctx.inbound.from_addr,),
+        context,
+        automatic="auto-replied",
+    )
+
+
+def unauthorized(ctx: Context) -> Outcome:
+    """Someone of an authorized_only customer's domain who may not open cases: a polite notice
+    to them and, by policy, their mail to the primary contact to decide; each once a day."""
+    sender, config = ctx.facts.sender, ctx.config
+    customer = next((c for c in config.customers if c.name == sender.customer), None)
+    primary = customer.primary_contact if customer else None
+    day = ctx.now.astimezone(ZoneInfo(config.helpdesk.timezone)).date().isoformat()
+    address = ctx.inbound.from_addr
+    context = {"subject": ctx.inbound.subject, "customer": sender.customer, "primary": primary}
+    mails = [
+        Mail(
+            "unauthorized_notice",
+            "unauthorized_notice",
+            (address,),
+            context,
+            automatic="auto-replied",
+            threaded=False,
+            once=f"unauthorized_notice:{address}:{day}",
+        )
+    ]
+    if primary and config.policy.unauthorized == "forward":
+        kept, omitted = forwarded(ctx)
+        mails.append(
+            Mail(
+                "unauthorized_forward",
+                "unauthorized_forward",
+                (primary,),
+                {**context, "sender": address, "body": ctx.inbound.text, "omitted": omitted},
+                automatic="auto-generated",
+                attachments=kept,
+                threaded=False,
+                once=f"unauthorized_forward:{address}:{day}",
+            )
+        )
+    return Outcome(None, False, record(ctx, "unauthorized"), mails=tuple(mails))
+
+
+def allow_errors(ctx: Context, case: Case, changes: tuple[str, ...]) -> tuple[CommandError, ...]:
+    """`#allow` only on a case its customer's primary contact opened, and only when the
+    allow-list file is configured."""
+    if not changes:
+        return ()
+    customer = next((c for c in ctx.config.customers if c.name == case.customer), None)
+    if ctx.config.helpdesk.allowlist is None:
+        why = "no allow-list file is configured ([helpdesk] allowlist); nothing was changed"
+    elif customer is None or not customer.primary_contact:
+        why = f"case {case.reference} has no customer with a primary contact to ask for it"
+    elif case.opener != customer.primary_contact:
+        why = (
+            f"only a case opened by {customer.name}'s primary contact can change its allow-list; "
+            f"{case.reference} was opened by {case.opener}"
+        )
+    else:
+        return ()
+    line, number = allow_line(ctx.inbound.text)
+    return (CommandError(line, number, why),)
+
+
+def allow_line(text: str) -> tuple[str, int]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(r"\s*#allow\b", line, re.I):
+            return line.strip(), number
+    return "#allow", 1
+
+
+def allowlist_confirmation(ctx: Context, case: Case, changes: tuple[str, ...]) -> Mail:
+    customer = next(c for c in ctx.config.customers if c.name == case.customer)
+    return Mail(
+        "allowlist_changed",
+        "allowlist_changed",
+        (customer.primary_contact,),
+        {"changes": [tuple(c.split(" ", 1)) for c in changes], "customer": customer.name},
+        automatic="auto-generated",
+    )

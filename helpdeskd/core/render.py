@@ -47,6 +47,12 @@ def environment(directory: Path) -> jinja2.Environment:
     return env
 
 
+@functools.lru_cache(maxsize=64)
+def has_html(directory: Path, template: str) -> bool:
+    """A kind of mail with an HTML alternative (autoescaped) beside its plain text."""
+    return (directory / f"{template}.html").is_file()
+
+
 def local_time(moment: datetime | None, timezone: str = "UTC") -> str:
     if moment is None:
         return "-"
@@ -92,6 +98,9 @@ def render(
     add_threading(msg, threading)
     add_loop_headers(msg, mail, config)
     msg.set_content(body)
+    if has_html(config.helpdesk.templates, mail.template):
+        html = environment(config.helpdesk.templates).get_template(f"{mail.template}.html")
+        msg.add_alternative(html.render(context), subtype="html")
     for attachment in mail.attachments:
         add_attachment(msg, attachment)
     return msg

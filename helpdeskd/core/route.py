@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from helpdeskd.config import Config
-from helpdeskd.core import calendar, sla
+from helpdeskd.core import calendar, sla, survey
 from helpdeskd.core.classify import Facts, same_customer
+from helpdeskd.core.quotes import split_reply
 from helpdeskd.model import Case, Inbound
 
 
@@ -57,12 +58,16 @@ def route(
         case, how = found.threaded, f"in-reply-to <{found.threaded_id}>"
         trusted = bool(facts.auto) or trusted_for(facts, inbound.from_addr, case, config)
     else:
-        return new_case(facts, found, config, None)
+        return new_case(facts, found, config, None, text=words(inbound))
     if trusted:
         auto = f", auto-generated ({', '.join(facts.auto)})" if facts.auto else ""
-        return follow_up(case, how + auto, facts, config, now)
+        return follow_up(case, how + auto, facts, config, now, late_rating(inbound, case))
     reason = f"new: {how} from a sender not on the case"
-    return new_case(facts, found, config, reason, related=case.reference)
+    return new_case(facts, found, config, reason, related=case.reference, text=words(inbound))
+
+
+def words(inbound: Inbound) -> str:
+    return f"{inbound.subject}\n{inbound.text[:4000]}".lower()
 
 
 def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
@@ -74,13 +79,18 @@ def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
     )
 
 
-def follow_up(case: Case, reason: str, facts: Facts, config: Config, now: datetime) -> Decision:
+def follow_up(
+    case: Case, reason: str, facts: Facts, config: Config, now: datetime, rating: bool = False
+) -> Decision:
     """A closed case reopens for its customer within the window; our own people can always
-    answer on it (an engineer's late reply must still reach the customer)."""
+    answer on it (an engineer's late reply must still reach the customer), and so can a
+    customer's answer to its survey, which reopens nothing."""
     if case.status != "closed" or facts.sender.role in ("engineer", "staff"):
         return Decision("follow_up", reason, case)
     if within_reopen_window(case, config, now):
         return Decision("reopen", f"{reason}, reopens closed case", case)
+    if rating:
+        return Decision("follow_up", f"{reason}, a rating of the closed case", case)
     return Decision(
         "new", f"new: {reason} names a case closed too long ago", related=case.reference
     )
@@ -92,7 +102,12 @@ def within_reopen_window(case: Case, config: Config, now: datetime) -> bool:
 
 
 def new_case(
-    facts: Facts, found: Candidates, config: Config, reason: str | None, related: str | None = None
+    facts: Facts,
+    found: Candidates,
+    config: Config,
+    reason: str | None,
+    related: str | None = None,
+    text: str = "",
 ) -> Decision:
     sender = facts.sender
     base = reason or f"new: {sender.reason}"
@@ -105,7 +120,17 @@ def new_case(
             f"kept: auto-generated ({', '.join(facts.auto)}), threads nowhere",
             related=related,
         )
-    if not sender.may_open:
+    may_open = sender.may_open
+    if sender.role == "customer" and not may_open:
+        opens = unauthorized_opens(config, text)
+        if opens is None:
+            policy = config.policy.unauthorized
+            return Decision(
+                "unauthorized", f"unauthorized: {sender.reason}, policy {policy}", related=related
+            )
+        base += f", {opens}"
+        may_open = True
+    if not may_open:
         policy = config.policy.unknown_sender
         action = "reject" if policy == "reject" else "ignore"
         return Decision(action, f"{action}: {sender.reason}, policy {policy}", related=related)
@@ -119,3 +144,23 @@ def new_case(
     if sender.role == "unknown":
         base += f", policy {config.policy.unknown_sender}"
     return Decision("new", base, related=related)
+
+
+def unauthorized_opens(config: Config, text: str) -> str | None:
+    """Why a sender of an authorized_only customer who is not on its list opens a case all
+    the same (policy, or words saying production is down); None when they do not."""
+    policy = config.policy
+    if policy.unauthorized == "open":
+        return "opened: policy unauthorized open"
+    for word in policy.unauthorized_open_keywords:
+        if re.search(rf"\b{re.escape(word)}\b", text):
+            return f"opened: keyword {word!r}"
+    return None
+
+
+def late_rating(inbound: Inbound, case: Case) -> bool:
+    """An answer to the survey of a closed case: it joins the case even after the reopen
+    window, rather than opening a new case that says "5"."""
+    if case.status != "closed" or survey.ASKED not in case.notices:
+        return False
+    return survey.rating_of(split_reply(inbound.text).new) is not None
