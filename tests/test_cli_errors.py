@@ -95,6 +95,8 @@ TABLE = [
     (["backup", "{folder}/missing/copy.db"], CANTCREAT, "no such file or directory"),
     (["purge", "--older-than", "a year"], USAGE, "not a number of days"),
     (["purge"], USAGE, "--older-than"),
+    (["announce", "--subject", "S"], USAGE, "--body"),
+    (["announce", "--subject", "S", "--body", "{folder}/none.txt"], NOINPUT, "cannot read"),
 ]
 CONFIG_TABLE = [
     ("missing.toml", ["cases"], CONFIG, "cannot read {folder}/missing.toml"),

@@ -203,7 +203,9 @@ def test_a_stranger_cannot_escalate_anothers_case(config):
 
 def test_a_rating_reply_is_recorded_without_reopening(config):
     ref = open_case(config, "jane@acme.test", "Reports are empty", MON)
-    engineer(config, ref, "#assign me\n#resolve\n\nFixed: the cache was stale.", "2026-04-20T11Z")
+    engineer(
+        config, ref, "#assign me\n#resolve\n\nFixed: the cache was stale.", "2026-04-20T11:00Z"
+    )
     (resolved,) = to(config, "jane@acme.test", "Resolved")
     assert "single number from 1" in text(resolved)
 
@@ -587,7 +589,10 @@ def test_announce_names_what_it_does_not_know(config):
     body.write_text("Hello.\n")
     common = ["announce", "--subject", "S"]
     code, _, err = call(config, *common, "--body", str(body), "--customers", "Umbrella")
-    assert (code, err) == (64, "no customer 'Umbrella' (customers: Acme, Globex, Initech)\n")
+    assert (code, err) == (
+        64,
+        "helpdeskd: no customer 'Umbrella' (customers: Acme, Globex, Initech)\n",
+    )
     code, _, err = call(config, *common, "--body", str(body), "--plans", "platinum")
     assert code == 64 and "no plan 'platinum'" in err
     code, _, err = call(config, *common, "--body", str(config.parent / "nope.txt"))
