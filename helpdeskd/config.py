@@ -129,6 +129,7 @@ class Customer:
     plan_expires: date | None = None
     authorized_only: bool = False
     primary_contact: str | None = None
+    stand_in_contacts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,24 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Web:
+    """The optional status page. Off by default: no port is opened unless an admin says so."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = "http://127.0.0.1:8080"
+    link_ttl: int = 900  # seconds a mailed sign-in link stays valid (wall-clock time)
+    session_ttl: int = 8 * 3600  # seconds a sign-in lasts
+    secret_file: Path | None = None  # default: web-secret beside the database
+
+    @property
+    def secure(self) -> bool:
+        """Behind TLS the session cookie is marked Secure."""
+        return self.base_url.startswith("https://")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     helpdesk: Helpdesk
@@ -175,6 +194,7 @@ class Config:
     engineers: tuple[Engineer, ...]
     escalation: tuple[EscalationLevel, ...]
     policy: Policy
+    web: Web = Web()
 
     def engineer(self, address: str) -> Engineer | None:
         return next((e for e in self.engineers if e.email == address.lower()), None)
@@ -354,6 +374,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "engineers",
             "escalation",
             "policy",
+            "web",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -372,6 +393,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         engineers=engineers,
         escalation=_escalation(r, r.table(data, "escalation", "escalation")),
         policy=policy,
+        web=_web(r, r.table(data, "web", "web")),
     )
 
 
@@ -426,6 +448,26 @@ def _smtp(r: Reader, t: dict) -> Smtp:
         max_message_size=r.positive(t, "max_message_size", p, Smtp.max_message_size),
         tls_cert=cert,
         tls_key=key,
+    )
+
+
+def _web(r: Reader, t: dict) -> Web:
+    p = "web"
+    r.unknown(
+        t, p, {"enabled", "host", "port", "base_url", "link_ttl", "session_ttl", "secret_file"}
+    )
+    port = _port(r, t, p, Web.port)
+    base_url = r.get(t, "base_url", p, str, f"http://127.0.0.1:{port}").rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", base_url):
+        r.problem(f"{p}.base_url", f"not an http(s) URL: {base_url!r}")
+    return Web(
+        enabled=r.get(t, "enabled", p, bool, False),
+        host=r.get(t, "host", p, str, Web.host),
+        port=port,
+        base_url=base_url,
+        link_ttl=r.positive(t, "link_ttl", p, Web.link_ttl),
+        session_ttl=r.positive(t, "session_ttl", p, Web.session_ttl),
+        secret_file=r.path(t, "secret_file", p),
     )
 
 

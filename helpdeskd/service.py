@@ -79,6 +79,7 @@ class Service:
         self.stopped = asyncio.Event()
         self.sweep_requested = threading.Event()
         self.reloading: asyncio.Task | None = None
+        self.web: tuple | None = None  # (server, task) of the status page, when enabled
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database)
@@ -167,6 +168,7 @@ class Service:
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
         await self.start_listener()
+        await self.start_web()
         self.start_pollers()
         self.scheduler = scheduler.start(self)
         log.info("started", config=str(self.config.path))
@@ -185,6 +187,21 @@ class Service:
             clock=self.clock,
         )
         self.server = await smtp.start(handler, config.smtp)
+
+    async def start_web(self) -> None:
+        if not self.config.web.enabled:
+            return
+        from helpdeskd.adapters import web  # the web stack loads only where it is used
+
+        page = web.Web(lambda: self.config, self.worker.wake, self.courier.wake, self.clock)
+        self.web = await web.serve(page, web.bind(self.config))
+
+    async def stop_web(self) -> None:
+        if self.web:
+            server, task = self.web
+            server.should_exit = True
+            await asyncio.wait_for(task, DRAIN_SECONDS)
+            self.web = None
 
     def start_pollers(self) -> None:
         for mailbox in self.config.imap:
@@ -254,6 +271,7 @@ class Service:
         log.info("stopping")
         if self.server:
             self.server.close()
+        await self.stop_web()
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
         self.stop_pollers()

@@ -67,6 +67,7 @@ def message_json(row: dict, tz: str, full: bool) -> dict:
     }
     if row["direction"] == "in":
         found["route_reason"] = row["route_reason"]
+        found["entrance"] = row.get("entrance")
         found["attachments"] = json.loads(row["attachments"] or "[]")
     else:
         found["status"] = row["status"]
@@ -139,7 +140,7 @@ def _message_line(m: dict) -> str:
     who = m["from"] if m["direction"] == "in" else ", ".join(m["to"])
     line = f"  {m['at']}  {arrow} {m['kind']:<15} {who}  {m['subject']}"
     if m.get("route_reason"):
-        line += f"\n      routed: {m['route_reason']}"
+        line += f"\n      routed: {m['route_reason']} (through {m.get('entrance') or 'unknown'})"
     if m.get("status") and m["status"] != "sent":
         line += f"  [{m['status']}]"
     if m.get("elided"):

@@ -1,0 +1,246 @@
+"""The status page over real HTTP against the daemon: sign-in by mailed link, who sees what,
+and every action entering the pipeline as its mail twin does."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from helpdeskd.adapters import signin
+from helpdeskd.adapters.store import SignIns, Store
+from tests.support import Daemon, Sink, cli, free_port, mail, send, wait_for_port, write_config
+from tests.webclient import Browser
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+WEB = """
+[[customers]]
+name = "Initech"
+domains = ["initech.test"]
+plan = "gold"
+primary_contact = "pat@initech.test"
+
+[web]
+enabled = true
+port = {port}
+base_url = "http://127.0.0.1:{port}"
+"""
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/signin/[\w-]+")
+
+
+@pytest.fixture
+def site(tmp_path: Path, sink: Sink):
+    smtp, web = free_port(), free_port()
+    config = write_config(
+        tmp_path, smtp_port=smtp, relay_port=sink.port, extra=WEB.format(port=web)
+    )
+    with Daemon(config, smtp) as daemon:
+        wait_for_port(web, daemon.proc)
+        yield Site(daemon, sink, f"http://127.0.0.1:{web}")
+
+
+class Site:
+    def __init__(self, daemon: Daemon, sink: Sink, base: str):
+        self.daemon, self.sink, self.base = daemon, sink, base
+
+    def signed_in(self, address: str) -> Browser:
+        browser = Browser(self.base)
+        link = self.ask_link(browser, address)
+        assert link, f"no sign-in link mailed to {address}"
+        confirm = browser.get(link)
+        landed = browser.post(link, {"csrf": confirm.csrf})
+        assert landed.status == 200, landed.text
+        return browser
+
+    def ask_link(self, browser: Browser, address: str) -> str | None:
+        before = len(self.sink.received)
+        form = browser.get("/signin")
+        answer = browser.post("/signin", {"csrf": form.csrf, "address": address})
+        assert answer.status == 200, answer.text
+        found = self.sink.wait_for(
+            lambda m: address in str(m["To"]) and "sign-in" in str(m["Subject"]), timeout=5
+        )
+        fresh = [m for m in found if m in self.sink.received[before:]]
+        return LINK.search(fresh[-1].get_body(("plain",)).get_content()).group(0) if fresh else None
+
+    def open_case(self, sender: str, subject: str, body: str = "It broke.") -> str:
+        send(self.daemon.port, mail(sender, subject, body))
+        ack = self.sink.wait_for(lambda m: sender in str(m["To"]) and subject in str(m["Subject"]))
+        assert ack, f"no acknowledgement for {subject}"
+        return str(ack[0]["Subject"]).split("]")[0].lstrip("[")
+
+    def show(self, reference: str) -> dict:
+        return json.loads(cli(self.daemon.config, "show", reference, "--json").stdout)
+
+    def wait_messages(self, reference: str, count: int) -> list[dict]:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            messages = self.show(reference)["messages"]
+            if len(messages) >= count:
+                return messages
+            time.sleep(0.1)
+        raise AssertionError(f"{reference} has fewer than {count} messages")
+
+
+def test_the_status_page_is_off_unless_configured(tmp_path: Path, sink: Sink):
+    smtp, web = free_port(), free_port()
+    extra = f"\n[web]\nport = {web}\n"
+    config = write_config(tmp_path, smtp_port=smtp, relay_port=sink.port, extra=extra)
+    with Daemon(config, smtp), pytest.raises(OSError):
+        Browser(f"http://127.0.0.1:{web}").opener.open(f"http://127.0.0.1:{web}/", timeout=2)
+
+
+def test_sign_in_by_a_mailed_link_and_the_same_answer_for_strangers(site: Site):
+    browser = Browser(site.base)
+    form = browser.get("/signin")
+    assert "default-src 'none'" in form.headers["content-security-policy"]
+    known = browser.post("/signin", {"csrf": form.csrf, "address": "jane@acme.test"})
+    stranger = browser.post("/signin", {"csrf": form.csrf, "address": "eve@nowhere.test"})
+    assert known.status == stranger.status == 200
+    assert known.text.replace("jane@acme.test", "X") == stranger.text.replace(
+        "eve@nowhere.test", "X"
+    )
+    assert site.sink.wait_for(lambda m: "jane@acme.test" in str(m["To"]))
+    time.sleep(0.5)  # give a wrongly queued mail to the stranger the chance to show up
+    assert not [m for m in site.sink.received if "eve@nowhere.test" in str(m["To"])]
+
+
+def test_a_link_works_once(site: Site):
+    browser = Browser(site.base)
+    link = site.ask_link(browser, "jane@acme.test")
+    confirm = browser.get(link)
+    assert "jane" not in confirm.text  # a scanner opening the link signs nobody in
+    assert browser.post(link, {"csrf": confirm.csrf}).status == 200
+    again = Browser(site.base)
+    assert again.post(link, {"csrf": again.get(link).csrf}).status == 400
+
+
+def test_an_expired_link_is_refused(tmp_path: Path):
+    store = Store.open(tmp_path / "h.db")
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    SignIns(store).issue(signin.token_hash("t"), "jane@acme.test", now, now + timedelta(minutes=15))
+    assert signin.redeem(store, "t", now + timedelta(minutes=16)) is None
+    SignIns(store).issue(signin.token_hash("u"), "jane@acme.test", now, now + timedelta(minutes=15))
+    assert signin.redeem(store, "u", now + timedelta(minutes=14)) == "jane@acme.test"
+    assert signin.redeem(store, "u", now + timedelta(minutes=14)) is None
+
+
+def test_sign_in_requests_are_rate_limited(site: Site):
+    browser = Browser(site.base)
+    form = browser.get("/signin")
+    answers = [
+        browser.post("/signin", {"csrf": form.csrf, "address": "jane@acme.test"}).status
+        for _ in range(signin.LINKS_PER_ADDRESS + 1)
+    ]
+    assert answers[-1] == 429 and set(answers[:-1]) == {200}
+
+
+def test_a_form_without_its_csrf_token_is_refused(site: Site):
+    reference = site.open_case("jane@acme.test", "Printer on fire")
+    browser = site.signed_in("jane@acme.test")
+    refused = browser.post(f"/cases/{reference}/reply", {"text": "hello", "csrf": "forged"})
+    assert refused.status == 403
+    assert browser.post("/signin", {"address": "jane@acme.test"}).status == 403
+
+
+def test_a_contact_sees_nothing_of_another_customer_nor_internal_notes(site: Site):
+    theirs = site.open_case("boss@globex.test", "Globex secret")
+    ours = site.open_case("jane@acme.test", "Acme question")
+    note = mail("Alice Engineer <alice@helpdesk.test>", f"Re: [{ours}] x", "#note\nsecret plan")
+    note.add_attachment(b"internal", maintype="text", subtype="plain", filename="plan.txt")
+    send(site.daemon.port, note)
+    messages = site.wait_messages(ours, 4)  # in, ack, notification, note
+    note_row = next(i for i, m in enumerate(messages) if m["kind"] == "note")
+    browser = site.signed_in("jane@acme.test")
+    assert browser.get(f"/cases/{theirs}").status == 404
+    page = browser.get(f"/cases/{ours}")
+    assert page.status == 200 and "secret plan" not in page.text
+    ids = [int(x) for x in re.findall(rf"/cases/{ours}/files/(\d+)/", page.text)]
+    assert not ids
+    for message_id in range(1, 20):  # whatever the note's row id, its file stays hidden
+        if browser.get(f"/cases/{ours}/files/{message_id}/0").status == 200:
+            pytest.fail(f"message {message_id} ({note_row}) gave away an attachment")
+    assert "Acme question" in browser.get("/cases").text
+    assert "Globex secret" not in browser.get("/cases").text
+
+
+def test_the_primary_contact_sees_every_case_of_the_customer(site: Site):
+    first = site.open_case("ann@initech.test", "Ann's problem")
+    browser = site.signed_in("pat@initech.test")
+    assert first in browser.get("/cases").text
+    assert browser.get(f"/cases/{first}").status == 200
+    other = site.signed_in("bob@initech.test")
+    assert other.get(f"/cases/{first}").status == 404
+    assert other.get("/reports").status == 404
+    report = browser.get("/reports")
+    assert report.status == 200 and "<svg" in report.text
+
+
+def test_a_web_reply_lands_as_its_mail_twin(site: Site):
+    by_web = site.open_case("jane@acme.test", "Web twin")
+    by_mail = site.open_case("jane@acme.test", "Mail twin")
+    browser = site.signed_in("jane@acme.test")
+    page = browser.get(f"/cases/{by_web}")
+    answer = browser.post(
+        f"/cases/{by_web}/reply",
+        {"csrf": page.csrf, "text": "Here are the logs."},
+        files=[("files", "app.log", b"ERROR 42\n")],
+    )
+    assert answer.status == 200, answer.text
+    reply = mail("jane@acme.test", f"Re: [{by_mail}] Mail twin", "Here are the logs.")
+    reply.add_attachment(
+        b"ERROR 42\n", maintype="application", subtype="octet-stream", filename="app.log"
+    )
+    send(site.daemon.port, reply)
+    web, mailed = site.wait_messages(by_web, 4), site.wait_messages(by_mail, 4)
+    assert shape(web) == shape(mailed)
+    assert web[-2]["body"] == mailed[-2]["body"] == "Here are the logs."
+    page = browser.get(f"/cases/{by_web}")
+    assert "Here are the logs." in page.text
+    link = re.search(rf"/cases/{by_web}/files/\d+/0", page.text).group(0)
+    download = browser.get(link)
+    assert download.status == 200 and download.text == "ERROR 42\n"
+
+
+def test_a_new_case_from_the_form_lands_as_a_mail_does(site: Site):
+    browser = site.signed_in("jane@acme.test")
+    form = browser.get("/new")
+    answer = browser.post(
+        "/new",
+        {
+            "csrf": form.csrf,
+            "subject": "Portal down",
+            "description": "Nobody can log in.",
+            "urgency": "high",
+            "environment": "Firefox 128",
+        },
+    )
+    assert answer.status == 200
+    ack = site.sink.wait_for(lambda m: "Portal down" in str(m["Subject"]))
+    reference = str(ack[0]["Subject"]).split("]")[0].lstrip("[")
+    detail = site.show(reference)
+    assert detail["customer"] == "Acme" and detail["priority"] == "P1"  # "down" is a P1 word
+    first = detail["messages"][0]
+    assert first["kind"] == "customer" and "Environment: Firefox 128" in first["body"]
+    assert first["entrance"] == "web"
+
+
+def test_engineers_see_the_queue_by_nearest_deadline(site: Site):
+    late = site.open_case("jane@acme.test", "Urgent outage", "outage everywhere")
+    calm = site.open_case("ann@initech.test", "A question")
+    browser = site.signed_in("alice@helpdesk.test")
+    queue = browser.get("/queue")
+    assert queue.status == 200
+    assert queue.text.index(late) < queue.text.index(calm)
+    assert browser.get(f"/cases/{calm}").status == 200
+    refused = browser.post(f"/cases/{calm}/reply", {"csrf": queue.csrf, "text": "hi"})
+    assert refused.status == 403
+
+
+def shape(messages: list[dict]) -> list[tuple]:
+    return [(m["direction"], m["kind"], len(m.get("attachments", []))) for m in messages]
