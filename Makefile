@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 PYTEST_ARGS ?=
 
-.PHONY: run test lint dovecot clean
+.PHONY: run test lint dovecot chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 	mkdir -p var
 	$(BIN)/helpdeskd --config $(CONFIG) run
 
-test: $(VENV)/.installed dovecot
+test: $(VENV)/.installed dovecot chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -31,6 +31,14 @@ dovecot:
 		echo "installing dovecot-imapd for the IMAP tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
 	else echo "dovecot is not installed and we are not root: the IMAP tests will be skipped"; fi
+
+# The status page is tested in a real headless browser: Debian's chromium, driven by Playwright.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the status page's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is not installed and we are not root: the browser tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
