@@ -242,6 +242,9 @@ class Service:
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
+        if old.web != new.web:
+            await self.stop_web()
+            await self.start_web()
         if old.imap != new.imap:
             await asyncio.to_thread(self.stop_pollers)  # joining threads: off the loop
             self.start_pollers()

@@ -32,6 +32,7 @@ CONTEXTS = {
         "previous_status": "waiting",
     },
     "relay": {"body": "Try again please.", "engineer": "Alice Engineer"},
+    "signin_link": {"link": "https://support.example.com/signin/abc", "minutes": 15},
     "note": {"body": "Internal."},
     "command_error": {
         "errors": (CommandError("#prioirty P1", 1, "unknown command"),),

@@ -110,6 +110,13 @@ def test_sign_in_by_a_mailed_link_and_the_same_answer_for_strangers(site: Site):
     assert not [m for m in site.sink.received if "eve@nowhere.test" in str(m["To"])]
 
 
+def test_the_acknowledgement_links_to_the_case_page(site: Site):
+    reference = site.open_case("jane@acme.test", "Where is my invoice")
+    ack = site.sink.wait_for(lambda m: reference in str(m["Subject"]) and "jane" in str(m["To"]))
+    text = ack[0].get_body(("plain",)).get_content()
+    assert f"Follow this case online: {site.base}/cases/{reference}\r\n" in text
+
+
 def test_a_link_works_once(site: Site):
     browser = Browser(site.base)
     link = site.ask_link(browser, "jane@acme.test")
