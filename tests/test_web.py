@@ -13,6 +13,7 @@ import pytest
 
 from helpdeskd.adapters import signin
 from helpdeskd.adapters.store import SignIns, Store
+from helpdeskd.config import load
 from tests.support import Daemon, Sink, cli, free_port, mail, send, wait_for_port, write_config
 from tests.webclient import Browser
 
@@ -78,13 +79,13 @@ class Site:
         return json.loads(cli(self.daemon.config, "show", reference, "--json").stdout)
 
     def wait_messages(self, reference: str, count: int) -> list[dict]:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        def enough():
             messages = self.show(reference)["messages"]
-            if len(messages) >= count:
-                return messages
-            time.sleep(0.1)
-        raise AssertionError(f"{reference} has fewer than {count} messages")
+            return messages if len(messages) >= count else None
+
+        found = wait_for(enough)
+        assert found, f"{reference} has fewer than {count} messages"
+        return found
 
 
 def test_the_status_page_is_off_unless_configured(tmp_path: Path, sink: Sink):
@@ -125,6 +126,31 @@ def test_a_link_works_once(site: Site):
     assert browser.post(link, {"csrf": confirm.csrf}).status == 200
     again = Browser(site.base)
     assert again.post(link, {"csrf": again.get(link).csrf}).status == 400
+
+
+def test_the_secret_is_private_and_a_client_is_rate_limited_too(tmp_path: Path):
+    config = load(write_config(tmp_path, extra="\n[web]\nenabled = true\n"))
+    store = Store.open(config.helpdesk.database)
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    signin.load_secret(config)
+    assert (tmp_path / "web-secret").stat().st_mode & 0o777 == 0o600
+    answers = [
+        signin.request_link(store, config, f"user{i}@acme.test", "10.0.0.9", now)
+        for i in range(signin.REQUESTS_PER_CLIENT + 1)
+    ]
+    assert answers[-1] == "limited" and set(answers[:-1]) == {"sent"}
+
+
+def test_the_session_cookie_is_signed_and_expires():
+    secret, now = b"k" * 32, datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    session = signin.new_session("jane@acme.test", 3600, now)
+    cookie = signin.seal(secret, session)
+    assert signin.unseal(secret, cookie, now) == session
+    assert signin.unseal(secret, cookie, now + timedelta(hours=2)) is None
+    assert signin.unseal(b"x" * 32, cookie, now) is None
+    other = signin.seal(secret, signin.new_session("eve@acme.test", 3600, now))
+    forged = other.split(".")[0] + "." + cookie.split(".")[1]  # Eve's body, Jane's signature
+    assert signin.unseal(secret, forged, now) is None
 
 
 def test_an_expired_link_is_refused(tmp_path: Path):
@@ -251,3 +277,48 @@ def test_engineers_see_the_queue_by_nearest_deadline(site: Site):
 
 def shape(messages: list[dict]) -> list[tuple]:
     return [(m["direction"], m["kind"], len(m.get("attachments", []))) for m in messages]
+
+
+def test_a_closed_case_reopens_from_the_page_as_by_mail(site: Site):
+    recent = site.open_case("jane@acme.test", "Closed lately")
+    send(site.daemon.port, mail("alice@helpdesk.test", f"Re: [{recent}] x", "#close\nDone."))
+    site.wait_messages(recent, 4)
+    old = ingest_case(site, "2026-01-05T10:00:00+00:00", "Closed long ago")
+    browser = site.signed_in("jane@acme.test")
+    for reference in (recent, old):
+        page = browser.get(f"/cases/{reference}")
+        assert "Reopen with this message" in page.text
+        answer = browser.post(
+            f"/cases/{reference}/reply", {"csrf": page.csrf, "text": "It is back."}
+        )
+        assert answer.status == 200
+    assert wait_for(lambda: site.show(recent)["status"] == "open")
+    # beyond the reopen window a new case names the old one, as a mail reply would
+    newer = wait_for(lambda: [c for c in cases(site) if c["related"] == old])
+    assert newer and site.show(old)["status"] == "closed"
+
+
+def ingest_case(site: Site, at: str, subject: str) -> str:
+    opened = cli(
+        site.daemon.config, "ingest", "--now", at, stdin=bytes(mail("jane@acme.test", subject, "x"))
+    )
+    assert opened.returncode == 0, opened.stderr
+    reference = next(c["reference"] for c in cases(site) if c["subject"] == subject)
+    close = mail("alice@helpdesk.test", f"Re: [{reference}] {subject}", "#close\nDone.")
+    closed = cli(site.daemon.config, "ingest", "--now", at, stdin=bytes(close))
+    assert closed.returncode == 0, closed.stderr
+    return reference
+
+
+def cases(site: Site) -> list[dict]:
+    return json.loads(cli(site.daemon.config, "cases", "--json").stdout)
+
+
+def wait_for(check, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    return check()
