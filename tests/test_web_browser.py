@@ -74,6 +74,7 @@ def test_a_customer_signs_in_replies_with_a_file_and_sees_it(page, site: Site, t
     assert page.is_visible("text=The log is attached.")
     assert page.is_visible("text=export.log")
     page.screenshot(path=str(SHOTS / "case.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "case-phone.png"))  # what a phone shows first
 
 
 def test_a_primary_contact_reads_the_monthly_report_with_its_charts(page, site: Site):  # noqa: F811
