@@ -9,7 +9,7 @@ CONFIG ?= config.example.toml
 PYTEST_ARGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run test lint dovecot systemd clean venv
+.PHONY: run test lint dovecot systemd chromium clean venv
 
 venv:
 	@test -x $(BIN)/python || { echo "creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -31,7 +31,7 @@ run: $(VENV)/.runtime
 	@echo "starting helpdeskd on $(CONFIG) (Ctrl-C stops it)"
 	$(BIN)/helpdeskd --config $(CONFIG) run
 
-test: $(VENV)/.installed dovecot systemd
+test: $(VENV)/.installed dovecot systemd chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -52,6 +52,14 @@ systemd:
 		echo "installing systemd for the unit's tests (systemd-analyze)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; \
 	else echo "systemd-analyze is missing and we are not root: the unit's tests will be skipped"; fi
+
+# The status page is tested in a real headless browser: Debian's chromium, driven by Playwright.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the status page's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is not installed and we are not root: the browser tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -28,7 +28,7 @@ from helpdeskd.adapters.store import (
 )
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
-from helpdeskd.core import loops, sla
+from helpdeskd.core import authres, loops, sla
 from helpdeskd.core.address import usable
 from helpdeskd.core.authres import Verdict, header_value
 from helpdeskd.core.autogen import Own
@@ -93,6 +93,8 @@ def authenticate(
     """At a first-hop entrance nobody checked the sender before us: DKIM, SPF and DMARC are
     checked here, and nothing the mail says about itself is believed. SPF needs the client's
     address, which only the listener's spool rows (`item`) know."""
+    if source == "web":  # the page writes only the signed-in address into From
+        return authres.signed_in(inbound.from_addr)
     if config.authentication is None or not config.first_hop(source):
         return None
     client = (item.peer_ip, item.helo, item.envelope_from) if item else (None, None, None)

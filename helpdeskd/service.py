@@ -126,6 +126,7 @@ class Service:
         self.next_purge = 0.0  # monotonic time of the next retention pass
         self.loop: asyncio.AbstractEventLoop | None = None
         self.allowlist_seen = allowlist.mtime(config)
+        self.web: tuple | None = None  # (server, task) of the status page, when enabled
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database)
@@ -241,6 +242,7 @@ class Service:
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
         await self.start_listener()
+        await self.start_web()
         self.start_pollers()
         self.scheduler = scheduler.start(self)
         self.start_metrics()
@@ -295,6 +297,21 @@ class Service:
         )
         self.server = await smtp.start(handler, config.smtp)
 
+    async def start_web(self) -> None:
+        if not self.config.web.enabled:
+            return
+        from helpdeskd.adapters import web  # the web stack loads only where it is used
+
+        page = web.Web(lambda: self.config, self.worker.wake, self.courier.wake, self.clock)
+        self.web = await web.serve(page, web.bind(self.config))
+
+    async def stop_web(self) -> None:
+        if self.web:
+            server, task = self.web
+            server.should_exit = True
+            await asyncio.wait_for(task, DRAIN_SECONDS)
+            self.web = None
+
     def start_pollers(self) -> None:
         for mailbox in self.config.imap:
             poller = imap.MailboxPoller(
@@ -336,6 +353,9 @@ class Service:
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
+        if old.web != new.web:
+            await self.stop_web()
+            await self.start_web()
         if old.imap != new.imap:
             await asyncio.to_thread(self.stop_pollers)  # joining threads: off the loop
             self.start_pollers()
@@ -369,6 +389,7 @@ class Service:
             self.metrics_server.shutdown()
         if self.server:
             self.server.close()
+        await self.stop_web()
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
         self.stop_pollers()

@@ -81,6 +81,7 @@ def message_json(row: dict, tz: str, full: bool) -> dict:
     if row["direction"] == "in":
         found["route_reason"] = row["route_reason"]
         found["auth"] = row.get("auth") or None
+        found["entrance"] = row.get("entrance")
         found["attachments"] = json.loads(row["attachments"] or "[]")
     else:
         found["status"] = row["status"]
@@ -185,7 +186,7 @@ def _message_line(m: dict, timezone: str) -> str:
     who = m["from"] if m["direction"] == "in" else ", ".join(m["to"])
     line = f"  {_at(m['at'], timezone)}  {arrow} {m['kind']:<15} {who}  {m['subject']}"
     if m.get("route_reason"):
-        line += f"\n      routed: {m['route_reason']}"
+        line += f"\n      routed: {m['route_reason']} (through {m.get('entrance') or 'unknown'})"
     if m.get("auth"):
         line += f"\n      sender: {m['auth']}"
     if m.get("status") and m["status"] != "sent":

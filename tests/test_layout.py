@@ -23,6 +23,8 @@ FORBIDDEN = (
     "subprocess",
     "asyncio",
     "apscheduler",
+    "starlette",
+    "uvicorn",
 )
 
 

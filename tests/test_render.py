@@ -32,6 +32,7 @@ CONTEXTS = {
         "previous_status": "waiting",
     },
     "relay": {"body": "Try again please.", "engineer": "Alice Engineer"},
+    "signin_link": {"link": "https://support.example.com/signin/abc", "minutes": 15},
     "note": {"body": "Internal."},
     "loop_notice": {"reason": "the same text from jane@acme.test 3 times within 1h"},
     "command_error": {

@@ -689,7 +689,12 @@ class Cases:
         return [row_case(r) for r in rows]
 
     def messages(self, case_id: int) -> list[dict]:
-        return self.store.rows("SELECT * FROM messages WHERE case_id = ? ORDER BY id", [case_id])
+        """With the entrance each inbound message came through (smtp, imap, ingest, web)."""
+        return self.store.rows(
+            "SELECT m.*, s.source AS entrance FROM messages m "
+            "LEFT JOIN spool s ON s.id = m.spool_id WHERE m.case_id = ? ORDER BY m.id",
+            [case_id],
+        )
 
     def events(self, case_id: int) -> list[dict]:
         return self.store.rows("SELECT * FROM events WHERE case_id = ? ORDER BY id", [case_id])
@@ -710,6 +715,28 @@ class Cases:
         """Every customer name on a case, former customers' too."""
         rows = self.store.rows("SELECT DISTINCT customer FROM cases WHERE customer IS NOT NULL")
         return [r["customer"] for r in rows]
+
+    def of_customer(self, customer: str, limit: int = 500) -> list[Case]:
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE customer = ? ORDER BY id DESC LIMIT ?", [customer, limit]
+        )
+        return [row_case(r) for r in rows]
+
+    def opened_by(self, address: str, limit: int = 500) -> list[Case]:
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE opener = ? ORDER BY id DESC LIMIT ?", [address, limit]
+        )
+        return [row_case(r) for r in rows]
+
+    def in_statuses(self, statuses: tuple[str, ...]) -> list[Case]:
+        marks = ", ".join("?" * len(statuses))
+        rows = self.store.rows(f"SELECT * FROM cases WHERE status IN ({marks})", list(statuses))
+        return [row_case(r) for r in rows]
+
+    def message(self, case_id: int, message_id: int) -> dict | None:
+        return self.store.row(
+            "SELECT * FROM messages WHERE id = ? AND case_id = ?", [message_id, case_id]
+        )
 
 
 # -- outbox ---------------------------------------------------------------------------------
@@ -1194,3 +1221,75 @@ class SentOnce:
             )
             found.update(r["key"] for r in rows)
         return found
+
+
+# -- the status page: single-use sign-in links and request counts ------------------------------
+
+
+@migrations()
+def m101_web(db: sqlite_utils.Database) -> None:
+    """Sign-in links are kept as hashes: a copy of the database signs nobody in."""
+    db["web_links"].create(
+        {"token_hash": str, "address": str, "created_at": str, "expires_at": str, "used_at": str},
+        pk="token_hash",
+    )
+    db["web_requests"].create({"id": int, "key": str, "at": str}, pk="id")
+    db["web_requests"].create_index(["key", "at"])
+    # the status page lists a customer's cases, and a contact's own
+    db["cases"].create_index(["customer"], if_not_exists=True)
+    db["cases"].create_index(["opener"], if_not_exists=True)
+
+
+class SignIns:
+    """Single-use sign-in links and the request counts that rate-limit them."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.db = store.db
+
+    def issue(self, token_hash: str, address: str, now: datetime, expires: datetime) -> None:
+        self.db["web_links"].insert(
+            {
+                "token_hash": token_hash,
+                "address": address,
+                "created_at": iso(now),
+                "expires_at": iso(expires),
+            }
+        )
+
+    def redeem(self, token_hash: str, now: datetime) -> str | None:
+        """The address a link signs in, once: used or expired links give None."""
+        with self.store.transaction():
+            row = self.store.row(
+                "SELECT address FROM web_links WHERE token_hash = ? AND used_at IS NULL "
+                "AND expires_at > ?",
+                [token_hash, iso(now)],
+            )
+            if row:
+                self.db.execute(
+                    "UPDATE web_links SET used_at = ? WHERE token_hash = ?", [iso(now), token_hash]
+                )
+        return row["address"] if row else None
+
+    def count(self, key: str, since: datetime) -> int:
+        return self.store.count("web_requests", "key = ? AND at >= ?", [key, iso(since)])
+
+    def note(self, keys: list[str], now: datetime) -> None:
+        self.db["web_requests"].insert_all([{"key": k, "at": iso(now)} for k in keys])
+
+    def forget(self, before: datetime) -> None:
+        """Old links and counts are of no use after their window."""
+        self.db.execute("DELETE FROM web_links WHERE expires_at < ?", [iso(before)])
+        self.db.execute("DELETE FROM web_requests WHERE at < ?", [iso(before)])
+
+
+def raw_of(store: Store, message: dict) -> bytes | None:
+    """The wire bytes behind a stored message (its spooled or sent copy), for attachments;
+    None once purged."""
+    if message.get("spool_id"):
+        row = store.row("SELECT raw FROM spool WHERE id = ?", [message["spool_id"]])
+    elif message.get("outbox_id"):
+        row = store.row("SELECT raw FROM outbox WHERE id = ?", [message["outbox_id"]])
+    else:
+        return None
+    return row["raw"] if row else None

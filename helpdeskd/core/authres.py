@@ -24,7 +24,7 @@ TEMPORARY = "temperror"
 class Result:
     """One method's result, as RFC 8601 writes it."""
 
-    method: str  # dkim | spf | dmarc
+    method: str  # dkim | spf | dmarc | auth (signed in to the status page)
     result: str  # pass | fail | none | neutral | softfail | policy | temperror | permerror
     domain: str = ""  # dkim: header.d; spf: the envelope sender's domain; dmarc: header.from
     detail: str = ""  # dkim: the selector; dmarc: the policy applied (p=reject ...)
@@ -35,6 +35,8 @@ class Result:
             return f"header.d={self.domain}{selector}" if self.domain else ""
         if self.method == "spf":
             return f"smtp.mailfrom={self.domain}" if self.domain else ""
+        if self.method == "auth":
+            return f"smtp.auth={self.detail}"
         return f"header.from={self.domain}" if self.domain else ""
 
 
@@ -52,7 +54,8 @@ class Verdict:
         return any(
             r.result == "pass" and r.domain in ("", self.from_domain) for r in self.of("dmarc")
         ) or any(
-            r.result == "pass" and relaxed(r.domain, self.from_domain) for r in self.of("dkim")
+            r.result == "pass" and relaxed(r.domain, self.from_domain)
+            for r in (*self.of("dkim"), *self.of("auth"))
         )
 
     def summary(self) -> str:
@@ -60,6 +63,13 @@ class Verdict:
         return " ".join(
             f"{r.method}={r.result}" + (f" ({r.domain})" if r.domain else "") for r in self.results
         )
+
+
+def signed_in(address: str) -> Verdict:
+    """Mail written on the status page: its From is the address a mailed sign-in link proved,
+    as SMTP AUTH proves a submitting user (RFC 8601 `auth`)."""
+    domain = address.rpartition("@")[2]
+    return Verdict((Result("auth", "pass", domain, address),), domain)
 
 
 def header_value(authserv_id: str, verdict: Verdict) -> str:

@@ -119,9 +119,17 @@ def template_context(
         "commands": describe_commands(),
         "reopen_window": config.policy.reopen_window.describe(),
         "omitted": (),
+        "case_url": case_url(case, config),
         **extra,
         **mail.context,
     }
+
+
+def case_url(case: Case | None, config: Config) -> str | None:
+    """The case's page on the status page, when there is one."""
+    if case is None or not config.web.enabled:
+        return None
+    return f"{config.web.base_url}/cases/{case.reference}"
 
 
 def split_template(text: str) -> tuple[str, str]:
