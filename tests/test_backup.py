@@ -123,7 +123,8 @@ def test_purge_removes_old_raw_mail_and_keeps_history_and_report(tmp_path: Path)
     history = cli(config, "show", "HD-2025-00001", "--json").stdout
     result = cli(config, "purge", "--older-than", "365d")
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().strip() == "raw mail removed: 2 inbound, 3 sent"
+    # the acknowledgement, the notification, the engineer's answer and the closing notice
+    assert result.stdout.decode().strip() == "raw mail removed: 2 inbound, 4 sent"
     sizes = raw_sizes(tmp_path / "helpdesk.db")
     assert sizes[:2] == [0, 0] and sizes[2] > 5000  # the open case keeps its raw mail
     assert cli(config, *report).stdout == before
