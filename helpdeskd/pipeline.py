@@ -58,17 +58,24 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
         store.quarantine(item.id, f"unparseable: {exc}", now)
         log.warning("quarantined", spool_id=item.id, reason=str(exc))
         return Processed(item.id, None, None, None, quarantined=str(exc))
+    # pure work before the transaction: the write lock is held only to read and apply
+    facts = classify(inbound, config, own(config), now.date())
     with store.transaction():
         if not store.claim(item.id, now):
             return Processed(item.id, None, None, None, skipped=True)
-        return handle(store, config, inbound, item.id, now)
+        return handle(store, config, inbound, item.id, now, facts)
 
 
 def handle(
-    store: Store, config: Config, inbound: Inbound, spool_id: int | None, now: datetime
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    spool_id: int | None,
+    now: datetime,
+    facts: Facts | None = None,
 ) -> Processed:
     cases = Cases(store)
-    facts = classify(inbound, config, own(config), now.date())
+    facts = facts or classify(inbound, config, own(config), now.date())
     decision = route(inbound, facts, candidates(cases, inbound, config, now), config, now)
     reference = None
     if decision.action == "new":
