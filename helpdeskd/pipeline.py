@@ -6,7 +6,6 @@ committed together or not at all.
 
 from __future__ import annotations
 
-import email.policy
 import json
 import secrets
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
 from helpdeskd.core.outcome import Context, Outcome, outcome
 from helpdeskd.core.parse import ParseError, parse
-from helpdeskd.core.render import Threading, message_id_for, render
+from helpdeskd.core.render import Rendered, Threading, message_id_for, render
 from helpdeskd.core.route import Candidates, Decision, route, tags
 from helpdeskd.model import Case, Inbound, Mail
 
@@ -182,13 +181,13 @@ def queue_mail(
         message_id=message_id,
         mail_from="" if mail.automatic else config.helpdesk.address,
         recipients=mail.to,
-        raw=msg.as_bytes(policy=email.policy.SMTP),
+        raw=msg.raw,
         automatic=bool(mail.automatic),
         now=now,
     )
     if case is not None:
         Cases(store).add_message(outbound_row(mail, msg, case, message_id, outbox_id, now))
-    return {"kind": mail.kind, "to": list(mail.to), "subject": str(msg["Subject"])}
+    return {"kind": mail.kind, "to": list(mail.to), "subject": msg.subject}
 
 
 def threading_for(
@@ -225,18 +224,18 @@ def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) 
 
 
 def outbound_row(
-    mail: Mail, msg, case: Case, message_id: str, outbox_id: int, now: datetime
+    mail: Mail, msg: Rendered, case: Case, message_id: str, outbox_id: int, now: datetime
 ) -> dict:
     return {
         "case_id": case.id,
         "direction": "out",
         "kind": mail.kind,
-        "from_addr": str(msg["From"]),
+        "from_addr": msg.sender,
         "to_addrs": json.dumps(list(mail.to)),
-        "subject": str(msg["Subject"]),
+        "subject": msg.subject,
         "at": iso(now),
         "message_id": message_id,
-        "body": msg.get_body(("plain",)).get_content(),
+        "body": msg.body,
         "outbox_id": outbox_id,
         "status": "queued",
     }
