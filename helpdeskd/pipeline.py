@@ -48,21 +48,39 @@ def own(config: Config) -> Own:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A spooled message parsed and classified: the pure work, done before the write lock."""
+
+    item: SpoolItem
+    inbound: Inbound
+    facts: Facts
+
+
 def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Processed:
     """Process one spooled message. A message that cannot be parsed is quarantined at once;
     any other failure propagates, and the worker counts it as a failed try."""
+    prepared = prepare(store, config, item, now)
+    return settle(store, config, prepared, now) if isinstance(prepared, Prepared) else prepared
+
+
+def prepare(store: Store, config: Config, item: SpoolItem, now: datetime) -> Prepared | Processed:
     try:
         inbound = parse(item.raw, envelope_from=item.envelope_from)
     except ParseError as exc:
         store.quarantine(item.id, f"unparseable: {exc}", now)
         log.warning("quarantined", spool_id=item.id, reason=str(exc))
         return Processed(item.id, None, None, None, quarantined=str(exc))
-    # pure work before the transaction: the write lock is held only to read and apply
-    facts = classify(inbound, config, own(config), now.date())
+    return Prepared(item, inbound, classify(inbound, config, own(config), now.date()))
+
+
+def settle(store: Store, config: Config, prepared: Prepared, now: datetime) -> Processed:
+    """Apply a prepared message in one transaction (a savepoint of the caller's, if any)."""
+    item = prepared.item
     with store.transaction():
         if not store.claim(item.id, now):
             return Processed(item.id, None, None, None, skipped=True)
-        return handle(store, config, inbound, item.id, now, facts)
+        return handle(store, config, prepared.inbound, item.id, now, prepared.facts)
 
 
 def handle(

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from helpdeskd import config as configuration
 from helpdeskd import pipeline
 from helpdeskd.service import Service
 from tests.support import free_port, mail, send, write_config
+
+NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
 
 def test_a_slow_worker_does_not_delay_the_250(tmp_path: Path, monkeypatch):
@@ -54,3 +57,31 @@ def test_a_slow_worker_does_not_delay_the_250(tmp_path: Path, monkeypatch):
         loop.call_soon_threadsafe(service.server.close)
         loop.call_soon_threadsafe(loop.stop)
         listener.join(10)
+
+
+def test_a_message_failing_in_a_group_commit_is_undone_alone(tmp_path: Path, monkeypatch):
+    """Messages spooled together share one commit; one that fails after writing leaves
+    nothing behind, and the others are kept."""
+    config = configuration.load(write_config(tmp_path))
+    service = Service(config)
+    for sender, subject in [("jane@acme.test", "Fine"), ("joe@acme.test", "Poison")]:
+        service.store.spool(mail(sender, subject, "x").as_bytes(), source="smtp", now=NOW)
+    handle = pipeline.handle
+
+    def handle_then_fail(store, config, inbound, *args):
+        done = handle(store, config, inbound, *args)  # the case and its mail are written...
+        if inbound.subject == "Poison":
+            raise RuntimeError("a bug after the writes")  # ...and must be undone
+        return done
+
+    monkeypatch.setattr(pipeline, "handle", handle_then_fail)
+    service.clock = lambda: NOW
+    service.work()
+    assert [c["subject"] for c in service.store.rows("SELECT subject FROM cases")] == ["Fine"]
+    assert service.store.count("outbox", "1") == 2  # the acknowledgement and notification of one
+    poison = service.store.row("SELECT state, attempts, reason FROM spool WHERE id = 2")
+    assert poison == {
+        "state": "new",
+        "attempts": 1,
+        "reason": "RuntimeError: a bug after the writes",
+    }

@@ -98,7 +98,10 @@ class Courier:
 
 
 def connect(outbound: Outbound) -> smtplib.SMTP:
-    context = ssl.create_default_context(cafile=str(outbound.ca_file) if outbound.ca_file else None)
+    context = None
+    if outbound.tls != "none":  # loading the system's CAs costs milliseconds: only for TLS
+        cafile = str(outbound.ca_file) if outbound.ca_file else None
+        context = ssl.create_default_context(cafile=cafile)
     if outbound.tls == "implicit":
         smtp = smtplib.SMTP_SSL(outbound.host, outbound.port, timeout=30, context=context)
     else:

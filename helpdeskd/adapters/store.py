@@ -309,14 +309,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One transaction, holding the process's write lock; nested calls join the outer
-        one."""
+        """One transaction, holding the process's write lock. A nested call is a savepoint of
+        the outer one: when it fails, only its own writes are undone (a batch of messages
+        committed together loses only the one that failed)."""
         if self._depth:
+            savepoint = f"nested_{self._depth}"
+            self.db.execute(f"SAVEPOINT {savepoint}")
             self._depth += 1
             try:
                 yield
+            except BaseException:
+                if self.db.conn.in_transaction:  # some errors end the whole transaction
+                    self.db.execute(f"ROLLBACK TO {savepoint}")
+                raise
             finally:
                 self._depth -= 1
+                if self.db.conn.in_transaction:
+                    self.db.execute(f"RELEASE {savepoint}")
             return
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
