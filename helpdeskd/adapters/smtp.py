@@ -47,6 +47,11 @@ class SpoolHandler:
         self.waiting: list[tuple[Arrival, asyncio.Future]] = []
         self.committing: asyncio.Task | None = None
 
+    def busy(self) -> bool:
+        """Mail is waiting for its spool commit: a burst is on. Read from other threads
+        without a lock: a hint, not a fact."""
+        return bool(self.waiting) or not (self.committing is None or self.committing.done())
+
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options):
         if address.lower() not in self.addresses:
             return f"550 5.1.1 <{address}>: not a support address here"
