@@ -30,6 +30,7 @@ log = structlog.get_logger("helpdeskd.service")
 DRAIN_SECONDS = 20
 SWEEP_SLICE = 100  # due cases settled between two looks at the spool
 GROUP_COMMIT = 8  # spooled messages applied in one transaction: one fsync, a short lock
+CHECKPOINT_SECONDS = 1  # the WAL is copied into the database this often, off the commits
 # While mail pours in, the worker rests this many times as long as each group took: the
 # listener gets the interpreter first (one GIL for both), and the backlog follows the burst.
 YIELD_TO_LISTENER = 4.0
@@ -73,10 +74,12 @@ class Service:
         self.config = config
         self.clock = clock
         self.store = Store.open(config.helpdesk.database)
-        self.worker_store = Store(config.helpdesk.database)
-        self.courier_store = Store(config.helpdesk.database)
+        self.worker_store = Store(config.helpdesk.database).leave_checkpoints()
+        self.courier_store = Store(config.helpdesk.database).leave_checkpoints()
+        self.checkpoint_store = Store(config.helpdesk.database)
         self.worker = Loop("worker", self.work, 5)
         self.courier = Loop("courier", self.deliver, 30)
+        self.checkpoints = Loop("checkpoint", self.checkpoint, CHECKPOINT_SECONDS)
         self.alerts = AdminAlerts(self.open_store, lambda: self.config, self.courier.wake)
         self.pollers: list[tuple[threading.Thread, threading.Event]] = []
         self.server: asyncio.base_events.Server | None = None
@@ -87,7 +90,11 @@ class Service:
         self.reloading: asyncio.Task | None = None
 
     def open_store(self) -> Store:
-        return Store(self.config.helpdesk.database)
+        return Store(self.config.helpdesk.database).leave_checkpoints()
+
+    def checkpoint(self) -> bool:
+        self.checkpoint_store.checkpoint()
+        return False
 
     # -- the work ---------------------------------------------------------------------------
 
@@ -198,6 +205,7 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
+        self.checkpoints.start()
         await self.start_listener()
         self.start_pollers()
         self.scheduler = scheduler.start(self)
@@ -290,7 +298,7 @@ class Service:
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
         self.stop_pollers()
-        for loop in (self.worker, self.courier):
+        for loop in (self.worker, self.courier, self.checkpoints):
             loop.stop()
             loop.join(DRAIN_SECONDS)
         log.info("stopped")

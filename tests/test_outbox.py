@@ -39,16 +39,17 @@ def sink():
         yield running
 
 
-def queue(store: Store, to: str, n: int = 0) -> int:
+def queue(store: Store, to: str, n: int = 0, automatic: bool = False) -> int:
+    """A mail from an engineer, or (automatic) an acknowledgement with the null sender."""
     raw = mail("support@helpdesk.test", f"Mail {n}", "x", to=to).as_bytes()
     return OutboxQueue(store).enqueue(
         case_id=None,
-        kind="relay",
+        kind="acknowledgement" if automatic else "relay",
         message_id=f"m{n}@helpdesk.test",
-        mail_from="support@helpdesk.test",
+        mail_from="" if automatic else "support@helpdesk.test",
         recipients=(to,),
         raw=raw,
-        automatic=False,
+        automatic=automatic,
         now=NOW,
     )
 
@@ -147,20 +148,6 @@ def test_only_the_deferred_recipients_are_tried_again(tmp_path: Path):
     ]
 
 
-def queue_automatic(store: Store, to: str, n: int) -> None:
-    raw = mail("support@helpdesk.test", f"Ack {n}", "x", to=to).as_bytes()
-    OutboxQueue(store).enqueue(
-        case_id=None,
-        kind="acknowledgement",
-        message_id=f"a{n}@helpdesk.test",
-        mail_from="",
-        recipients=(to,),
-        raw=raw,
-        automatic=True,
-        now=NOW,
-    )
-
-
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
@@ -205,10 +192,10 @@ def test_a_relay_whose_certificate_is_not_trusted_gets_nothing(tmp_path: Path, c
 def test_automatic_mail_has_the_null_sender_unless_one_is_configured(tmp_path: Path, sink: Sink):
     config = configuration.load(write_config(tmp_path, relay_port=sink.port))
     store = Store.open(tmp_path / "db")
-    queue_automatic(store, "jane@acme.test", 1)
+    queue(store, "jane@acme.test", 1, automatic=True)
     outbox.flush(store, config.outbound, NOW)
     named = replace(config.outbound, automatic_sender="bounces@helpdesk.test")
-    queue_automatic(store, "jane@acme.test", 2)
+    queue(store, "jane@acme.test", 2, automatic=True)
     queue(store, "joe@acme.test", 3)  # mail from a person keeps its own sender
     outbox.flush(store, named, NOW)
     assert [sender for sender, _ in sink.envelopes] == [

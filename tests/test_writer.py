@@ -85,3 +85,19 @@ def test_a_message_failing_in_a_group_commit_is_undone_alone(tmp_path: Path, mon
         "attempts": 1,
         "reason": "RuntimeError: a bug after the writes",
     }
+
+
+def test_the_daemons_commits_leave_checkpoints_to_their_thread(tmp_path: Path):
+    """A checkpoint on a big database is slow: the daemon's writers never run one in their
+    commits, and the checkpoint thread copies what they wrote."""
+    config = configuration.load(write_config(tmp_path))
+    service = Service(config)
+    writer = service.open_store()
+    assert writer.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for n in range(300):  # more than SQLite's default threshold of 1,000 pages
+        raw = mail("jane@acme.test", f"Mail {n}", "x" * 20_000).as_bytes()
+        writer.spool(raw, source="smtp", now=NOW)
+    busy, frames, copied = service.checkpoint_store.db.execute(
+        "PRAGMA wal_checkpoint(PASSIVE)"
+    ).fetchone()
+    assert frames > 1000 and (busy, copied) == (0, frames)  # nobody had copied them before

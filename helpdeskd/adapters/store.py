@@ -307,6 +307,19 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    def leave_checkpoints(self) -> Store:
+        """This connection's commits stop copying the WAL into the database: on a large
+        database a checkpoint takes hundreds of milliseconds, and it fell on whichever commit
+        crossed the threshold, often one a 250 waited for. `checkpoint()` does it instead,
+        from a thread of its own."""
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        return self
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database beside the writers (PASSIVE: it takes
+        no write lock and waits for no one)."""
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction, holding the process's write lock. A nested call is a savepoint of
