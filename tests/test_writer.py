@@ -11,6 +11,7 @@ from pathlib import Path
 
 from helpdeskd import config as configuration
 from helpdeskd import pipeline
+from helpdeskd.adapters.store import Store
 from helpdeskd.service import Service
 from tests.support import free_port, mail, send, write_config
 
@@ -87,7 +88,7 @@ def test_a_message_failing_in_a_group_commit_is_undone_alone(tmp_path: Path, mon
     }
 
 
-def test_the_daemons_commits_leave_checkpoints_to_their_thread(tmp_path: Path):
+def test_the_daemons_commits_leave_checkpoints_to_their_thread(tmp_path: Path, monkeypatch):
     """A checkpoint on a big database is slow: the daemon's writers never run one in their
     commits, and the checkpoint thread copies what they wrote."""
     config = configuration.load(write_config(tmp_path))
@@ -100,6 +101,7 @@ def test_the_daemons_commits_leave_checkpoints_to_their_thread(tmp_path: Path):
     wal = tmp_path / "helpdesk.db-wal"
     grown = wal.stat().st_size
     assert grown > 1000 * 4096  # past SQLite's default threshold: nobody had checkpointed
+    monkeypatch.setattr(Store, "WAL_RESTART_FRAMES", 1000)  # 32 MiB in the daemon
     service.checkpoint()
     writer.spool(mail("joe@acme.test", "After", "x").as_bytes(), source="smtp", now=NOW)
     _, frames, _ = writer.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

@@ -281,8 +281,11 @@ class Store:
     # told 451 and retries, which is better than holding its connection.
     BUSY_TIMEOUT = 5.0
     WAL_SIZE_LIMIT = 64 << 20
-    # WAL frames left for the last checkpoint pass, which holds the write lock: a few ms
+    # WAL frames left for the last checkpoint pass, which holds the write lock
     CHECKPOINT_TAIL = 256
+    # ...and only once the WAL is this long (32 MiB): that pass costs a sync of the database
+    # file, which every commit then waits for, so it comes every few seconds at most
+    WAL_RESTART_FRAMES = 8192
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -322,16 +325,17 @@ class Store:
 
     def checkpoint(self) -> None:
         """Copy committed WAL frames into the database beside the writers (PASSIVE: no
-        write lock, no waiting), then the last few under the write lock: with no frame left
-        behind, the next commit starts the WAL over from its beginning. Without that last
-        pass, under a steady stream of commits the WAL never started over and grew by
-        gigabytes."""
+        write lock, no waiting), then, once the WAL is long, the last few under the write
+        lock: with no frame left behind, the next commit starts the WAL over from its
+        beginning. Without that last pass, under a steady stream of commits the WAL never
+        started over and grew by gigabytes."""
         for _ in range(3):
             _, frames, copied = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if frames - copied <= self.CHECKPOINT_TAIL:
                 break
-        with self.lock:
-            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames >= self.WAL_RESTART_FRAMES:
+            with self.lock:
+                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
