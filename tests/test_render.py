@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,3 +232,24 @@ def test_bodies_and_attachment_names_come_back_as_written(config, case):
     [attachment] = msg.iter_attachments()
     assert (attachment.get_filename(), attachment.get_content()) == ("Überweisung März.pdf", b"%PD")
     assert msg["To"].addresses[1].addr_spec == "joe@acme.test"
+
+
+def test_an_html_template_adds_an_alternative_beside_the_text(config, case, tmp_path):
+    templates = tmp_path / "templates"
+    shutil.copytree(config.helpdesk.templates, templates)
+    (templates / "relay.html").write_text("<p>{{ body }}</p>\n")
+    mine = dataclasses.replace(
+        config, helpdesk=dataclasses.replace(config.helpdesk, templates=templates)
+    )
+    mail = Mail(
+        "relay",
+        "relay",
+        ("jane@acme.test",),
+        {"body": "Fixed <b>now</b>", "engineer": "Alice"},
+        attachments=(Attachment("fix.patch", "text/x-diff", 4, b"diff"),),
+    )
+    msg = parsed(render(mail, case, mine, Threading("x@helpdesk.test"), NOW))
+    assert msg.get_content_type() == "multipart/mixed"
+    assert "Fixed <b>now</b>" in msg.get_body(("plain",)).get_content()
+    assert "<p>Fixed &lt;b&gt;now&lt;/b&gt;</p>" in msg.get_body(("html",)).get_content()
+    assert [a.get_filename() for a in msg.iter_attachments()] == ["fix.patch"]

@@ -111,16 +111,16 @@ def text_lines(body: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def text_part(lines: list[str]) -> tuple[list[str], bytes]:
-    """The headers and the encoded body of a UTF-8 plain-text part: 7bit when it is ASCII in
-    short lines, else quoted-printable (safe through any relay, 8BITMIME or not)."""
+def text_part(lines: list[str], subtype: str = "plain") -> tuple[list[str], bytes]:
+    """The headers and the encoded body of a UTF-8 text part: 7bit when it is ASCII in short
+    lines, else quoted-printable (safe through any relay, 8BITMIME or not)."""
     if all(line.isascii() and len(line) <= LINE for line in lines):
         cte, data = "7bit", CRLF.join([*lines, ""]).encode("ascii")
     else:
         encoded = binascii.b2a_qp("\n".join([*lines, ""]).encode(), istext=True)
         cte, data = "quoted-printable", encoded.replace(b"\n", b"\r\n")
-    headers = ['Content-Type: text/plain; charset="utf-8"', f"Content-Transfer-Encoding: {cte}"]
-    return headers, data
+    content_type = f'Content-Type: text/{subtype}; charset="utf-8"'
+    return [content_type, f"Content-Transfer-Encoding: {cte}"], data
 
 
 def attachment_part(content_type: str, filename: str, data: bytes) -> tuple[list[str], bytes]:
@@ -139,25 +139,27 @@ def filename_parameter(filename: str) -> str:
 
 
 def message(headers: list[str], parts: list[tuple[list[str], bytes]], seed: str) -> bytes:
-    """The whole message: one part as it is, several in a multipart/mixed whose boundary is
-    derived from `seed` (the Message-ID) and checked against what it encloses."""
-    if len(parts) == 1:
-        part_headers, body = parts[0]
-        return _block([*headers, "MIME-Version: 1.0", *part_headers]) + body
-    boundary = "=_hd_" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+    """The whole message: one part as it is, several in a multipart/mixed."""
+    part_headers, body = parts[0] if len(parts) == 1 else multipart("mixed", parts, seed)
+    return _block([*headers, "MIME-Version: 1.0", *part_headers]) + body
+
+
+def multipart(
+    subtype: str, parts: list[tuple[list[str], bytes]], seed: str
+) -> tuple[list[str], bytes]:
+    """A multipart part (mixed: text and attachments; alternative: plain text and HTML) whose
+    boundary is derived from `seed` (the Message-ID) and the subtype, and checked against
+    what it encloses."""
+    boundary = f"=_hd_{subtype[:3]}_" + hashlib.sha256(seed.encode()).hexdigest()[:32]
     while any(boundary.encode() in body for _, body in parts):
         boundary += "_"
     mark = f"--{boundary}".encode()
-    out = [
-        _block(
-            [*headers, "MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{boundary}"']
-        )
-    ]
+    out = []
     for part_headers, body in parts:
         # the CRLF before a boundary belongs to the boundary, not to the part
         out += [mark, b"\r\n", _block(part_headers), body, b"\r\n"]
     out.append(mark + b"--\r\n")
-    return b"".join(out)
+    return [f'Content-Type: multipart/{subtype}; boundary="{boundary}"'], b"".join(out)
 
 
 def _block(headers: list[str]) -> bytes:

@@ -56,6 +56,12 @@ def environment(directory: Path) -> jinja2.Environment:
     return env
 
 
+@functools.lru_cache(maxsize=64)
+def has_html(directory: Path, template: str) -> bool:
+    """A kind of mail with an HTML alternative (autoescaped) beside its plain text."""
+    return (directory / f"{template}.html").is_file()
+
+
 def local_time(moment: datetime | None, timezone: str = "UTC") -> str:
     if moment is None:
         return "-"
@@ -108,7 +114,12 @@ def render(
         *loop_headers(mail, config),
     ]
     lines = mime.text_lines(body)
-    parts = [mime.text_part(lines), *(attachment_part(a) for a in mail.attachments)]
+    text = mime.text_part(lines)
+    if has_html(config.helpdesk.templates, mail.template):
+        html = environment(config.helpdesk.templates).get_template(f"{mail.template}.html")
+        html_part = mime.text_part(mime.text_lines(html.render(context)), "html")
+        text = mime.multipart("alternative", [text, html_part], threading.message_id)
+    parts = [text, *(attachment_part(a) for a in mail.attachments)]
     raw = mime.message(headers, parts, threading.message_id)
     return Rendered(raw, sender, subject, "".join(f"{line}\n" for line in lines))
 
