@@ -118,6 +118,9 @@ class Outbound:
     max_attempts: int = 8
     backoff: int = 30  # seconds before the first retry; doubles each attempt
     backoff_max: int = 3600
+    tls: str = "none"  # "starttls", "implicit" (SMTPS, port 465) or "none"
+    ca_file: Path | None = None  # trust this CA (or self-signed certificate) for the relay
+    automatic_sender: str = ""  # envelope sender of automatic mail; "" is the null sender
 
 
 @dataclass(frozen=True)
@@ -752,9 +755,17 @@ def _outbound(r: Reader, t: dict) -> Outbound:
             "max_attempts",
             "backoff",
             "backoff_max",
+            "tls",
+            "ca_file",
+            "automatic_sender",
         },
     )
     transport = r.choice(t, "transport", p, ("smtp", "maildir"), "maildir")
+    starttls = r.get(t, "starttls", p, bool, False)
+    # `starttls = true` is the older spelling of `tls = "starttls"`, still understood
+    tls = r.choice(t, "tls", p, RELAY_TLS, "starttls" if starttls else "none")
+    if starttls and tls != "starttls":
+        r.problem(f"{p}.starttls", f'contradicts tls = "{tls}": keep only tls')
     # the keys of the other transport are left alone: an admin switching back and forth
     # keeps them, and nothing reads them
     path = r.path(t, "path", p, "var/outbox-maildir" if transport == "maildir" else None)
@@ -765,14 +776,20 @@ def _outbound(r: Reader, t: dict) -> Outbound:
     return Outbound(
         transport=transport,
         host=host,
-        port=_port(r, t, p, 25),
-        starttls=r.get(t, "starttls", p, bool, False),
+        port=_port(r, t, p, 465 if tls == "implicit" else 25),
+        starttls=tls == "starttls",
         username=username,
         password_file=password_file,
         path=path,
         max_attempts=r.positive(t, "max_attempts", p, 8),
         backoff=r.positive(t, "backoff", p, 30),
         backoff_max=r.positive(t, "backoff_max", p, 3600),
+        tls=tls,
+        ca_file=_readable(r, r.path(t, "ca_file", p), f"{p}.ca_file"),
+        automatic_sender=r.address(
+            r.get(t, "automatic_sender", p, str) or None, f"{p}.automatic_sender"
+        )
+        or "",
     )
 
 
@@ -789,8 +806,13 @@ def _alert_routes(r: Reader, t: dict) -> AlertRoutes:
         r.unknown(table, q, {"host", "port", "starttls"})
         host = r.required(table, "host", q, str) or ""
         starttls = r.get(table, "starttls", q, bool, False)
-        relay = Outbound("smtp", host, _port(r, table, q, 25), starttls)
+        relay = Outbound(
+            "smtp", host, _port(r, table, q, 25), starttls, tls="starttls" if starttls else "none"
+        )
     return AlertRoutes(maildir=r.path(t, "maildir", p), command=command, relay=relay)
+
+
+RELAY_TLS = ("starttls", "implicit", "none")
 
 
 def _relay(r: Reader, p: str, host: str, username: str | None, password: Path | None) -> None:

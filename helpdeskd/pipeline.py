@@ -6,7 +6,6 @@ committed together or not at all.
 
 from __future__ import annotations
 
-import email.policy
 import json
 import secrets
 from dataclasses import dataclass, replace
@@ -35,7 +34,7 @@ from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
 from helpdeskd.core.outcome import Context, Outcome, outcome
 from helpdeskd.core.parse import ParseError
-from helpdeskd.core.render import Threading, message_id_for, render
+from helpdeskd.core.render import Rendered, Threading, message_id_for, render
 from helpdeskd.core.route import Candidates, Decision, route, tags
 from helpdeskd.model import Case, Inbound, Mail
 
@@ -63,9 +62,25 @@ def own(config: Config) -> Own:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A spooled message parsed, authenticated and classified: the work done before the write
+    lock, DNS lookups included."""
+
+    item: SpoolItem
+    inbound: Inbound
+    verdict: Verdict | None
+    facts: Facts
+
+
 def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Processed:
     """Process one spooled message. A message that cannot be parsed is quarantined at once;
     any other failure propagates, and the worker counts it as a failed try."""
+    prepared = prepare(store, config, item, now)
+    return settle(store, config, prepared, now) if isinstance(prepared, Prepared) else prepared
+
+
+def prepare(store: Store, config: Config, item: SpoolItem, now: datetime) -> Prepared | Processed:
     try:
         inbound = parse_within(item.raw, item.envelope_from, config.policy.processing_budget)
     except ParseError as exc:
@@ -78,13 +93,20 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
         return Processed(item.id, None, None, None, quarantined=str(exc))
     # DNS: before the write lock, never inside it
     verdict = authenticate(config, item.source, item.raw, inbound, item)
+    facts = classify(inbound, config, own(config), now.date(), verdict)
+    return Prepared(item, inbound, verdict, facts)
+
+
+def settle(store: Store, config: Config, prepared: Prepared, now: datetime) -> Processed:
+    """Apply a prepared message in one transaction (a savepoint of the caller's, if any)."""
+    item, verdict = prepared.item, prepared.verdict
     with store.transaction():
         if not store.claim(item.id, now):
             return Processed(item.id, None, None, None, skipped=True)
         if verdict is not None:
             results = header_value(config.authentication.authserv_id, verdict)
             store.authenticated(item.id, stamped(item.raw, results), results)
-        return handle(store, config, inbound, item.id, now, verdict)
+        return handle(store, config, prepared.inbound, item.id, now, verdict, facts=prepared.facts)
 
 
 def authenticate(
@@ -119,10 +141,11 @@ def handle(
     now: datetime,
     verdict: Verdict | None = None,
     dry_run: bool = False,
+    facts: Facts | None = None,
 ) -> Processed:
     """`dry_run`: the caller rolls the transaction back; files outside it stay untouched."""
     cases = Cases(store)
-    facts = classify(inbound, config, own(config), now.date(), verdict)
+    facts = facts or classify(inbound, config, own(config), now.date(), verdict)
     decision = route(inbound, facts, candidates(cases, inbound, config, now), config, now)
     reference = None
     if decision.action == "new":
@@ -271,14 +294,14 @@ def queue_mail(
         message_id=message_id,
         mail_from="" if mail.automatic else config.helpdesk.address,
         recipients=mail.to,
-        raw=msg.as_bytes(policy=email.policy.SMTP),
+        raw=msg.raw,
         automatic=bool(mail.automatic),
         now=now,
     )
     Conversations(store).mail_sent(tuple(r for r in mail.to if r not in config.staff), now)
     if case is not None:
         Cases(store).add_message(outbound_row(mail, msg, case, message_id, outbox_id, now))
-    return {"kind": mail.kind, "to": list(mail.to), "subject": str(msg["Subject"])}
+    return {"kind": mail.kind, "to": list(mail.to), "subject": msg.subject}
 
 
 def threading_for(
@@ -340,18 +363,18 @@ def within_mail_limit(store: Store, config: Config, mail: Mail, now: datetime) -
 
 
 def outbound_row(
-    mail: Mail, msg, case: Case, message_id: str, outbox_id: int, now: datetime
+    mail: Mail, msg: Rendered, case: Case, message_id: str, outbox_id: int, now: datetime
 ) -> dict:
     return {
         "case_id": case.id,
         "direction": "out",
         "kind": mail.kind,
-        "from_addr": str(msg["From"]),
+        "from_addr": msg.sender,
         "to_addrs": json.dumps(list(mail.to)),
-        "subject": str(msg["Subject"]),
+        "subject": msg.subject,
         "at": iso(now),
         "message_id": message_id,
-        "body": msg.get_body(("plain",)).get_content(),
+        "body": msg.body,
         "outbox_id": outbox_id,
         "status": "queued",
     }

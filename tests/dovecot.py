@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
+from tests.support import self_signed_certificate
+
 START_TIMEOUT = 15.0  # seconds for Dovecot to listen or to go away
 
 
@@ -212,30 +214,7 @@ class Dovecot:
     def _certificate(self) -> Path | None:
         if shutil.which("openssl") is None:
             return None
-        cert, key = self.root / "cert.pem", self.root / "key.pem"
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        cert, key = self_signed_certificate(self.root)
         key.chmod(0o644)  # read by Dovecot's unprivileged processes in this throwaway setup
         return cert
 

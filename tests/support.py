@@ -110,6 +110,22 @@ trust_unauthenticated_engineers = true
 """
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and localhost, and its key (needs openssl)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,11 +160,19 @@ def write_config(
 class Sink:
     """A real SMTP server standing in for the company's relay; it keeps what it receives."""
 
-    def __init__(self):
+    def __init__(self, **controller):
+        """`controller`: more arguments for aiosmtpd's Controller (`ssl_context` for implicit
+        TLS, `tls_context` for STARTTLS)."""
         self.received: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.peers: set = set()  # the client end of each connection that said EHLO
         self.lock = threading.Condition()
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port(), **controller)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.peers.add(session.peer)
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(

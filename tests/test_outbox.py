@@ -4,6 +4,8 @@ and the admins told once while mail is being given up on."""
 from __future__ import annotations
 
 import random
+import shutil
+import ssl
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ from helpdeskd import config as configuration
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import OutboxQueue, Store
 from helpdeskd.service import Service
-from tests.support import Sink, free_port, mail, write_config
+from tests.support import Sink, free_port, mail, self_signed_certificate, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
@@ -37,16 +39,17 @@ def sink():
         yield running
 
 
-def queue(store: Store, to: str, n: int = 0) -> int:
+def queue(store: Store, to: str, n: int = 0, automatic: bool = False) -> int:
+    """A mail from an engineer, or (automatic) an acknowledgement with the null sender."""
     raw = mail("support@helpdesk.test", f"Mail {n}", "x", to=to).as_bytes()
     return OutboxQueue(store).enqueue(
         case_id=None,
-        kind="relay",
+        kind="acknowledgement" if automatic else "relay",
         message_id=f"m{n}@helpdesk.test",
-        mail_from="support@helpdesk.test",
+        mail_from="" if automatic else "support@helpdesk.test",
         recipients=(to,),
         raw=raw,
-        automatic=False,
+        automatic=automatic,
         now=NOW,
     )
 
@@ -143,3 +146,85 @@ def test_only_the_deferred_recipients_are_tried_again(tmp_path: Path):
         ("support@helpdesk.test", ["now@acme.test"]),
         ("support@helpdesk.test", ["later@acme.test"]),
     ]
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the relay's certificate")
+    return self_signed_certificate(tmp_path)
+
+
+def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*map(str, certificate))
+    return context
+
+
+RELAY_TLS = {"implicit": "ssl_context", "starttls": "tls_context"}
+
+
+@pytest.mark.parametrize("tls", sorted(RELAY_TLS))
+def test_a_tls_relay_gets_a_batch_over_one_session(tmp_path: Path, certificate, tls: str):
+    """Implicit TLS (SMTPS, port 465) and STARTTLS, the relay's certificate checked against
+    `ca_file`; a flush delivers every due message through one session."""
+    with Sink(**{RELAY_TLS[tls]: server_context(certificate)}) as relay:
+        config = configuration.load(write_config(tmp_path, relay_port=relay.port))
+        outbound = replace(config.outbound, tls=tls, ca_file=certificate[0])
+        store = Store.open(tmp_path / "db")
+        for n in range(3):
+            queue(store, f"jane{n}@acme.test", n)
+        assert len(outbox.flush(store, outbound, NOW).sent) == 3
+    assert (len(relay.peers), len(relay.received)) == (1, 3)
+
+
+def test_a_relay_whose_certificate_is_not_trusted_gets_nothing(tmp_path: Path, certificate):
+    with Sink(ssl_context=server_context(certificate)) as relay:
+        config = configuration.load(write_config(tmp_path, relay_port=relay.port))
+        outbound = replace(config.outbound, tls="implicit")  # the system's CAs only
+        store = Store.open(tmp_path / "db")
+        queue(store, "jane@acme.test")
+        assert len(outbox.flush(store, outbound, NOW).retried) == 1
+    assert relay.received == []
+    assert "CERTIFICATE_VERIFY_FAILED" in store.row("SELECT last_error FROM outbox")["last_error"]
+
+
+def test_automatic_mail_has_the_null_sender_unless_one_is_configured(tmp_path: Path, sink: Sink):
+    config = configuration.load(write_config(tmp_path, relay_port=sink.port))
+    store = Store.open(tmp_path / "db")
+    queue(store, "jane@acme.test", 1, automatic=True)
+    outbox.flush(store, config.outbound, NOW)
+    named = replace(config.outbound, automatic_sender="bounces@helpdesk.test")
+    queue(store, "jane@acme.test", 2, automatic=True)
+    queue(store, "joe@acme.test", 3)  # mail from a person keeps its own sender
+    outbox.flush(store, named, NOW)
+    assert [sender for sender, _ in sink.envelopes] == [
+        "<>",  # the null sender, as aiosmtpd reports it
+        "bounces@helpdesk.test",
+        "support@helpdesk.test",
+    ]
+
+
+def test_relay_tls_is_read_from_the_file(tmp_path: Path):
+    cert = tmp_path / "ca.pem"
+    cert.write_text("x")
+    relay = f'transport = "smtp"\nhost = "mail.example.test"\ntls = "implicit"\nca_file = "{cert}"'
+    relay += '\nautomatic_sender = "Bounces@Helpdesk.test"\n'
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace('transport = "maildir"', relay))
+    outbound = configuration.load(path).outbound
+    assert (outbound.tls, outbound.port, outbound.ca_file) == ("implicit", 465, cert)
+    assert outbound.automatic_sender == "bounces@helpdesk.test"
+
+
+def test_relay_tls_mistakes_are_listed_by_key(tmp_path: Path):
+    relay = 'transport = "smtp"\nhost = "mail.example.test"\ntls = "implicit"\nstarttls = true'
+    relay += '\nautomatic_sender = "not an address"\n'
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace('transport = "maildir"', relay))
+    with pytest.raises(configuration.ConfigError) as caught:
+        configuration.load(path)
+    assert {key for key, _ in caught.value.problems} == {
+        "outbound.starttls",
+        "outbound.automatic_sender",
+    }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -86,9 +88,7 @@ def case(config):
 
 
 def parsed(msg):
-    return email.message_from_bytes(
-        msg.as_bytes(policy=email.policy.SMTP), policy=email.policy.default
-    )
+    return email.message_from_bytes(msg.raw, policy=email.policy.default)
 
 
 @pytest.mark.parametrize("template", sorted(p.stem for p in PACKAGED_TEMPLATES.glob("[!_]*.txt")))
@@ -194,3 +194,87 @@ def test_the_subject_tag_is_not_doubled():
     )
     assert subject_for(case, "Re: [HD-2026-00001] x") == "Re: [HD-2026-00001] x"
     assert subject_for(case, "x") == "[HD-2026-00001] x"
+
+
+LONG_SUBJECT = (
+    "Réclamation urgente : le portail client affiche « erreur 502 » depuis ce matin, "
+    "今日は朝からログインできません — merci de rappeler Søren Ødegård au plus vite"
+)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        LONG_SUBJECT,
+        "A plain ASCII subject that is long enough to be folded at least once, maybe twice, "
+        "when it is written as a header line of at most seventy-eight characters",
+        "Two  spaces,\ttab and =?utf-8?q?not_an_encoded_word?= kept as typed",
+        "x" * 1200,
+    ],
+)
+def test_long_subjects_are_folded_and_read_back_exactly(subject, config):
+    """RFC 5322 folding with RFC 2047 encoded-words where needed: strict parsers read the same
+    subject, with no leading space, and no line is longer than the RFCs allow."""
+    case = sample_case(reference="HD-2026-00042", subject=subject)
+    mail = Mail("relay", "relay", ("jane@acme.test",), CONTEXTS["relay"])
+    rendered = render(mail, case, config, Threading("x@helpdesk.test"), NOW)
+    head = rendered.raw.split(b"\r\n\r\n", 1)[0]
+    assert not head.startswith(b" ") and b"Subject: \r\n" not in head
+    assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    assert all(len(line) <= 76 for line in head.split(b"\r\n") if b"=?" in line)
+    expected = subject_for(case, subject)
+    assert str(parsed(rendered)["Subject"]) == expected == rendered.subject
+    assert email.message_from_bytes(rendered.raw, policy=email.policy.strict)["Subject"] == expected
+
+
+@pytest.mark.parametrize(
+    "engineer", ["Søren Ødegård", "O'Brien, Pat (2nd line)", 'Jo "JJ" Smith', "Zoë Ångström-Ñúñez"]
+)
+def test_display_names_are_encoded_or_quoted(engineer, config, case):
+    mail = Mail("relay", "relay", ("jane@acme.test",), {"body": "hi", "engineer": engineer})
+    rendered = render(mail, case, config, Threading("x@helpdesk.test"), NOW)
+    sender = parsed(rendered)["From"].addresses[0]
+    assert sender.display_name == f"{engineer.strip()} via {config.helpdesk.name}"
+    assert sender.addr_spec == config.helpdesk.address
+    assert str(parsed(rendered)["From"]) == rendered.sender
+    head = rendered.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert all(len(line) <= 76 for line in head if b"=?" in line)
+
+
+def test_bodies_and_attachment_names_come_back_as_written(config, case):
+    body = "Grüße,\n" + "a long line " * 20 + "\ntrailing blanks   \n=3D is not a code\n"
+    mail = Mail(
+        "relay",
+        "relay",
+        ("jane@acme.test", "joe@acme.test"),
+        {"body": body, "engineer": "Alice"},
+        attachments=(Attachment("Überweisung März.pdf", "application/pdf", 3, b"%PD"),),
+    )
+    rendered = render(mail, case, config, Threading("x@helpdesk.test"), NOW)
+    msg = parsed(rendered)
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")  # CRLF on the wire
+    assert body in text == rendered.body
+    [attachment] = msg.iter_attachments()
+    assert (attachment.get_filename(), attachment.get_content()) == ("Überweisung März.pdf", b"%PD")
+    assert msg["To"].addresses[1].addr_spec == "joe@acme.test"
+
+
+def test_an_html_template_adds_an_alternative_beside_the_text(config, case, tmp_path):
+    templates = tmp_path / "templates"
+    shutil.copytree(config.helpdesk.templates, templates)
+    (templates / "relay.html").write_text("<p>{{ body }}</p>\n")
+    mine = dataclasses.replace(
+        config, helpdesk=dataclasses.replace(config.helpdesk, templates=templates)
+    )
+    mail = Mail(
+        "relay",
+        "relay",
+        ("jane@acme.test",),
+        {"body": "Fixed <b>now</b>", "engineer": "Alice"},
+        attachments=(Attachment("fix.patch", "text/x-diff", 4, b"diff"),),
+    )
+    msg = parsed(render(mail, case, mine, Threading("x@helpdesk.test"), NOW))
+    assert msg.get_content_type() == "multipart/mixed"
+    assert "Fixed <b>now</b>" in msg.get_body(("plain",)).get_content()
+    assert "<p>Fixed &lt;b&gt;now&lt;/b&gt;</p>" in msg.get_body(("html",)).get_content()
+    assert [a.get_filename() for a in msg.iter_attachments()] == ["fix.patch"]

@@ -106,7 +106,7 @@ def test_a_message_that_keeps_failing_is_retried_later_then_quarantined(
     def broken(*args):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr("helpdeskd.service.process", broken)
+    monkeypatch.setattr("helpdeskd.service.settle", broken)
     service.work()
     service.work()  # the next try waits: a failing message does not burn its tries at once
     assert attempts(service, spool_id) == 1

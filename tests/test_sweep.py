@@ -281,3 +281,26 @@ def test_the_daemon_sweeps_in_slices_between_looks_at_the_spool(config, monkeypa
     daemon.work()
     swept = daemon.store.rows("SELECT DISTINCT case_id FROM events WHERE kind != 'opened'")
     assert len(swept) == 3 and not daemon.sweep_requested.is_set()
+
+
+def test_a_broken_case_is_undone_alone_and_stays_due(config, monkeypatch):
+    """Cases are settled several to a transaction; one that fails half-way leaves nothing
+    behind and is tried again by the next sweep, the others are settled."""
+    refs = [open_case(config, f"user{i}@example.org") for i in range(3)]
+    queue_step = sweep_module.queue_step
+
+    def breaks_on_the_second(store, config, case, step, thread, now):
+        done = queue_step(store, config, case, step, thread, now)  # written, then undone
+        if case.reference == refs[1]:
+            raise RuntimeError("template error")
+        return done
+
+    monkeypatch.setattr(sweep_module, "queue_step", breaks_on_the_second)
+    settings = configuration.load(config)
+    store = Store.open(settings.helpdesk.database)
+    monday = datetime(2026, 4, 20, 19, 0, tzinfo=UTC)
+    found = sweep_module.run(store, settings, monday)
+    assert sorted({a["reference"] for a in found}) == [refs[0], refs[2]]
+    assert [c.reference for c in Cases(store).due(monday)] == [refs[1]]
+    broken = Cases(store).get(refs[1])
+    assert [e["kind"] for e in Cases(store).events(broken.id)] == ["opened"]

@@ -2,6 +2,7 @@
 
 A message is marked sent only after the relay accepted it (or the Maildir file was renamed into
 `new/`), so a crash in between sends it again: at least once, and in the normal course once.
+A flush delivers through one SMTP session and records each batch in one transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Deferred(smtplib.SMTPException):
 
 # How long a delivery may take before another flush may try the same message again.
 LEASE = timedelta(minutes=10)
+# Messages claimed, delivered and recorded together: one commit for each such batch.
+BATCH = 50
 
 
 class PermanentFailure(Exception):
@@ -45,32 +48,91 @@ class FlushResult:
     failed: tuple[Queued, ...] = ()
 
 
+class Courier:
+    """Delivers one flush's messages: one Maildir, or one SMTP session opened at the first
+    message and kept for the next ones (a relay session per message was most of the cost)."""
+
+    def __init__(self, outbound: Outbound):
+        self.outbound = outbound
+        self.smtp: smtplib.SMTP | None = None
+        self.maildir: mailbox.Maildir | None = None
+
+    def deliver(self, item: Queued) -> None:
+        if self.outbound.transport == "maildir":
+            if self.maildir is None:
+                # Maildir(create=True) makes tmp/new/cur only when the folder itself is missing
+                for sub in ("tmp", "new", "cur"):
+                    (self.outbound.path / sub).mkdir(parents=True, exist_ok=True)
+                self.maildir = mailbox.Maildir(str(self.outbound.path), create=True)
+            # the outbox keeps the wire format (CRLF); Maildir files use plain newlines
+            self.maildir.add(item.raw.replace(b"\r\n", b"\n"))
+            return
+        try:
+            if self.smtp is None:
+                self.smtp = connect(self.outbound)
+            refused = self.smtp.sendmail(
+                envelope_sender(item, self.outbound), list(item.recipients), item.raw
+            )
+        except smtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients  # smtplib reset the session: it goes on
+        except smtplib.SMTPResponseException as exc:
+            self.close()  # a fresh session for the next message: this one may be gone
+            if exc.smtp_code >= 500:
+                raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+            raise
+        except (OSError, smtplib.SMTPException):
+            self.close()
+            raise
+        check_refused(item, refused or {})
+
+    def __enter__(self) -> Courier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
+
+
 def deliver(item: Queued, outbound: Outbound) -> None:
-    if outbound.transport == "maildir":
-        # the outbox keeps the wire format (CRLF); Maildir files use plain newlines.
-        # Maildir(create=True) makes tmp/new/cur only when the folder itself is missing
-        for sub in ("tmp", "new", "cur"):
-            (outbound.path / sub).mkdir(parents=True, exist_ok=True)
-        mailbox.Maildir(str(outbound.path), create=True).add(item.raw.replace(b"\r\n", b"\n"))
+    """One message on its own (an admin alert by another route than the courier's)."""
+    with Courier(outbound) as courier:
+        courier.deliver(item)
+
+
+def connect(outbound: Outbound) -> smtplib.SMTP:
+    context = None
+    if outbound.tls != "none":  # loading the system's CAs costs milliseconds: only for TLS
+        cafile = str(outbound.ca_file) if outbound.ca_file else None
+        context = ssl.create_default_context(cafile=cafile)
+    if outbound.tls == "implicit":
+        smtp = smtplib.SMTP_SSL(outbound.host, outbound.port, timeout=30, context=context)
     else:
-        send_smtp(item, outbound)
-
-
-def send_smtp(item: Queued, outbound: Outbound) -> None:
+        smtp = smtplib.SMTP(outbound.host, outbound.port, timeout=30)
     try:
-        with smtplib.SMTP(outbound.host, outbound.port, timeout=30) as smtp:
-            if outbound.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if outbound.username and outbound.password_file:
-                smtp.login(outbound.username, outbound.password_file.read_text().strip())
-            refused = smtp.sendmail(item.mail_from, list(item.recipients), item.raw)
-    except smtplib.SMTPRecipientsRefused as exc:
-        refused = exc.recipients
-    except smtplib.SMTPResponseException as exc:
-        if exc.smtp_code >= 500:
-            raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+        if outbound.tls == "starttls":
+            smtp.starttls(context=context)
+        if outbound.username and outbound.password_file:
+            smtp.login(outbound.username, outbound.password_file.read_text().strip())
+    except BaseException:
+        smtp.close()
         raise
-    refused = refused or {}
+    return smtp
+
+
+def envelope_sender(item: Queued, outbound: Outbound) -> str:
+    """Automatic mail goes out with the null sender, so nothing bounces back to a robot, unless
+    the relay refuses a null sender and `automatic_sender` names one."""
+    return item.mail_from or outbound.automatic_sender
+
+
+def check_refused(item: Queued, refused: dict) -> None:
     deferred = tuple(r for r, (code, _) in refused.items() if code < 500)
     if deferred:
         raise Deferred(deferred, f"recipients deferred: {refused}")
@@ -95,30 +157,46 @@ def flush(
     """Deliver what is due; returns what happened, including what was given up on."""
     queue, rng = OutboxQueue(store), rng or random.Random()
     results: dict[str, list[Queued]] = {"sent": [], "retry": [], "failed": []}
-    for item in queue.due(now, limit):
-        if queue.claim(item.id, now, now + LEASE):
-            results[_attempt(queue, item, outbound, now, rng)].append(item)
+    due = queue.due(now, limit)
+    with Courier(outbound) as sending:
+        for start in range(0, len(due), BATCH):
+            batch = due[start : start + BATCH]
+            with store.transaction():
+                claimed = [item for item in batch if queue.claim(item.id, now, now + LEASE)]
+            tried = [(item, _try(sending, item)) for item in claimed]
+            with store.transaction():
+                for item, error in tried:
+                    results[_record(queue, item, error, outbound, now, rng)].append(item)
     return FlushResult(*(tuple(results[k]) for k in ("sent", "retry", "failed")))
 
 
-def _attempt(
-    queue: OutboxQueue, item: Queued, outbound: Outbound, now: datetime, rng: random.Random
-) -> str:
+def _try(sending: Courier, item: Queued) -> Exception | None:
+    """Deliver one message; the error, if any, is recorded with the batch."""
     try:
-        deliver(item, outbound)
-    except PermanentFailure as exc:
-        return _failed(queue, item, str(exc))
-    except (OSError, smtplib.SMTPException) as exc:
+        sending.deliver(item)
+    except (PermanentFailure, OSError, smtplib.SMTPException) as exc:
+        return exc
+    return None
+
+
+def _record(
+    queue: OutboxQueue,
+    item: Queued,
+    error: Exception | None,
+    outbound: Outbound,
+    now: datetime,
+    rng: random.Random,
+) -> str:
+    if isinstance(error, PermanentFailure):
+        return _failed(queue, item, str(error))
+    if error is not None:
+        reason = f"{type(error).__name__}: {error}"
         if item.attempts + 1 >= outbound.max_attempts:
-            return _failed(queue, item, f"{type(exc).__name__}: {exc}")
-        queue.retry(
-            item.id,
-            f"{type(exc).__name__}: {exc}",
-            now + backoff(outbound, item.attempts, rng),
-            getattr(exc, "recipients", None),
-        )
+            return _failed(queue, item, reason)
+        at = now + backoff(outbound, item.attempts, rng)
+        queue.retry(item.id, reason, at, getattr(error, "recipients", None))
         log.warning(
-            "delivery deferred", outbox_id=item.id, attempts=item.attempts + 1, error=str(exc)
+            "delivery deferred", outbox_id=item.id, attempts=item.attempts + 1, error=reason
         )
         return "retry"
     queue.sent(item.id, now)

@@ -1,7 +1,8 @@
-"""jinja2 templates -> EmailMessage, with every header built safely (pure).
+"""jinja2 templates -> the outgoing mail's bytes, with every header built safely (pure).
 
 A template's first line is `Subject: ...`, then a blank line, then the plain-text body. Values
 that came from a customer can never add a header: CR and LF are removed from every header value.
+The bytes are written once, by `core/mime.py`, and stored as they are sent.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from helpdeskd.config import Config
-from helpdeskd.core import sla
+from helpdeskd.core import mime, sla
 from helpdeskd.core.commands import describe_commands
 from helpdeskd.model import Case, Mail
 
@@ -31,6 +30,16 @@ class Threading:
     message_id: str  # without angle brackets
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An outgoing mail: its wire bytes (CRLF) and what the case history shows of it."""
+
+    raw: bytes
+    sender: str  # the From header as it reads: display name and address
+    subject: str
+    body: str  # the plain text, lines ended by LF
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,27 +92,36 @@ def render(
     threading: Threading,
     now: datetime,
     extra: dict | None = None,
-) -> EmailMessage:
+) -> Rendered:
     context = template_context(mail, case, config, now, extra or {})
     text = environment(config.helpdesk.templates).get_template(f"{mail.template}.txt")
     subject, body = split_template(text.render(context))
-    msg = EmailMessage()
+    subject = subject_for(case, subject)
     sender_name = mail.context.get("engineer")
     display = f"{sender_name} via {config.helpdesk.name}" if sender_name else config.helpdesk.name
-    msg["From"] = Address(clean(display), addr_spec=config.helpdesk.address)
-    msg["To"] = ", ".join(clean(a) for a in mail.to)
-    msg["Subject"] = subject_for(case, subject)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = f"<{threading.message_id}>"
-    add_threading(msg, threading)
-    add_loop_headers(msg, mail, config)
-    msg.set_content(body)
+    sender, sender_words = mime.address(
+        clean(display), config.helpdesk.address, mime.ENCODED_LINE - len("From: ")
+    )
+    headers = [
+        mime.header("From", sender_words),
+        mime.header(
+            "To", [f"{clean(a)}," for a in mail.to[:-1]] + [clean(a) for a in mail.to[-1:]]
+        ),
+        mime.unstructured("Subject", subject),
+        f"Date: {format_datetime(now)}",
+        f"Message-ID: <{clean(threading.message_id)}>",
+        *threading_headers(threading),
+        *loop_headers(mail, config),
+    ]
+    lines = mime.text_lines(body)
+    text = mime.text_part(lines)
     if has_html(config.helpdesk.templates, mail.template):
         html = environment(config.helpdesk.templates).get_template(f"{mail.template}.html")
-        msg.add_alternative(html.render(context), subtype="html")
-    for attachment in mail.attachments:
-        add_attachment(msg, attachment)
-    return msg
+        html_part = mime.text_part(mime.text_lines(html.render(context)), "html")
+        text = mime.multipart("alternative", [text, html_part], threading.message_id)
+    parts = [text, *(attachment_part(a) for a in mail.attachments)]
+    raw = mime.message(headers, parts, threading.message_id)
+    return Rendered(raw, sender, subject, "".join(f"{line}\n" for line in lines))
 
 
 def template_context(
@@ -139,31 +157,35 @@ def split_template(text: str) -> tuple[str, str]:
     return first.split(":", 1)[1].strip(), body.lstrip("\n")
 
 
-def add_threading(msg: EmailMessage, threading: Threading) -> None:
+def threading_headers(threading: Threading) -> list[str]:
+    found = []
     if threading.in_reply_to:
-        msg["In-Reply-To"] = f"<{clean(threading.in_reply_to)}>"
+        found.append(f"In-Reply-To: <{clean(threading.in_reply_to)}>")
     if threading.references:
-        msg["References"] = " ".join(f"<{clean(r)}>" for r in threading.references)
+        found.append(mime.header("References", [f"<{clean(r)}>" for r in threading.references]))
+    return found
 
 
-def add_loop_headers(msg: EmailMessage, mail: Mail, config: Config) -> None:
+def loop_headers(mail: Mail, config: Config) -> list[str]:
     """What makes other systems' auto-responders, and ours, leave this mail alone."""
+    found = []
     if mail.automatic:
-        msg["Auto-Submitted"] = mail.automatic
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["Precedence"] = "auto_reply" if mail.automatic == "auto-replied" else "bulk"
-    msg["X-Loop"] = config.helpdesk.address
+        precedence = "auto_reply" if mail.automatic == "auto-replied" else "bulk"
+        found += [
+            f"Auto-Submitted: {clean(mail.automatic)}",
+            "X-Auto-Response-Suppress: All",
+            f"Precedence: {precedence}",
+        ]
+    found.append(f"X-Loop: {config.helpdesk.address}")
     if mail.reply_to:
-        msg["Reply-To"] = clean(mail.reply_to)
+        found.append(f"Reply-To: {clean(mail.reply_to)}")
+    return found
 
 
-def add_attachment(msg: EmailMessage, attachment) -> None:
+def attachment_part(attachment) -> tuple[list[str], bytes]:
     maintype, _, subtype = (attachment.content_type or "application/octet-stream").partition("/")
     if maintype in ("message", "multipart") or not subtype:
         maintype, subtype = "application", "octet-stream"
-    msg.add_attachment(
-        attachment.data,
-        maintype=maintype,
-        subtype=subtype,
-        filename=clean(attachment.filename or "attachment"),
-    )
+    content_type = clean(f"{maintype}/{subtype}").replace(" ", "").replace(";", "")
+    filename = clean(attachment.filename or "attachment")
+    return mime.attachment_part(content_type, filename, attachment.data)
