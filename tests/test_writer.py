@@ -69,8 +69,8 @@ def test_a_message_failing_in_a_group_commit_is_undone_alone(tmp_path: Path, mon
         service.store.spool(mail(sender, subject, "x").as_bytes(), source="smtp", now=NOW)
     handle = pipeline.handle
 
-    def handle_then_fail(store, config, inbound, *args):
-        done = handle(store, config, inbound, *args)  # the case and its mail are written...
+    def handle_then_fail(store, config, inbound, *args, **options):
+        done = handle(store, config, inbound, *args, **options)  # the case and its mail...
         if inbound.subject == "Poison":
             raise RuntimeError("a bug after the writes")  # ...and must be undone
         return done
