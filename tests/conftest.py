@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,20 @@ def quiet_logs():
     from helpdeskd import logs
 
     logs.configure("WARNING")
+
+
+# The test process's own umask, read before any test runs.
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
+@pytest.fixture(autouse=True)
+def umask_kept():
+    """A command run in-process (`cli.main`) sets the umask to 0077 for good, as the daemon
+    must; what a later test sets up (Dovecot's unprivileged processes reading the files the
+    test writes) needs the test process's own umask back."""
+    yield
+    os.umask(UMASK)
 
 
 @pytest.fixture
