@@ -21,7 +21,19 @@ from helpdeskd.pipeline import process
 from tests.support import mail, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
-GROWING = {"cases", "messages", "outbox", "spool", "events", "auto_sent"}
+GROWING = {
+    "cases",
+    "messages",
+    "outbox",
+    "spool",
+    "events",
+    "auto_sent",
+    "mail_sent",
+    "ratings",
+    "sent_once",
+    "web_links",
+    "web_requests",
+}
 SCAN = re.compile(r"\bSCAN (\w+)")
 
 

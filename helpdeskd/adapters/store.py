@@ -201,19 +201,19 @@ def m007_mail_sent(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m007_incident_alert(db: sqlite_utils.Database) -> None:
+def m008_incident_alert(db: sqlite_utils.Database) -> None:
     """Which outbox message reported an incident: its "resolved" notice goes only after it."""
     db["incidents"].add_column("alert_outbox_id", int)
 
 
 @migrations()
-def m007_ops_heartbeats(db: sqlite_utils.Database) -> None:
+def m009_heartbeats(db: sqlite_utils.Database) -> None:
     """When the daemon last did each periodic job (the sweep, a mailbox poll), for `status`."""
     db["heartbeats"].create({"name": str, "at": str}, pk="name")
 
 
 @migrations()
-def m007_sender_authentication(db: sqlite_utils.Database) -> None:
+def m010_sender_authentication(db: sqlite_utils.Database) -> None:
     """Who connected (for SPF) and what helpdeskd's own check found, kept with the raw mail;
     each inbound message keeps the results `show` prints."""
     for column in ("peer_ip", "helo", "auth_results"):
@@ -222,7 +222,7 @@ def m007_sender_authentication(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m007_customer_service(db: sqlite_utils.Database) -> None:
+def m011_customer_service(db: sqlite_utils.Database) -> None:
     """Satisfaction ratings, one per case; and mail that goes once per key (a monthly report,
     the forward of an unauthorised sender's mail), recorded so it never goes twice."""
     db["ratings"].create(
@@ -235,11 +235,24 @@ def m007_customer_service(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m007_hot_path_indexes(db: sqlite_utils.Database) -> None:
+def m012_hot_path_indexes(db: sqlite_utils.Database) -> None:
     """Each delivery marks its message by `outbox_id`, and every new mail counts its sender's
     recent cases: without these both scan tables that grow by the year."""
     db["messages"].create_index(["outbox_id"])
     db["cases"].create_index(["opener", "opened_at"])
+
+
+@migrations()
+def m013_status_page(db: sqlite_utils.Database) -> None:
+    """Sign-in links are kept as hashes: a copy of the database signs nobody in."""
+    db["web_links"].create(
+        {"token_hash": str, "address": str, "created_at": str, "expires_at": str, "used_at": str},
+        pk="token_hash",
+    )
+    db["web_requests"].create({"id": int, "key": str, "at": str}, pk="id")
+    db["web_requests"].create_index(["key", "at"])
+    # the status page lists a customer's cases (a contact's own use opener, opened_at)
+    db["cases"].create_index(["customer"])
 
 
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
@@ -1350,20 +1363,6 @@ class SentOnce:
 
 
 # -- the status page: single-use sign-in links and request counts ------------------------------
-
-
-@migrations()
-def m101_web(db: sqlite_utils.Database) -> None:
-    """Sign-in links are kept as hashes: a copy of the database signs nobody in."""
-    db["web_links"].create(
-        {"token_hash": str, "address": str, "created_at": str, "expires_at": str, "used_at": str},
-        pk="token_hash",
-    )
-    db["web_requests"].create({"id": int, "key": str, "at": str}, pk="id")
-    db["web_requests"].create_index(["key", "at"])
-    # the status page lists a customer's cases, and a contact's own
-    db["cases"].create_index(["customer"], if_not_exists=True)
-    db["cases"].create_index(["opener"], if_not_exists=True)
 
 
 class SignIns:
