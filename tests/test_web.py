@@ -358,6 +358,8 @@ def test_a_rating_from_the_page_lands_as_its_mail_twin(site: Site):
         fixed = mail("alice@helpdesk.test", f"Re: [{reference}] x", "#resolve\nFixed.")
         send(site.daemon.port, fixed)
         assert wait_for(lambda r=reference: site.show(r)["status"] == "resolved")
+    resolved = site.sink.wait_for(lambda m: str(m["Subject"]).startswith(f"[{by_web}] Resolved"))
+    assert f"Online: {site.base}/cases/{by_web}" in resolved[0].get_body(("plain",)).get_content()
     browser = site.signed_in("jane@acme.test")
     page = browser.get(f"/cases/{by_web}")
     assert "Rate our work" in page.text and "Ask for escalation" not in page.text
