@@ -396,3 +396,14 @@ def test_what_the_page_sends_is_proven_as_its_signed_in_sender(tmp_path: Path):
     assert (by_page.role, by_page.customer) == ("customer", "Acme")
     by_mail = classify.sender_of(inbound, config, today, authenticate(config, "smtp", raw, inbound))
     assert by_mail.role == "unknown"
+
+
+def test_old_links_and_counts_are_forgotten(tmp_path: Path):
+    config = load(write_config(tmp_path, extra="\n[web]\nenabled = true\n"))
+    store = Store.open(config.helpdesk.database)
+    day = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert signin.request_link(store, config, "jane@acme.test", "10.0.0.9", day) == "sent"
+    later = day + timedelta(days=2)
+    assert signin.request_link(store, config, "eve@nowhere.test", "10.0.0.9", later) == "unknown"
+    assert store.count("web_links", "1") == 0  # the first link expired a day and more ago
+    assert store.count("web_requests", "at < ?", [later.isoformat()]) == 0

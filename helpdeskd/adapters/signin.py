@@ -31,6 +31,7 @@ COOKIE = "helpdeskd_session"
 LINKS_PER_ADDRESS = 3
 REQUESTS_PER_CLIENT = 10
 WINDOW = timedelta(minutes=15)
+KEPT = timedelta(days=1)  # links and counts older than this serve nothing: they are deleted
 
 
 def secret_path(config: Config) -> Path:
@@ -110,6 +111,7 @@ def request_link(store: Store, config: Config, address: str, client: str, now: d
     signins = SignIns(store)
     keys = [f"address:{address}", f"client:{client}"]
     with store.transaction():
+        signins.forget(now - KEPT)
         if (
             signins.count(keys[0], now - WINDOW) >= LINKS_PER_ADDRESS
             or signins.count(keys[1], now - WINDOW) >= REQUESTS_PER_CLIENT

@@ -251,6 +251,8 @@ def m013_status_page(db: sqlite_utils.Database) -> None:
     )
     db["web_requests"].create({"id": int, "key": str, "at": str}, pk="id")
     db["web_requests"].create_index(["key", "at"])
+    db["web_requests"].create_index(["at"])  # forgetting old counts reads no more than those
+    db["web_links"].create_index(["expires_at"])
     # the status page lists a customer's cases (a contact's own use opener, opened_at)
     db["cases"].create_index(["customer"])
 
