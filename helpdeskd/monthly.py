@@ -52,6 +52,14 @@ def run(store: Store, config: Config, now: datetime, *, dry_run: bool = False) -
         return []
     start, end = report.month_bounds(*month, config.helpdesk.timezone)
     cases = Cases(store)
+    if not cases.any_opened_before(end):
+        # no case at all by the month's end: the helpdesk was not in service yet, and a first
+        # start would otherwise greet every customer with a report of nothing
+        if not dry_run:
+            with store.transaction():
+                for customer in waiting:
+                    SentOnce(store).claim(key(customer, month), now)
+        return []
     figures = report.monthly_figures(
         cases.opened_between(start, end),
         cases.closed_between(start, end),

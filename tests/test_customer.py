@@ -598,3 +598,13 @@ def test_announce_names_what_it_does_not_know(config):
     code, _, err = call(config, *common, "--body", str(config.parent / "nope.txt"))
     assert code == 66 and "cannot read the body" in err
     assert sent(config) == []
+
+
+def test_no_monthly_report_for_a_month_before_the_first_case(config):
+    """A helpdesk started on 1 May has nothing to report for April: no mail, now or later."""
+    assert [a for a in sweep(config, "2026-05-01T08:00:00-05:00")] == []
+    open_case(config, "boss@globex.test", "First", "2026-05-04T09:00:00-05:00")
+    assert [
+        a for a in sweep(config, "2026-05-04T10:00:00-05:00") if a["action"] == "monthly_report"
+    ] == []
+    assert not [m for m in sent(config) if "Monthly service report" in str(m["Subject"])]

@@ -813,6 +813,13 @@ class Cases:
         rows = self.store.rows(f"SELECT * FROM cases WHERE {where} ORDER BY id", params)
         return [row_case(r) for r in rows]
 
+    def any_opened_before(self, until: datetime) -> bool:
+        """Cases go in by time, so the first rows answer this at once once there are some."""
+        return (
+            self.store.row("SELECT 1 FROM cases WHERE opened_at < ? LIMIT 1", [iso(until)])
+            is not None
+        )
+
     def closed_between(self, since: datetime, until: datetime) -> list[Case]:
         rows = self.store.rows(
             "SELECT * FROM cases WHERE closed_at >= ? AND closed_at < ? ORDER BY id",
