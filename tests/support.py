@@ -264,9 +264,13 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: floa
 
 
 def send(
-    port: int, msg: EmailMessage | bytes, sender: str | None = None, to: list[str] | None = None
+    port: int,
+    msg: EmailMessage | bytes,
+    sender: str | None = None,
+    to: list[str] | None = None,
+    timeout: float = 10,
 ) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+    with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as smtp:
         if isinstance(msg, bytes):
             smtp.sendmail(sender, to, msg)
         else:

@@ -145,7 +145,9 @@ def test_a_store_that_cannot_commit_answers_451_and_ingest_75(tmp_path: Path, si
         blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
         try:
             with pytest.raises(smtplib.SMTPDataError) as refused:
-                send(port, mail("jane@acme.test", "Locked out", "db is locked"))
+                # the spool waits out SQLite's busy time-out (and the worker's, if it holds the
+                # write lock) before it answers: a client waits minutes for DATA (RFC 5321)
+                send(port, mail("jane@acme.test", "Locked out", "db is locked"), timeout=60)
             assert refused.value.smtp_code == 451
         finally:
             blocker.rollback()
