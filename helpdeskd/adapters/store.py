@@ -446,6 +446,15 @@ class Store:
         found = self.rows(sql, params)
         return found[0] if found else None
 
+    def rows_in(self, sql: str, values: list) -> list[dict]:
+        """`sql` with `{marks}` where the placeholders of `values` go, run on chunks of them:
+        SQLite allows so many parameters a statement."""
+        found: list[dict] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            found += self.rows(sql.format(marks=", ".join("?" * len(chunk))), chunk)
+        return found
+
     def count(self, table: str, where: str, params: Any = ()) -> int:
         return self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
 
@@ -1058,8 +1067,7 @@ class OutboxQueue:
 
     def states(self, outbox_ids: list[int]) -> dict[int, str]:
         """queued, sent or failed, for each id that exists."""
-        marks = ", ".join("?" * len(outbox_ids))
-        rows = self.store.rows(f"SELECT id, state FROM outbox WHERE id IN ({marks})", outbox_ids)
+        rows = self.store.rows_in("SELECT id, state FROM outbox WHERE id IN ({marks})", outbox_ids)
         return {r["id"]: r["state"] for r in rows}
 
     def hasten(self, now: datetime, outbox_ids: list[int] | None = None) -> int:
@@ -1337,14 +1345,8 @@ class Ratings:
 
     def of_cases(self, case_ids: list[int]) -> dict[int, dict]:
         """The ratings of these cases, by case id."""
-        found: dict[int, dict] = {}
-        for start in range(0, len(case_ids), 500):  # SQLite's limit on parameters
-            chunk = case_ids[start : start + 500]
-            rows = self.store.rows(
-                f"SELECT * FROM ratings WHERE case_id IN ({', '.join('?' * len(chunk))})", chunk
-            )
-            found.update({r["case_id"]: r for r in rows})
-        return found
+        rows = self.store.rows_in("SELECT * FROM ratings WHERE case_id IN ({marks})", case_ids)
+        return {r["case_id"]: r for r in rows}
 
 
 class SentOnce:
@@ -1361,14 +1363,8 @@ class SentOnce:
 
     def sent(self, keys: list[str]) -> set[str]:
         """Those of the keys already claimed."""
-        found: set[str] = set()
-        for start in range(0, len(keys), 500):  # SQLite's limit on parameters
-            chunk = keys[start : start + 500]
-            rows = self.store.rows(
-                f"SELECT key FROM sent_once WHERE key IN ({', '.join('?' * len(chunk))})", chunk
-            )
-            found.update(r["key"] for r in rows)
-        return found
+        rows = self.store.rows_in("SELECT key FROM sent_once WHERE key IN ({marks})", keys)
+        return {r["key"] for r in rows}
 
 
 # -- the status page: single-use sign-in links and request counts ------------------------------
