@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -83,12 +85,9 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
 def prepare(store: Store, config: Config, item: SpoolItem, now: datetime) -> Prepared | Processed:
     try:
         inbound = parse_within(item.raw, item.envelope_from, config.policy.processing_budget)
-    except ParseError as exc:
-        store.quarantine(item.id, f"unparseable: {exc}", now)
-        log.warning("quarantined", spool_id=item.id, reason=str(exc))
-        return Processed(item.id, None, None, None, quarantined=str(exc))
-    except OverBudget as exc:
-        store.quarantine(item.id, f"over the processing budget: {exc}", now)
+    except (ParseError, OverBudget) as exc:
+        why = "unparseable" if isinstance(exc, ParseError) else "over the processing budget"
+        store.quarantine(item.id, f"{why}: {exc}", now)
         log.warning("quarantined", spool_id=item.id, reason=str(exc), size=len(item.raw))
         return Processed(item.id, None, None, None, quarantined=str(exc))
     # DNS: before the write lock, never inside it
@@ -334,30 +333,30 @@ def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) 
     if not mail.automatic:
         return recipients
     queue, since = OutboxQueue(store), now - timedelta(hours=1)
-    limit = config.policy.auto_replies_per_hour
-    kept = tuple(
-        r for r in recipients if r in config.staff or queue.automatic_sent_since(r, since) < limit
-    )
-    if len(kept) < len(recipients):
-        log.warning(
-            "automatic mail limit reached",
-            kind=mail.kind,
-            dropped=sorted(set(recipients) - set(kept)),
-        )
-    return kept
+    sent = partial(queue.automatic_sent_since, since=since)
+    return under_limit(config, mail, recipients, sent, config.policy.auto_replies_per_hour)
 
 
 def within_mail_limit(store: Store, config: Config, mail: Mail, now: datetime) -> tuple[str, ...]:
     """No more mail of any kind to one outside address than the hourly limit: acknowledgements,
     relays and forwards alike, so no loop outlasts every other check. Staff are exempt."""
     talk, since = Conversations(store), now - timedelta(hours=1)
-    limit = config.policy.mails_per_hour_per_recipient
-    kept = tuple(r for r in mail.to if r in config.staff or talk.mail_sent_since(r, since) < limit)
-    if len(kept) < len(mail.to):
+    sent = partial(talk.mail_sent_since, since=since)
+    return under_limit(config, mail, mail.to, sent, config.policy.mails_per_hour_per_recipient)
+
+
+def under_limit(
+    config: Config, mail: Mail, recipients: tuple[str, ...], sent: Callable[[str], int], limit: int
+) -> tuple[str, ...]:
+    """The recipients who got fewer than `limit` such mails in the last hour; our own staff
+    always, so a busy Monday never silences their warnings."""
+    kept = tuple(r for r in recipients if r in config.staff or sent(r) < limit)
+    if len(kept) < len(recipients):
         log.warning(
             "mail limit per recipient reached",
             kind=mail.kind,
-            dropped=sorted(set(mail.to) - set(kept)),
+            automatic=bool(mail.automatic),
+            dropped=sorted(set(recipients) - set(kept)),
         )
     return kept
 

@@ -284,7 +284,7 @@ class Service:
         loop.add_signal_handler(signal.SIGINT, self.stopped.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         preflight(self.config)
-        budget.warm_up()  # before the threads: the fork server is started from a clean state
+        budget.warm_up()  # a spare parse child, ready before the first large message
         files.warn_if_exposed(self.config.helpdesk.database)
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
