@@ -52,9 +52,11 @@ def case_page(store: Store, case: Case, config: Config, now: datetime) -> dict:
     }
 
 
+CLOCK_STATES = {True: "met", False: "breached", None: "running"}  # by the clock's `met`
+
+
 def clock_line(clock: dict) -> dict:
-    state = "paused" if clock["paused"] else {True: "met", False: "breached", None: "running"}
-    state = state if isinstance(state, str) else state[clock["met"]]
+    state = "paused" if clock["paused"] else CLOCK_STATES[clock["met"]]
     return {**clock, "state": state, "deadline_text": _when(clock["deadline"])}
 
 
@@ -117,7 +119,7 @@ def queue(store: Store, config: Config, now: datetime) -> list[dict]:
 
 
 def queue_row(case: Case, config: Config, now: datetime) -> dict:
-    running = [c for c in sla.running(case)] if case.clocks else []
+    running = sla.running(case) if case.clocks else []
     nearest = min(running, key=lambda c: c.deadline, default=None)
     if case.status == "waiting":
         flag = "waiting on customer"
