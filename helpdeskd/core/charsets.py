@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
 
 from charset_normalizer import from_bytes
 
@@ -106,13 +107,16 @@ def decode_text(
     return repair_segments(data, primary)
 
 
-def _candidates(data: bytes, codec: str | None, hints: tuple[str, ...]) -> list[str]:
+def _candidates(data: bytes, codec: str | None, hints: tuple[str, ...]) -> Iterator[str]:
+    """The charsets to try, in order; the detector, the costly one, runs only when none of
+    the others decodes."""
     family = FAMILIES.get(codec or "", ())
     hinted = [c for h in hints if (c := codec_for(h.lower(), [])) and c != "ascii"]
     # 7-bit bytes always "decode" as UTF-8: an ISO-2022 family must go first for them
     found = [*family, "utf-8"] if data.isascii() else ["utf-8", *hinted, *family]
+    yield from dict.fromkeys(found)
     detected = detect(data)
-    return list(dict.fromkeys([*found, *([detected] if detected else []), "cp1252"]))
+    yield from dict.fromkeys(c for c in (detected, "cp1252") if c and c not in found)
 
 
 def _mostly_right(data: bytes, codec: str) -> bool:

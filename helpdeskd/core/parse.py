@@ -385,9 +385,12 @@ def _mend_8bit_params(part: Message, defects: list[str], charsets: tuple[str, ..
     """Raw 8-bit file names (UTF-8 mostly) would otherwise come back as U+FFFD."""
     for name in ("content-disposition", "content-type"):
         value = next((str(v) for k, v in part.raw_items() if k.lower() == name), None)
+        if value is None:
+            continue
         hints = (part.get_content_charset() or "", *charsets)
-        if value is not None and value != _unescape_8bit(value, defects, hints):
-            part.replace_header(name, _unescape_8bit(value, defects, hints))
+        mended = _unescape_8bit(value, defects, hints)
+        if mended != value:
+            part.replace_header(name, mended)
 
 
 def _payload_bytes(part: Message, defects: list[str]) -> bytes:
