@@ -455,12 +455,10 @@ def cmd_cases(config: Config, args) -> int:
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
-    rows = [
-        {**c, "opened_at": views.shown(datetime.fromisoformat(c["opened_at"]), tz)} for c in found
-    ]
     print(
         views.table(
-            rows, ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"]
+            views.shown_rows(found, ("opened_at",), tz),
+            ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"],
         )
     )
     unrouted = len(cases.unrouted())
