@@ -601,8 +601,8 @@ def cmd_backup(config: Config, args) -> int:
     try:
         copy = backup.backup(open_store(config), args.dest, datetime.now(UTC))
     except (OSError, backup.BackupFailed) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise Failure(f"backup to {args.dest} failed: {why.lower()}", exits.CANTCREAT) from exc
+        why = exits.why(exc) if isinstance(exc, OSError) else str(exc).lower()
+        raise Failure(f"backup to {args.dest} failed: {why}", exits.CANTCREAT) from exc
     print(f"backed up to {copy}")
     return 0
 
