@@ -455,12 +455,10 @@ def cmd_cases(config: Config, args) -> int:
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
-    rows = [
-        {**c, "opened_at": views.shown(datetime.fromisoformat(c["opened_at"]), tz)} for c in found
-    ]
     print(
         views.table(
-            rows, ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"]
+            views.shown_rows(found, ("opened_at",), tz),
+            ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"],
         )
     )
     unrouted = len(cases.unrouted())
@@ -603,8 +601,8 @@ def cmd_backup(config: Config, args) -> int:
     try:
         copy = backup.backup(open_store(config), args.dest, datetime.now(UTC))
     except (OSError, backup.BackupFailed) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise Failure(f"backup to {args.dest} failed: {why.lower()}", exits.CANTCREAT) from exc
+        why = exits.why(exc) if isinstance(exc, OSError) else str(exc).lower()
+        raise Failure(f"backup to {args.dest} failed: {why}", exits.CANTCREAT) from exc
     print(f"backed up to {copy}")
     return 0
 

@@ -16,23 +16,21 @@ from helpdeskd.config import Config
 def problems(config: Config) -> list[tuple[str, str]]:
     found = []
     database = config.helpdesk.database
-    if why := _unwritable_folder(database.parent, may_create=True):  # Store makes it
+    if why := _unwritable_folder(database.parent):  # Store makes it
         found.append(("helpdesk.database", f"{database}: {why}"))
     elif database.exists() and not os.access(database, os.R_OK | os.W_OK):
         found.append(("helpdesk.database", f"{database}: cannot be read and written"))
     outbound = config.outbound
     maildir = outbound.path if outbound.transport == "maildir" else None
-    if maildir and (why := _unwritable_folder(maildir, may_create=True)):
+    if maildir and (why := _unwritable_folder(maildir)):
         found.append(("outbound.path", f"{outbound.path}: {why}"))
     return found
 
 
-def _unwritable_folder(folder: Path, may_create: bool = False) -> str | None:
-    """Why the daemon could not write files in `folder`, or None when it can. A folder that
-    may be created needs its nearest existing parent writable instead."""
+def _unwritable_folder(folder: Path) -> str | None:
+    """Why the daemon could not write files in `folder`, or None when it can. A folder not
+    there yet is created, so its nearest existing parent must be writable instead."""
     if not folder.exists():
-        if not may_create:
-            return f"the folder {folder} does not exist"
         parent = next((p for p in folder.parents if p.exists()), None)
         if parent is None or not os.access(parent, os.W_OK | os.X_OK):
             return f"the folder does not exist and {parent} is not writable"
