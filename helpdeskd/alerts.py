@@ -105,13 +105,19 @@ class AdminAlerts:
     def undelivered(self, result: FlushResult, now: datetime) -> None:
         """Admin alerts the relay did not take in this delivery pass: tried by the other
         routes at their first failure and when given up; CRITICAL when nothing took them."""
+        rerouted = [
+            (item, given_up)
+            for items, given_up in ((result.retried, False), (result.failed, True))
+            for item in items
+            if item.kind in ADMIN_KINDS and (given_up or item.attempts == 0)
+        ]
+        if not rerouted:
+            return  # the usual pass: no store opened for nothing
         config = self.config()
         store = self.open_store()
         try:
-            for item in (*result.retried, *result.failed):
-                given_up = item in result.failed
-                if item.kind in ADMIN_KINDS and (given_up or item.attempts == 0):
-                    self._reroute(store, config, item, given_up, now)
+            for item, given_up in rerouted:
+                self._reroute(store, config, item, given_up, now)
         finally:
             store.close()
 

@@ -40,7 +40,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from helpdeskd.adapters.store import Heartbeats, MailboxState, Store
-from helpdeskd.config import Mailbox
+from helpdeskd.config import Mailbox, Smtp
 
 IDLE_RENEW = 25 * 60  # seconds; RFC 2177 servers may drop an IDLE after 29 minutes
 IDLE_SLICE = 1.0  # seconds between checks of the stop event while idling
@@ -52,7 +52,6 @@ SIZE = b"RFC822.SIZE"
 TOO_LARGE = b"$TooLarge"  # a keyword: set aside for a person, never fetched again
 SET_ASIDE = [b"\\Flagged", TOO_LARGE]
 SUMMARY_FIELDS = b"BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE MESSAGE-ID)]"
-DEFAULT_MAX_SIZE = 25 * 1024 * 1024
 
 # What a mailbox that is down, unreachable or refusing us raises; anything else is a bug or a
 # store problem, retried all the same but not reported as the mailbox's fault.
@@ -190,7 +189,7 @@ class MailboxPoller:
         log=None,
         ssl_context: ssl.SSLContext | None = None,
         backoff: Backoff | None = None,
-        max_message_size: int = DEFAULT_MAX_SIZE,
+        max_message_size: int = Smtp.max_message_size,
     ):
         self.mailbox = mailbox
         self.alerts, self.max_message_size = alerts, max_message_size
