@@ -210,8 +210,8 @@ def auto_on_case(ctx: Context, case: Case) -> Outcome:
 
 def customer_reply(ctx: Context, case: Case) -> Outcome:
     reply = split_reply(ctx.inbound.text)
-    rated = survey.rating_of(reply.new) if case.status in sla.SETTLED else None
-    if rated and survey.ASKED in case.notices:
+    rated = survey.answer(case, reply.new)
+    if rated:
         return rating_reply(ctx, case, *rated)
     contacts = case.contacts + (
         (ctx.inbound.from_addr,) if ctx.inbound.from_addr not in case.contacts else ()
