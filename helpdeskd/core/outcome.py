@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from helpdeskd.config import Config
+from helpdeskd.config import Config, Customer
 from helpdeskd.core import calendar, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
@@ -210,8 +210,8 @@ def auto_on_case(ctx: Context, case: Case) -> Outcome:
 
 def customer_reply(ctx: Context, case: Case) -> Outcome:
     reply = split_reply(ctx.inbound.text)
-    rated = survey.rating_of(reply.new) if case.status in sla.SETTLED else None
-    if rated and survey.ASKED in case.notices:
+    rated = survey.answer(case, reply.new)
+    if rated:
         return rating_reply(ctx, case, *rated)
     contacts = case.contacts + (
         (ctx.inbound.from_addr,) if ctx.inbound.from_addr not in case.contacts else ()
@@ -604,7 +604,7 @@ def unauthorized(ctx: Context) -> Outcome:
     """Someone of an authorized_only customer's domain who may not open cases: a polite notice
     to them and, by policy, their mail to the primary contact to decide; each once a day."""
     sender, config = ctx.facts.sender, ctx.config
-    customer = next((c for c in config.customers if c.name == sender.customer), None)
+    customer = customer_named(config, sender.customer)
     primary = customer.primary_contact if customer else None
     day = ctx.now.astimezone(ZoneInfo(config.helpdesk.timezone)).date().isoformat()
     address = ctx.inbound.from_addr
@@ -637,12 +637,16 @@ def unauthorized(ctx: Context) -> Outcome:
     return Outcome(None, False, record(ctx, "unauthorized"), mails=tuple(mails))
 
 
+def customer_named(config: Config, name: str | None) -> Customer | None:
+    return next((c for c in config.customers if c.name == name), None)
+
+
 def allow_errors(ctx: Context, case: Case, changes: tuple[str, ...]) -> tuple[CommandError, ...]:
     """`#allow` only on a case its customer's primary contact opened, and only when the
     allow-list file is configured."""
     if not changes:
         return ()
-    customer = next((c for c in ctx.config.customers if c.name == case.customer), None)
+    customer = customer_named(ctx.config, case.customer)
     if ctx.config.helpdesk.allowlist is None:
         why = "no allow-list file is configured ([helpdesk] allowlist); nothing was changed"
     elif customer is None or not customer.primary_contact:
@@ -666,7 +670,8 @@ def allow_line(text: str) -> tuple[str, int]:
 
 
 def allowlist_confirmation(ctx: Context, case: Case, changes: tuple[str, ...]) -> Mail:
-    customer = next(c for c in ctx.config.customers if c.name == case.customer)
+    customer = customer_named(ctx.config, case.customer)
+    assert customer is not None  # allow_errors refused the changes otherwise
     return Mail(
         "allowlist_changed",
         "allowlist_changed",

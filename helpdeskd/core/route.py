@@ -161,6 +161,6 @@ def unauthorized_opens(config: Config, text: str) -> str | None:
 def late_rating(inbound: Inbound, case: Case) -> bool:
     """An answer to the survey of a closed case: it joins the case even after the reopen
     window, rather than opening a new case that says "5"."""
-    if case.status != "closed" or survey.ASKED not in case.notices:
+    if case.status != "closed":
         return False
-    return survey.rating_of(split_reply(inbound.text).new) is not None
+    return survey.answer(case, split_reply(inbound.text).new) is not None

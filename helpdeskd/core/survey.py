@@ -49,6 +49,14 @@ def rating_of(text: str) -> tuple[int, str] | None:
     return int(lines[0].strip()[0]), "\n".join(lines[1:]).strip()
 
 
+def answer(case: Case, words: str) -> tuple[int, str] | None:
+    """The rating in a customer's new words on a settled case that was sent the survey;
+    None when the case was not asked or the words are not one."""
+    if case.status not in sla.SETTLED or ASKED not in case.notices:
+        return None
+    return rating_of(words)
+
+
 def rate(case: Case, score: int, comment: str, by: str, now: datetime) -> Rating:
     """The rating of a case whose customer was asked; ValueError when it cannot be one."""
     if ASKED not in case.notices:
