@@ -104,6 +104,10 @@ def admitted(port: int, timeout: float = 10) -> smtplib.SMTP:
             time.sleep(0.1)
 
 
+def open_files(daemon: Daemon) -> int:
+    return len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+
+
 def log_lines(daemon: Daemon) -> list[str]:
     return daemon.log.read_text().splitlines()
 
@@ -112,15 +116,18 @@ def test_2000_idle_connections_under_512_files_do_not_lock_a_real_client_out(tmp
     config, port = configure(tmp_path, greeting_timeout=6, command_timeout=6, session_timeout=20)
     with LimitedDaemon(config, port, nofile=512) as daemon:
         before = len(log_lines(daemon))
+        at_rest = open_files(daemon)
         idle = idle_connections(port, 2000, per_address=20)
         try:
-            files = len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+            held = open_files(daemon) - at_rest
             answers = [s.recv(200) for s in idle]
             greeted = [a for a in answers if a.startswith(b"220")]
             refused = [a for a in answers if a.startswith(b"421 4.7.0 too many connections")]
             # the default cap of 200 (idle ones cut meanwhile free their places)
             assert len(greeted) + len(refused) == 2000 and len(refused) >= 1000
-            assert files < 300
+            # the cap, plus at most one accept batch (asyncio takes up to the backlog, 100, per
+            # wake-up) of refused sockets that close on the loop's next turn; far below 512
+            assert held <= 200 + 100 + 20, (at_rest, held)
             outcome = send_until_accepted(port, timeout=30)
             assert outcome[-1] == "accepted"
             assert all(a.startswith("421 4.7.0") for a in outcome[:-1])
