@@ -7,13 +7,16 @@ fixed sizes (the raw message stays whole in the spool, and the case says the tex
 
 - A message of at most INLINE_BYTES is parsed in the worker itself. The parser is linear, so
   that takes milliseconds; ordinary mail pays no process start.
-- A larger one is parsed in a child process (`python -m helpdeskd.budget`) that sets its own
-  RLIMIT_CPU and RLIMIT_AS before it reads the message, and the worker waits at most the
-  budget for its answer. Past it, or when the child runs out of memory or dies, the child is
-  killed and the message is quarantined with the reason (OverBudget). A child is a fresh
-  interpreter, not a fork of the threaded daemon (which could copy a lock another thread holds,
-  and would count the daemon's memory against the child's limit); one is kept started and
-  waiting, so the worker does not wait for an interpreter to start.
+- A larger one is parsed in a child process (`python -m helpdeskd.budget`), and the worker
+  waits at most the budget for its answer. Before each message the child lowers its own
+  RLIMIT_CPU and RLIMIT_AS to that message's share, so the kernel stops a runaway parse even if
+  the worker waiting for it were gone. Past the budget, or when the child runs out of memory or
+  dies, the child is killed and the message is quarantined with the reason (OverBudget). A
+  child is a fresh interpreter, not a fork of the threaded daemon (which could copy a lock
+  another thread holds, and would count the daemon's memory against the child's limit). It
+  serves one message after another, so a large message costs its parse and not an interpreter
+  start (some 80 ms of CPU); a child whose heap a large message left grown retires after
+  answering, and a new one takes its place.
 
 So one message delays the message behind it by at most the budget, plus the bounded work on the
 cut Inbound, which is well under a second.
@@ -23,11 +26,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import resource
+import select
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
 
 from helpdeskd.core.parse import ParseError, parse
@@ -40,6 +46,9 @@ ADDRESSES_KEPT = 1000  # recipients kept per field; message ids kept in Referenc
 MEMORY_BASE = 256 * 1024 * 1024  # the child's address space: the interpreter and its libraries,
 MEMORY_PER_BYTE = 12  # plus this many bytes per byte of message (copies, decoded text, objects)
 MiB = 1024 * 1024
+RETIRE_AT = 128 * MiB  # a child whose address space a message left larger than this retires
+RETIRE_AFTER = 1000  # and every child after this many messages, whatever it has left behind
+LENGTH_BYTES = 8
 
 
 class OverBudget(Exception):
@@ -85,37 +94,93 @@ def memory_limit(size: int) -> int:
     return MEMORY_BASE + MEMORY_PER_BYTE * size
 
 
-class _Spare:
-    """One child started ahead, waiting for a message on its standard input."""
+class _Child:
+    """One parse child: a message is a JSON head line and the raw bytes; the answer is a
+    pickled (kind, value) pair after its length."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ask(self, head: dict, raw: bytes, budget: float) -> tuple[str, object]:
+        deadline = time.monotonic() + budget
+        try:
+            self.proc.stdin.write(json.dumps({**head, "size": len(raw)}).encode() + b"\n")
+            self.proc.stdin.write(raw)
+            self.proc.stdin.flush()
+            size = int.from_bytes(self._read(LENGTH_BYTES, deadline), "big")
+            return pickle.loads(self._read(size, deadline))
+        except (BrokenPipeError, EOFError):
+            self.proc.wait()
+            raise OverBudget(
+                f"the parse died within its limits (exit code {self.proc.returncode})"
+            ) from None
+        except TimeoutError:
+            self.end()
+            raise OverBudget(f"still parsing after the budget of {budget:g} s") from None
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        chunks, fd = [], self.proc.stdout.fileno()
+        while size:
+            if not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+                raise TimeoutError
+            chunk = os.read(fd, min(size, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+    def end(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            pipe.close()
+
+
+class _Children:
+    """Idle children, one started ahead; a caller takes one for a message and gives it back
+    if it is still serving."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.waiting: subprocess.Popen | None = None
+        self.idle: list[_Child] = []
 
-    def take(self) -> subprocess.Popen:
+    def take(self) -> _Child:
         with self.lock:
-            child = self.waiting if self.waiting and self.waiting.poll() is None else _start()
-            self.waiting = _start()
-            return child
+            while self.idle:
+                child = self.idle.pop()
+                if child.alive():
+                    return child
+                child.end()
+        return _Child()
+
+    def give_back(self, child: _Child) -> None:
+        if not child.alive():
+            child.end()
+            return
+        with self.lock:
+            self.idle.append(child)
+
+    def warm_up(self) -> None:
+        with self.lock:
+            if not self.idle:
+                self.idle.append(_Child())
 
 
-def _start() -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", __name__],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-_SPARE = _Spare()
+_CHILDREN = _Children()
 
 
 def warm_up() -> None:
     """Start a child now, so that the first large message does not wait for one."""
-    with _SPARE.lock:
-        if _SPARE.waiting is None:
-            _SPARE.waiting = _start()
+    _CHILDREN.warm_up()
 
 
 def _parse_in_child(
@@ -125,17 +190,11 @@ def _parse_in_child(
         "cpu": math.ceil(budget) + 1,
         "memory": memory or memory_limit(len(raw)),
         "envelope_from": envelope_from,
+        "retire_at": RETIRE_AT,
     }
-    child = _SPARE.take()
-    try:
-        answer, _ = child.communicate(json.dumps(head).encode() + b"\n" + raw, budget)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
-        raise OverBudget(f"still parsing after the budget of {budget:g} s") from None
-    if child.returncode != 0 or not answer:
-        raise OverBudget(f"the parse died within its limits (exit code {child.returncode})")
-    kind, value = pickle.loads(answer)
+    child = _CHILDREN.take()
+    kind, value = child.ask(head, raw, budget)  # OverBudget: the child is ended
+    _CHILDREN.give_back(child)
     if kind == "unparseable":
         raise ParseError(value)
     if kind == "over-budget":
@@ -144,26 +203,52 @@ def _parse_in_child(
 
 
 def _serve() -> None:
-    """In the child: the kernel ends it past its CPU seconds and refuses memory past its limit,
-    even if the worker waiting for it were gone."""
-    head = sys.stdin.buffer.readline()
-    if not head:
-        return  # the daemon stopped without needing this spare
-    limits = json.loads(head)
+    """In the child: messages one after another until the daemon closes the pipe (or goes),
+    or until a message leaves this interpreter grown past its `retire_at`."""
+    for _ in range(RETIRE_AFTER):
+        head = sys.stdin.buffer.readline()
+        if not head:
+            return
+        limits = json.loads(head)
+        raw = sys.stdin.buffer.read(limits["size"])
+        answer = pickle.dumps(_limited_parse(raw, limits), protocol=pickle.HIGHEST_PROTOCOL)
+        sys.stdout.buffer.write(len(answer).to_bytes(LENGTH_BYTES, "big") + answer)
+        sys.stdout.buffer.flush()
+        if _address_space() > limits["retire_at"]:
+            return
+
+
+def _limited_parse(raw: bytes, limits: dict) -> tuple[str, object]:
+    """The kernel ends this process past its CPU seconds (SIGXCPU) and refuses memory past its
+    limit; both are soft limits, raised again for the next message."""
     cpu, memory = limits["cpu"], limits["memory"]
     used = math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_utime)
-    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, used + cpu + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    _lower(resource.RLIMIT_CPU, used + cpu)
+    _lower(resource.RLIMIT_AS, memory)
     try:
-        raw = sys.stdin.buffer.read()
-        result = ("inbound", bounded(parse(raw, envelope_from=limits["envelope_from"])))
+        return ("inbound", bounded(parse(raw, envelope_from=limits["envelope_from"])))
     except ParseError as exc:
-        result = ("unparseable", str(exc))
+        return ("unparseable", str(exc))
     except MemoryError:
-        result = ("over-budget", f"needs more than {memory // MiB} MiB to parse")
+        return ("over-budget", f"needs more than {memory // MiB} MiB to parse")
     except RecursionError:
-        result = ("over-budget", "nested too deeply to parse")
-    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        return ("over-budget", "nested too deeply to parse")
+    finally:
+        _lower(resource.RLIMIT_AS, resource.RLIM_INFINITY)
+        _lower(resource.RLIMIT_CPU, resource.RLIM_INFINITY)
+
+
+def _lower(limit: int, soft: int) -> None:
+    """The soft limit, never above the hard one the child was started with."""
+    hard = resource.getrlimit(limit)[1]
+    if hard != resource.RLIM_INFINITY:
+        soft = hard if soft == resource.RLIM_INFINITY else min(soft, hard)
+    resource.setrlimit(limit, (soft, hard))
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
 
 
 if __name__ == "__main__":

@@ -82,3 +82,35 @@ def test_the_worker_quarantines_mail_over_budget_tells_the_admins_and_goes_on(tm
     assert states[0]["reason"].startswith("over the processing budget: still parsing")
     alerts = service.store.rows("SELECT recipients FROM outbox WHERE kind = 'admin_alert'")
     assert alerts == [{"recipients": '["ops@helpdesk.test"]'}]
+
+
+def test_one_child_serves_message_after_message():
+    first = parse_within(large_text(2 * INLINE_BYTES), None, 30.0)
+    child = budget._CHILDREN.idle[-1].proc.pid
+    raw = large_text(3 * INLINE_BYTES).replace(b"Subject: Help", b"Subject: Again")
+    second = parse_within(raw, "joe@acme.test", 30.0)
+    assert budget._CHILDREN.idle[-1].proc.pid == child
+    assert (first.subject, second.subject) == ("Help", "Again")
+    assert second.envelope_from == "joe@acme.test"
+
+
+def test_a_child_past_its_budget_is_ended_and_the_next_message_gets_a_new_one():
+    with pytest.raises(OverBudget):
+        parse_within(large_text(4 * INLINE_BYTES), None, 0.01)
+    inbound = parse_within(large_text(2 * INLINE_BYTES), None, 30.0)
+    assert inbound.from_addr == "jane@acme.test"
+
+
+def test_a_child_out_of_memory_still_parses_the_next_message_within_its_own_limit():
+    with pytest.raises(OverBudget, match=r"MiB|died"):
+        budget._parse_in_child(large_text(8 * 1024 * 1024), None, 30.0, memory=48 * budget.MiB)
+    assert parse_within(large_text(2 * INLINE_BYTES), None, 30.0).from_addr == "jane@acme.test"
+
+
+def test_a_child_left_grown_by_a_large_message_retires_and_another_takes_its_place(monkeypatch):
+    monkeypatch.setattr(budget, "RETIRE_AT", 0)  # every child has grown past nothing
+    parse_within(large_text(2 * INLINE_BYTES), None, 30.0)
+    retired = budget._CHILDREN.idle[-1].proc
+    assert retired.wait(timeout=10) == 0
+    parse_within(large_text(2 * INLINE_BYTES), None, 30.0)
+    assert budget._CHILDREN.idle[-1].proc.pid != retired.pid
