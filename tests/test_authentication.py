@@ -353,6 +353,37 @@ def test_a_dead_resolver_costs_one_time_out_per_message(zone: Zone):
     assert not verdict.proven
 
 
+def test_a_name_that_timed_out_is_not_asked_again_for_a_while(zone: Zone):
+    zone.dropped.add("test")
+    raw = signed_raw(
+        mail(ENGINEER, "Hi", "text").as_bytes(policy=email.policy.SMTP), "helpdesk.test"
+    )
+    check = checker(zone, timeout=0.5)
+    for _ in range(4):  # each message spends its time-out on a name not yet known to fail
+        check.check(raw, "helpdesk.test", "127.0.0.1", "h", ENGINEER)
+    asked = zone.count()
+    started = time.monotonic()
+    verdicts = [check.check(raw, "helpdesk.test", "127.0.0.1", "h", ENGINEER) for _ in range(5)]
+    assert time.monotonic() - started < 0.5  # not one time-out among them
+    assert zone.count() == asked, zone.queries
+    assert all({r.result for r in v.results} == {"temperror"} for v in verdicts)
+    zone.dropped.clear()
+    check.troubles.until = {k: 0.0 for k in check.troubles.until}  # TROUBLE_KEPT later
+    assert check.check(raw, "helpdesk.test", None).summary().startswith("dkim=pass")
+
+
+@pytest.mark.parametrize("folded", [b"DKIM-Signature:", b"dkim-signature:"])
+def test_unsigned_mail_is_dkim_none_and_signed_mail_is_found_however_written(
+    zone: Zone, folded: bytes
+):
+    raw = mail(ENGINEER, "Hi", "DKIM-Signature: in the body is no signature").as_bytes(
+        policy=email.policy.SMTP
+    )
+    assert checker(zone).check(raw, "helpdesk.test", None).of("dkim")[0].result == "none"
+    signed = signed_raw(raw, "helpdesk.test").replace(b"DKIM-Signature:", folded, 1)
+    assert checker(zone).check(signed, "helpdesk.test", None).of("dkim")[0].result == "pass"
+
+
 @pytest.mark.parametrize("bare", [True, False])
 def test_a_mailbox_marked_first_hop_believes_no_header_it_brings(tmp_path: Path, bare: bool):
     """The same forged header through an IMAP mailbox: read when the provider is the trusted

@@ -11,13 +11,16 @@ the organisational domain comes from `publicsuffixlist`, which ships a current l
 network.
 
 DNS trouble (a time-out, no server answering) is `temperror`, never a pass; every lookup of one
-message shares one deadline, so a dead resolver costs at most `dns_timeout` seconds per message.
+message shares one deadline, so a dead resolver costs at most `dns_timeout` seconds per message,
+and a name whose lookup failed is not asked again for TROUBLE_KEPT seconds: a burst from one
+domain while its servers (or ours) are down waits once, not once per message.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import re
 import time
 
 import dkim
@@ -40,6 +43,9 @@ from helpdeskd.core.authres import (
 log = structlog.get_logger("helpdeskd.authres")
 
 MAX_SIGNATURES = 8  # each costs a lookup: a message stuffed with signatures gets no more
+_SIGNATURE_FIELD = re.compile(rb"(?im)^dkim-signature[ \t]*:")
+TROUBLE_KEPT = 30.0  # seconds a failed lookup stays failed
+TROUBLES_KEPT = 4096  # failed names remembered at most; past it the expired ones are dropped
 
 
 class DnsTrouble(Exception):
@@ -57,22 +63,42 @@ def organisational_domain(domain: str) -> str:
     return suffixes().privatesuffix(domain) or domain
 
 
+class Troubles:
+    """The lookups that failed lately, by name and type, with when they may be tried again."""
+
+    def __init__(self) -> None:
+        self.until: dict[tuple[str, str], float] = {}
+
+    def recent(self, key: tuple[str, str], now: float) -> bool:
+        return self.until.get(key, 0.0) > now
+
+    def add(self, key: tuple[str, str], now: float) -> None:
+        if len(self.until) >= TROUBLES_KEPT:
+            self.until = {k: t for k, t in self.until.items() if t > now}
+        self.until[key] = now + TROUBLE_KEPT
+
+
 class Lookups:
     """The DNS lookups of one message: a shared, TTL-keeping resolver and one deadline."""
 
-    def __init__(self, resolver: dns.resolver.Resolver, timeout: float):
+    def __init__(self, resolver: dns.resolver.Resolver, timeout: float, troubles: Troubles):
         self.resolver = resolver
+        self.troubles = troubles
         self.deadline = time.monotonic() + timeout
 
     def answer(self, name: str, rdtype: str) -> list:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
+        now, key = time.monotonic(), (name.lower(), rdtype)
+        if self.troubles.recent(key, now):
+            raise DnsTrouble(f"{name} {rdtype}: failed less than {TROUBLE_KEPT:g} s ago")
+        if now >= self.deadline:
             raise DnsTrouble(f"no time left to look up {name} {rdtype}")
         try:
-            return list(self.resolver.resolve(name, rdtype, lifetime=left, search=False))
+            answer = self.resolver.resolve(name, rdtype, lifetime=self.deadline - now, search=False)
+            return list(answer)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.DNSException as exc:  # time-out, no server, a broken answer
+            self.troubles.add(key, time.monotonic())
             raise DnsTrouble(f"{name} {rdtype}: {exc}") from exc
 
     def txt(self, name: str) -> list[str]:
@@ -122,6 +148,8 @@ class Checker:
     def __init__(self, settings: Authentication):
         self.settings = settings
         self.resolver = resolver_for(settings)
+        self.troubles = Troubles()
+        suffixes()  # read the public suffix list now, not on the first message
 
     def check(
         self,
@@ -131,7 +159,7 @@ class Checker:
         helo: str | None = None,
         mail_from: str | None = None,
     ) -> Verdict:
-        lookups = Lookups(self.resolver, self.settings.dns_timeout)
+        lookups = Lookups(self.resolver, self.settings.dns_timeout, self.troubles)
         token = _current.set(lookups)
         try:
             signatures = dkim_results(raw, lookups)
@@ -165,6 +193,8 @@ def resolver_for(settings: Authentication) -> dns.resolver.Resolver:
 
 def dkim_results(raw: bytes, lookups: Lookups) -> tuple[Result, ...]:
     """Every DKIM signature, each verified on its own (RFC 6376 §6.1)."""
+    if not _signed(raw):
+        return (Result("dkim", "none"),)
     try:
         verifier = dkim.DKIM(raw, timeout=max(lookups.deadline - time.monotonic(), 0.1))
     except Exception as exc:  # a message dkimpy cannot even split into headers
@@ -176,6 +206,16 @@ def dkim_results(raw: bytes, lookups: Lookups) -> tuple[Result, ...]:
         one_signature(verifier, i, value, lookups)
         for i, value in enumerate(headers[:MAX_SIGNATURES])
     )
+
+
+def _signed(raw: bytes) -> bool:
+    """Whether the header block has a DKIM-Signature field: unsigned mail (most of it) is
+    not split into lines by dkimpy, attachments and all, to find none."""
+    end = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    return _SIGNATURE_FIELD.search(raw, 0, len(raw) if end == -1 else end) is not None
 
 
 def one_signature(verifier: dkim.DKIM, index: int, value: bytes, lookups: Lookups) -> Result:
