@@ -106,6 +106,9 @@ class Mailbox:
     first_hop: bool = False  # True: nobody checked its mail before helpdeskd, which checks it
 
 
+MAX_RELAY_CONNECTIONS = 16
+
+
 @dataclass(frozen=True)
 class Outbound:
     transport: str = "maildir"
@@ -121,6 +124,7 @@ class Outbound:
     tls: str = "none"  # "starttls", "implicit" (SMTPS, port 465) or "none"
     ca_file: Path | None = None  # trust this CA (or self-signed certificate) for the relay
     automatic_sender: str = ""  # envelope sender of automatic mail; "" is the null sender
+    connections: int = 2  # relay sessions a flush delivers through side by side
 
 
 @dataclass(frozen=True)
@@ -739,6 +743,13 @@ def _is_readable_file(path: Path) -> bool:
     return path.is_file() and os.access(path, os.R_OK)
 
 
+def _connections(r: Reader, t: dict, p: str) -> int:
+    connections = r.positive(t, "connections", p, Outbound.connections)
+    if connections > MAX_RELAY_CONNECTIONS:
+        r.problem(f"{p}.connections", f"at most {MAX_RELAY_CONNECTIONS}")
+    return min(connections, MAX_RELAY_CONNECTIONS)
+
+
 def _outbound(r: Reader, t: dict) -> Outbound:
     p = "outbound"
     r.unknown(
@@ -758,6 +769,7 @@ def _outbound(r: Reader, t: dict) -> Outbound:
             "tls",
             "ca_file",
             "automatic_sender",
+            "connections",
         },
     )
     transport = r.choice(t, "transport", p, ("smtp", "maildir"), "maildir")
@@ -782,6 +794,7 @@ def _outbound(r: Reader, t: dict) -> Outbound:
         password_file=password_file,
         path=path,
         max_attempts=r.positive(t, "max_attempts", p, 8),
+        connections=_connections(r, t, p),
         backoff=r.positive(t, "backoff", p, 30),
         backoff_max=r.positive(t, "backoff_max", p, 3600),
         tls=tls,

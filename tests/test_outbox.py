@@ -167,15 +167,33 @@ RELAY_TLS = {"implicit": "ssl_context", "starttls": "tls_context"}
 @pytest.mark.parametrize("tls", sorted(RELAY_TLS))
 def test_a_tls_relay_gets_a_batch_over_one_session(tmp_path: Path, certificate, tls: str):
     """Implicit TLS (SMTPS, port 465) and STARTTLS, the relay's certificate checked against
-    `ca_file`; a flush delivers every due message through one session."""
+    `ca_file`; with `connections = 1` a flush delivers every due message through one session."""
     with Sink(**{RELAY_TLS[tls]: server_context(certificate)}) as relay:
         config = configuration.load(write_config(tmp_path, relay_port=relay.port))
-        outbound = replace(config.outbound, tls=tls, ca_file=certificate[0])
+        outbound = replace(config.outbound, tls=tls, ca_file=certificate[0], connections=1)
         store = Store.open(tmp_path / "db")
         for n in range(3):
             queue(store, f"jane{n}@acme.test", n)
         assert len(outbox.flush(store, outbound, NOW).sent) == 3
     assert (len(relay.peers), len(relay.received)) == (1, 3)
+
+
+def test_a_flush_delivers_through_its_sessions_side_by_side_keeping_each_recipients_order(
+    tmp_path: Path, sink: Sink
+):
+    config = configuration.load(write_config(tmp_path, relay_port=sink.port))
+    outbound = replace(config.outbound, connections=3)
+    store = Store.open(tmp_path / "db")
+    people = [f"person{p}@acme.test" for p in range(12)]
+    for n in range(60):
+        queue(store, people[n % 12], n)
+    assert len(outbox.flush(store, outbound, NOW).sent) == 60
+    assert 1 < len(sink.peers) <= 3
+    for person in people:
+        subjects = [str(m["Subject"]) for m in sink.received if str(m["To"]) == person]
+        numbers = [int(s.split()[-1]) for s in subjects]
+        assert numbers == sorted(numbers) and len(numbers) == 5, (person, numbers)
+    assert store.count("outbox", "state = 'sent'") == 60
 
 
 def test_a_relay_whose_certificate_is_not_trusted_gets_nothing(tmp_path: Path, certificate):
@@ -194,7 +212,7 @@ def test_automatic_mail_has_the_null_sender_unless_one_is_configured(tmp_path: P
     store = Store.open(tmp_path / "db")
     queue(store, "jane@acme.test", 1, automatic=True)
     outbox.flush(store, config.outbound, NOW)
-    named = replace(config.outbound, automatic_sender="bounces@helpdesk.test")
+    named = replace(config.outbound, automatic_sender="bounces@helpdesk.test", connections=1)
     queue(store, "jane@acme.test", 2, automatic=True)
     queue(store, "joe@acme.test", 3)  # mail from a person keeps its own sender
     outbox.flush(store, named, NOW)

@@ -2,7 +2,9 @@
 
 A message is marked sent only after the relay accepted it (or the Maildir file was renamed into
 `new/`), so a crash in between sends it again: at least once, and in the normal course once.
-A flush delivers through one SMTP session and records each batch in one transaction.
+A flush delivers through `[outbound] connections` SMTP sessions side by side (a relay's answer
+takes a round trip; one session spends most of its time waiting) and records each batch in one
+transaction. Mail for the same recipients always takes the same session, so it keeps its order.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import mailbox
 import random
 import smtplib
 import ssl
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -100,6 +104,45 @@ class Courier:
                 smtp.close()
 
 
+class Lanes:
+    """The sessions of one flush; a message goes to the lane of its recipients. The first lane
+    delivers in the calling thread, the others in a pool beside it."""
+
+    def __init__(self, outbound: Outbound):
+        count = outbound.connections if outbound.transport == "smtp" else 1
+        self.couriers = [Courier(outbound) for _ in range(count)]
+        self.pool = ThreadPoolExecutor(count - 1, "courier-lane") if count > 1 else None
+
+    def deliver(self, items: list[Queued]) -> list[tuple[Queued, Exception | None]]:
+        """Each item with its error (None when it was taken), in the order given."""
+        lanes: list[list[Queued]] = [[] for _ in self.couriers]
+        for item in items:
+            key = "\n".join(sorted(item.recipients)).encode()
+            lanes[zlib.crc32(key) % len(lanes)].append(item)
+        beside = [
+            self.pool.submit(_try_all, courier, lane)
+            for courier, lane in zip(self.couriers[1:], lanes[1:], strict=True)
+            if lane
+        ]
+        errors = _try_all(self.couriers[0], lanes[0])
+        for future in beside:
+            errors.update(future.result())
+        return [(item, errors[item.id]) for item in items]
+
+    def __enter__(self) -> Lanes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        for courier in self.couriers:
+            courier.close()
+
+
+def _try_all(courier: Courier, items: list[Queued]) -> dict[int, Exception | None]:
+    return {item.id: _try(courier, item) for item in items}
+
+
 def deliver(item: Queued, outbound: Outbound) -> None:
     """One message on its own (an admin alert by another route than the courier's)."""
     with Courier(outbound) as courier:
@@ -158,12 +201,12 @@ def flush(
     queue, rng = OutboxQueue(store), rng or random.Random()
     results: dict[str, list[Queued]] = {"sent": [], "retry": [], "failed": []}
     due = queue.due(now, limit)
-    with Courier(outbound) as sending:
+    with Lanes(outbound) as lanes:
         for start in range(0, len(due), BATCH):
             batch = due[start : start + BATCH]
             with store.transaction():
                 claimed = [item for item in batch if queue.claim(item.id, now, now + LEASE)]
-            tried = [(item, _try(sending, item)) for item in claimed]
+            tried = lanes.deliver(claimed)
             with store.transaction():
                 for item, error in tried:
                     results[_record(queue, item, error, outbound, now, rng)].append(item)
