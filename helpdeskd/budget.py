@@ -5,8 +5,9 @@ Parsing is the only step whose cost follows the size of the raw message: everyth
 sees the bounded Inbound made here, whose text, header values and address lists are cut to
 fixed sizes (the raw message stays whole in the spool, and the case says the text was cut).
 
-- A message of at most INLINE_BYTES is parsed in the worker itself. The parser is linear, so
-  that takes milliseconds; ordinary mail pays no process start.
+- `parse_within` (for `ingest` and other one-off callers) parses a message of at most
+  INLINE_BYTES itself: the parser is linear, so that takes milliseconds. The daemon's worker
+  parses every message in the child, ahead of itself (`Ahead`).
 - A larger one is parsed in a child process (`python -m helpdeskd.budget`), and the worker
   waits at most the budget for its answer. Before each message the child lowers its own
   RLIMIT_CPU and RLIMIT_AS to that message's share, so the kernel stops a runaway parse even if
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from helpdeskd.core.parse import ParseError, parse
@@ -176,6 +178,22 @@ class _Children:
 
 
 _CHILDREN = _Children()
+
+
+class Ahead:
+    """The daemon's worker parses ahead of itself: its messages go, in order, to a parse
+    child from a thread of their own, and the worker takes each answer when it comes to
+    that message. The child parses the next group on the other core while the worker
+    applies this one, and the worker's interpreter is spared the parse."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, "parse")
+
+    def submit(self, raw: bytes, envelope_from: str | None, budget: float) -> Future[Inbound]:
+        return self.pool.submit(_parse_in_child, raw, envelope_from, budget)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def warm_up() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -82,9 +83,20 @@ def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Pro
     return settle(store, config, prepared, now) if isinstance(prepared, Prepared) else prepared
 
 
-def prepare(store: Store, config: Config, item: SpoolItem, now: datetime) -> Prepared | Processed:
+def prepare(
+    store: Store,
+    config: Config,
+    item: SpoolItem,
+    now: datetime,
+    parsed: Future[Inbound] | None = None,
+) -> Prepared | Processed:
+    """`parsed`: the message being parsed already (the daemon parses ahead); else it is
+    parsed here."""
     try:
-        inbound = parse_within(item.raw, item.envelope_from, config.policy.processing_budget)
+        if parsed is None:
+            inbound = parse_within(item.raw, item.envelope_from, config.policy.processing_budget)
+        else:
+            inbound = parsed.result()
     except (ParseError, OverBudget) as exc:
         why = "unparseable" if isinstance(exc, ParseError) else "over the processing budget"
         store.quarantine(item.id, f"{why}: {exc}", now)
@@ -120,9 +132,7 @@ def authenticate(
         return None
     client = (item.peer_ip, item.helo, item.envelope_from) if item else (None, None, None)
     checker = authentication.checker(config.authentication)
-    verdict = checker.check(raw, inbound.from_addr.rpartition("@")[2], *client)
-    log.info("authenticated", source=source, results=verdict.summary())
-    return verdict
+    return checker.check(raw, inbound.from_addr.rpartition("@")[2], *client)
 
 
 def stamped(raw: bytes, results: str) -> bytes:
@@ -164,6 +174,7 @@ def handle(
         action=decision.action,
         reason=decision.reason,
         queued=len(queued),
+        auth=verdict.summary() if verdict else None,
     )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
 

@@ -42,6 +42,8 @@ log = structlog.get_logger("helpdeskd.service")
 DRAIN_SECONDS = 20
 SWEEP_SLICE = 100  # due cases settled between two looks at the spool
 GROUP_COMMIT = 8  # spooled messages applied in one transaction: one fsync, a short lock
+# A backlog with no mail waiting for its spool commit: longer transactions delay nobody
+GROUP_COMMIT_BACKLOG = 25
 CHECKPOINT_SECONDS = 1  # the WAL is copied into the database this often, off the commits
 # While mail pours in, the worker rests this many times as long as each group took: the
 # listener gets the interpreter first (one GIL for both), and the backlog follows the burst.
@@ -122,6 +124,7 @@ class Service:
         self.worker_store.db.execute("PRAGMA cache_size = -32768")
         self.courier_store = Store(config.helpdesk.database).leave_checkpoints()
         self.checkpoint_store = Store(config.helpdesk.database)
+        self.ahead = budget.Ahead()
         self.worker = Loop("worker", self.work, 5)
         self.courier = Loop("courier", self.deliver, 30)
         self.checkpoints = Loop("checkpoint", self.checkpoint, CHECKPOINT_SECONDS)
@@ -160,9 +163,14 @@ class Service:
             self.sweep_requested.clear()
             self.sweep_slice()
         items = self.worker_store.pending(self.clock(), limit=50)
-        for start in range(0, len(items), GROUP_COMMIT):
+        budget_seconds = self.config.policy.processing_budget
+        parsed = [self.ahead.submit(i.raw, i.envelope_from, budget_seconds) for i in items]
+        start = 0
+        while start < len(items):
             self.reload_if_allowlist_changed()
-            self.process_group(items[start : start + GROUP_COMMIT])
+            size = GROUP_COMMIT if self.listener_busy() else GROUP_COMMIT_BACKLOG
+            self.process_group(items[start : start + size], parsed[start : start + size])
+            start += size
         if items:
             self.courier.wake()
         return len(items) == 50 or self.sweep_requested.is_set()
@@ -196,14 +204,15 @@ class Service:
             self.next_purge = time.monotonic() + 3600
             retention.purge(self.worker_store, timedelta(days=days), now)
 
-    def process_group(self, items: list) -> None:
+    def process_group(self, items: list, parsed: list) -> None:
         """Messages that arrived together: each parsed and classified first, without the write
         lock, then all applied in one transaction, each in its own savepoint, so they share
         one commit and a failing one is undone alone. Failures are counted after the commit."""
         store, config, failed = self.worker_store, self.config, []
         started = time.monotonic()
         ready = [
-            self.attempt(item, failed, prepare, store, config, item, self.clock()) for item in items
+            self.attempt(item, failed, prepare, store, config, item, self.clock(), inbound)
+            for item, inbound in zip(items, parsed, strict=True)
         ]
         done = []
         with store.transaction():
@@ -226,10 +235,13 @@ class Service:
             self.count_failure(item, exc)
         self.yield_to_listener(spent)
 
+    def listener_busy(self) -> bool:
+        return self.listener is not None and self.listener.busy()
+
     def yield_to_listener(self, spent: float) -> None:
         """At a steady pace mail rarely waits for its commit and the worker goes on; in a
         burst the listener answers at the disk's pace and the worker catches up behind it."""
-        if self.listener is not None and self.listener.busy():
+        if self.listener_busy():
             self.worker.stopping.wait(min(spent * YIELD_TO_LISTENER, 0.5))
 
     def attempt(self, item, failed: list, step: Callable, *args):
@@ -445,6 +457,7 @@ class Service:
         for loop in (self.worker, self.courier, self.checkpoints):
             loop.stop()
             loop.join(DRAIN_SECONDS)
+        self.ahead.close()
         log.info("stopped")
 
 

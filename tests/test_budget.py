@@ -66,10 +66,11 @@ def test_a_parse_past_its_memory_is_over_budget():
 
 def test_the_worker_quarantines_mail_over_budget_tells_the_admins_and_goes_on(tmp_path):
     config = configuration.load(write_config(tmp_path))
-    # below the "1s" the configuration allows, so that any parse in a child is over it
-    config = replace(config, policy=replace(config.policy, processing_budget=0.001))
-    service = Service(config, clock=lambda: NOW)
+    tight = replace(config, policy=replace(config.policy, processing_budget=0.001))
+    service = Service(tight, clock=lambda: NOW)  # below the "1s" the configuration allows
     hostile, _ = service.store.spool(large_text(2 * INLINE_BYTES), source="smtp", now=NOW)
+    service.work()
+    service.config = config
     ordinary, _ = service.store.spool(
         mail("joe@acme.test", "After it", "hello").as_bytes(), source="smtp", now=NOW
     )
@@ -82,6 +83,18 @@ def test_the_worker_quarantines_mail_over_budget_tells_the_admins_and_goes_on(tm
     assert states[0]["reason"].startswith("over the processing budget: still parsing")
     alerts = service.store.rows("SELECT recipients FROM outbox WHERE kind = 'admin_alert'")
     assert alerts == [{"recipients": '["ops@helpdesk.test"]'}]
+
+
+def test_the_worker_parses_ahead_in_a_child_and_applies_in_order(tmp_path):
+    service = Service(configuration.load(write_config(tmp_path)), clock=lambda: NOW)
+    for n in range(12):
+        service.store.spool(
+            mail("joe@acme.test", f"Question {n}", "hello").as_bytes(), source="smtp", now=NOW
+        )
+    service.work()
+    subjects = [r["subject"] for r in service.store.rows("SELECT subject FROM cases ORDER BY id")]
+    assert subjects == [f"Question {n}" for n in range(12)]
+    assert budget._CHILDREN.idle and budget._CHILDREN.idle[-1].alive()
 
 
 def test_one_child_serves_message_after_message():
