@@ -42,8 +42,9 @@ log = structlog.get_logger("helpdeskd.service")
 DRAIN_SECONDS = 20
 SWEEP_SLICE = 100  # due cases settled between two looks at the spool
 GROUP_COMMIT = 8  # spooled messages applied in one transaction: one fsync, a short lock
-# A backlog with no mail waiting for its spool commit: longer transactions delay nobody
+# A backlog while the listener is quiet: longer transactions delay nobody's `250`
 GROUP_COMMIT_BACKLOG = 25
+QUIET_SECONDS = 0.5
 CHECKPOINT_SECONDS = 1  # the WAL is copied into the database this often, off the commits
 # While mail pours in, the worker rests this many times as long as each group took: the
 # listener gets the interpreter first (one GIL for both), and the backlog follows the burst.
@@ -168,7 +169,8 @@ class Service:
         start = 0
         while start < len(items):
             self.reload_if_allowlist_changed()
-            size = GROUP_COMMIT if self.listener_busy() else GROUP_COMMIT_BACKLOG
+            quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
+            size = GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
             self.process_group(items[start : start + size], parsed[start : start + size])
             start += size
         if items:
@@ -235,13 +237,10 @@ class Service:
             self.count_failure(item, exc)
         self.yield_to_listener(spent)
 
-    def listener_busy(self) -> bool:
-        return self.listener is not None and self.listener.busy()
-
     def yield_to_listener(self, spent: float) -> None:
         """At a steady pace mail rarely waits for its commit and the worker goes on; in a
         burst the listener answers at the disk's pace and the worker catches up behind it."""
-        if self.listener_busy():
+        if self.listener is not None and self.listener.busy():
             self.worker.stopping.wait(min(spent * YIELD_TO_LISTENER, 0.5))
 
     def attempt(self, item, failed: list, step: Callable, *args):

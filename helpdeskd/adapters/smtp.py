@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -48,11 +49,16 @@ class SpoolHandler:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-spool")
         self.waiting: list[tuple[Arrival, asyncio.Future]] = []
         self.committing: asyncio.Task | None = None
+        self.last_arrival = 0.0  # time.monotonic() of the last mail to be spooled
 
     def busy(self) -> bool:
         """Mail is waiting for its spool commit: a burst is on. Read from other threads
         without a lock: a hint, not a fact."""
         return bool(self.waiting) or not (self.committing is None or self.committing.done())
+
+    def quiet(self, seconds: float) -> bool:
+        """No mail has come in for `seconds`: no burst is on, not just a pause within one."""
+        return not self.busy() and time.monotonic() - self.last_arrival > seconds
 
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options):
         if address.lower() not in self.addresses:
@@ -94,6 +100,7 @@ class SpoolHandler:
         """Group commit: mail whose DATA ended while the previous commit ran is committed
         together in the next one, one fsync for all; each is answered after its own commit."""
         future = asyncio.get_running_loop().create_future()
+        self.last_arrival = time.monotonic()
         self.waiting.append((arrival, future))
         if self.committing is None or self.committing.done():
             self.committing = asyncio.ensure_future(self._commit_waiting())
