@@ -124,7 +124,7 @@ class Outbound:
     tls: str = "none"  # "starttls", "implicit" (SMTPS, port 465) or "none"
     ca_file: Path | None = None  # trust this CA (or self-signed certificate) for the relay
     automatic_sender: str = ""  # envelope sender of automatic mail; "" is the null sender
-    connections: int = 2  # relay sessions a flush delivers through side by side
+    connections: int = 1  # relay sessions a flush delivers through side by side
 
 
 @dataclass(frozen=True)

@@ -524,10 +524,10 @@ def test_listener_limits_have_defaults_and_must_be_positive(tmp_path: Path):
 
 
 def test_relay_connections_are_a_small_positive_number(tmp_path: Path):
-    assert configuration.load(ROOT / "config.example.toml").outbound.connections == 2
+    assert configuration.load(ROOT / "config.example.toml").outbound.connections == 1
     path = tmp_path / "connections.toml"
     for bad in ("0", "17", '"two"'):
-        path.write_text(_example({"connections = 2 ": f"connections = {bad} "}))
+        path.write_text(_example({"connections = 1 ": f"connections = {bad} "}))
         with pytest.raises(ConfigError) as caught:
             configuration.load(path)
         assert [k for k, _ in caught.value.problems] == ["outbound.connections"], bad

@@ -2,9 +2,10 @@
 
 A message is marked sent only after the relay accepted it (or the Maildir file was renamed into
 `new/`), so a crash in between sends it again: at least once, and in the normal course once.
-A flush delivers through `[outbound] connections` SMTP sessions side by side (a relay's answer
-takes a round trip; one session spends most of its time waiting) and records each batch in one
-transaction. Mail for the same recipients always takes the same session, so it keeps its order.
+A flush delivers through `[outbound] connections` SMTP sessions side by side (to a distant relay
+every answer takes a round trip, and one session spends most of its time waiting) and records
+each batch in one transaction. Mail for the same recipients always takes the same session, so
+it keeps its order.
 """
 
 from __future__ import annotations
