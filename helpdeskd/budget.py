@@ -25,6 +25,7 @@ cut Inbound, which is well under a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -111,7 +112,8 @@ class _Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def ask(self, head: dict, raw: bytes, budget: float) -> tuple[str, object]:
+    def ask(self, head: dict, raw: bytes, budget: float) -> tuple[str, object, bool]:
+        """(kind, value, last): `last` when the child ends after this answer."""
         deadline = time.monotonic() + budget
         try:
             self.proc.stdin.write(json.dumps({**head, "size": len(raw)}).encode() + b"\n")
@@ -120,7 +122,9 @@ class _Child:
             size = int.from_bytes(self._read(LENGTH_BYTES, deadline), "big")
             return pickle.loads(self._read(size, deadline))
         except (BrokenPipeError, EOFError):
-            self.proc.wait()
+            self.end()
+            if self.proc.returncode == 0:  # it had ended itself: not this message's doing
+                raise _Gone from None
             raise OverBudget(
                 f"the parse died within its limits (exit code {self.proc.returncode})"
             ) from None
@@ -140,11 +144,20 @@ class _Child:
             size -= len(chunk)
         return b"".join(chunks)
 
-    def end(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+    def end(self, grace: float = 0) -> None:
+        """Wait `grace` seconds for it to end by itself, then kill it."""
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout):
-            pipe.close()
+            with contextlib.suppress(OSError):  # what is left in the buffer has no reader
+                pipe.close()
+
+
+class _Gone(Exception):
+    """The child had ended itself before it read the message: another one takes it."""
 
 
 class _Children:
@@ -209,10 +222,9 @@ def _parse_in_child(
         "memory": memory or memory_limit(len(raw)),
         "envelope_from": envelope_from,
         "retire_at": RETIRE_AT,
+        "retire_after": RETIRE_AFTER,
     }
-    child = _CHILDREN.take()
-    kind, value = child.ask(head, raw, budget)  # OverBudget: the child is ended
-    _CHILDREN.give_back(child)
+    kind, value = _ask_a_child(head, raw, budget)
     if kind == "unparseable":
         raise ParseError(value)
     if kind == "over-budget":
@@ -220,19 +232,37 @@ def _parse_in_child(
     return value
 
 
+def _ask_a_child(head: dict, raw: bytes, budget: float) -> tuple[str, object]:
+    for _ in range(2):  # a child found gone is replaced once; OverBudget ends the child
+        child = _CHILDREN.take()
+        try:
+            kind, value, last = child.ask(head, raw, budget)
+        except _Gone:
+            continue
+        if last:
+            child.end(grace=5)  # it says it ends now: nothing may be sent to it any more
+            _CHILDREN.warm_up()  # and its successor starts before the next message
+        else:
+            _CHILDREN.give_back(child)
+        return kind, value
+    raise OverBudget("no parse child could be started")
+
+
 def _serve() -> None:
     """In the child: messages one after another until the daemon closes the pipe (or goes),
-    or until a message leaves this interpreter grown past its `retire_at`."""
-    for _ in range(RETIRE_AFTER):
-        head = sys.stdin.buffer.readline()
-        if not head:
-            return
+    or until it has served its `retire_after` messages or a message left it grown past its
+    `retire_at`. It says so in its last answer, so the daemon never sends it another."""
+    served = 0
+    while head := sys.stdin.buffer.readline():
         limits = json.loads(head)
         raw = sys.stdin.buffer.read(limits["size"])
-        answer = pickle.dumps(_limited_parse(raw, limits), protocol=pickle.HIGHEST_PROTOCOL)
+        kind, value = _limited_parse(raw, limits)
+        served += 1
+        last = served >= limits["retire_after"] or _address_space() > limits["retire_at"]
+        answer = pickle.dumps((kind, value, last), protocol=pickle.HIGHEST_PROTOCOL)
         sys.stdout.buffer.write(len(answer).to_bytes(LENGTH_BYTES, "big") + answer)
         sys.stdout.buffer.flush()
-        if _address_space() > limits["retire_at"]:
+        if last:
             return
 
 

@@ -120,10 +120,43 @@ def test_a_child_out_of_memory_still_parses_the_next_message_within_its_own_limi
     assert parse_within(large_text(2 * INLINE_BYTES), None, 30.0).from_addr == "jane@acme.test"
 
 
+def started_children(monkeypatch) -> list[budget._Child]:
+    """The parse children started from now on, as they start."""
+    started, start = [], budget._Child.__init__
+
+    def recorded(child):
+        start(child)
+        started.append(child)
+
+    monkeypatch.setattr(budget._Child, "__init__", recorded)
+    return started
+
+
 def test_a_child_left_grown_by_a_large_message_retires_and_another_takes_its_place(monkeypatch):
     monkeypatch.setattr(budget, "RETIRE_AT", 0)  # every child has grown past nothing
-    parse_within(large_text(2 * INLINE_BYTES), None, 30.0)
-    retired = budget._CHILDREN.idle[-1].proc
-    assert retired.wait(timeout=10) == 0
-    parse_within(large_text(2 * INLINE_BYTES), None, 30.0)
-    assert budget._CHILDREN.idle[-1].proc.pid != retired.pid
+    started = started_children(monkeypatch)
+    raws = [large_text(2 * INLINE_BYTES).replace(b"Help", f"Help {n}".encode()) for n in range(3)]
+    subjects = [parse_within(raw, None, 30.0).subject for raw in raws]
+    assert subjects == ["Help 0", "Help 1", "Help 2"]
+    assert len(started) >= 2  # each retired after its answer; a successor started at once
+    assert [c.proc.wait(timeout=10) for c in started[:-1]] == [0] * (len(started) - 1)
+
+
+def test_a_child_retires_after_its_messages_and_no_message_is_lost_to_it(monkeypatch):
+    monkeypatch.setattr(budget, "RETIRE_AFTER", 2)
+    started = started_children(monkeypatch)
+    raws = [large_text(2 * INLINE_BYTES).replace(b"Help", f"Help {n}".encode()) for n in range(7)]
+    assert [parse_within(raw, None, 30.0).subject for raw in raws] == [
+        f"Help {n}" for n in range(7)
+    ]
+    assert len(started) >= 3
+
+
+def test_a_child_found_gone_is_replaced_without_blaming_the_message():
+    gone = budget._Child()
+    head = {"cpu": 5, "memory": budget.memory_limit(100), "envelope_from": None}
+    _, _, last = gone.ask({**head, "retire_at": 1 << 40, "retire_after": 1}, HEAD, 30.0)
+    assert last and gone.proc.wait(timeout=10) == 0  # it ended itself after its answer
+    gone.proc.poll = lambda: None  # taken as alive all the same: the race itself
+    budget._CHILDREN.idle.append(gone)
+    assert parse_within(large_text(2 * INLINE_BYTES), None, 30.0).subject == "Help"
