@@ -5,10 +5,10 @@ Parsing is the only step whose cost follows the size of the raw message: everyth
 sees the bounded Inbound made here, whose text, header values and address lists are cut to
 fixed sizes (the raw message stays whole in the spool, and the case says the text was cut).
 
-- `parse_within` (for `ingest` and other one-off callers) parses a message of at most
-  INLINE_BYTES itself: the parser is linear, so that takes milliseconds. The daemon's worker
-  parses every message in the child, ahead of itself (`Ahead`).
-- A larger one is parsed in a child process (`python -m helpdeskd.budget`), and the worker
+- `parse_within` parses a message of at most INLINE_BYTES itself: the parser is linear, so
+  that takes milliseconds. The daemon's worker uses it for the group it applies, and has the
+  messages waiting behind that group parsed in the child meanwhile (`Ahead`).
+- Any other message is parsed in a child process (`python -m helpdeskd.budget`), and the worker
   waits at most the budget for its answer. Before each message the child lowers its own
   RLIMIT_CPU and RLIMIT_AS to that message's share, so the kernel stops a runaway parse even if
   the worker waiting for it were gone. Past the budget, or when the child runs out of memory or
@@ -99,7 +99,7 @@ def memory_limit(size: int) -> int:
 
 class _Child:
     """One parse child: a message is a JSON head line and the raw bytes; the answer is a
-    pickled (kind, value) pair after its length."""
+    pickled (kind, value, last) triple after its length."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
@@ -194,10 +194,10 @@ _CHILDREN = _Children()
 
 
 class Ahead:
-    """The daemon's worker parses ahead of itself: its messages go, in order, to a parse
-    child from a thread of their own, and the worker takes each answer when it comes to
-    that message. The child parses the next group on the other core while the worker
-    applies this one, and the worker's interpreter is spared the parse."""
+    """The daemon's worker parses ahead of itself: the messages waiting behind the group it
+    applies go, in order, to a parse child from a thread of their own, and the worker takes
+    each answer when it comes to that message. The child parses on the other core while the
+    worker applies, and the worker's interpreter is spared those parses."""
 
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(1, "parse")
@@ -271,8 +271,8 @@ def _limited_parse(raw: bytes, limits: dict) -> tuple[str, object]:
     limit; both are soft limits, raised again for the next message."""
     cpu, memory = limits["cpu"], limits["memory"]
     used = math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_utime)
-    _lower(resource.RLIMIT_CPU, used + cpu)
-    _lower(resource.RLIMIT_AS, memory)
+    _soft_limit(resource.RLIMIT_CPU, used + cpu)
+    _soft_limit(resource.RLIMIT_AS, memory)
     try:
         return ("inbound", bounded(parse(raw, envelope_from=limits["envelope_from"])))
     except ParseError as exc:
@@ -282,12 +282,12 @@ def _limited_parse(raw: bytes, limits: dict) -> tuple[str, object]:
     except RecursionError:
         return ("over-budget", "nested too deeply to parse")
     finally:
-        _lower(resource.RLIMIT_AS, resource.RLIM_INFINITY)
-        _lower(resource.RLIMIT_CPU, resource.RLIM_INFINITY)
+        _soft_limit(resource.RLIMIT_AS, resource.RLIM_INFINITY)
+        _soft_limit(resource.RLIMIT_CPU, resource.RLIM_INFINITY)
 
 
-def _lower(limit: int, soft: int) -> None:
-    """The soft limit, never above the hard one the child was started with."""
+def _soft_limit(limit: int, soft: int) -> None:
+    """Set the soft limit, lower or higher, never above the hard one the child started with."""
     hard = resource.getrlimit(limit)[1]
     if hard != resource.RLIM_INFINITY:
         soft = hard if soft == resource.RLIM_INFINITY else min(soft, hard)
