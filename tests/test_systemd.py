@@ -79,6 +79,35 @@ def test_the_unit_says_what_the_daemon_does():
     assert directives("CapabilityBoundingSet") == ["CAP_NET_BIND_SERVICE"]
 
 
+def syscalls(names: list[str]) -> set[str]:
+    """The system calls of these names and @groups, as systemd-analyze expands them."""
+    found: set[str] = set()
+    for name in names:
+        if not name.startswith("@"):
+            found.add(name)
+            continue
+        listing = subprocess.run(
+            ["systemd-analyze", "syscall-filter", name], capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()[1:]
+        entries = [line.strip() for line in listing if line.strip()]
+        found |= syscalls([e for e in entries if not e.startswith("#")])
+    return found
+
+
+def test_the_parse_child_may_set_its_own_limits():
+    """SystemCallFilter= lines apply in order: the first allows, `~` removes, later ones add
+    back. The parse child's setrlimit must survive @resources being removed."""
+    allowed: set[str] = set()
+    for line in directives("SystemCallFilter"):
+        names = line.removeprefix("~").split()
+        if line.startswith("~"):
+            allowed -= syscalls(names)
+        else:
+            allowed |= syscalls(names)
+    assert {"setrlimit", "prlimit64"} <= allowed
+    assert "reboot" not in allowed and "mount" not in allowed
+
+
 class Listener:
     """A unix datagram socket standing in for systemd's notify socket."""
 
