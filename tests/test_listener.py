@@ -145,7 +145,8 @@ def test_2000_idle_connections_under_512_files_do_not_lock_a_real_client_out(tmp
 def told(sock: socket.socket, greeting: bytes) -> bytes:
     """What an admitted idle connection was told when it was cut, after its 220."""
     said = greeting.split(b"\r\n", 1)[1]
-    sock.settimeout(2)
+    # one greeted just now is cut a command time-out (6 s in these tests) from now
+    sock.settimeout(10)
     try:
         return said or sock.recv(200)
     except OSError as exc:
