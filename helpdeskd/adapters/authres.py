@@ -31,6 +31,7 @@ import structlog
 from dkim.util import parse_tag_value
 from publicsuffixlist import PublicSuffixList
 
+from helpdeskd.adapters.store import head_of
 from helpdeskd.config import Authentication
 from helpdeskd.core.authres import (
     TEMPORARY,
@@ -211,11 +212,7 @@ def dkim_results(raw: bytes, lookups: Lookups) -> tuple[Result, ...]:
 def _signed(raw: bytes) -> bool:
     """Whether the header block has a DKIM-Signature field: unsigned mail (most of it) is
     not split into lines by dkimpy, attachments and all, to find none."""
-    end = raw.find(b"\n\n")
-    crlf = raw.find(b"\r\n\r\n")
-    if crlf != -1 and (end == -1 or crlf < end):
-        end = crlf
-    return _SIGNATURE_FIELD.search(raw, 0, len(raw) if end == -1 else end) is not None
+    return _SIGNATURE_FIELD.search(head_of(raw)) is not None
 
 
 def one_signature(verifier: dkim.DKIM, index: int, value: bytes, lookups: Lookups) -> Result:

@@ -265,8 +265,14 @@ MESSAGE_ID = re.compile(
 
 def split_head(raw: bytes) -> tuple[bytes, bytes | None]:
     """The header block and the body, at the first blank line (CRLF, LF or CR-only mail)."""
-    parts = BLANK_LINE.split(raw, maxsplit=1)
-    return parts[0], parts[1] if len(parts) > 1 else None
+    blank = BLANK_LINE.search(raw)
+    return (raw[: blank.start()], raw[blank.end() :]) if blank else (raw, None)
+
+
+def head_of(raw: bytes) -> bytes:
+    """The header block alone, without copying the body."""
+    blank = BLANK_LINE.search(raw)
+    return raw[: blank.start()] if blank else raw
 
 
 LINE_END = re.compile(rb"[ \t]*(\r\n|\r|\n)")
@@ -292,7 +298,7 @@ def normalised_lines(content: bytes) -> bytes:
 
 def sniff_message_id(raw: bytes) -> str | None:
     """The Message-ID, read cheaply from the header block, without parsing MIME."""
-    match = MESSAGE_ID.search(split_head(raw)[0])
+    match = MESSAGE_ID.search(head_of(raw))
     return match.group(1).decode("ascii", "replace") if match else None
 
 
