@@ -127,7 +127,7 @@ class Service:
         self.worker_store = Store(config.helpdesk.database).leave_checkpoints()
         # the worker inserts into indexes of millions of random keys (Message-IDs): a page
         # cache of 32 MiB instead of SQLite's 2 keeps their upper levels in memory
-        self.worker_store.db.execute("PRAGMA cache_size = -32768")
+        self.worker_store.execute("PRAGMA cache_size = -32768")
         self.courier_store = Store(config.helpdesk.database).leave_checkpoints()
         self.checkpoint_store = Store(config.helpdesk.database)
         self.ahead = budget.Ahead()
