@@ -38,6 +38,7 @@ def configure(
     """Route structlog and stdlib logging into one handler; call again to change the level."""
     stream = stream or sys.stderr
     threshold = logging.getLevelName(level.upper())
+    debug = threshold <= logging.DEBUG
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -59,7 +60,7 @@ def configure(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            mask_addresses,
+            *([] if debug else [mask_addresses]),
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(sort_keys=True),
         ],
@@ -75,7 +76,12 @@ def configure(
             old.close()
     handler.addFilter(Demote(threshold))
     root.addHandler(handler)
+    was_debug = logging.NOTSET < root.level <= logging.DEBUG
     root.setLevel(threshold)
+    if debug and not was_debug:
+        structlog.get_logger("helpdeskd.logs").warning(
+            "level DEBUG: personal data is logged (whole addresses, SMTP commands)"
+        )
     # off and on: a second call alone is a no-op, even after someone else took the hook back
     logging.captureWarnings(False)
     logging.captureWarnings(True)
@@ -97,7 +103,8 @@ class Demote(logging.Filter):
 
 
 def mask_addresses(logger: Any, method: str, event: dict) -> dict:
-    """At INFO, `jane@acme.example` is logged as `@acme.example`."""
+    """At INFO, `jane@acme.example` is logged as `@acme.example` (unless the level is DEBUG,
+    where every address is whole)."""
     if event.get("level") != "info":
         return event
     for key in ADDRESS_KEYS & event.keys():

@@ -3,9 +3,11 @@ level; chatty libraries at DEBUG; addresses at INFO reduced to their domain."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
+import smtplib
 import socket
 import struct
 import warnings
@@ -15,7 +17,7 @@ import pytest
 import structlog
 
 from helpdeskd import logs
-from tests.support import Daemon, mail, send
+from tests.support import Daemon, Sink, free_port, mail, send, write_config
 
 
 @pytest.fixture
@@ -55,7 +57,8 @@ def test_at_debug_the_chatty_lines_show_as_debug(restore_logs):
     logs.configure("DEBUG", "stderr", stream=out)
     logging.getLogger("mail.log").info("%r Connection lost", ("127.0.0.1", 4242))
     structlog.get_logger("helpdeskd.test").debug("detail", to=["jane@acme.test"])
-    [chatty, detail] = lines(out)
+    [warned, chatty, detail] = lines(out)
+    assert warned["level"] == "warning" and "personal data" in warned["event"]
     assert chatty["level"] == "debug" and "Connection lost" in chatty["event"]
     assert detail["to"] == ["jane@acme.test"]
 
@@ -82,6 +85,7 @@ def test_on_the_journal_the_priority_follows_the_level(tmp_path: Path, restore_l
     journal.bind(str(path))
     journal.settimeout(5)
     logs.configure("DEBUG", "journal", stream=io.StringIO(), journal_socket=str(path))
+    assert fields(journal.recv(65536))["PRIORITY"] == "4"  # personal data is logged
     log = structlog.get_logger("helpdeskd.test")
     log.error("spool commit failed", error="disk full")
     log.info("accepted", spool_id=7)
@@ -127,3 +131,34 @@ def test_a_demo_run_logs_nothing_but_json(daemon: Daemon, sink):
     text = "\n".join(raw)
     assert "Connection lost" not in text and "Running job" not in text
     assert "user1@acme.test" not in text  # addresses at INFO are reduced to their domain
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_at_debug_the_listener_logs_each_command_line_and_whole_addresses(tmp_path, sink: Sink):
+    """What the README promises of DEBUG, against the daemon: the command lines (never the
+    message, never an AUTH secret), addresses in full, and one warning that says so."""
+    port = free_port()
+    extra = '\n[logging]\nlevel = "DEBUG"\n'
+    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port, extra=extra)
+    secret = base64.b64encode(b"\0jane\0hunter2-very-secret").decode()
+    with Daemon(config, port) as daemon:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("client.acme.test")
+            client.docmd("AUTH", f"PLAIN {secret}")
+            client.send_message(mail("jane@acme.test", "Printer", "the words of the customer"))
+        sink.wait_for(lambda m: "jane@acme.test" in str(m["To"]))
+        assert daemon.stop() == 0
+    text = daemon.log.read_text()
+    parsed = [json.loads(line) for line in text.splitlines()]
+    commands = [p["line"] for p in parsed if p["event"] == "smtp command"]
+    assert commands[:2] == ["EHLO client.acme.test", "AUTH PLAIN ********"]
+    assert commands[2].startswith("MAIL FROM:<jane@acme.test> ")  # and its SIZE
+    assert commands[3:] == ["RCPT TO:<support@helpdesk.test>", "DATA", "QUIT"]
+    assert all(p["logger"] == "helpdeskd.smtp" for p in parsed if p["event"] == "smtp command")
+    accepted = [p for p in parsed if p["event"] == "accepted"]
+    assert accepted[0]["mail_from"] == "jane@acme.test"  # not reduced to its domain
+    assert secret not in text and "hunter2" not in text
+    assert "the words of the customer" not in text
+    warned = [p for p in parsed if p["level"] == "warning" and "personal data" in p["event"]]
+    assert len(warned) == 1
