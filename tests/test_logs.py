@@ -1,5 +1,6 @@
-"""One log stream: every line JSON with level, logger and event; journald priorities follow the
-level; chatty libraries at DEBUG; addresses at INFO reduced to their domain."""
+"""One log stream: every line JSON with level, logger and event (readable lines on a terminal);
+journald priorities follow the level; chatty libraries at DEBUG; addresses at INFO reduced to
+their domain, whole at DEBUG, where the listener's command lines show too."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import base64
 import io
 import json
 import logging
+import os
+import pty
+import re
+import signal
 import smtplib
 import socket
 import struct
+import subprocess
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -17,7 +25,16 @@ import pytest
 import structlog
 
 from helpdeskd import logs
-from tests.support import Daemon, Sink, free_port, mail, send, write_config
+from tests.support import (
+    ROOT,
+    Daemon,
+    Sink,
+    free_port,
+    mail,
+    send,
+    wait_for_port,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -162,3 +179,71 @@ def test_at_debug_the_listener_logs_each_command_line_and_whole_addresses(tmp_pa
     assert "the words of the customer" not in text
     warned = [p for p in parsed if p["level"] == "warning" and "personal data" in p["event"]]
     assert len(warned) == 1
+
+
+def run_briefly(tmp_path: Path, stderr: int, read_from: int) -> str:
+    """`helpdeskd run` with the status page on, started and stopped; what it wrote to
+    `stderr`, read from `read_from` while it runs. Not under systemd: no JOURNAL_STREAM."""
+    smtp, web = free_port(), free_port()
+    extra = f"\n[web]\nenabled = true\nport = {web}\n"
+    config = write_config(tmp_path, smtp_port=smtp, extra=extra)
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpdeskd", "--config", str(config), "run"],
+        cwd=ROOT,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    os.close(stderr)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=read_all, args=(read_from, chunks))
+    reader.start()
+    try:
+        wait_for_port(web, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(10)
+    return b"".join(chunks).decode()
+
+
+def read_all(fd: int, chunks: list[bytes]) -> None:
+    """Until the writer is gone: an empty read for a pipe, EIO for a terminal."""
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_on_a_terminal_lines_are_for_people_in_the_helpdesk_time_zone(tmp_path: Path):
+    terminal, its_device = pty.openpty()
+    text = run_briefly(tmp_path, its_device, terminal)
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines and not any(line.startswith("{") for line in lines), text
+    assert "\x1b[" in text  # the levels are coloured
+    plain = [COLOUR.sub("", line) for line in lines]
+    # the test configuration's zone is America/Chicago: CST or CDT, never UTC
+    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d C[SD]T \[")
+    assert all(stamped.match(line) for line in plain), plain
+    started = [line for line in plain if "Started server process" in line]
+    assert started and "helpdeskd.web" in started[0] and "uvicorn" not in started[0]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_through_a_pipe_lines_stay_json_in_utc(tmp_path: Path):
+    read_end, write_end = os.pipe()
+    parsed = [json.loads(line) for line in run_briefly(tmp_path, write_end, read_end).splitlines()]
+    assert parsed and all(p["timestamp"].endswith("Z") for p in parsed)
+    [started] = [p for p in parsed if p["event"].startswith("Started server process")]
+    assert started["logger"] == "helpdeskd.web"
