@@ -424,7 +424,7 @@ class Service:
             )
             return
         old, self.config = self.config, new
-        logs.configure(new.logging.level, new.logging.output)
+        logs.configure(new.logging.level, new.logging.output, timezone=new.helpdesk.timezone)
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
@@ -476,5 +476,5 @@ class Service:
 
 
 def run(config: Config) -> None:
-    logs.configure(config.logging.level, config.logging.output)
+    logs.configure(config.logging.level, config.logging.output, timezone=config.helpdesk.timezone)
     asyncio.run(Service(config).run())
