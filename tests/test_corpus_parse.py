@@ -21,7 +21,6 @@ SECONDS_PER_MAIL = 5.0  # a bound against pathological behaviour, not a benchmar
 ZAMMAD_DIFFERS = {
     ("mail018", "subject"): "Zammad leaves the UTF-7 encoded word undecoded (+ANw-)",
     ("mail046", "from_display_name"): "Zammad reads the raw GB2312 name as a single-byte charset",
-    ("mail054", "attachments"): "Zammad leaves out this mail's HTML version; we keep it",
     ("mail064", "attachments"): "Zammad reads windows-1258 combining accents as latin-1",
     ("mail076", "from_email"): "broken From; Zammad keeps the stray '>' in the address",
     ("mail076", "from_display_name"): "broken From; Zammad makes the address the name",
@@ -165,15 +164,15 @@ def address_set(value: object) -> set[str]:
 
 def attachment_mismatch(inbound: Inbound, expected: list[dict]) -> str | None:
     """Named files must match; Zammad invents names for nameless parts, so only count those.
-    The HTML version kept beside the plain text is Zammad's `content-alternative` one."""
-    alternative = [(a.get("preferences") or {}).get("content-alternative") for a in expected]
+    Zammad's `content-alternative` entry is the HTML twin, which is no attachment here."""
     wanted = Counter(
-        text(a.get("filename")) for a, alt in zip(expected, alternative, strict=True) if not alt
+        text(a.get("filename"))
+        for a in expected
+        if not (a.get("preferences") or {}).get("content-alternative")
     )
     named = Counter(text(a.filename) for a in inbound.attachments if a.filename)
     nameless = [a.content_type for a in inbound.attachments if not a.filename]
-    html_kept = min(nameless.count("text/html"), sum(1 for alt in alternative if alt))
-    if named - wanted or sum((wanted - named).values()) != len(nameless) - html_kept:
+    if named - wanted or sum((wanted - named).values()) != len(nameless):
         return f"{sorted(named.elements())} + {nameless} nameless != {sorted(wanted.elements())}"
     return None
 
