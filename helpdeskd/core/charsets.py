@@ -6,12 +6,21 @@ windows-1252 for latin-1, cp932 for Shift_JIS and ISO-2022-JP, cp949 for EUC-KR.
 the charset a detector finds. When nothing decodes the whole, it is decoded in the declared
 charset and only the bytes that fail are repaired, one run at a time: two bad bytes in a
 50 KB UTF-8 part cost two characters, not the part's Cyrillic.
+
+A subject or a name is too short for a detector: there every charset that reads the bytes
+is weighed by the oddities of its reading (symbols glued to letters, scripts mixed inside a
+word, rare characters of a wide charset...), and a single-byte label, which reads any bytes,
+is doubted when its reading is odd. 7-bit bytes with ISO-2022-JP escapes are ISO-2022-JP
+whatever their label says.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
+import itertools
 import re
+import unicodedata
 from collections.abc import Iterator
 
 from charset_normalizer import from_bytes
@@ -70,6 +79,21 @@ MAIL_CHARSETS = (
 DETECT_MIN_8BIT = 24  # fewer 8-bit bytes than this and detectors guess at random
 EIGHT_BIT = bytes(range(0x80, 0x100))
 JIS_ESCAPE = re.compile(rb"\x1b(\$[@B]|\$\(D|\([BJI])")
+C1_CONTROLS = re.compile("[\x80-\x9f]")  # never text: bytes of another charset read as latin-1
+# Too few bytes for a detector (a subject, a name): each of these readings is weighed by what
+# real text never holds. Ties go to the first, so windows-1252 keeps Müller.
+SHORT_CHARSETS = (
+    *("cp1252", "cp932", "gb18030", "euc_jp", "big5", "cp949", "cp1251", "koi8-r", "cp1250"),
+)
+# The common characters of a wide charset: random bytes read as GBK or UHC land outside them.
+COMMON_CORE = {"gb18030": "gb2312", "cp949": "euc_kr"}
+JAPANESE = frozenset({"cp932", "shift_jis", "euc_jp", "iso2022-jp-ms", "iso2022_jp"})
+SCRIPT_OF = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "IDEOGRAPHIC": "CJK"}
+TYPOGRAPHY = frozenset("‘’‚“”„–—…•€«»·°©®™×")
+LIE = 2  # oddities that make a single-byte label doubtful
+ACCENTED_WORD = 5  # letters: a Latin word this long is never all accents (äöüß is a test)
+# a word with a non-ASCII character in it, bounded: no backtracking over long ASCII runs
+NON_ASCII_WORD = re.compile(r"[!-~]{0,30}[^\x00-\x7f]\S{0,60}")
 
 
 def decode_text(
@@ -84,12 +108,17 @@ def decode_text(
     charsets the message declares, tried before a detector's guess."""
     label = (charset or "").strip().strip("\"'").split("*")[0].lower()
     codec = codec_for(label, defects)
+    if codec not in JAPANESE and data.isascii() and JIS_ESCAPE.search(data):
+        defects.append(f"{what} in charset {label or 'none'} decoded as iso-2022-jp")
+        return repair_segments(data, "iso2022-jp-ms")
     if codec is not None and (codec not in WESTERN or not _is_multibyte_utf8(data)):
         try:
-            return _decode(data, codec)
+            text = _decode(data, codec)
         except (LookupError, ValueError):
-            pass
-        if codec != "ascii" and _mostly_right(data, codec):
+            text = None
+        if text is not None and not _lies(data, text, codec):
+            return text
+        if text is None and codec != "ascii" and _mostly_right(data, codec):
             defects.append(f"{what} in charset {label}: a few bad bytes repaired where they are")
             return repair_segments(data, codec)
     for candidate in _candidates(data, codec, hints):
@@ -107,16 +136,122 @@ def decode_text(
     return repair_segments(data, primary)
 
 
+def _lies(data: bytes, text: str, codec: str) -> bool:
+    """A label that decodes but cannot be right: C1 controls are never text, and a few bytes
+    that read oddly more than once in a single-byte charset (where any bytes decode) may
+    read better in another one. One oddity is a name spelt oddly, not a lie."""
+    if C1_CONTROLS.search(text):
+        return True
+    return _few_8bit(data) and _single_byte(codec) and _oddities(text, codec) >= LIE
+
+
 def _candidates(data: bytes, codec: str | None, hints: tuple[str, ...]) -> Iterator[str]:
     """The charsets to try, in order; the detector, the costly one, runs only when none of
-    the others decodes."""
+    the others decodes. Too few bytes for it: every likely reading, the least odd first."""
     family = FAMILIES.get(codec or "", ())
     hinted = [c for h in hints if (c := codec_for(h.lower(), [])) and c != "ascii"]
+    if not data.isascii() and _few_8bit(data):
+        own = [codec] if codec and codec not in ("ascii", "utf-8") else []
+        yield "utf-8"
+        yield from _least_odd(data, [*own, *hinted, *family, *SHORT_CHARSETS])
+        return
     # 7-bit bytes always "decode" as UTF-8: an ISO-2022 family must go first for them
     found = [*family, "utf-8"] if data.isascii() else ["utf-8", *hinted, *family]
     yield from dict.fromkeys(found)
     detected = detect(data)
     yield from dict.fromkeys(c for c in (detected, "cp1252") if c and c not in found)
+
+
+@functools.cache
+def _single_byte(codec: str) -> bool:
+    """Does every byte read as one character (so any bytes "decode")?"""
+    text = _decode(EIGHT_BIT, codec, "replace")
+    return len(text) == len(EIGHT_BIT) and text.count("\ufffd") < 16
+
+
+def _few_8bit(data: bytes) -> bool:
+    return len(data) - len(data.translate(None, EIGHT_BIT)) < DETECT_MIN_8BIT
+
+
+def _least_odd(data: bytes, codecs_: list[str]) -> list[str]:
+    """The codecs that read the bytes, the reading with the fewest oddities first (ties in
+    the order given)."""
+    readings = []
+    for index, name in enumerate(dict.fromkeys(codecs_)):
+        try:
+            text = _decode(data, name)
+        except (LookupError, ValueError):
+            continue
+        readings.append((_oddities(text, name), index, name))
+    return [name for _, _, name in sorted(readings)]
+
+
+def _oddities(text: str, codec: str) -> int:
+    """How much of a short text real text never holds: controls, scripts mixed inside a
+    word, symbols glued to letters, all-accent or case-flipping words, kana outside
+    Japanese, half-width kana, characters outside a wide charset's common core."""
+    core = COMMON_CORE.get(codec)
+    odd = 0
+    for word in NON_ASCII_WORD.findall(text):
+        scripts = [_script(ch) for ch in word]
+        for index, ch in enumerate(word):
+            if ch.isascii():
+                continue
+            odd += _odd_character(ch, scripts, index, codec, core)
+        odd += _odd_word(word, scripts)
+    return odd
+
+
+def _odd_character(ch: str, scripts: list[str], index: int, codec: str, core: str | None) -> int:
+    script = scripts[index]
+    if unicodedata.category(ch)[0] == "C" or ch == "\ufffd":
+        return 3
+    if script == "HALFWIDTH":
+        return 1
+    if _is_kana(ch) and codec not in JAPANESE:
+        return 1
+    if core and not _encodes(ch, core):
+        return 1
+    neighbours = scripts[max(0, index - 1) : index] + scripts[index + 1 : index + 2]
+    if not script:  # a symbol: glued to a letter it is a piece of another charset's letter
+        return int(ch not in TYPOGRAPHY and any(n and n != "ASCII" for n in neighbours))
+    mixed = {n for n in neighbours if n and n != script}
+    return int(bool(mixed - {"ASCII"}) or ("ASCII" in mixed and script not in ("LATIN", "CJK")))
+
+
+def _odd_word(word: str, scripts: list[str]) -> int:
+    """Latin words are mostly ASCII; a lower-case letter before an upper-case one inside a
+    word is a charset's case rows swapped (KOI8-R read as windows-1251)."""
+    letters = [ch for ch in word if ch.isalpha()]
+    latin = all(s == "LATIN" for s in scripts if s) and "ASCII" not in scripts
+    odd = int(latin and len(letters) >= ACCENTED_WORD)
+    pairs = itertools.pairwise(letters)
+    return odd + sum(1 for a, b in pairs if a.islower() and b.isupper() and not b.isascii())
+
+
+def _script(ch: str) -> str:
+    """The script of a letter ("ASCII" for an ASCII one), "" for anything else."""
+    if ch.isascii():
+        return "ASCII" if ch.isalpha() else ""
+    name = unicodedata.name(ch, "")
+    if not name or not (ch.isalpha() or _is_kana(ch)):
+        return ""
+    if name.startswith("HANGUL LETTER"):
+        return ""  # a lone jamo: a piece of a syllable, not text
+    first = name.split()[0]
+    return SCRIPT_OF.get(first, first)
+
+
+def _is_kana(ch: str) -> bool:
+    return "\u3041" <= ch <= "\u30ff"
+
+
+def _encodes(ch: str, codec: str) -> bool:
+    try:
+        ch.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _mostly_right(data: bytes, codec: str) -> bool:

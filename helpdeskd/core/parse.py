@@ -61,6 +61,7 @@ SPACED_COLON = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
 HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 PREAMBLE_LINES = 5
 LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+FIELD_START = re.compile(rb"(?<=\n)(?=[^ \t])|(?<=\r)(?=[^ \t\n])")
 CHARSET_PARAM = re.compile(rb'charset\s*=\s*"?([A-Za-z0-9_.:-]+)', re.IGNORECASE)
 BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -204,12 +205,18 @@ def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
 
 
 def _transcode_8bit(head: bytes, raw: bytes, defects: list[str]) -> bytes:
-    """Raw 8-bit header bytes become UTF-8: read as UTF-8 where they are, else in a charset
-    the message declares, else in the one a detector finds."""
+    """Raw 8-bit header bytes become UTF-8, each field on its own (a UTF-8 Subject beside a
+    latin-1 From name): read as UTF-8 where they are, else in the charset that reads them
+    best, a charset the message declares first."""
     if head.isascii():
         return head
     hints = tuple(_declared_charsets(raw))
-    return decode_text(head, "utf-8", defects, what="8-bit header fields", hints=hints).encode()
+    return b"".join(
+        field
+        if field.isascii()
+        else decode_text(field, "utf-8", defects, what="8-bit header field", hints=hints).encode()
+        for field in FIELD_START.split(head)
+    )
 
 
 def _declared_charsets(raw: bytes) -> list[str]:
