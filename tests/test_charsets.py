@@ -232,6 +232,10 @@ def test_acknowledgement_subjects_read_right_in_a_mail_client(tmp_path) -> None:
             f"From: latin1@acme.test\r\nSubject: =?iso-8859-1?B?{sjis}?=\r\n".encode(),
             "お願い",
         ),
+        "rawjis@acme.test": (
+            b"From: rawjis@acme.test\r\nSubject: " + "見積もりの件".encode("iso2022_jp") + b"\r\n",
+            "見積もりの件",
+        ),
         "jis@acme.test": (
             f"From: jis@acme.test\r\nSubject: =??B?{jis}?=\r\n".encode(),
             "見積もりの件",
