@@ -303,15 +303,15 @@ def _unsubscribe_footer(inbound: Inbound) -> bool:
     html = (inbound.html or "")[:HTML_READ]
     if _opt_out_anchor(html):
         return True
-    lines = [x for x in inbound.text.splitlines() if not x.lstrip().startswith(">")]
-    footer = "\n".join(lines)[-FOOTER:].splitlines()
+    own = "\n".join(x for x in inbound.text.splitlines() if not x.lstrip().startswith(">"))
+    footer = own[-FOOTER:].splitlines()
     opt_outs = [i for i, x in enumerate(footer) if OPT_OUT.search(x) and not FIRST_PERSON.search(x)]
     if not opt_outs:
         return False
-    if _tracking_pixel(html) or VIEW_IN_BROWSER.search("\n".join(lines)[:400]):
+    if _tracking_pixel(html) or VIEW_IN_BROWSER.search(own[:400]):
         return True
     linked = any(URL.search(" ".join(footer[i : i + 2])) for i in opt_outs)
-    return linked and len(set(URL.findall("\n".join(lines)))) >= MIN_LINKS
+    return linked and len(set(URL.findall(own))) >= MIN_LINKS
 
 
 def _opt_out_anchor(html: str) -> bool:
