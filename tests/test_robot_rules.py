@@ -304,6 +304,12 @@ def test_a_fax_gateway_by_its_subject_or_sender(headers: list[str]) -> None:
             body="Why do I get these?\n\n> To unsubscribe: https://shop.example/u/1\n"
             "> https://shop.example/spring",
         ),
+        mail(
+            "Subject: group not saved",
+            body="The group is not saved after a refresh.\n\n2013/7/20 sam <info@example.org>\n"
+            "| To respond, visit https://meta.example.org/t/8198 in your browser.\n"
+            "| To unsubscribe from these emails, visit https://meta.example.org/prefs",
+        ),
         html_mail(f"<p>Hi, the portal is down since 9:00. Can you help?</p>{PIXEL}"),
         mail("Subject: Our fax machine is broken", body="Tel: +49 30 1234\nFax: +49 30 1235"),
         mail("From: Max Fax <max.fax@example.com>", "Subject: Fax from our lawyer"),

@@ -283,6 +283,7 @@ URL = re.compile(r"https?://[^\s<>\"')\]]+|\bwww\.[^\s<>\"')\]]+", re.IGNORECASE
 IMG_TAG = re.compile(r"<img\b[^>]{0,2000}>", re.IGNORECASE)
 ANCHOR = re.compile(r"<a\b[^>]{0,2000}>(.{0,300}?)</a\s*>", re.IGNORECASE | re.DOTALL)
 TAG = re.compile(r"<[^>]*>")
+QUOTED = re.compile(r"\s*[>|]")  # another mail's lines, quoted with '>' or '| '
 ONE_PIXEL = {
     side: re.compile(rf"""\b{side}\s*(?:=\s*["']?\s*|:\s*)[01](?:px)?(?![\d.])""", re.I)
     for side in ("width", "height")
@@ -297,13 +298,13 @@ def _unsubscribe_footer(inbound: Inbound) -> bool:
     footer (in ten languages) and a second mark of a mailing: the opt-out is a link (an HTML
     link that says so, or a URL beside it among other links), a 1x1 tracking image, or a
     view-in-browser line at the top. A person asking to be unsubscribed writes in the first
-    person and quotes a footer with '>'; replies and forwards never count."""
+    person and quotes a footer ('>', '|'); replies and forwards never count."""
     if _passed_on(inbound):
         return False
     html = (inbound.html or "")[:HTML_READ]
     if _opt_out_anchor(html):
         return True
-    own = "\n".join(x for x in inbound.text.splitlines() if not x.lstrip().startswith(">"))
+    own = "\n".join(x for x in inbound.text.splitlines() if not QUOTED.match(x))
     footer = own[-FOOTER:].splitlines()
     opt_outs = [i for i, x in enumerate(footer) if OPT_OUT.search(x) and not FIRST_PERSON.search(x)]
     if not opt_outs:
