@@ -144,6 +144,11 @@ def test_repairs_cost_linear_time_on_hostile_bytes() -> None:
 # --- header fields in legacy or mixed charsets --------------------------------------------
 
 
+def test_utf8_and_latin1_in_one_field_each_read_as_it_is() -> None:
+    raw = b"From: a@example.com\r\nSubject: " + "Café ✓ ".encode() + "für Jürgen".encode("latin-1")
+    assert parse(raw + b"\r\n\r\nHi\r\n").subject == "Café ✓ für Jürgen"
+
+
 def test_each_raw_header_field_is_decoded_on_its_own() -> None:
     head = "From: Jürgen Müller <j@example.com>\r\n".encode("latin-1")
     head += "Subject: Café ist kaputt ✓\r\n".encode()
@@ -158,13 +163,18 @@ def test_each_raw_header_field_is_decoded_on_its_own() -> None:
         ("見積もりの件", "shift_jis"),
         ("プリンターが壊れました", "shift_jis"),
         ("お願い", "cp932"),  # bytes that windows-1252 reads too
+        ("テストメール", "shift_jis"),  # ASCII second bytes: ƒeƒXƒg in windows-1252
+        ("【重要】お知らせ", "cp932"),
         ("請求書", "cp932"),
         ("見積もりの件について", "euc_jp"),
         ("发票问题", "gb2312"),
         ("印表機故障", "big5"),
         ("Привет, принтер не работает", "cp1251"),
+        ("Καλημέρα σας", "cp1253"),
+        ("Drukarka nie działa", "cp1250"),  # not dzia豉: one byte, not Big5 with an ASCII one
         ("Grüße aus Köln", "latin-1"),
         ("Müller", "cp1252"),
+        ("¿Qué pasa?", "cp1252"),
     ],
 )
 def test_a_raw_subject_without_a_label_is_read_by_its_bytes(subject: str, charset: str) -> None:
@@ -250,3 +260,12 @@ def test_acknowledgement_subjects_read_right_in_a_mail_client(tmp_path) -> None:
             for sender, (_, subject) in mails.items():
                 [ack] = sink.wait_for(lambda m, s=sender: m["To"].addresses[0].addr_spec == s)
                 assert str(ack["Subject"]).split("] ", 1)[1] == subject
+
+
+def test_a_stray_byte_in_a_short_iso_2022_jp_text_is_read_not_raised() -> None:
+    # a real file name (mikel-mail attachment_with_encoded_name.eml): one 8-bit byte, and
+    # the label's family names a codec of ours (iso2022-jp-ms) among the readings weighed
+    defects: list[str] = []
+    name = decode_text(b"01 Quien Te Dij\x8aat. Pitbull.mp3", "iso-2022-jp", defects)
+    assert name.startswith("01 Quien Te Dij") and name.endswith("t. Pitbull.mp3")
+    assert defects

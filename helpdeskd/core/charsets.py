@@ -84,14 +84,24 @@ C1_CONTROLS = re.compile("[\x80-\x9f]")  # never text: bytes of another charset 
 # real text never holds. Ties go to the first, so windows-1252 keeps Müller.
 SHORT_CHARSETS = (
     *("cp1252", "cp932", "gb18030", "euc_jp", "big5", "cp949", "cp1251", "koi8-r", "cp1250"),
+    *("cp1253", "cp1255", "cp1256", "cp1257"),
 )
 # The common characters of a wide charset: random bytes read as GBK or UHC land outside them.
 COMMON_CORE = {"gb18030": "gb2312", "cp949": "euc_kr"}
 JAPANESE = frozenset({"cp932", "shift_jis", "euc_jp", "iso2022-jp-ms", "iso2022_jp"})
-SCRIPT_OF = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "IDEOGRAPHIC": "CJK"}
-TYPOGRAPHY = frozenset("‘’‚“”„–—…•€«»·°©®™×")
+SCRIPT_OF = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "IDEOGRAPHIC": "CJK", "MICRO": "LATIN"}
+TYPOGRAPHY = frozenset("‘’“”„–—…•€«»·°©®™×¿¡")
+# Double-byte charsets whose second byte may be ASCII (a letter even).
+MULTI_BYTE = frozenset({"cp932", "shift_jis", "gb18030", "big5", "cp950", "big5hkscs", "cp949"})
+RARE_LETTERS = frozenset("ƒ")
+# A reading of its own for short text: UTF-8 where the bytes are UTF-8, each other run read
+# on its own (a UTF-8 subject a client appended a latin-1 word to).
+UTF8_MIXED = "utf-8+cp1252"
+UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)  # windows-1252's florin: Shift_JIS katakana's lead byte
 LIE = 2  # oddities that make a single-byte label doubtful
-ACCENTED_WORD = 5  # letters: a Latin word this long is never all accents (äöüß is a test)
+ACCENTED_WORD = 4  # letters: a Latin word this long is never all accents (Hebrew read as latin)
 # a word with a non-ASCII character in it, bounded: no backtracking over long ASCII runs
 NON_ASCII_WORD = re.compile(r"[!-~]{0,30}[^\x00-\x7f]\S{0,60}")
 
@@ -152,8 +162,9 @@ def _candidates(data: bytes, codec: str | None, hints: tuple[str, ...]) -> Itera
     hinted = [c for h in hints if (c := codec_for(h.lower(), [])) and c != "ascii"]
     if not data.isascii() and _few_8bit(data):
         own = [codec] if codec and codec not in ("ascii", "utf-8") else []
+        mixed = [UTF8_MIXED] if UTF8_SEQUENCE.search(data) else []
         yield "utf-8"
-        yield from _least_odd(data, [*own, *hinted, *family, *SHORT_CHARSETS])
+        yield from _least_odd(data, [*mixed, *own, *hinted, *family, *SHORT_CHARSETS])
         return
     # 7-bit bytes always "decode" as UTF-8: an ISO-2022 family must go first for them
     found = [*family, "utf-8"] if data.isascii() else ["utf-8", *hinted, *family]
@@ -198,23 +209,42 @@ def _oddities(text: str, codec: str) -> int:
             if ch.isascii():
                 continue
             odd += _odd_character(ch, scripts, index, codec, core)
+            odd += _after_ascii(word, index) and _eats_a_letter(ch, codec)
         odd += _odd_word(word, scripts)
     return odd
+
+
+def _after_ascii(word: str, index: int) -> bool:
+    return index > 0 and word[index - 1].isascii() and word[index - 1].isalnum()
+
+
+def _eats_a_letter(ch: str, codec: str) -> bool:
+    """A double-byte character whose second byte is an ASCII letter, right after an ASCII
+    letter or digit: most likely one 8-bit byte of a single-byte charset inside a Latin word
+    (dzia³a read as Big5)."""
+    if _single_byte(codec) or codec not in MULTI_BYTE:
+        return False
+    data = ch.encode(codec, "replace")
+    return len(data) == 2 and data[1] < 0x80 and chr(data[1]).isalpha()
 
 
 def _odd_character(ch: str, scripts: list[str], index: int, codec: str, core: str | None) -> int:
     script = scripts[index]
     if unicodedata.category(ch)[0] == "C" or ch == "\ufffd":
         return 3
-    if script == "HALFWIDTH":
+    if script == "HALFWIDTH" or ch in RARE_LETTERS:
         return 1
     if _is_kana(ch) and codec not in JAPANESE:
         return 1
     if core and not _encodes(ch, core):
         return 1
     neighbours = scripts[max(0, index - 1) : index] + scripts[index + 1 : index + 2]
-    if not script:  # a symbol: glued to a letter it is a piece of another charset's letter
-        return int(ch not in TYPOGRAPHY and any(n and n != "ASCII" for n in neighbours))
+    if unicodedata.category(ch)[0] == "M":  # a combining accent (windows-1258) on its letter
+        return int(index == 0 or not scripts[index - 1])
+    if "\u3000" <= ch <= "\u303f" or "\uff01" <= ch <= "\uff60":
+        return int(any(n and n != "CJK" and n != "ASCII" for n in neighbours))  # 【】「」、。！
+    if not script:  # a symbol glued to a letter: a piece of another charset's letter
+        return int(ch not in TYPOGRAPHY and any(neighbours))
     mixed = {n for n in neighbours if n and n != script}
     return int(bool(mixed - {"ASCII"}) or ("ASCII" in mixed and script not in ("LATIN", "CJK")))
 
@@ -277,6 +307,8 @@ def _is_multibyte_utf8(data: bytes) -> bool:
 def _decode(data: bytes, codec: str, errors: str = "strict") -> str:
     if codec == "iso2022-jp-ms":
         return iso2022jp_ms(data, errors)
+    if codec == UTF8_MIXED:
+        return repair_segments(data, "utf-8")
     return data.decode(codec, errors)
 
 
