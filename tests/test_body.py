@@ -3,6 +3,8 @@ HTML twin of the text stays with the message, never an attachment."""
 
 from __future__ import annotations
 
+import pytest
+
 from helpdeskd.core.parse import parse, weaker_than_html
 
 REAL = "<p>Our printer on floor 3 is on fire again.</p>" + "<p>Details follow. </p>" * 12
@@ -122,3 +124,22 @@ def test_what_makes_a_plain_part_weaker() -> None:
     assert weaker_than_html("See below.", long_html)
     assert not weaker_than_html("Thanks, works now.", "Thanks, works now. -- Sent from Outlook")
     assert not weaker_than_html("x" * 200, long_html)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_the_engineers_notification_carries_the_customers_files_not_the_twin(tmp_path) -> None:
+    from tests.support import Daemon, Sink, free_port, send, write_config
+    from tests.support import mail as customer_mail
+
+    sent = customer_mail("jane@acme.test", "Report export broken", PLAIN)
+    sent.add_alternative(REAL, subtype="html")
+    sent.add_attachment(b"<table></table>", maintype="text", subtype="html", filename="out.html")
+    with Sink() as sink:
+        port = free_port()
+        with Daemon(write_config(tmp_path, smtp_port=port, relay_port=sink.port), port):
+            send(port, sent)
+            found = sink.wait_for(lambda m: "New case" in str(m["Subject"]))
+    assert found, [str(m["Subject"]) for m in sink.received]
+    files = [(a.get_content_type(), a.get_filename()) for a in found[0].iter_attachments()]
+    assert files == [("text/html", "out.html")]
