@@ -249,6 +249,14 @@ def test_an_opt_out_link_in_the_html_twin() -> None:
     assert "unsubscribe-footer" in auto_generated(html_mail(html, plain=plain), OWN)
 
 
+def test_an_opt_out_button_in_the_first_person() -> None:
+    html = (
+        '<p>Nos offres de printemps : <a href="https://shop.example/p">voir</a>.</p>'
+        '<p><a href="https://shop.example/u/1">Je me désinscris</a></p>'
+    )
+    assert "unsubscribe-footer" in auto_generated(html_mail(html), OWN)
+
+
 def test_a_view_in_browser_line_and_an_opt_out_in_another_language() -> None:
     body = "Im Browser ansehen\n\n" + "Unsere Angebote.\n" * 8 + "Newsletter abbestellen"
     inbound = mail("From: Anna Berg <anna.berg@shop.example>", body=body)
@@ -311,6 +319,10 @@ def test_a_fax_gateway_by_its_subject_or_sender(headers: list[str]) -> None:
             "| To unsubscribe from these emails, visit https://meta.example.org/prefs",
         ),
         html_mail(f"<p>Hi, the portal is down since 9:00. Can you help?</p>{PIXEL}"),
+        html_mail(
+            '<p>I clicked <a href="https://shop.example/u/1">unsubscribe</a> but I still get'
+            ' your offers. See <a href="https://shop.example/spring">this one</a>.</p>'
+        ),
         mail("Subject: Our fax machine is broken", body="Tel: +49 30 1234\nFax: +49 30 1235"),
         mail("From: Max Fax <max.fax@example.com>", "Subject: Fax from our lawyer"),
     ],

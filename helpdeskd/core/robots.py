@@ -302,27 +302,35 @@ def _unsubscribe_footer(inbound: Inbound) -> bool:
     if _passed_on(inbound):
         return False
     html = (inbound.html or "")[:HTML_READ]
-    if _opt_out_anchor(html):
-        return True
+    anchors = _opt_out_anchors(html)
     own = "\n".join(x for x in inbound.text.splitlines() if not QUOTED.match(x))
     footer = own[-FOOTER:].splitlines()
-    opt_outs = [i for i, x in enumerate(footer) if OPT_OUT.search(x) and not FIRST_PERSON.search(x)]
+    opt_outs = [i for i, x in enumerate(footer) if _opt_out_line(x, anchors)]
     if not opt_outs:
         return False
-    if _tracking_pixel(html) or VIEW_IN_BROWSER.search(own[:400]):
+    if anchors or _tracking_pixel(html) or VIEW_IN_BROWSER.search(own[:400]):
         return True
     linked = any(URL.search(" ".join(footer[i : i + 2])) for i in opt_outs)
     return linked and len(set(URL.findall(own))) >= MIN_LINKS
 
 
-def _opt_out_anchor(html: str) -> bool:
-    """A link whose words (not a pasted address) are the opt-out: a template's, not a
-    person's, who pastes the address itself."""
+def _opt_out_line(line: str, anchors: set[str]) -> bool:
+    """An opt-out addressed to the reader, or a link alone on its line ("Je me désinscris"
+    is a template's button, the same words in a sentence a person's)."""
+    if not OPT_OUT.search(line):
+        return False
+    return not FIRST_PERSON.search(line) or line.strip() in anchors
+
+
+def _opt_out_anchors(html: str) -> set[str]:
+    """The words of links that are an opt-out, not a pasted address: a template's links,
+    where a person pastes the address itself."""
+    found = set()
     for words in ANCHOR.findall(html):
-        text = unescape(TAG.sub("", words)).strip()
-        if OPT_OUT.search(text) and not URL.search(text) and not FIRST_PERSON.search(text):
-            return True
-    return False
+        text = " ".join(unescape(TAG.sub("", words)).split())
+        if OPT_OUT.search(text) and not URL.search(text):
+            found.add(text)
+    return found
 
 
 def _tracking_pixel(html: str) -> bool:
