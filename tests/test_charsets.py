@@ -6,6 +6,8 @@ import base64
 import re
 import urllib.parse
 
+import pytest
+
 from helpdeskd.core.charsets import decode_text, iso2022jp_ms
 from helpdeskd.core.parse import decode_header_value, parse
 
@@ -137,3 +139,133 @@ def test_repairs_cost_linear_time_on_hostile_bytes() -> None:
         decode_text(data, "utf-8", [])
         decode_text(data, "shift_jis", [])
     assert time.monotonic() - started < 10  # generous: about a second on a laptop
+
+
+# --- header fields in legacy or mixed charsets --------------------------------------------
+
+
+def test_utf8_and_latin1_in_one_field_each_read_as_it_is() -> None:
+    raw = b"From: a@example.com\r\nSubject: " + "Café ✓ ".encode() + "für Jürgen".encode("latin-1")
+    assert parse(raw + b"\r\n\r\nHi\r\n").subject == "Café ✓ für Jürgen"
+
+
+def test_each_raw_header_field_is_decoded_on_its_own() -> None:
+    head = "From: Jürgen Müller <j@example.com>\r\n".encode("latin-1")
+    head += "Subject: Café ist kaputt ✓\r\n".encode()
+    inbound = parse(head + b"\r\nHi\r\n")
+    assert inbound.subject == "Café ist kaputt ✓"
+    assert inbound.from_name == "Jürgen Müller"
+
+
+@pytest.mark.parametrize(
+    ("subject", "charset"),
+    [
+        ("見積もりの件", "shift_jis"),
+        ("プリンターが壊れました", "shift_jis"),
+        ("お願い", "cp932"),  # bytes that windows-1252 reads too
+        ("テストメール", "shift_jis"),  # ASCII second bytes: ƒeƒXƒg in windows-1252
+        ("【重要】お知らせ", "cp932"),
+        ("請求書", "cp932"),
+        ("見積もりの件について", "euc_jp"),
+        ("发票问题", "gb2312"),
+        ("印表機故障", "big5"),
+        ("Привет, принтер не работает", "cp1251"),
+        ("Καλημέρα σας", "cp1253"),
+        ("Drukarka nie działa", "cp1250"),  # not dzia豉: one byte, not Big5 with an ASCII one
+        ("Grüße aus Köln", "latin-1"),
+        ("Müller", "cp1252"),
+        ("¿Qué pasa?", "cp1252"),
+    ],
+)
+def test_a_raw_subject_without_a_label_is_read_by_its_bytes(subject: str, charset: str) -> None:
+    raw = b"From: a@example.com\r\nSubject: " + subject.encode(charset) + b"\r\n\r\nHi\r\n"
+    assert parse(raw).subject == subject
+
+
+@pytest.mark.parametrize(
+    ("text", "charset"),
+    [
+        ("見積もりの件", "shift_jis"),
+        ("お願い", "shift_jis"),
+        ("プリンターが壊れました", "shift_jis"),
+        ("見積もりの件", "utf-8"),
+        ("Café ist kaputt ✓", "utf-8"),
+    ],
+)
+def test_an_encoded_word_whose_latin1_label_lies(text: str, charset: str) -> None:
+    word = base64.b64encode(text.encode(charset)).decode()
+    assert decode_header_value(f"=?iso-8859-1?B?{word}?=") == text
+
+
+@pytest.mark.parametrize("label", ["", "us-ascii", "utf-8"])
+def test_an_iso_2022_jp_encoded_word_without_its_label(label: str) -> None:
+    word = base64.b64encode("見積もりの件".encode("iso2022_jp")).decode()
+    assert decode_header_value(f"=?{label}?B?{word}?=") == "見積もりの件"
+
+
+def test_an_iso_2022_jp_body_without_a_label() -> None:
+    body = "お世話になっております。見積もりの件です。\r\n".encode("iso2022_jp")
+    inbound = parse(message("From: a@example.com", "Subject: x", body=body))
+    assert inbound.text.strip() == "お世話になっております。見積もりの件です。"
+
+
+def test_a_raw_subject_in_a_charset_the_message_declares() -> None:
+    # EUC-KR, GB2312 and EUC-JP share their byte ranges: a few bytes alone cannot tell them
+    raw = (
+        b"From: a@example.com\r\nSubject: " + "프린터 문제".encode("euc_kr") + b"\r\n"
+        b"Content-Type: text/plain; charset=euc-kr\r\n\r\n" + "안녕하세요".encode("euc_kr")
+    )
+    inbound = parse(raw)
+    assert (inbound.subject, inbound.text) == ("프린터 문제", "안녕하세요")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_acknowledgement_subjects_read_right_in_a_mail_client(tmp_path) -> None:
+    """Raw legacy and mixed header bytes sent to the listener: the acknowledgement's Subject,
+    as Python's mail client parses it, is the customer's subject."""
+    from tests.support import Daemon, Sink, free_port, send, write_config
+
+    jis = base64.b64encode("見積もりの件".encode("iso2022_jp")).decode()
+    sjis = base64.b64encode("お願い".encode("shift_jis")).decode()
+    mails = {
+        "mixed@acme.test": (
+            "From: Jürgen Müller <mixed@acme.test>\r\n".encode("latin-1")
+            + "Subject: Café ist kaputt ✓\r\n".encode(),
+            "Café ist kaputt ✓",
+        ),
+        "sjis@acme.test": (
+            b"From: sjis@acme.test\r\nSubject: " + "見積もりの件".encode("shift_jis") + b"\r\n",
+            "見積もりの件",
+        ),
+        "latin1@acme.test": (
+            f"From: latin1@acme.test\r\nSubject: =?iso-8859-1?B?{sjis}?=\r\n".encode(),
+            "お願い",
+        ),
+        "rawjis@acme.test": (
+            b"From: rawjis@acme.test\r\nSubject: " + "見積もりの件".encode("iso2022_jp") + b"\r\n",
+            "見積もりの件",
+        ),
+        "jis@acme.test": (
+            f"From: jis@acme.test\r\nSubject: =??B?{jis}?=\r\n".encode(),
+            "見積もりの件",
+        ),
+    }
+    with Sink() as sink:
+        port = free_port()
+        with Daemon(write_config(tmp_path, smtp_port=port, relay_port=sink.port), port):
+            for sender, (head, _) in mails.items():
+                raw = head + b"To: support@helpdesk.test\r\n\r\nPlease help.\r\n"
+                send(port, raw, sender, ["support@helpdesk.test"])
+            for sender, (_, subject) in mails.items():
+                [ack] = sink.wait_for(lambda m, s=sender: m["To"].addresses[0].addr_spec == s)
+                assert str(ack["Subject"]).split("] ", 1)[1] == subject
+
+
+def test_a_stray_byte_in_a_short_iso_2022_jp_text_is_read_not_raised() -> None:
+    # a real file name (mikel-mail attachment_with_encoded_name.eml): one 8-bit byte, and
+    # the label's family names a codec of ours (iso2022-jp-ms) among the readings weighed
+    defects: list[str] = []
+    name = decode_text(b"01 Quien Te Dij\x8aat. Pitbull.mp3", "iso-2022-jp", defects)
+    assert name.startswith("01 Quien Te Dij") and name.endswith("t. Pitbull.mp3")
+    assert defects

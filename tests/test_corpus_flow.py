@@ -7,7 +7,6 @@ human mail exactly one acknowledgement.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import time
@@ -21,7 +20,7 @@ from helpdeskd.adapters.store import Store
 from helpdeskd.core.address import usable
 from helpdeskd.pipeline import process
 from tests.support import write_config
-from tests.test_corpus_parse import LABELLED_FOLDERS, mail_files
+from tests.test_corpus_parse import BODY_ROBOTS, LABELLED_FOLDERS, labels, mail_files
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)  # a Wednesday, in working hours
 
@@ -67,15 +66,6 @@ def run_one(config, folder: Path, raw: bytes, name: str) -> dict:
         store.close()
 
 
-def labels(corpus: Path, folder: str = "set-of-emails") -> dict[str, str]:
-    rows = (
-        line
-        for line in (corpus / folder / "LABELS.tsv").open(encoding="utf-8")
-        if not line.startswith("#")
-    )
-    return {row[0]: row[1] for row in csv.reader(rows, delimiter="\t") if len(row) > 1}
-
-
 def test_labelled_folders_auto_generated_get_nothing_and_humans_one_ack(corpus, config, tmp_path):
     """Every LABELS.tsv: no outside mail for a robot, one acknowledgement to a real address
     for a person."""
@@ -105,6 +95,19 @@ def test_labelled_folders_auto_generated_get_nothing_and_humans_one_ack(corpus, 
     print("\n" + "\n".join(figures))
     assert not answered, f"auto-generated mail that was answered: {answered}"
     assert not missing, f"human mail without exactly one acknowledgement: {missing}"
+
+
+def test_robots_known_only_by_their_body_cause_no_mail(corpus, config, tmp_path):
+    """No List-*, Precedence or bulk header: the opt-out footer alone says it is bulk mail."""
+    answered = {}
+    for name in BODY_ROBOTS:
+        outcome = run_one(config, tmp_path, (corpus / name).read_bytes(), name)
+        answered[name] = outcome["kinds"]
+    print(
+        f"\nrobots known by their body: {sum(not k for k in answered.values())} of"
+        f" {len(answered)} answered with nothing"
+    )
+    assert answered == {name: [] for name in BODY_ROBOTS}
 
 
 def test_flanker_bounces_and_complaints_cause_no_mail(corpus, config, tmp_path):

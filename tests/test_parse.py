@@ -147,9 +147,8 @@ def test_plain_part_preferred_in_alternative() -> None:
     )
     assert inbound.text == "plain version"
     assert inbound.html == "<p>html version</p>"
-    # the HTML version is kept, as an attachment: nothing the customer sent is dropped
-    kept = [(a.content_type, a.data) for a in inbound.attachments]
-    assert kept == [("text/html", b"<p>html version</p>")]
+    # the HTML version is the text's twin: kept with the message, not as an attachment
+    assert inbound.attachments == ()
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])

@@ -60,8 +60,8 @@ def test_every_robot_rule_is_in_the_table_with_its_source() -> None:
         ("noreply-or-mailer-sender", ["From: mailer@shop.example.com"]),
         ("system-account-sender", ["From: oracle@db01.example.com"]),
         ("newsletter-sender", ["From: Quilting <enews@quilting.example.com>"]),
-        ("lead-or-fax-gateway", ["Subject: [Online Lead] Online Lead #1111111"]),
-        ("lead-or-fax-gateway", ["Subject: eFax message from 555-1234 - 2 page(s)"]),
+        ("lead-gateway", ["Subject: [Online Lead] Online Lead #1111111"]),
+        ("fax-gateway", ["Subject: eFax message from 555-1234 - 2 page(s)"]),
         ("autoreply-subject-localised", ["Subject: Automatyczna odpowiedź: Faktura"]),
         ("autoreply-subject-localised", ["Subject: Automatikus válasz: számla"]),
         ("autoreply-subject-localised", ["Subject: 不在通知"]),
@@ -190,3 +190,142 @@ def test_a_robot_threading_onto_a_case_says_which_rule_fired(tmp_path) -> None:
     decision = route(notice, facts, found, config, now)
     assert decision.action == "follow_up"
     assert decision.reason.endswith("auto-generated (issue-tracker)")
+
+
+# --- robots without any machine header: what the body and the sender say ------------------
+
+OFFERS = "Our spring offers are here: https://shop.example/spring\n" + "Great deals.\n" * 8
+
+
+def footer_mail(footer: str, *headers: str) -> Inbound:
+    """Bulk mail from a person-looking address, with no List-* or Precedence header."""
+    return mail("From: Anna Berg <anna.berg@shop.example>", *headers, body=OFFERS + footer)
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        "You received this email because you signed up.\nUnsubscribe: https://shop.example/u/1",
+        "Zum Abmelden vom Newsletter klicken Sie hier: https://shop.example/u/1",
+        "Pour vous désinscrire, cliquez ici : https://shop.example/u/1",
+        "Pour vous désabonner de nos envois :\nhttps://shop.example/u/1",
+        "Si no deseas recibir más correos, puedes darte de baja aquí: https://shop.example/u/1",
+        "Se non vuoi più ricevere le nostre email, clicca qui per cancellarti: "
+        "https://shop.example/u/1",
+        "Wilt u geen e-mails meer ontvangen? Afmelden: https://shop.example/u/1",
+        "Para descadastrar seu e-mail, clique aqui: https://shop.example/u/1",
+        "Para cancelar sua inscrição, acesse https://shop.example/u/1",
+        "Vill du inte längre få våra utskick? Avregistrera dig här: https://shop.example/u/1",
+        "Aby wypisać się z newslettera, kliknij tutaj: https://shop.example/u/1",
+        "配信停止はこちら https://shop.example/u/1",
+    ],
+)
+def test_an_unsubscribe_footer_with_its_link(footer: str) -> None:
+    assert "unsubscribe-footer" in auto_generated(footer_mail(footer), OWN)
+
+
+def html_mail(html: str, *headers: str, plain: str | None = None) -> Inbound:
+    heads = ["From: Anna Berg <anna.berg@shop.example>", "To: support@helpdesk.test"]
+    heads += [*headers, 'Content-Type: multipart/alternative; boundary="b"']
+    text = "" if plain is None else f"--b\r\nContent-Type: text/plain\r\n\r\n{plain}\r\n"
+    body = f"{text}--b\r\nContent-Type: text/html\r\n\r\n{html}\r\n--b--\r\n"
+    return parse("\r\n".join([*heads, "", body]).encode())
+
+
+PIXEL = '<img src="https://t.shop.example/o/1.gif" width="1" height="1" alt="">'
+
+
+def test_an_opt_out_beside_a_tracking_pixel() -> None:
+    html = f"<p>Spring offers.</p><p>Nicht mehr interessiert? Abmelden.</p>{PIXEL}"
+    assert "unsubscribe-footer" in auto_generated(html_mail(html), OWN)
+
+
+def test_an_opt_out_link_in_the_html_twin() -> None:
+    html = (
+        '<p>Spring offers: <a href="https://shop.example/spring">see them</a>.</p>'
+        '<p><a href="https://shop.example/u/1">Unsubscribe</a> | Preferences</p>'
+    )
+    plain = "Spring offers: see them.\n\nUnsubscribe | Preferences"
+    assert "unsubscribe-footer" in auto_generated(html_mail(html, plain=plain), OWN)
+
+
+def test_an_opt_out_button_in_the_first_person() -> None:
+    html = (
+        '<p>Nos offres de printemps : <a href="https://shop.example/p">voir</a>.</p>'
+        '<p><a href="https://shop.example/u/1">Je me désinscris</a></p>'
+    )
+    assert "unsubscribe-footer" in auto_generated(html_mail(html), OWN)
+
+
+def test_a_view_in_browser_line_and_an_opt_out_in_another_language() -> None:
+    body = "Im Browser ansehen\n\n" + "Unsere Angebote.\n" * 8 + "Newsletter abbestellen"
+    inbound = mail("From: Anna Berg <anna.berg@shop.example>", body=body)
+    assert "unsubscribe-footer" in auto_generated(inbound, OWN)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ["Subject: Fax from +49 30 1234567 (2 pages)"],
+        ["Subject: New fax message from 555-0100"],
+        ["Subject: Neues Fax von 030 1234567"],
+        ["Subject: [Fax2Mail] Document received"],
+        ["Subject: RingCentral fax from (650) 555-0100"],
+        ["From: fax@office.example", "Subject: Scan"],
+        ["From: Office Fax <faxmail@office.example>", "Subject: 2 pages"],
+        ["From: eFax <message@inbound.efax.com>", "Subject: Document"],
+        ["From: Fax2Mail <delivery@fax2mail.example>", "Subject: Document"],
+    ],
+)
+def test_a_fax_gateway_by_its_subject_or_sender(headers: list[str]) -> None:
+    assert "fax-gateway" in auto_generated(mail(*headers), OWN)
+
+
+@pytest.mark.parametrize(
+    "inbound",
+    [
+        mail("Subject: Newsletter", body="Please unsubscribe me from your newsletter."),
+        mail(
+            "Subject: Cannot unsubscribe",
+            body="I tried to unsubscribe at https://shop.example/u/1 but it fails.\n"
+            "My account: https://shop.example/account",
+        ),
+        mail(
+            "Subject: Unsubscribe link",
+            body="Your unsubscribe link https://shop.example/u/1 gives an error 500.",
+        ),
+        mail(
+            "Subject: Abmeldung",
+            body="Ich möchte mich abmelden: https://shop.example/u/1 https://shop.example/a",
+        ),
+        mail(
+            "Subject: 配信停止",
+            body="配信停止してください。https://shop.example/u/1 https://x.example",
+        ),
+        mail(
+            "Subject: Re: Spring offers",
+            "In-Reply-To: <n1@shop.example>",
+            body="Why do I get these?\n\n> Unsubscribe: https://shop.example/u/1\n> https://x.example",
+        ),
+        mail(
+            "Subject: offers",
+            body="Why do I get these?\n\n> To unsubscribe: https://shop.example/u/1\n"
+            "> https://shop.example/spring",
+        ),
+        mail(
+            "Subject: group not saved",
+            body="The group is not saved after a refresh.\n\n2013/7/20 sam <info@example.org>\n"
+            "| To respond, visit https://meta.example.org/t/8198 in your browser.\n"
+            "| To unsubscribe from these emails, visit https://meta.example.org/prefs",
+        ),
+        html_mail(f"<p>Hi, the portal is down since 9:00. Can you help?</p>{PIXEL}"),
+        html_mail(
+            '<p>I clicked <a href="https://shop.example/u/1">unsubscribe</a> but I still get'
+            ' your offers. See <a href="https://shop.example/spring">this one</a>.</p>'
+        ),
+        mail("Subject: Our fax machine is broken", body="Tel: +49 30 1234\nFax: +49 30 1235"),
+        mail("From: Max Fax <max.fax@example.com>", "Subject: Fax from our lawyer"),
+    ],
+)
+def test_people_writing_about_unsubscribing_or_faxes_are_people(inbound: Inbound) -> None:
+    assert auto_generated(inbound, OWN) == ()

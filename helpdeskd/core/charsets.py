@@ -6,15 +6,24 @@ windows-1252 for latin-1, cp932 for Shift_JIS and ISO-2022-JP, cp949 for EUC-KR.
 the charset a detector finds. When nothing decodes the whole, it is decoded in the declared
 charset and only the bytes that fail are repaired, one run at a time: two bad bytes in a
 50 KB UTF-8 part cost two characters, not the part's Cyrillic.
+
+A subject or a name is too short for a detector: there every charset that reads the bytes
+is weighed by the oddities of its reading (symbols glued to letters, scripts mixed inside a
+word, rare characters of a wide charset...), and a single-byte label, which reads any bytes,
+is doubted when its reading is odd. 7-bit bytes with ISO-2022-JP escapes are ISO-2022-JP
+whatever their label says.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections.abc import Iterator
 
 from charset_normalizer import from_bytes
+
+from helpdeskd.core.oddities import JAPANESE, oddities
 
 # Labels seen in real mail that Python does not know, or knows only as a narrower codec.
 CHARSET_ALIASES = {
@@ -70,6 +79,20 @@ MAIL_CHARSETS = (
 DETECT_MIN_8BIT = 24  # fewer 8-bit bytes than this and detectors guess at random
 EIGHT_BIT = bytes(range(0x80, 0x100))
 JIS_ESCAPE = re.compile(rb"\x1b(\$[@B]|\$\(D|\([BJI])")
+C1_CONTROLS = re.compile("[\x80-\x9f]")  # never text: bytes of another charset read as latin-1
+# Too few bytes for a detector (a subject, a name): each of these readings is weighed by what
+# real text never holds. Ties go to the first, so windows-1252 keeps Müller.
+SHORT_CHARSETS = (
+    *("cp1252", "cp932", "gb18030", "euc_jp", "big5", "cp949", "cp1251", "koi8-r", "cp1250"),
+    *("cp1253", "cp1255", "cp1256", "cp1257"),
+)
+LIE = 2  # oddities that make a single-byte label doubtful
+# A reading of its own for short text: UTF-8 where the bytes are UTF-8, each other run read
+# on its own (a UTF-8 subject a client appended a latin-1 word to).
+UTF8_MIXED = "utf-8+cp1252"
+UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 
 
 def decode_text(
@@ -84,12 +107,17 @@ def decode_text(
     charsets the message declares, tried before a detector's guess."""
     label = (charset or "").strip().strip("\"'").split("*")[0].lower()
     codec = codec_for(label, defects)
+    if codec not in JAPANESE and data.isascii() and JIS_ESCAPE.search(data):
+        defects.append(f"{what} in charset {label or 'none'} decoded as iso-2022-jp")
+        return repair_segments(data, "iso2022-jp-ms")
     if codec is not None and (codec not in WESTERN or not _is_multibyte_utf8(data)):
         try:
-            return _decode(data, codec)
+            text = _decode(data, codec)
         except (LookupError, ValueError):
-            pass
-        if codec != "ascii" and _mostly_right(data, codec):
+            text = None
+        if text is not None and not _lies(data, text, codec):
+            return text
+        if text is None and codec != "ascii" and _mostly_right(data, codec):
             defects.append(f"{what} in charset {label}: a few bad bytes repaired where they are")
             return repair_segments(data, codec)
     for candidate in _candidates(data, codec, hints):
@@ -107,16 +135,55 @@ def decode_text(
     return repair_segments(data, primary)
 
 
+def _lies(data: bytes, text: str, codec: str) -> bool:
+    """A label that decodes but cannot be right: C1 controls are never text, and a few bytes
+    that read oddly more than once in a single-byte charset (where any bytes decode) may
+    read better in another one. One oddity is a name spelt oddly, not a lie."""
+    if C1_CONTROLS.search(text):
+        return True
+    return _few_8bit(data) and _single_byte(codec) and oddities(text, codec) >= LIE
+
+
 def _candidates(data: bytes, codec: str | None, hints: tuple[str, ...]) -> Iterator[str]:
     """The charsets to try, in order; the detector, the costly one, runs only when none of
-    the others decodes."""
+    the others decodes. Too few bytes for it: every likely reading, the least odd first."""
     family = FAMILIES.get(codec or "", ())
     hinted = [c for h in hints if (c := codec_for(h.lower(), [])) and c != "ascii"]
+    if not data.isascii() and _few_8bit(data):
+        own = [codec] if codec and codec not in ("ascii", "utf-8") else []
+        mixed = [UTF8_MIXED] if UTF8_SEQUENCE.search(data) else []
+        yield "utf-8"
+        yield from _least_odd(data, [*mixed, *own, *hinted, *family, *SHORT_CHARSETS])
+        return
     # 7-bit bytes always "decode" as UTF-8: an ISO-2022 family must go first for them
     found = [*family, "utf-8"] if data.isascii() else ["utf-8", *hinted, *family]
     yield from dict.fromkeys(found)
     detected = detect(data)
     yield from dict.fromkeys(c for c in (detected, "cp1252") if c and c not in found)
+
+
+@functools.cache
+def _single_byte(codec: str) -> bool:
+    """Does every byte read as one character (so any bytes "decode")?"""
+    text = _decode(EIGHT_BIT, codec, "replace")
+    return len(text) == len(EIGHT_BIT) and text.count("\ufffd") < 16
+
+
+def _few_8bit(data: bytes) -> bool:
+    return len(data) - len(data.translate(None, EIGHT_BIT)) < DETECT_MIN_8BIT
+
+
+def _least_odd(data: bytes, codecs_: list[str]) -> list[str]:
+    """The codecs that read the bytes, the reading with the fewest oddities first (ties in
+    the order given)."""
+    readings = []
+    for index, name in enumerate(dict.fromkeys(codecs_)):
+        try:
+            text = _decode(data, name)
+        except (LookupError, ValueError):
+            continue
+        readings.append((oddities(text, name), index, name))
+    return [name for _, _, name in sorted(readings)]
 
 
 def _mostly_right(data: bytes, codec: str) -> bool:
@@ -142,6 +209,8 @@ def _is_multibyte_utf8(data: bytes) -> bool:
 def _decode(data: bytes, codec: str, errors: str = "strict") -> str:
     if codec == "iso2022-jp-ms":
         return iso2022jp_ms(data, errors)
+    if codec == UTF8_MIXED:
+        return repair_segments(data, "utf-8")
     return data.decode(codec, errors)
 
 

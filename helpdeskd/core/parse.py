@@ -61,6 +61,7 @@ SPACED_COLON = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
 HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 PREAMBLE_LINES = 5
 LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+FIELD_START = re.compile(rb"(?<=\n)(?=[^ \t])|(?<=\r)(?=[^ \t\n])")
 CHARSET_PARAM = re.compile(rb'charset\s*=\s*"?([A-Za-z0-9_.:-]+)', re.IGNORECASE)
 BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -80,7 +81,7 @@ def parse(
     headers = _headers(msg, defects)
     body = _Body(limits, defects, tuple(_declared_charsets(raw)))
     body.visit(msg, 0)
-    body.keep_spare_html()
+    body.settle_spare_html()
     return _inbound(msg, headers, body, envelope_from, defects)
 
 
@@ -106,7 +107,7 @@ def _inbound(
         in_reply_to=_message_ids(first("in-reply-to")),
         references=_message_ids(" ".join(v for k, v in headers if k.lower() == "references")),
         text=_readable(body.text()),
-        html="\n".join(body.html) if body.html else None,
+        html="\n".join(body.twin) if body.twin else None,
         content_type=msg.get_content_type(),
         attachments=tuple(body.attachments),
         headers=headers,
@@ -204,12 +205,18 @@ def _join_loose_lines(lines: list[bytes], defects: list[str]) -> bytes:
 
 
 def _transcode_8bit(head: bytes, raw: bytes, defects: list[str]) -> bytes:
-    """Raw 8-bit header bytes become UTF-8: read as UTF-8 where they are, else in a charset
-    the message declares, else in the one a detector finds."""
+    """Raw 8-bit header bytes become UTF-8, each field on its own (a UTF-8 Subject beside a
+    latin-1 From name): read as UTF-8 where they are, else in the charset that reads them
+    best, a charset the message declares first."""
     if head.isascii():
         return head
     hints = tuple(_declared_charsets(raw))
-    return decode_text(head, "utf-8", defects, what="8-bit header fields", hints=hints).encode()
+    return b"".join(
+        field
+        if field.isascii()
+        else decode_text(field, "utf-8", defects, what="8-bit header field", hints=hints).encode()
+        for field in FIELD_START.split(head)
+    )
 
 
 def _declared_charsets(raw: bytes) -> list[str]:
@@ -254,7 +261,7 @@ class _Body:
         self.defects = defects
         self.charsets = charsets  # what the message declares: for raw 8-bit file names
         self.plain: list[str] = []  # the body text: plain parts, or HTML chosen and converted
-        self.html: list[str] = []  # every HTML part, as sent
+        self.twin: list[str] = []  # the body's HTML, as sent: an alternative or the text itself
         self.spare: list[tuple[Message, str]] = []  # HTML parts not (yet) used as the text
         self.attachments: list[Attachment] = []
         self.parts = 0
@@ -265,13 +272,15 @@ class _Body:
             return "\n".join(self.plain)
         return html_to_text("\n".join(html for _, html in self.spare))
 
-    def keep_spare_html(self) -> None:
-        """Once there is a plain text, every HTML part not used as the text is kept as an
-        attachment: nothing a customer sent is dropped."""
+    def settle_spare_html(self) -> None:
+        """HTML outside any alternative: beside a plain text it is a file the customer sent
+        (kept as an attachment); without one it is the body itself."""
         if self.plain:
             for part, _ in self.spare:
                 self.attach(part, part.get_payload(decode=True) or b"")
             self.spare = []
+        else:
+            self.twin += [html for _, html in self.spare]
 
     def visit(self, part: Message, depth: int, *, resource: bool = False) -> None:
         self.parts += 1
@@ -297,8 +306,9 @@ class _Body:
 
     def visit_alternative(self, part: Message, depth: int) -> None:
         """One version is the text: the plain one, unless it is a stub or clearly shorter
-        than the HTML one (walked through nested alternatives and related parts); the
-        HTML versions not used as the text are kept as attachments."""
+        than the HTML one (walked through nested alternatives and related parts). The HTML
+        of the other versions is the text's twin: the same content, kept with the message
+        (Inbound.html), never as an attachment; their images and named files stay files."""
         plain, spare = self.plain, self.spare
         versions: list[tuple[list[str], list[tuple[Message, str]]]] = []
         for child in _children(part):
@@ -308,13 +318,14 @@ class _Body:
         text = next((p for p, _ in versions if p), [])
         html = next((h for _, h in reversed(versions) if h), [])  # the last is the richest
         html_text = html_to_text("\n".join(x for _, x in html)) if html else ""
-        unused = [h for _, hs in versions for h in hs if hs is not html]
         if html and weaker_than_html("\n".join(text), html_text):
             if text:
                 self.defects.append("the plain text was a stub: the HTML version is the text")
-            text, html = [html_text], []
+            text = [html_text]
+        beside = [h for p, hs in versions if p is text for h in hs]  # beside the text: files
+        self.twin += [x for p, hs in versions if p is not text for _, x in hs]
         self.plain = plain + text
-        self.spare = spare + unused + html
+        self.spare = spare + beside
 
     def visit_related(self, part: Message, depth: int) -> None:
         """The first part is the body (RFC 2387); the others are resources it refers to."""
@@ -331,7 +342,6 @@ class _Body:
         if ctype == "text/plain":
             self.plain.append(text)
         else:
-            self.html.append(text)
             self.spare.append((part, text))
 
     def attach(self, part: Message, data: bytes) -> None:

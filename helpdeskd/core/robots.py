@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import unescape
 
 from helpdeskd.core.address import mailboxes
 from helpdeskd.model import Inbound
@@ -220,12 +221,30 @@ REPLY_OR_FORWARD = re.compile(
 )
 VIEW_IN_BROWSER = re.compile(
     r"(?:view|read|open|see|display)\w*\s+(?:this\s+|the\s+|it\s+)?(?:e-?mail|message|newsletter"
-    r"|version|online|in\s+(?:a|your)\s+(?:web\s+)?browser)",
+    r"|version|online|in\s+(?:a|your)\s+(?:web\s+)?browser)"
+    r"|im browser (?:an(?:sehen|zeigen)|öffnen)|webversion|online-version"
+    r"|nicht (?:richtig|korrekt) (?:dargestellt|angezeigt)"  # de
+    r"|version en ligne|dans (?:votre|ton) navigateur"  # fr
+    r"|en (?:tu|su) navegador|versión (?:web|online)"  # es
+    r"|nel (?:tuo )?browser|versione (?:web|online)"  # it
+    r"|in (?:je|uw) browser|webversie"  # nl
+    r"|no (?:seu )?navegador|versão (?:web|online)"  # pt
+    r"|i (?:din )?webbläsare|webbversion"  # sv
+    r"|w przeglądarce|wersja (?:online|www)"  # pl
+    r"|ブラウザ(?:で|版)|ウェブ版|WEB版",  # ja
     re.IGNORECASE,
 )
 OPT_OUT = re.compile(
-    r"unsubscribe|opt[- ]?out|stop receiving|no longer (?:wish|want) to receive"
-    r"|abmelden|désinscri|darse de baja|disiscri|afmelden|配信停止",
+    r"unsubscri|opt[- ]?out|stop receiving|no longer (?:wish|want) to receive"
+    r"|abmelden|abbestellen"  # de
+    r"|d[ée]sinscri|d[ée]sabonn"  # fr
+    r"|darse de baja|darte de baja|date de baja|cancelar (?:la |tu |su )?suscripci"  # es
+    r"|disiscri|cancellarti|cancellare l'iscrizione"  # it
+    r"|afmelden|uitschrijven"  # nl
+    r"|descadastr|cancelar (?:a |sua |seu )?(?:inscri|assinatura)"  # pt
+    r"|avregistrera|avprenumerera|avsluta (?:din )?prenumeration"  # sv
+    r"|wypisa[ćc]|wypisz|zrezygnowa[ćc] z (?:subskrypcji|newslettera)"  # pl
+    r"|配信停止|配信解除|購読解除|登録解除",  # ja
     re.IGNORECASE,
 )
 
@@ -233,10 +252,91 @@ OPT_OUT = re.compile(
 def _newsletter_body(inbound: Inbound) -> bool:
     """A newsletter template: "view it in your browser" at the very top, an opt-out at the
     end. Replies and forwards never count: that is a person passing a newsletter on."""
-    if inbound.in_reply_to or REPLY_OR_FORWARD.match(inbound.subject):
+    if _passed_on(inbound):
         return False
     text = inbound.text.strip()
     return bool(VIEW_IN_BROWSER.search(text[:400]) and OPT_OUT.search(text[-2000:]))
+
+
+def _passed_on(inbound: Inbound) -> bool:
+    return bool(inbound.in_reply_to or REPLY_OR_FORWARD.match(inbound.subject))
+
+
+# -- bulk mail without any machine header -----------------------------------------------------
+
+# Who asks to be taken off a list writes in the first person ("please unsubscribe me", "ich
+# möchte mich abmelden", "配信停止してください"); a footer addresses the reader.
+FIRST_PERSON = re.compile(
+    r"(?-i:\bI\b)|\b(?:i'm|i've|me|my"  # en
+    r"|ich|mich|mein\w*"  # de
+    r"|je|j'|moi|mon"  # fr
+    r"|yo|quiero|quisiera|mi|mis"  # es, it
+    r"|io|vorrei|voglio"  # it
+    r"|ik|mij|mijn"  # nl
+    r"|eu|meu|minha|quero|gostaria"  # pt
+    r"|jag|mig|mitt"  # sv
+    r"|mnie|chcę|chciał\w*|proszę)\b"  # pl
+    r"|私|わたし|僕|してください|して下さい|お願いします|お願い致します",  # ja
+    re.IGNORECASE,
+)
+URL = re.compile(r"https?://[^\s<>\"')\]]+|\bwww\.[^\s<>\"')\]]+", re.IGNORECASE)
+IMG_TAG = re.compile(r"<img\b[^>]{0,2000}>", re.IGNORECASE)
+ANCHOR = re.compile(r"<a\b[^>]{0,2000}>(.{0,300}?)</a\s*>", re.IGNORECASE | re.DOTALL)
+TAG = re.compile(r"<[^>]*>")
+QUOTED = re.compile(r"\s*[>|]")  # another mail's lines, quoted with '>' or '| '
+ONE_PIXEL = {
+    side: re.compile(rf"""\b{side}\s*(?:=\s*["']?\s*|:\s*)[01](?:px)?(?![\d.])""", re.I)
+    for side in ("width", "height")
+}
+FOOTER = 2000  # characters: where an opt-out footer sits
+HTML_READ = 500_000  # characters of HTML searched for a tracking image or an opt-out link
+MIN_LINKS = 2  # a mailing links to more than its opt-out; a person's complaint seldom does
+
+
+def _unsubscribe_footer(inbound: Inbound) -> bool:
+    """Bulk mail from a person-looking address, without List-* or Precedence: an opt-out
+    footer (in ten languages) and a second mark of a mailing: the opt-out is a link (an HTML
+    link that says so, or a URL beside it among other links), a 1x1 tracking image, or a
+    view-in-browser line at the top. A person asking to be unsubscribed writes in the first
+    person and quotes a footer ('>', '|'); replies and forwards never count."""
+    if _passed_on(inbound):
+        return False
+    html = (inbound.html or "")[:HTML_READ]
+    anchors = _opt_out_anchors(html)
+    own = "\n".join(x for x in inbound.text.splitlines() if not QUOTED.match(x))
+    footer = own[-FOOTER:].splitlines()
+    opt_outs = [i for i, x in enumerate(footer) if _opt_out_line(x, anchors)]
+    if not opt_outs:
+        return False
+    if anchors or _tracking_pixel(html) or VIEW_IN_BROWSER.search(own[:400]):
+        return True
+    linked = any(URL.search(" ".join(footer[i : i + 2])) for i in opt_outs)
+    return linked and len(set(URL.findall(own))) >= MIN_LINKS
+
+
+def _opt_out_line(line: str, anchors: set[str]) -> bool:
+    """An opt-out addressed to the reader, or a link alone on its line ("Je me désinscris"
+    is a template's button, the same words in a sentence a person's)."""
+    if not OPT_OUT.search(line):
+        return False
+    return not FIRST_PERSON.search(line) or line.strip() in anchors
+
+
+def _opt_out_anchors(html: str) -> set[str]:
+    """The words of links that are an opt-out, not a pasted address: a template's links,
+    where a person pastes the address itself."""
+    found = set()
+    for words in ANCHOR.findall(html):
+        text = " ".join(unescape(TAG.sub("", words)).split())
+        if OPT_OUT.search(text) and not URL.search(text):
+            found.add(text)
+    return found
+
+
+def _tracking_pixel(html: str) -> bool:
+    return any(
+        all(pattern.search(tag) for pattern in ONE_PIXEL.values()) for tag in IMG_TAG.findall(html)
+    )
 
 
 # -- lead and fax gateways -------------------------------------------------------------------
@@ -247,19 +347,40 @@ LEAD_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 FAX_SUBJECT = re.compile(
-    r"^\s*(?:efax message from|new fax (?:received|message)|fax (?:received|message) from"
-    r"|facsimile (?:received|from)|you have (?:received )?a new fax|incoming fax|fax von"
-    r"|fax de |neues fax)",
+    r"^\s*(?:\[[^\]]{1,30}\]\s*|\[)?(?:efax message from|new fax (?:received|message)"
+    r"|fax (?:received|message) from|facsimile (?:received|from)|you have (?:received )?a new fax"
+    r"|incoming fax|neues fax|nouveau fax|nuevo fax|nuovo fax|nieuwe fax|novo fax|nytt fax"
+    r"|nowy faks|ringcentral fax|fax2mail|faxeingang|ファクス受信|fax受信"
+    # "Fax from +49 30 ...", "Fax von 030 ...": a gateway names the calling number
+    r"|fax (?:from|von|de|da|van|från|od) [+(]?\d)",
     re.IGNORECASE,
 )
 FAX_MAILER = re.compile(r"hylafax|rightfax|efax|faxmaker|fritz!?box|capi ?fax|mfax", re.I)
+FAX_SENDER = re.compile(
+    r"^(?:e?fax|faxmail|fax2mail|fax-?server|fax-?gateway|fax-?service|faxes|fax\d+)$|^fax[-_.+]"
+)
+FAX_DOMAIN = re.compile(r"(?:^|\.)(?:efax|fax2mail|faxmail|myfax|metrofax|hellofax|srfax)\.")
+FAX_NAME = re.compile(
+    r"\b(?:e-?fax|fax2mail|faxmail|fax ?server|fax ?gateway|ringcentral fax)\b", re.I
+)
+FAX_BODY = re.compile(r"(?-i:\b(?:remote )?[CT]SID\b)|remote station id|absenderkennung", re.I)
 
 
-def _lead_or_fax_gateway(inbound: Inbound) -> bool:
-    if ADF_BODY.search(inbound.text[:2000]) or LEAD_SUBJECT.search(inbound.subject):
-        return True
+def _lead_gateway(inbound: Inbound) -> bool:
+    return bool(ADF_BODY.search(inbound.text[:2000]) or LEAD_SUBJECT.search(inbound.subject))
+
+
+def _fax_gateway(inbound: Inbound) -> bool:
+    """A fax-to-mail gateway: its subject ("Fax from +49...", "New fax message"), its
+    software, its sender (fax@, faxmail@, eFax, Fax2Mail) or the station ids it reports."""
     mailer = " ".join(inbound.header_all("X-Mailer"))
-    return bool(FAX_SUBJECT.match(inbound.subject) or FAX_MAILER.search(mailer))
+    if FAX_SUBJECT.search(inbound.subject) or FAX_MAILER.search(mailer):
+        return True
+    sender = _sender_addresses(inbound)[0]
+    local, _, domain = sender.lower().rpartition("@")
+    if FAX_SENDER.search(local) or FAX_DOMAIN.search(domain) or FAX_NAME.search(inbound.from_name):
+        return True
+    return not _passed_on(inbound) and bool(FAX_BODY.search(inbound.text[:1500]))
 
 
 # -- provider complaints and localised auto-replies -------------------------------------------
@@ -390,12 +511,27 @@ ROBOTS: tuple[Robot, ...] = (
         "CAN-SPAM/GDPR opt-out footers; newsletter templates' archive link",
     ),
     Robot(
-        "lead-or-fax-gateway",
-        "a lead-distribution or fax-to-mail gateway",
-        _lead_or_fax_gateway,
+        "unsubscribe-footer",
+        "bulk mail: an opt-out footer with its link, a tracking image or a view-in-browser line",
+        _unsubscribe_footer,
         WEAK,
-        "ADF (Auto-lead Data Format) XML bodies and lead-routing subjects; eFax, HylaFAX, "
-        "RightFax, FRITZ!Box fax-to-mail subjects and X-Mailer values",
+        "CAN-SPAM/GDPR opt-out footers in en, de, fr, es, it, nl, pt, sv, pl, ja; 1x1 open-"
+        "tracking images of ESPs (Mailchimp, SendGrid...); newsletter templates' archive link",
+    ),
+    Robot(
+        "lead-gateway",
+        "a lead-distribution gateway",
+        _lead_gateway,
+        WEAK,
+        "ADF (Auto-lead Data Format) XML bodies and lead-routing subjects",
+    ),
+    Robot(
+        "fax-gateway",
+        "a fax-to-mail gateway",
+        _fax_gateway,
+        WEAK,
+        "eFax, Fax2Mail, RingCentral, HylaFAX, RightFax, FRITZ!Box fax-to-mail: subjects, "
+        "X-Mailer values, fax@/faxmail@ senders, CSID/TSID station ids",
     ),
     Robot(
         "autoreply-subject-localised",
