@@ -29,7 +29,7 @@ class Inbound:
     in_reply_to: tuple[str, ...]  # message ids without angle brackets
     references: tuple[str, ...]
     text: str  # the readable body: text/plain preferred, HTML turned into text
-    html: str | None  # the HTML part as sent, when there was one
+    html: str | None  # the HTML twin of the text part (or the HTML that became the text)
     content_type: str  # of the whole message, e.g. "multipart/report"
     attachments: tuple[Attachment, ...]
     headers: tuple[tuple[str, str], ...]  # every top-level header, decoded, in order
