@@ -145,6 +145,7 @@ def notification(ctx: Context, case: Case) -> Mail:
             "sender": ctx.inbound.from_addr,
             "sender_name": ctx.inbound.from_name,
             "omitted": omitted,
+            "demoted": ctx.facts.sender.demoted,
         },
         automatic="auto-generated",
         reply_to=ctx.config.helpdesk.address,
@@ -163,8 +164,12 @@ def team(case: Case, config: Config) -> tuple[str, ...]:
 
 
 def record(ctx: Context, kind: str, body: str | None = None, elided: str = "") -> Record:
+    """The route reason says when the sender was demoted, also where it joined a case."""
     text = ctx.inbound.text if body is None else body
-    return Record(kind, ctx.decision.reason, text, elided, ctx.facts.sender.proof)
+    reason, demoted = ctx.decision.reason, ctx.facts.sender.demoted
+    if demoted and demoted not in reason:
+        reason = f"{reason}, sender {demoted}"
+    return Record(kind, reason, text, elided, ctx.facts.sender.proof)
 
 
 # -- no case --------------------------------------------------------------------------------
