@@ -135,7 +135,7 @@ def text(report: dict) -> str:
         f"  spool        {spool['waiting']} waiting, oldest {spool['oldest'] or '-'}",
         f"  outbox       {outbox['queued']} queued, oldest due {outbox['oldest_due'] or '-'}",
         f"  dead mail    {dead['outbox_failed']} given up, {dead['quarantined']} quarantined",
-        f"  demoted      {report['demoted']['count']} in {report['demoted']['days']} days",
+        f"  demoted      {report['demoted']['count']} in the last {report['demoted']['days']} days",
         f"  incidents    {', '.join(i['key'] for i in report['incidents']) or 'none'}",
         f"  last sweep   {report['last_sweep']['at'] or 'never'}",
     ]
