@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timedelta
 
+from helpdeskd import demotions
 from helpdeskd.adapters.store import Figures, Heartbeats, Incidents, Store, iso
 from helpdeskd.config import Config
 
@@ -30,6 +31,7 @@ def assess(config: Config, store: Store, now: datetime, *, probe: bool = True) -
         "spool": _spool(store, now, problems),
         "outbox": _outbox(store, now, problems),
         "dead_mail": _dead_mail(store, warnings),
+        "demoted": demotions.figure(store, now, warnings),
         "incidents": _incidents(incidents, problems, warnings),
         "last_sweep": _sweep(beats.get("sweep"), now, problems),
         "next_deadlines": Figures(store).next_deadlines(),
@@ -133,6 +135,7 @@ def text(report: dict) -> str:
         f"  spool        {spool['waiting']} waiting, oldest {spool['oldest'] or '-'}",
         f"  outbox       {outbox['queued']} queued, oldest due {outbox['oldest_due'] or '-'}",
         f"  dead mail    {dead['outbox_failed']} given up, {dead['quarantined']} quarantined",
+        f"  demoted      {report['demoted']['count']} in the last {report['demoted']['days']} days",
         f"  incidents    {', '.join(i['key'] for i in report['incidents']) or 'none'}",
         f"  last sweep   {report['last_sweep']['at'] or 'never'}",
     ]

@@ -215,6 +215,8 @@ def test_the_engineer_hears_once_a_day_however_many_forgeries(first_hop: Daemon,
 def test_a_customer_domain_with_p_reject_and_a_failing_mail_is_an_unknown_sender(
     first_hop: Daemon, sink: Sink
 ):
+    """Acme asks for forgeries to be refused: an unsigned mail from elsewhere in its name is
+    served as an unknown sender, and show, the engineers and `status` are told."""
     message = mail(f"Jane <{CUSTOMER}>", "Pay this invoice", "Unsigned, from elsewhere.")
     submit(first_hop, message.as_bytes(policy=email.policy.SMTP), CUSTOMER)
     ack = sink.wait_for(to(CUSTOMER, "Pay this invoice"))
@@ -223,8 +225,93 @@ def test_a_customer_domain_with_p_reject_and_a_failing_mail_is_an_unknown_sender
     case = show(first_hop, reference)
     assert (case["customer"], case["plan"]) == (None, "standard")
     opened = case["messages"][0]
-    assert "domain of Acme without dmarc=pass" in opened["route_reason"]
+    assert "domain of Acme demoted: dmarc=fail (p=reject)" in opened["route_reason"]
     assert "dmarc=fail (acme.test)" in opened["auth"]
+    text = cli(first_hop.config, "show", reference).stdout.decode()
+    assert "demoted: dmarc=fail (p=reject)" in text
+    (notification,) = sink.wait_for(lambda m: f"[{reference}] New case" in str(m["Subject"]))
+    lines = notification.get_body(("plain",)).get_content().splitlines()
+    demoted = [line for line in lines if "demoted" in line.lower()]
+    assert len(demoted) == 1 and "Acme" in demoted[0] and "p=reject" in demoted[0], lines
+    status = json.loads(cli(first_hop.config, "status", "--json").stdout)
+    assert status["demoted"]["count"] == 1
+    assert any("demoted" in w for w in status["warnings"]), status["warnings"]
+
+
+SMALLCO = '\n[[customers]]\nname = "Smallco"\ndomains = ["small.test"]\nplan = "gold"\n'
+
+
+def spec_config(tmp_path: Path, zone: Zone, port: int, relay_port: int) -> Path:
+    """A configuration as SPEC writes it: the listener enabled and the first hop (the default),
+    no require_dmarc_pass key, engineers not trusted blindly. Smallco publishes no DMARC."""
+    config = write_config(
+        tmp_path,
+        smtp_port=port,
+        relay_port=relay_port,
+        extra=SMALLCO
+        + f'\n[authentication]\ndns_servers = ["127.0.0.1"]\ndns_port = {zone.port}\n',
+    )
+    text = config.read_text().replace("first_hop = false\n", "")
+    config.write_text(text.replace("trust_unauthenticated_engineers = true", ""))
+    return config
+
+
+def test_a_customer_without_dmarc_is_served_on_its_plan_at_every_entrance(
+    tmp_path: Path, sink: Sink, zone: Zone
+):
+    port = free_port()
+    config = spec_config(tmp_path, zone, port, sink.port)
+    ann = "ann@small.test"
+
+    def raw(sender: str, subject: str) -> bytes:
+        return mail(sender, subject, "Help.").as_bytes(policy=email.policy.SMTP)
+
+    # `ingest` and a mailbox are not the first hop: nothing checks them, nothing demotes
+    assert cli(config, "ingest", stdin=raw(ann, "Through ingest")).returncode == 0
+    assert cli(config, "ingest", stdin=raw(CUSTOMER, "Acme through ingest")).returncode == 0
+    loaded = configuration.load(config)
+    store = Store.open(loaded.helpdesk.database)
+    spool_id, _ = store.spool(raw(ann, "Through a mailbox"), source="imap:inbox", now=NOW)
+    process(store, loaded, store.spool_item(spool_id), NOW)
+    # the listener is the first hop: its own check finds no DMARC record, so nothing refused
+    with Daemon(config, port) as daemon:
+        submit(daemon, raw(ann, "Through the listener"), ann)
+        assert sink.wait_for(to(ann, "Through the listener"))
+    served = {
+        c["subject"]: (c["customer"], c["plan"])
+        for c in json.loads(cli(config, "cases", "--json").stdout)
+    }
+    assert served == {
+        "Through ingest": ("Smallco", "gold"),
+        "Acme through ingest": ("Acme", "gold"),
+        "Through a mailbox": ("Smallco", "gold"),
+        "Through the listener": ("Smallco", "gold"),
+    }
+    acme = next(
+        c for c in json.loads(cli(config, "cases", "--json").stdout) if c["customer"] == "Acme"
+    )
+    opened = show_at(config, acme["reference"])["messages"][0]
+    assert opened["route_reason"] == "new: customer Acme by domain"
+
+
+def test_require_dmarc_pass_asks_proof_of_every_customer_through_ingest(tmp_path: Path):
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace(
+            "trust_unauthenticated_engineers = true",
+            'require_dmarc_pass = true\ntrusted_authserv_id = "mx.helpdesk.test"',
+        )
+    )
+    unsigned = mail(CUSTOMER, "Unsigned", "Help.")
+    assert cli(config, "ingest", stdin=unsigned.as_bytes()).returncode == 0
+    signed = mail(CUSTOMER, "Signed", "Help.")
+    signed["Authentication-Results"] = "mx.helpdesk.test; dkim=pass header.d=acme.test"
+    assert cli(config, "ingest", stdin=signed.as_bytes()).returncode == 0
+    cases = {c["subject"]: c for c in json.loads(cli(config, "cases", "--json").stdout)}
+    assert (cases["Signed"]["customer"], cases["Signed"]["plan"]) == ("Acme", "gold")
+    assert (cases["Unsigned"]["customer"], cases["Unsigned"]["plan"]) == (None, "standard")
+    opened = show_at(config, cases["Unsigned"]["reference"])["messages"][0]
+    assert "domain of Acme demoted: without dmarc=pass" in opened["route_reason"]
 
 
 def test_spf_aligned_dmarc_pass_without_dkim_for_a_p_quarantine_domain(

@@ -183,3 +183,34 @@ def test_a_verdict_for_another_from_domain_proves_nothing(config):
     inbound = replace(forged(), from_addr="alice@helpdesk.test")
     other = Verdict((Result("dmarc", "pass", "evil.test"),), "evil.test")
     assert not sender_of(inbound, config, date(2026, 11, 18), other).proven
+
+
+@pytest.mark.parametrize(
+    ("value", "policy"),
+    [
+        ("mx.test; dmarc=fail (p=reject dis=reject) header.from=acme.test", "p=reject"),
+        ("mx.test; dmarc=fail (p=QUARANTINE sp=none) header.from=acme.test", "p=quarantine"),
+        ("mx.test; dmarc=fail policy.dmarc=reject header.from=acme.test", "p=reject"),
+        ("mx.test; dmarc=fail header.from=acme.test (policy=quarantine)", "p=quarantine"),
+        ("mx.test; dmarc=fail (p=none dis=none) header.from=acme.test", "p=none"),
+        ("mx.test; dmarc=fail (sp=reject) header.from=acme.test", ""),
+        ("mx.test; dmarc=fail header.from=acme.test", ""),
+    ],
+)
+def test_a_trusted_header_names_the_policy_a_failing_mail_was_held_to(value: str, policy: str):
+    (found,) = read(value, "acme.test").of("dmarc")
+    assert (found.result, found.domain, found.detail) == ("fail", "acme.test", policy)
+
+
+def test_a_mail_fails_an_enforcing_policy_only_on_dmarc_fail_of_its_own_domain():
+    def verdict(*results: Result) -> Verdict:
+        return Verdict(results, "acme.test")
+
+    assert verdict(Result("dmarc", "fail", "acme.test", "p=reject")).refused == "p=reject"
+    assert verdict(Result("dmarc", "fail", "acme.test", "p=quarantine")).refused == "p=quarantine"
+    # behind an MTA that does not say the policy, its dmarc=fail is enough
+    assert verdict(Result("dmarc", "fail", "acme.test")).refused == "policy not given"
+    assert verdict(Result("dmarc", "fail", "acme.test", "p=none")).refused is None
+    assert verdict(Result("dmarc", "none", "acme.test")).refused is None
+    assert verdict(Result("dmarc", "temperror", "acme.test", "p=reject")).refused is None
+    assert verdict(Result("dmarc", "fail", "other.test", "p=reject")).refused is None

@@ -564,11 +564,11 @@ def test_the_listener_is_the_first_hop_unless_told_otherwise(tmp_path: Path):
     assert example.authentication.authserv_id == "example.com"  # the helpdesk's domain
     assert example.authentication.dns_servers == () and example.authentication.dns_timeout == 5
     assert not example.first_hop("ingest") and not example.first_hop("imap:support-inbox")
-    # a new config that says nothing: customers must pass DMARC when the listener faces the world
+    # a new config that says nothing: customers are known by address, wherever mail comes in
     path = _auth_config(tmp_path, "first_hop = false\n", "")
     path.write_text(path.read_text().replace("trust_unauthenticated_engineers = true", ""))
     config = configuration.load(path)
-    assert config.smtp.first_hop and config.policy.require_dmarc_pass
+    assert config.smtp.first_hop and not config.policy.require_dmarc_pass
     assert config.authentication.authserv_id == "helpdesk.test"
     assert not config.policy.trust_unauthenticated_engineers
     behind = configuration.load(write_config(tmp_path))
@@ -635,6 +635,25 @@ def test_check_config_warns_about_trusting_engineers_blindly(tmp_path: Path):
     assert quiet.returncode == 0 and "trust_unauthenticated_engineers" not in quiet.stderr.decode()
     # behind an MTA with no authserv-id trusted, nobody can ever be proven
     assert "warning: policy.trusted_authserv_id" in quiet.stderr.decode()
+
+
+def test_check_config_warns_about_lmtp_at_the_first_hop(tmp_path: Path):
+    """LMTP is spoken by an MTA in front: its mail is not first-hop mail, and helpdeskd's own
+    SPF check would judge the MTA's address rather than the sender's."""
+    lmtp = _auth_config(tmp_path, "first_hop = false", "lmtp = true\nfirst_hop = true")
+    err = cli(lmtp, "check-config").stderr.decode()
+    assert "warning: smtp.first_hop: lmtp = true" in err
+    behind = _auth_config(tmp_path, "first_hop = false", "lmtp = true\nfirst_hop = false")
+    assert "warning: smtp.first_hop" not in cli(behind, "check-config").stderr.decode()
+
+
+def test_the_production_configuration_reads_its_mtas_results(tmp_path: Path):
+    """Postfix over LMTP: the MTA is the first hop, and its authserv-id is the one trusted."""
+    config = configuration.load(ROOT / "config.production.toml")
+    assert config.smtp.lmtp and not config.smtp.first_hop
+    assert config.policy.trusted_authserv_id and not config.policy.require_dmarc_pass
+    keys = [key for key, _ in configuration.warnings(config)]
+    assert "smtp.first_hop" not in keys and "policy.trusted_authserv_id" not in keys
 
 
 def test_the_customer_service_keys_have_defaults(tmp_path: Path):

@@ -27,7 +27,7 @@ import pytest
 from helpdeskd import cli as command_line
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Cases, Ratings, Store
-from helpdeskd.core import survey
+from helpdeskd.core import access, survey
 from tests.support import Daemon, Sink, free_port, mail, sample_case, send, write_config
 
 CUSTOMERS = """
@@ -298,6 +298,50 @@ def test_closed_at_the_customers_request_says_so(config):
     assert "as you asked" in text(closed)
 
 
+# behind an MTA whose Authentication-Results helpdeskd trusts: proof can be checked
+TRUSTED = POLICY + 'trusted_authserv_id = "mx.helpdesk.test"\n'
+
+
+def proven(sender: str, subject: str, body: str):
+    domain = sender.rpartition("@")[2]
+    results = {"Authentication-Results": f"mx.helpdesk.test; dkim=pass header.d={domain}"}
+    return mail(sender, subject, body, headers=results)
+
+
+def test_a_close_from_an_unproven_customer_is_refused_where_proof_is_checkable(tmp_path):
+    config = customer_config(tmp_path, TRUSTED)
+    ref = open_case(config, "jane@acme.test", "Reports are empty", MON)
+    assert show(config, ref)["plan"] == "gold"  # known by its domain all the same
+    customer(config, ref, "All good now.\n#close", "2026-04-20T11:00Z")
+    case = show(config, ref)
+    assert case["status"] != "closed"
+    assert [e["kind"] for e in case["events"]].count("close_refused") == 1
+    (refused,) = to(config, "jane@acme.test", "Not closed")
+    assert "#close" in text(refused) and "no trusted Authentication-Results" in text(refused)
+    assert to(config, "jane@acme.test", "Closed") == []
+    assert "All good now." in text(follow_ups(config)[-1])  # the team still has the words
+    # proven, the same request closes the case
+    ingest(config, proven("jane@acme.test", f"Re: [{ref}] x", "#close"), "2026-04-20T11:10Z")
+    assert show(config, ref)["status"] == "closed"
+    assert len(to(config, "jane@acme.test", "Closed")) == 1
+
+
+def test_allow_on_a_case_its_primary_contact_did_not_prove_is_refused(tmp_path):
+    config = customer_config(tmp_path, TRUSTED)
+    ref = open_case(config, "boss@globex.test", "New contact", MON, "Please add jane@globex.test.")
+    engineer(config, ref, "#allow add jane@globex.test\n\nDone.", "2026-04-20T16:00Z")
+    (refused,) = to(config, "alice@helpdesk.test", "Not applied")
+    assert "not proven" in text(refused) and "boss@globex.test" in text(refused)
+    assert not (config.parent / "allow.toml").exists()
+    assert to(config, "boss@globex.test", "Contacts updated") == []
+    # the primary contact's proven word, on a case of its own: applied
+    signed = proven("boss@globex.test", "Contacts", "Please add jane@globex.test.")
+    out = ingest(config, signed, "2026-04-20T16:10Z")
+    other = out.split()[1].rstrip(":")
+    engineer(config, other, "#allow add jane@globex.test\n\nDone.", "2026-04-20T16:20Z")
+    assert "jane@globex.test" in configuration.load(config).customers[1].addresses
+
+
 # -- 4. announcements ------------------------------------------------------------------------
 
 
@@ -350,6 +394,26 @@ def test_an_unauthorised_sender_gets_one_notice_and_the_primary_contact_one_forw
     # production is down: the keyword rule opens the case all the same
     urgent = mail("jane@globex.test", "Help", "Our production is down since 9am!")
     assert ingest(config, urgent, "2026-04-21T11:00:00-05:00").startswith("new ")
+
+
+def test_an_unauthorised_colleague_joins_no_case_by_its_reference(config):
+    """authorized_only applies to threading as to opening: a colleague who guesses the
+    reference of the primary contact's case gets the notice, the primary contact the
+    forward, and the case neither their mail nor a place on the status page."""
+    ref = open_case(config, "boss@globex.test", "Salaries", MON, "The salary run failed.")
+    for minute in ("10", "20"):
+        reply = mail("jane@globex.test", f"Re: [{ref}] Salaries", "Let me see this case.")
+        out = ingest(config, reply, f"2026-04-20T10:{minute}:00-05:00")
+        assert out.startswith("unauthorized"), out
+    case = show(config, ref)
+    assert [m["from"] for m in case["messages"] if m["direction"] == "in"] == ["boss@globex.test"]
+    assert len(to(config, "jane@globex.test", "not registered")) == 1
+    (forward,) = to(config, "boss@globex.test", "jane@globex.test")
+    assert "Let me see this case." in text(forward)
+    loaded = configuration.load(config)
+    stored = Cases(Store.open(loaded.helpdesk.database)).get(ref)
+    assert not access.may_see(access.viewer_for("jane@globex.test", loaded), stored)
+    assert access.may_see(access.viewer_for("boss@globex.test", loaded), stored)
 
 
 def test_the_unauthorized_policy_notice_and_open(tmp_path):

@@ -73,6 +73,7 @@ CONTEXTS = {
     },
     "admin_recovered": {"summary": "mailbox support unreachable"},
     "unverified_notice": {"original_subject": "Re: x", "proof": "dkim=none dmarc=fail (x.test)"},
+    "close_refused": {"proof": "dkim=none dmarc=fail (acme.test)"},
 }
 
 

@@ -210,3 +210,70 @@ def test_an_unproven_engineer_is_an_engineer_whose_mail_applies_nothing(config, 
 def test_the_test_set_up_may_trust_engineers_without_proof(config):
     assert config.policy.trust_unauthenticated_engineers
     assert sender_of(inbound("alice@helpdesk.test"), config, NOW.date()).proven
+
+
+def behind_an_mta(config, **policy):
+    changed = replace(config.policy, trusted_authserv_id="mx.helpdesk.test", **policy)
+    return replace(config, policy=changed)
+
+
+def results(value: str) -> dict:
+    return {"Authentication-Results": f"mx.helpdesk.test; {value}"}
+
+
+@pytest.mark.parametrize(
+    ("value", "customer"),
+    [
+        (None, "Acme"),  # the MTA wrote nothing: nothing says the mail is forged
+        ("dmarc=none header.from=acme.test", "Acme"),  # no DMARC record
+        ("dmarc=fail (p=none dis=none) header.from=acme.test", "Acme"),  # the owner refuses none
+        ("dmarc=pass header.from=acme.test", "Acme"),
+        ("dmarc=fail (p=reject dis=reject) header.from=acme.test", None),
+        ("dmarc=fail policy.dmarc=quarantine header.from=acme.test", None),
+        ("dmarc=fail header.from=acme.test", None),  # the policy not given: fail is enough
+    ],
+)
+def test_a_customer_is_recognised_unless_its_domain_refuses_the_mail(config, value, customer):
+    mta = behind_an_mta(config)
+    sender = sender_of(inbound("jane@acme.test", headers=value and results(value)), mta, NOW.date())
+    assert sender.customer == customer
+    assert sender.plan == ("gold" if customer else "standard")
+    assert bool(sender.demoted) == (customer is None)
+    if customer is None:
+        assert sender.role == "unknown" and "demoted" in sender.reason
+
+
+def test_require_dmarc_pass_asks_proof_of_every_customer(config):
+    strict = behind_an_mta(config, require_dmarc_pass=True)
+    unproven = sender_of(inbound("jane@acme.test"), strict, NOW.date())
+    assert (unproven.role, unproven.customer) == ("unknown", None)
+    assert unproven.demoted == "domain of Acme demoted: without dmarc=pass"
+    signed = inbound("jane@acme.test", headers=results("dkim=pass header.d=acme.test"))
+    assert sender_of(signed, strict, NOW.date()).customer == "Acme"
+
+
+def test_a_customer_is_unproven_only_where_proof_is_checkable(config):
+    assert sender_of(inbound("jane@acme.test"), config, NOW.date()).authenticated is None
+    mta = behind_an_mta(config)
+    assert sender_of(inbound("jane@acme.test"), mta, NOW.date()).authenticated is False
+    signed = inbound("jane@acme.test", headers=results("dmarc=pass header.from=acme.test"))
+    assert sender_of(signed, mta, NOW.date()).authenticated is True
+
+
+def test_a_colleague_who_may_not_open_cases_joins_none(config):
+    """authorized_only: an unlisted address of Globex naming, or replying to, a case of its
+    customer is unauthorised as for a new case, never a follow-up."""
+    case = sample_case(customer="Globex", opener="boss@globex.test", contacts=("boss@globex.test",))
+    clerk = inbound("clerk@globex.test", "Re: [HD-2026-00042] Help")
+    for found in (Candidates(case, None), Candidates(None, case, "x@y")):
+        d = decide(config, clerk, found)
+        assert (d.action, d.related) == ("unauthorized", "HD-2026-00042"), d.reason
+    boss = decide(
+        config, inbound("boss@globex.test", "Re: [HD-2026-00042]"), Candidates(case, None)
+    )
+    assert boss.action == "follow_up"
+    # a listed address of the customer not yet on the case still joins it
+    listed = replace(case, opener="deputy@globex.test", contacts=("deputy@globex.test",))
+    assert (
+        decide(config, inbound("boss@globex.test"), Candidates(listed, None)).action == "follow_up"
+    )

@@ -190,6 +190,15 @@ def warnings(config: Config) -> list[tuple[str, str]]:
                 "trusted: no sender can be proven, engineers' mail is kept as unverified notes",
             )
         )
+    if config.smtp.enabled and config.smtp.lmtp and config.smtp.first_hop:
+        found.append(
+            (
+                "smtp.first_hop",
+                "lmtp = true, yet the listener is taken for the first hop: LMTP comes from an MTA "
+                "in front, whose address SPF would judge instead of the sender's. Set first_hop = "
+                "false and trusted_authserv_id to the MTA's authserv-id",
+            )
+        )
     return found
 
 

@@ -43,8 +43,9 @@ class Policy:
 
 
 def _policy(r: Reader, t: dict, plans: dict, first_hop: bool) -> Policy:
-    """`first_hop`: the listener faces the world, so customers must prove their domain by
-    default too (require_dmarc_pass), and helpdeskd's own check says whether they did."""
+    """`first_hop`: the listener faces the world and checks for itself, so require_dmarc_pass
+    needs no trusted authserv-id there. Customers are known by address unless the site asks
+    proof of all: a default derived from one entrance would demote the others' customers."""
     p = "policy"
     r.unknown(
         t,
@@ -71,7 +72,7 @@ def _policy(r: Reader, t: dict, plans: dict, first_hop: bool) -> Policy:
     default_plan = r.get(t, "default_plan", p, str, next(iter(plans), "standard"))
     if plans and default_plan not in plans:
         r.problem(f"{p}.default_plan", f"unknown plan {default_plan!r}")
-    dmarc = r.get(t, "require_dmarc_pass", p, bool, first_hop)
+    dmarc = r.get(t, "require_dmarc_pass", p, bool, False)
     authserv = r.get(t, "trusted_authserv_id", p, str)
     if dmarc and not authserv and not first_hop:
         r.problem(

@@ -58,6 +58,16 @@ class Verdict:
             for r in (*self.of("dkim"), *self.of("auth"))
         )
 
+    @property
+    def refused(self) -> str | None:
+        """The DMARC policy this mail fails, when its From domain asks for failures to be
+        refused (`p=reject`, `p=quarantine`); a trusted MTA's dmarc=fail that names no policy
+        counts as such. None when the mail fails no enforcing policy, or might have passed."""
+        for r in self.of("dmarc"):
+            if r.result == "fail" and r.domain in ("", self.from_domain) and r.detail != "p=none":
+                return r.detail or "policy not given"
+        return None
+
     def summary(self) -> str:
         """What `show` prints: `dkim=pass (acme.test) spf=none dmarc=pass (acme.test)`."""
         return " ".join(
@@ -177,6 +187,13 @@ PROPERTY = {
 }
 
 
+# how MTAs name the policy a failing mail was held to: OpenDMARC and Gmail `(p=reject ...)`,
+# rspamd `(policy=reject)`, others `policy.dmarc=reject`
+DMARC_POLICY = re.compile(
+    r"(?<![\w.-])(?:p|policy|policy\.dmarc)\s*=\s*(none|quarantine|reject)\b", re.I
+)
+
+
 def authserv_id(value: str) -> str:
     """The authserv-id of an Authentication-Results value, lower-cased ("" when none)."""
     head = value.split(";", 1)[0].split()
@@ -204,5 +221,13 @@ def read(value: str | None, from_domain: str) -> Verdict:
     for method, result, props in RESULT.findall(body):
         method = method.lower()
         domain = PROPERTY[method].search(props)
-        found.append(Result(method, result.lower(), domain.group(1).lower() if domain else ""))
+        policy = DMARC_POLICY.search(props) if method == "dmarc" else None
+        found.append(
+            Result(
+                method,
+                result.lower(),
+                domain.group(1).lower() if domain else "",
+                f"p={policy.group(1).lower()}" if policy else "",
+            )
+        )
     return Verdict(tuple(found), from_domain)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from helpdeskd.config import Config, Customer
@@ -22,6 +22,9 @@ class Sender:
     reason: str
     proven: bool = True  # False: an engineer's or staff address whose mail is not proven
     proof: str = ""  # what the trusted Authentication-Results said, for `show`
+    # the mail proven (True), checkable and not proven (False), or nothing could check it (None)
+    authenticated: bool | None = None
+    demoted: str = ""  # why a customer's address is served as an unknown sender
 
 
 @dataclass(frozen=True)
@@ -56,34 +59,50 @@ def classify(
 def sender_of(
     inbound: Inbound, config: Config, today: date, verdict: authres.Verdict | None = None
 ) -> Sender:
-    """With require_dmarc_pass, a From address proves nothing without the trusted hop's
-    dmarc=pass. Our own people steer cases and speak for the support address: their mail
-    must be proven whatever that setting says, unless a test set-up trusts them blindly."""
-    address = inbound.from_addr
-    proven, proof = proof_of(inbound, config, verdict)
-    verified = not config.policy.require_dmarc_pass or proven
+    """Who wrote it, and what proves it. `authenticated` is None where nothing could check
+    the mail (`ingest` or a mailbox without a trusted hop): proof is then asked of nobody."""
+    proof = proof_of(inbound, config, verdict)
+    sender = who(inbound.from_addr, config, today, proof)
+    return replace(
+        sender, proof=proof.summary, authenticated=proof.proven if proof.checked else None
+    )
+
+
+def who(address: str, config: Config, today: date, proof: Proof) -> Sender:
+    """Our own people steer cases and speak for the support address: their mail must be
+    proven, unless a test set-up trusts them blindly. A customer is known by address or
+    domain unless the mail fails its domain's DMARC policy, or require_dmarc_pass asks
+    proof of every customer."""
     if address in config.staff:
         role = "engineer" if config.engineer(address) else "staff"
-        if proven or config.policy.trust_unauthenticated_engineers:
-            return Sender(address, role, None, config.policy.default_plan, True, role, proof=proof)
-        why = f"{role} address not proven ({proof})"
-        return Sender(address, role, None, config.policy.default_plan, False, why, False, proof)
+        if proof.proven or config.policy.trust_unauthenticated_engineers:
+            return Sender(address, role, None, config.policy.default_plan, True, role)
+        why = f"{role} address not proven ({proof.summary})"
+        return Sender(address, role, None, config.policy.default_plan, False, why, False)
     customer, how = find_customer(address, config)
-    if customer and not verified:
-        return unknown(address, config, f"{how} of {customer.name} without dmarc=pass", proof)
     if customer is None:
-        return unknown(address, config, "unknown sender", proof)
+        return unknown(address, config, "unknown sender")
+    demoted = demotion(customer, how, proof, config)
+    if demoted:
+        return replace(unknown(address, config, demoted), demoted=demoted)
     may_open = how == "address" or not customer.authorized_only
     reason = f"customer {customer.name} by {how}" + ("" if may_open else " (authorized_only)")
     plan = plan_of(customer, config, today)
-    return Sender(address, "customer", customer.name, plan, may_open, reason, proof=proof)
+    return Sender(address, "customer", customer.name, plan, may_open, reason)
 
 
-def unknown(address: str, config: Config, reason: str, proof: str = "") -> Sender:
+def demotion(customer: Customer, how: str, proof: Proof, config: Config) -> str:
+    """Why a customer's address is served as an unknown sender; "" when it is not."""
+    if proof.refused:
+        return f"{how} of {customer.name} demoted: dmarc=fail ({proof.refused})"
+    if config.policy.require_dmarc_pass and not proof.proven:
+        return f"{how} of {customer.name} demoted: without dmarc=pass"
+    return ""
+
+
+def unknown(address: str, config: Config, reason: str) -> Sender:
     may_open = config.policy.unknown_sender == "standard"
-    return Sender(
-        address, "unknown", None, config.policy.default_plan, may_open, reason, proof=proof
-    )
+    return Sender(address, "unknown", None, config.policy.default_plan, may_open, reason)
 
 
 def find_customer(address: str, config: Config) -> tuple[Customer | None, str]:
@@ -104,11 +123,6 @@ def plan_of(customer: Customer, config: Config, today: date) -> str:
     return config.policy.default_plan if expired else customer.plan
 
 
-def same_customer(address: str, customer: str | None, config: Config) -> bool:
-    found, _ = find_customer(address, config)
-    return customer is not None and found is not None and found.name == customer
-
-
 def priority_of(inbound: Inbound, config: Config) -> tuple[str, str]:
     text = f"{inbound.subject}\n{inbound.text[:4000]}".lower()
     for priority, words in sorted(config.policy.priority_keywords.items()):
@@ -121,19 +135,33 @@ def priority_of(inbound: Inbound, config: Config) -> tuple[str, str]:
 # -- DMARC, as the trusted hop saw it (RFC 8601) ------------------------------------------------
 
 
-def proof_of(inbound: Inbound, config: Config, verdict: authres.Verdict | None) -> tuple[bool, str]:
-    """Proven or not, and what was found. A verdict proves only the From domain it checked."""
+@dataclass(frozen=True)
+class Proof:
+    """What the trusted hop found of a message's From domain."""
+
+    checked: bool  # the entrance checks for itself, or a trusted MTA is named: proof can be had
+    proven: bool
+    refused: str | None  # the DMARC policy the mail fails (`p=reject`), None when it fails none
+    summary: str  # what `show` prints
+
+
+def proof_of(inbound: Inbound, config: Config, verdict: authres.Verdict | None) -> Proof:
+    """A verdict proves, or refuses, only the From domain it checked."""
     from_domain = inbound.from_addr.rpartition("@")[2]
+    checked = verdict is not None or bool(config.policy.trusted_authserv_id)
     if verdict is None:
         header = authres.topmost(inbound, config.policy.trusted_authserv_id)
         if header is None:
-            return False, "no trusted Authentication-Results"
+            return Proof(checked, False, None, "no trusted Authentication-Results")
         verdict = authres.read(header, from_domain)
-    proven = verdict.proven and verdict.from_domain == from_domain
-    return proven, verdict.summary() or "no results"
+    if verdict.from_domain != from_domain:
+        return Proof(checked, False, None, verdict.summary() or "no results")
+    proven = verdict.proven
+    refused = None if proven else verdict.refused
+    return Proof(checked, proven, refused, verdict.summary() or "no results")
 
 
 def dmarc_pass(inbound: Inbound, config: Config) -> bool:
     """dmarc=pass, or dkim=pass aligned with the From domain, in the topmost
     Authentication-Results of the trusted authserv-id."""
-    return proof_of(inbound, config, None)[0]
+    return proof_of(inbound, config, None).proven

@@ -81,6 +81,11 @@ def outcome(ctx: Context, reference: str | None = None) -> Outcome:
     return customer_reply(ctx, case)
 
 
+# in Case.notices: the opening mail could have been proven and was not, so the opener's word on
+# the case changes no access (#allow) until a proven mail of theirs follows on it
+UNPROVEN_OPENER = "opener-unproven"
+
+
 # -- a new case -----------------------------------------------------------------------------
 
 
@@ -99,6 +104,8 @@ def opened(ctx: Context, reference: str) -> Outcome:
         contacts=(inbound.from_addr,),
         related=ctx.decision.related,
     )
+    if facts.sender.authenticated is False:
+        case = replace(case, notices=frozenset({UNPROVEN_OPENER}))
     case = sla.start_clocks(case, ctx.config)
     events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), plan {case.plan}")]
     if case.related:
@@ -145,6 +152,7 @@ def notification(ctx: Context, case: Case) -> Mail:
             "sender": ctx.inbound.from_addr,
             "sender_name": ctx.inbound.from_name,
             "omitted": omitted,
+            "demoted": ctx.facts.sender.demoted,
         },
         automatic="auto-generated",
         reply_to=ctx.config.helpdesk.address,
@@ -163,8 +171,12 @@ def team(case: Case, config: Config) -> tuple[str, ...]:
 
 
 def record(ctx: Context, kind: str, body: str | None = None, elided: str = "") -> Record:
+    """The route reason says when the sender was demoted, also where it joined a case."""
     text = ctx.inbound.text if body is None else body
-    return Record(kind, ctx.decision.reason, text, elided, ctx.facts.sender.proof)
+    reason, demoted = ctx.decision.reason, ctx.facts.sender.demoted
+    if demoted and demoted not in reason:
+        reason = f"{reason}, sender {demoted}"
+    return Record(kind, reason, text, elided, ctx.facts.sender.proof)
 
 
 # -- no case --------------------------------------------------------------------------------
@@ -227,9 +239,16 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
     if ctx.decision.action == "reopen" or case.status in ("waiting", "resolved"):
         case, events = _reopen(case, ctx, before.status)
     rec = record(ctx, "customer", reply.new, reply.elided)
-    if customer_asks_close(reply.new):
+    asks_close = customer_asks_close(reply.new)
+    if asks_close and ctx.facts.sender.authenticated is not False:
         return close_by_customer(ctx, case, rec, events)
+    if ctx.facts.sender.authenticated and ctx.inbound.from_addr == case.opener:
+        case = replace(case, notices=case.notices - {UNPROVEN_OPENER})
     mails = []
+    if asks_close:
+        refused, answer = close_refused(ctx, case)
+        events.append(refused)
+        mails.append(answer)
     if before.status in sla.SETTLED:
         mails.append(milestone(ctx.config, case, "reopened", "customer")[1])
     reason = customer_asks_escalation(reply.new)
@@ -278,6 +297,22 @@ def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Ou
         ),
     )
     return Outcome(case, False, rec, tuple(events), mails)
+
+
+def close_refused(ctx: Context, case: Case) -> tuple[tuple[str, str], Mail]:
+    """A #close that could be proven and was not: anyone can write a From line, so the case
+    stays open, and the address it names is told why (once a day), as an engineer is."""
+    sender = ctx.facts.sender
+    answer = Mail(
+        "close_refused",
+        "close_refused",
+        (sender.address,),
+        {"proof": sender.proof},
+        automatic="auto-replied",
+        once=f"close_refused:{case.reference}:{sender.address}:{local_day(ctx)}",
+    )
+    why = f"#close from {sender.address} not applied: mail not proven ({sender.proof})"
+    return ("close_refused", why), answer
 
 
 # -- an engineer answers --------------------------------------------------------------------
@@ -606,7 +641,7 @@ def unauthorized(ctx: Context) -> Outcome:
     sender, config = ctx.facts.sender, ctx.config
     customer = customer_named(config, sender.customer)
     primary = customer.primary_contact if customer else None
-    day = ctx.now.astimezone(ZoneInfo(config.helpdesk.timezone)).date().isoformat()
+    day = local_day(ctx)
     address = ctx.inbound.from_addr
     context = {"subject": ctx.inbound.subject, "customer": sender.customer, "primary": primary}
     mails = [
@@ -637,6 +672,11 @@ def unauthorized(ctx: Context) -> Outcome:
     return Outcome(None, False, record(ctx, "unauthorized"), mails=tuple(mails))
 
 
+def local_day(ctx: Context) -> str:
+    """Today in the helpdesk's zone: the key of mail that goes at most once a day."""
+    return ctx.now.astimezone(ZoneInfo(ctx.config.helpdesk.timezone)).date().isoformat()
+
+
 def customer_named(config: Config, name: str | None) -> Customer | None:
     return next((c for c in config.customers if c.name == name), None)
 
@@ -655,6 +695,12 @@ def allow_errors(ctx: Context, case: Case, changes: tuple[str, ...]) -> tuple[Co
         why = (
             f"only a case opened by {customer.name}'s primary contact can change its allow-list; "
             f"{case.reference} was opened by {case.opener}"
+        )
+    elif UNPROVEN_OPENER in case.notices:
+        why = (
+            f"the mail that opened {case.reference} was not proven to come from "
+            f"{case.opener}: ask them to write again from a mail server that signs its mail "
+            "(DKIM) or passes DMARC; nothing was changed"
         )
     else:
         return ()

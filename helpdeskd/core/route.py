@@ -12,7 +12,7 @@ from datetime import datetime
 
 from helpdeskd.config import Config
 from helpdeskd.core import calendar, sla, survey
-from helpdeskd.core.classify import Facts, same_customer
+from helpdeskd.core.classify import Facts
 from helpdeskd.core.quotes import split_reply
 from helpdeskd.model import Case, Inbound
 
@@ -53,10 +53,10 @@ def route(
     changes nothing."""
     if found.tagged is not None:
         case, how = found.tagged, f"tag {found.tagged.reference}"
-        trusted = trusted_for(facts, inbound.from_addr, case, config)
+        trusted = trusted_for(facts, inbound.from_addr, case)
     elif found.threaded is not None:
         case, how = found.threaded, f"in-reply-to <{found.threaded_id}>"
-        trusted = bool(facts.auto) or trusted_for(facts, inbound.from_addr, case, config)
+        trusted = bool(facts.auto) or trusted_for(facts, inbound.from_addr, case)
     else:
         return new_case(facts, found, config, None, text=words(inbound))
     if trusted:
@@ -70,12 +70,15 @@ def words(inbound: Inbound) -> str:
     return f"{inbound.subject}\n{inbound.text[:4000]}".lower()
 
 
-def trusted_for(facts: Facts, address: str, case: Case, config: Config) -> bool:
+def trusted_for(facts: Facts, address: str, case: Case) -> bool:
+    """Our own people, the case's contacts, and whoever of its customer may open cases: a
+    sender who may not open a case (authorized_only) or was demoted joins none by naming it."""
+    sender = facts.sender
     return (
-        facts.sender.role in ("engineer", "staff")
+        sender.role in ("engineer", "staff")
         or address in case.contacts
         or address == case.opener
-        or same_customer(address, case.customer, config)
+        or (sender.role == "customer" and sender.may_open and sender.customer == case.customer)
     )
 
 
