@@ -111,6 +111,7 @@ CUSTOMER_THREAD = frozenset(
         "reopened",
         "escalation_request",
         "allowlist_changed",
+        "close_refused",
         "rating",
     }
 )
