@@ -12,11 +12,14 @@ import calendar
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from helpdeskd.config import PRIORITIES, Config
 from helpdeskd.exits import USAGE, Failure
-from helpdeskd.model import STATUSES
+from helpdeskd.model import PRIORITIES, STATUSES
+
+if TYPE_CHECKING:  # the configuration's reader is not imported to parse a command line
+    from helpdeskd.config import Config
 
 DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 INSTANT = re.compile(

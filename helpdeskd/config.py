@@ -20,8 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from helpdeskd.core.calendar import UNITS, Calendar, CalendarError, Duration, parse_duration
+from helpdeskd.model import PRIORITIES
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
 LONGEST_DURATION_MINUTES = 3650 * 24 * 60
 # Installed, the templates sit inside the package; in a source checkout, beside it.
 PACKAGED_TEMPLATES = next(

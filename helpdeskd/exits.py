@@ -28,6 +28,11 @@ class Failure(Exception):
         self.code = code
 
 
+def busy(exc: Exception) -> bool:
+    """SQLite's "database is locked": another process holds the database for now."""
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
 def why(exc: OSError) -> str:
     """`no such file or directory`, without the errno number Python puts in front."""
     return (exc.strerror or str(exc)).lower()

@@ -47,6 +47,10 @@ class Inbound:
 
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+# What `report` prints, named here so that the command line lists them without importing it.
+REPORT_FORMATS = ("table", "csv", "json")
+REPORT_PARTS = ("sla", "satisfaction", "fair-use")
 
 
 @dataclass(frozen=True)

@@ -316,12 +316,12 @@ def test_completion_scripts_need_no_configuration(tmp_path, monkeypatch, capsys)
 
 
 def test_a_bug_is_one_line_too_and_debug_shows_where(setup, capsys, monkeypatch):
-    from helpdeskd import cli as command_line
+    from helpdeskd.commands import cases
 
     def broken(config, args):
         raise RuntimeError("something impossible")
 
-    monkeypatch.setitem(command_line.COMMANDS, "cases", broken)
+    monkeypatch.setattr(cases, "cmd_cases", broken)
     assert main(["--config", str(setup / "helpdeskd.toml"), "cases"]) == SOFTWARE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "something impossible" in err and "--debug" in err

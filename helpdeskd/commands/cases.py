@@ -1,0 +1,97 @@
+"""Reading the cases: `cases`, `show`, `report`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from helpdeskd import arguments, exits, report, views
+from helpdeskd.adapters.store import Cases, Ratings
+from helpdeskd.commands.context import open_store
+from helpdeskd.config import Config
+from helpdeskd.exits import Failure
+
+
+def cmd_cases(config: Config, args) -> int:
+    store = open_store(config)
+    tz = config.helpdesk.timezone
+    if args.quarantined:
+        rows = store.quarantined()
+        print(
+            json.dumps(rows, indent=2)
+            if args.json
+            else views.table(
+                views.shown_rows(rows, ("received_at",), tz),
+                ["id", "received_at", "from", "subject", "size", "reason"],
+            )
+        )
+        return 0
+    cases = Cases(store)
+    if args.unrouted:
+        rows = cases.unrouted()
+        print(
+            json.dumps(rows, indent=2)
+            if args.json
+            else views.table(
+                views.shown_rows(rows, ("at",), tz),
+                ["id", "at", "kind", "from_addr", "subject", "route_reason"],
+            )
+        )
+        return 0
+    found = [views.case_summary(c, config) for c in chosen_cases(cases, config, args)]
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(
+        views.table(
+            views.shown_rows(found, ("opened_at",), tz),
+            ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"],
+        )
+    )
+    unrouted = len(cases.unrouted())
+    if unrouted:
+        print(f"\n{unrouted} message(s) kept without a case: helpdeskd cases --unrouted")
+    return 0
+
+
+def chosen_cases(cases: Cases, config: Config, args) -> list:
+    """The cases the filters name, each filter checked against what exists first."""
+    customer = args.customer and arguments.customer(config, args.customer, cases.customers())
+    plan = args.plan and arguments.plan(config, args.plan)
+    return [
+        c
+        for c in cases.list(args.status, customer or None)
+        if args.priority in (None, c.priority) and plan in (None, c.plan)
+    ]
+
+
+def cmd_show(config: Config, args) -> int:
+    store = open_store(config)
+    case = Cases(store).get(args.reference.strip().upper())
+    if case is None:
+        raise Failure(f"no case {args.reference}: `helpdeskd cases` lists them", exits.NOINPUT)
+    detail = views.case_detail(store, case, config, args.now or datetime.now(UTC), args.full)
+    print(
+        json.dumps(detail, indent=2)
+        if args.json
+        else views.show_text(detail, config.helpdesk.timezone)
+    )
+    return 0
+
+
+def cmd_report(config: Config, args) -> int:
+    tz = config.helpdesk.timezone
+    since, until = report.window(args.since, args.until, tz)
+    if since and until and since >= until:
+        raise Failure(f"--until {args.until} is not after --since {args.since}", exits.USAGE)
+    store = open_store(config)
+    cases = Cases(store).opened_between(since, until)
+    parts = {
+        "sla": report.compliance(cases, config, args.now or datetime.now(UTC)),
+        "satisfaction": report.satisfaction(cases, Ratings(store).of_cases([c.id for c in cases])),
+        "fair-use": report.fair_use(cases, config),
+    }
+    print(report.render_parts(parts, args.format, args.part))
+    if args.format == "table" and parts["sla"] and (since or until):
+        print(f"cases opened from {views.shown(since, tz)} until {views.shown(until, tz)}")
+    return 0
