@@ -160,7 +160,10 @@ def _ops_commands(sub) -> None:
     status = sub.add_parser("status", help="health: listener, mailboxes, backlogs, last sweep")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     copy = sub.add_parser("backup", help="a consistent copy of the live database")
-    copy.add_argument("dest", type=Path, help="the copy's file name, or a folder for a dated one")
+    copy.add_argument(
+        "dest", help="the copy's file name, or a folder (one that exists, or DIR/) for a dated one"
+    ).complete = FILE
+    copy.add_argument("--force", action="store_true", help="replace an earlier backup")
     purge = sub.add_parser("purge", help="remove raw mail of cases closed long ago")
     purge.add_argument(
         "--older-than",

@@ -49,9 +49,9 @@ def cmd_status(config: Config, args) -> int:
 
 def cmd_backup(config: Config, args) -> int:
     try:
-        copy = backup.backup(open_store(config), args.dest, datetime.now(UTC))
+        copy = backup.backup(open_store(config), args.dest, datetime.now(UTC), force=args.force)
     except (OSError, backup.BackupFailed) as exc:
-        why = exits.why(exc) if isinstance(exc, OSError) else str(exc).lower()
+        why = exits.why(exc) if isinstance(exc, OSError) else str(exc)
         raise Failure(f"backup to {args.dest} failed: {why}", exits.CANTCREAT) from exc
     print(f"backed up to {copy}")
     return 0
