@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from helpdeskd import arguments, exits, report, views
 from helpdeskd.adapters.store import Cases, Ratings
-from helpdeskd.commands.context import open_store
+from helpdeskd.commands.context import no_database, read_store
 from helpdeskd.config import Config
+from helpdeskd.core.route import tag_pattern
 from helpdeskd.exits import Failure
 
 
 def cmd_cases(config: Config, args) -> int:
-    store = open_store(config)
+    store = read_store(config)
+    if store is None:
+        filters(config, args)  # a mistaken filter is said all the same
+        if args.json:
+            print("[]")
+        return 0
     tz = config.helpdesk.timezone
     if args.quarantined:
         rows = store.quarantined()
@@ -56,20 +63,27 @@ def cmd_cases(config: Config, args) -> int:
 
 def chosen_cases(cases: Cases, config: Config, args) -> list:
     """The cases the filters name, each filter checked against what exists first."""
-    customer = args.customer and arguments.customer(config, args.customer, cases.customers())
-    plan = args.plan and arguments.plan(config, args.plan)
+    customer, plan = filters(config, args, cases.customers())
     return [
         c
-        for c in cases.list(args.status, customer or None)
+        for c in cases.list(args.status, customer)
         if args.priority in (None, c.priority) and plan in (None, c.plan)
     ]
 
 
+def filters(config: Config, args, recorded: Iterable[str] = ()) -> tuple[str | None, str | None]:
+    """The customer and plan named, as configured (or recorded on cases), or a usage failure."""
+    customer = args.customer and arguments.customer(config, args.customer, recorded)
+    plan = args.plan and arguments.plan(config, args.plan)
+    return customer or None, plan or None
+
+
 def cmd_show(config: Config, args) -> int:
-    store = open_store(config)
-    case = Cases(store).get(args.reference.strip().upper())
+    reference = args.reference.strip().upper()
+    store = read_store(config, say_so=False)
+    case = Cases(store).get(reference) if store else None
     if case is None:
-        raise Failure(f"no case {args.reference}: `helpdeskd cases` lists them", exits.NOINPUT)
+        raise missing_case(config, args.reference, store is None)
     detail = views.case_detail(store, case, config, args.now or datetime.now(UTC), args.full)
     print(
         json.dumps(detail, indent=2)
@@ -79,16 +93,30 @@ def cmd_show(config: Config, args) -> int:
     return 0
 
 
+def missing_case(config: Config, given: str, no_store: bool) -> Failure:
+    """A reference that cannot be one is a usage mistake (64); one that names no case, 66."""
+    prefix = config.helpdesk.reference_prefix
+    if not tag_pattern(prefix).fullmatch(given.strip().upper()):
+        return Failure(
+            f"{given!r} is not a case reference: write it as {prefix}-2026-00042, "
+            "as `helpdeskd cases` lists them",
+            exits.USAGE,
+        )
+    where = no_database(config) if no_store else "`helpdeskd cases` lists them"
+    return Failure(f"no case {given}: {where}", exits.NOINPUT)
+
+
 def cmd_report(config: Config, args) -> int:
     tz = config.helpdesk.timezone
     since, until = report.window(args.since, args.until, tz)
     if since and until and since >= until:
         raise Failure(f"--until {args.until} is not after --since {args.since}", exits.USAGE)
-    store = open_store(config)
-    cases = Cases(store).opened_between(since, until)
+    store = read_store(config)
+    cases = Cases(store).opened_between(since, until) if store else []
+    ratings = Ratings(store).of_cases([c.id for c in cases]) if store else {}
     parts = {
         "sla": report.compliance(cases, config, args.now or datetime.now(UTC)),
-        "satisfaction": report.satisfaction(cases, Ratings(store).of_cases([c.id for c in cases])),
+        "satisfaction": report.satisfaction(cases, ratings),
         "fair-use": report.fair_use(cases, config),
     }
     print(report.render_parts(parts, args.format, args.part))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 from helpdeskd import config as configuration
@@ -47,3 +48,22 @@ def open_store(config: Config) -> Store:
         return Store.open(path)
     except (OSError, sqlite3.Error) as exc:
         raise exits.database_failure(Path(path), exc, config.path) from exc
+
+
+def read_store(config: Config, *, say_so: bool = True) -> Store | None:
+    """The database for a command that only reads it, or None while there is none yet (said
+    on stderr unless the caller says it): such a command never makes it. A place it could
+    never be made is still the one-line failure."""
+    path = Path(config.helpdesk.database)
+    if path.exists() or exits.blocking_file(path):
+        return open_store(config)
+    if say_so:
+        print(f"helpdeskd: {no_database(config)}", file=sys.stderr)
+    return None
+
+
+def no_database(config: Config) -> str:
+    return (
+        f"no database yet: {config.helpdesk.database} is made when helpdeskd first takes mail "
+        "(`helpdeskd run`, `helpdeskd ingest`)"
+    )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from helpdeskd import backup, exits, health, paths, retention, service
 from helpdeskd import config as configuration
-from helpdeskd.commands.context import open_store
+from helpdeskd.commands.context import no_database, open_store, read_store
 from helpdeskd.config import Config
 from helpdeskd.exits import Failure
 from helpdeskd.files import exposed
@@ -29,7 +29,7 @@ def cmd_check_config(config: Config, args) -> int:
         print(f"{config.path}: {len(problems)} problem(s)", file=sys.stderr)
         for key, why in problems:
             print(f"  {key}: {why}", file=sys.stderr)
-        return 1
+        return exits.CONFIG
     print(
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
@@ -42,8 +42,15 @@ def cmd_check_config(config: Config, args) -> int:
 
 
 def cmd_status(config: Config, args) -> int:
-    found = health.assess(config, open_store(config), datetime.now(UTC))
-    print(json.dumps(found, indent=2) if args.json else health.text(found))
+    store = read_store(config)
+    if store is None:  # the daemon never ran: unhealthy, and the reason is said above
+        found = {"healthy": False, "problems": [no_database(config)], "warnings": []}
+        print(json.dumps(found, indent=2) if args.json else "helpdeskd: UNHEALTHY")
+        return 1
+    found = health.assess(config, store, datetime.now(UTC))
+    print(
+        json.dumps(found, indent=2) if args.json else health.text(found, config.helpdesk.timezone)
+    )
     return 0 if found["healthy"] else 1
 
 

@@ -11,7 +11,7 @@ from helpdeskd import announce, exits, quarantine, sweep, views
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import OutboxQueue, Store, StoreUnavailable
 from helpdeskd.alerts import incident_report
-from helpdeskd.commands.context import open_store
+from helpdeskd.commands.context import open_store, read_store
 from helpdeskd.config import Config
 from helpdeskd.core.autogen import explain
 from helpdeskd.core.parse import ParseError, parse
@@ -142,7 +142,11 @@ def cmd_sweep(config: Config, args) -> int:
 
 
 def cmd_outbox(config: Config, args) -> int:
-    store = open_store(config)
+    changes = args.flush or args.retry_now or args.retry or args.drop
+    store = open_store(config) if changes else read_store(config)
+    if store is None:
+        print("[]" if args.json else "outbox empty")
+        return 0
     queue, now = OutboxQueue(store), datetime.now(UTC)
     if args.drop:
         print(f"dropped {queue.drop(unsent(queue, args.drop))}")
