@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from helpdeskd import __version__, arguments, exits
 from helpdeskd.exits import Failure
 from helpdeskd.files import make_private
-from helpdeskd.model import PRIORITIES, REPORT_FORMATS, REPORT_PARTS, STATUSES
+from helpdeskd.names import PRIORITIES, REPORT_FORMATS, REPORT_PARTS, STATUSES
 
 if TYPE_CHECKING:
     from helpdeskd.config import Config

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from helpdeskd.core.calendar import UNITS, Calendar, CalendarError, Duration, parse_duration
-from helpdeskd.model import PRIORITIES
+from helpdeskd.names import PRIORITIES
 
 LONGEST_DURATION_MINUTES = 3650 * 24 * 60
 # Installed, the templates sit inside the package; in a source checkout, beside it.

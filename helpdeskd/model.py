@@ -46,13 +46,6 @@ class Inbound:
         return [v for k, v in self.headers if k.lower() == wanted]
 
 
-STATUSES = ("new", "open", "waiting", "resolved", "closed")
-PRIORITIES = ("P1", "P2", "P3", "P4")
-# What `report` prints, named here so that the command line lists them without importing it.
-REPORT_FORMATS = ("table", "csv", "json")
-REPORT_PARTS = ("sla", "satisfaction", "fair-use")
-
-
 @dataclass(frozen=True)
 class Case:
     """A case as the core sees it; the store maps it to and from its row."""

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config
 from helpdeskd.core import sla, survey
-from helpdeskd.model import REPORT_FORMATS, REPORT_PARTS, Case
+from helpdeskd.model import Case
+from helpdeskd.names import REPORT_FORMATS, REPORT_PARTS
 from helpdeskd.views import table
 
 UNKNOWN = "(unknown sender)"
