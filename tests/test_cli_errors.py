@@ -358,3 +358,10 @@ def test_a_read_only_command_says_there_is_no_database_and_creates_none(
     assert err.count("\n") == 1, err
     if out is not None:
         assert printed == out
+
+
+def test_a_mistaken_filter_is_the_one_line_without_a_database(tmp_path, capsys):
+    config = write_config(tmp_path)
+    code = main(["--config", str(config), "cases", "--customer", "initech"])
+    one_line(capsys, code, USAGE, "no customer 'initech'")
+    assert not (tmp_path / "helpdesk.db").exists()

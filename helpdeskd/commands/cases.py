@@ -8,16 +8,17 @@ from datetime import UTC, datetime
 
 from helpdeskd import arguments, exits, report, views
 from helpdeskd.adapters.store import Cases, Ratings
-from helpdeskd.commands.context import no_database, read_store
+from helpdeskd.commands.context import no_database, read_store, tell_no_database
 from helpdeskd.config import Config
 from helpdeskd.core.route import tag_pattern
 from helpdeskd.exits import Failure
 
 
 def cmd_cases(config: Config, args) -> int:
-    store = read_store(config)
+    store = read_store(config, say_so=False)
     if store is None:
-        filters(config, args)  # a mistaken filter is said all the same
+        filters(config, args)  # a mistaken filter is said all the same, and alone
+        tell_no_database(config)
         if args.json:
             print("[]")
         return 0

@@ -58,8 +58,12 @@ def read_store(config: Config, *, say_so: bool = True) -> Store | None:
     if path.exists() or exits.blocking_file(path):
         return open_store(config)
     if say_so:
-        print(f"helpdeskd: {no_database(config)}", file=sys.stderr)
+        tell_no_database(config)
     return None
+
+
+def tell_no_database(config: Config) -> None:
+    print(f"helpdeskd: {no_database(config)}", file=sys.stderr)
 
 
 def no_database(config: Config) -> str:
