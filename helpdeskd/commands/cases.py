@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from helpdeskd.core.route import tag_pattern
 from helpdeskd.exits import Failure
 
 
-def cmd_cases(config: Config, args) -> int:
+def cmd_cases(config: Config, args: Namespace) -> int:
     store = read_store(config, say_so=False)
     if store is None:
         filters(config, args)  # a mistaken filter is said all the same, and alone
@@ -62,7 +63,7 @@ def cmd_cases(config: Config, args) -> int:
     return 0
 
 
-def chosen_cases(cases: Cases, config: Config, args) -> list:
+def chosen_cases(cases: Cases, config: Config, args: Namespace) -> list:
     """The cases the filters name, each filter checked against what exists first."""
     customer, plan = filters(config, args, cases.customers())
     return [
@@ -72,14 +73,16 @@ def chosen_cases(cases: Cases, config: Config, args) -> list:
     ]
 
 
-def filters(config: Config, args, recorded: Iterable[str] = ()) -> tuple[str | None, str | None]:
+def filters(
+    config: Config, args: Namespace, recorded: Iterable[str] = ()
+) -> tuple[str | None, str | None]:
     """The customer and plan named, as configured (or recorded on cases), or a usage failure."""
     customer = args.customer and arguments.customer(config, args.customer, recorded)
     plan = args.plan and arguments.plan(config, args.plan)
     return customer or None, plan or None
 
 
-def cmd_show(config: Config, args) -> int:
+def cmd_show(config: Config, args: Namespace) -> int:
     reference = args.reference.strip().upper()
     store = read_store(config, say_so=False)
     case = Cases(store).get(reference) if store else None
@@ -107,7 +110,7 @@ def missing_case(config: Config, given: str, no_store: bool) -> Failure:
     return Failure(f"no case {given}: {where}", exits.NOINPUT)
 
 
-def cmd_report(config: Config, args) -> int:
+def cmd_report(config: Config, args: Namespace) -> int:
     tz = config.helpdesk.timezone
     since, until = report.window(args.since, args.until, tz)
     if since and until and since >= until:

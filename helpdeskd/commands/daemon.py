@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from argparse import Namespace
 from datetime import UTC, datetime
 
 from helpdeskd import backup, exits, health, paths, retention, service
@@ -14,7 +15,7 @@ from helpdeskd.exits import Failure
 from helpdeskd.files import exposed
 
 
-def cmd_run(config: Config, args) -> int:
+def cmd_run(config: Config, args: Namespace) -> int:
     open_store(config).close()  # a database that cannot open is said here, in one line
     try:
         service.run(config)
@@ -23,7 +24,7 @@ def cmd_run(config: Config, args) -> int:
     return 0
 
 
-def cmd_check_config(config: Config, args) -> int:
+def cmd_check_config(config: Config, args: Namespace) -> int:
     problems = paths.problems(config)
     if problems:
         print(f"{config.path}: {len(problems)} problem(s)", file=sys.stderr)
@@ -41,7 +42,7 @@ def cmd_check_config(config: Config, args) -> int:
     return 0
 
 
-def cmd_status(config: Config, args) -> int:
+def cmd_status(config: Config, args: Namespace) -> int:
     store = read_store(config)
     if store is None:  # the daemon never ran: unhealthy, and the reason is said above
         found = {"healthy": False, "problems": [no_database(config)], "warnings": []}
@@ -54,7 +55,7 @@ def cmd_status(config: Config, args) -> int:
     return 0 if found["healthy"] else 1
 
 
-def cmd_backup(config: Config, args) -> int:
+def cmd_backup(config: Config, args: Namespace) -> int:
     try:
         copy = backup.backup(open_store(config), args.dest, datetime.now(UTC), force=args.force)
     except (OSError, backup.BackupFailed) as exc:
@@ -64,7 +65,7 @@ def cmd_backup(config: Config, args) -> int:
     return 0
 
 
-def cmd_purge(config: Config, args) -> int:
+def cmd_purge(config: Config, args: Namespace) -> int:
     counts = retention.purge(open_store(config), args.older_than, datetime.now(UTC))
     print(f"raw mail removed: {counts['spool']} inbound, {counts['outbox']} sent")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from argparse import Namespace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from helpdeskd.exits import Failure
 from helpdeskd.pipeline import Processed, authenticate, handle, process
 
 
-def cmd_ingest(config: Config, args) -> int:
+def cmd_ingest(config: Config, args: Namespace) -> int:
     raw = read_message(args.file, config.smtp.max_message_size)
     now = args.now or datetime.now(UTC)
     try:
@@ -128,7 +129,7 @@ def _describe(result: Processed) -> str:
     return f"{result.decision.action}{ref}: {result.decision.reason}"
 
 
-def cmd_sweep(config: Config, args) -> int:
+def cmd_sweep(config: Config, args: Namespace) -> int:
     store = open_store(config)
     now = args.now or datetime.now(UTC)
     actions = sweep.run(store, config, now, dry_run=args.dry_run)
@@ -141,7 +142,7 @@ def cmd_sweep(config: Config, args) -> int:
     return 0
 
 
-def cmd_outbox(config: Config, args) -> int:
+def cmd_outbox(config: Config, args: Namespace) -> int:
     changes = args.flush or args.retry_now or args.retry or args.drop
     store = open_store(config) if changes else read_store(config)
     if store is None:
@@ -201,7 +202,7 @@ def unsent(queue: OutboxQueue, ids: list[int]) -> list[int]:
     return ids
 
 
-def cmd_requeue(config: Config, args) -> int:
+def cmd_requeue(config: Config, args: Namespace) -> int:
     if bool(args.ids) == args.all:
         raise Failure("name the spool ids to requeue, or --all (not both)", exits.USAGE)
     store = open_store(config)
@@ -219,7 +220,7 @@ def cmd_requeue(config: Config, args) -> int:
     return 0
 
 
-def cmd_announce(config: Config, args) -> int:
+def cmd_announce(config: Config, args: Namespace) -> int:
     try:
         body = args.body.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
