@@ -1,7 +1,7 @@
 # make run   - create .venv, install helpdeskd and its runtime dependencies, start the daemon
 #              on config.example.toml
-# make test  - install the test extras (and Dovecot, chromium and systemd-analyze, as root,
-#              when missing), run the suite
+# make test  - install the test extras (and Dovecot, PostgreSQL, chromium and systemd-analyze,
+#              as root, when missing), run the suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ CONFIG ?= config.example.toml
 PYTEST_ARGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run test lint dovecot systemd chromium clean venv
+.PHONY: run test lint dovecot postgresql systemd chromium clean venv var
 
 venv:
 	@test -x $(BIN)/python || { echo "creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -26,12 +26,16 @@ $(VENV)/.installed: pyproject.toml | venv
 	$(PIP) install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime
-	@mkdir -p var
+# Private, as helpdeskd makes its own folders (it warns of one others may read): it holds the
+# customers' mail. install -d also closes a var/ an older Makefile left open.
+var:
+	@install -d -m 0700 var
+
+run: $(VENV)/.runtime var
 	@echo "starting helpdeskd on $(CONFIG) (Ctrl-C stops it)"
 	$(BIN)/helpdeskd --config $(CONFIG) run
 
-test: $(VENV)/.installed dovecot systemd chromium
+test: $(VENV)/.installed dovecot postgresql systemd chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -44,6 +48,14 @@ dovecot:
 		echo "installing dovecot-imapd for the IMAP tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
 	else echo "dovecot is not installed and we are not root: the IMAP tests will be skipped"; fi
+
+# The PostgreSQL tests start their own server with Debian's initdb and postgres.
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing postgresql for the PostgreSQL tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "postgresql is not installed and we are not root: the PostgreSQL tests will be skipped"; fi
 
 # The unit's tests run systemd-analyze (verify, security --offline); Debian's systemd has it.
 systemd:

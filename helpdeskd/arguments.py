@@ -12,11 +12,13 @@ import calendar
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
-from helpdeskd.config import PRIORITIES, Config
 from helpdeskd.exits import USAGE, Failure
-from helpdeskd.model import STATUSES
+from helpdeskd.names import PRIORITIES, STATUSES
+
+if TYPE_CHECKING:  # the configuration's reader is not imported to parse a command line
+    from helpdeskd.config import Config
 
 DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 INSTANT = re.compile(
@@ -74,6 +76,8 @@ def _zone(text: str | None) -> timezone | None:
 
 def settle(args: argparse.Namespace, zone: str) -> None:
     """Every instant argument without a zone becomes the helpdesk's time; then all are UTC."""
+    from zoneinfo import ZoneInfo  # here: the configuration has loaded it; --help need not
+
     for name, value in vars(args).items():
         if isinstance(value, datetime):
             local = value if value.tzinfo else value.replace(tzinfo=ZoneInfo(zone))

@@ -3,7 +3,7 @@
 SQLite's online backup API copies a snapshot while the daemon keeps writing (WAL readers and
 writers do not block each other). The copy is written beside DEST, checked with
 `PRAGMA integrity_check`, made private and only then renamed into place, so DEST is never a
-half-written or unchecked file.
+half-written or unchecked file, and never an earlier backup unless `force` says so.
 """
 
 from __future__ import annotations
@@ -19,15 +19,22 @@ class BackupFailed(Exception):
     pass
 
 
-def target(dest: Path, now: datetime) -> Path:
-    """A folder gets a dated file name, so a nightly timer keeps one copy a day."""
-    if dest.is_dir():
-        return dest / f"helpdesk-{now:%Y%m%d-%H%M%S}.db"
-    return dest
+def target(dest: str, now: datetime) -> Path:
+    """A folder (one that exists, or a name ending in a slash) gets a dated file name, so a
+    nightly timer keeps one copy a day; a folder not there yet is made, private."""
+    path = Path(dest)
+    if not (dest.endswith(os.sep) or path.is_dir()):
+        return path
+    if path.exists() and not path.is_dir():
+        raise BackupFailed(f"{path} is a file, not a folder")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path / f"helpdesk-{now:%Y%m%d-%H%M%S}.db"
 
 
-def backup(store: Store, dest: Path, now: datetime) -> Path:
+def backup(store: Store, dest: str, now: datetime, *, force: bool = False) -> Path:
     final = target(dest, now)
+    if final.exists() and not force:
+        raise BackupFailed(f"{final} exists: an earlier backup is never replaced without --force")
     partial = final.with_name(f".{final.name}.partial")
     partial.unlink(missing_ok=True)
     try:

@@ -28,6 +28,11 @@ class Failure(Exception):
         self.code = code
 
 
+def busy(exc: Exception) -> bool:
+    """SQLite's "database is locked": another process holds the database for now."""
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
 def why(exc: OSError) -> str:
     """`no such file or directory`, without the errno number Python puts in front."""
     return (exc.strerror or str(exc)).lower()
@@ -54,7 +59,11 @@ def database_failure(path: Path, exc: Exception, config_path: Path) -> Failure:
         return Failure(f"the database {path} is a folder: {where}", CANTCREAT)
     if path.exists():
         return Failure(f"cannot open the database {path}: {text}; {where}", UNAVAILABLE)
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocker:
+    if blocker := blocking_file(path):
         text = f"{blocker} is not a folder"
     return Failure(f"cannot create the database {path}: {text}; {where}", CANTCREAT)
+
+
+def blocking_file(path: Path) -> Path | None:
+    """A file where a folder of `path` should be: nothing can ever be made there."""
+    return next((p for p in path.parents if p.exists() and not p.is_dir()), None)

@@ -11,10 +11,6 @@ import os
 import stat
 from pathlib import Path
 
-import structlog
-
-log = structlog.get_logger("helpdeskd.files")
-
 PRIVATE_UMASK = 0o077
 # Read or write for group or others; execute alone on a folder lets them pass, not look.
 REACHABLE = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
@@ -39,5 +35,8 @@ def exposed(database: Path | str) -> list[str]:
 
 
 def warn_if_exposed(database: Path | str) -> None:
+    import structlog  # here: the command line sets the umask before it loads the library
+
+    log = structlog.get_logger("helpdeskd.files")
     for problem in exposed(database):
         log.warning("files.exposed", problem=problem, fix="chmod go-rwx")

@@ -1,7 +1,9 @@
 """`helpdeskd status`: is the daemon doing its job? For an admin, a monitor or a load balancer.
 
 Every figure comes from the database the daemon writes (and the listener's port), so `status`
-runs as a separate process and needs no channel into the daemon.
+runs as a separate process and needs no channel into the daemon. What people read (the text and
+the problems) gives times in the helpdesk's zone, as every command does; `--json`'s figures are
+ISO 8601 with their offset.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import socket
 from datetime import datetime, timedelta
 
 from helpdeskd import demotions
-from helpdeskd.adapters.store import Figures, Heartbeats, Incidents, Store, iso
+from helpdeskd.adapters.store import Figures, Heartbeats, Incidents, Store, iso, parse_iso
 from helpdeskd.config import Config
+from helpdeskd.views import shown
 
 SPOOL_LATE = timedelta(minutes=10)  # mail spooled this long ago and not processed: the worker
 OUTBOX_LATE = timedelta(hours=1)  # due this long and still queued: the relay
@@ -25,15 +28,16 @@ def assess(config: Config, store: Store, now: datetime, *, probe: bool = True) -
     warnings: list[str] = []
     beats = Heartbeats(store).all()
     incidents = Incidents(store).listing()
+    tz = config.helpdesk.timezone
     report = {
         "listener": _listener(config, problems) if probe else None,
-        "mailboxes": [_mailbox(box, beats, incidents, now, problems) for box in config.imap],
-        "spool": _spool(store, now, problems),
-        "outbox": _outbox(store, now, problems),
+        "mailboxes": [_mailbox(box, beats, incidents, now, tz, problems) for box in config.imap],
+        "spool": _spool(store, now, tz, problems),
+        "outbox": _outbox(store, now, tz, problems),
         "dead_mail": _dead_mail(store, warnings),
         "demoted": demotions.figure(store, now, warnings),
-        "incidents": _incidents(incidents, problems, warnings),
-        "last_sweep": _sweep(beats.get("sweep"), now, problems),
+        "incidents": _incidents(incidents, tz, problems, warnings),
+        "last_sweep": _sweep(beats.get("sweep"), now, tz, problems),
         "next_deadlines": Figures(store).next_deadlines(),
     }
     return {"healthy": not problems, "problems": problems, "warnings": warnings, **report}
@@ -63,29 +67,33 @@ def probe_smtp(host: str, port: int) -> str:
         return f"cannot connect: {exc.strerror or exc}"
 
 
-def _mailbox(box, beats: dict, incidents: list[dict], now: datetime, problems: list) -> dict:
+def _mailbox(
+    box, beats: dict, incidents: list[dict], now: datetime, tz: str, problems: list
+) -> dict:
     key = f"imap:{box.name}"
     last = beats.get(key)
     incident = next((i for i in incidents if i["key"] == key), None)
     allowed = timedelta(seconds=max(3 * box.poll_interval, box.alert_after))
     if incident:
-        problems.append(f"mailbox {box.name}: failing since {incident['opened_at']}")
+        problems.append(f"mailbox {box.name}: failing since {_stored(incident['opened_at'], tz)}")
     elif last is None or now - last > allowed:
-        problems.append(f"mailbox {box.name}: no successful poll since {iso(last) or 'ever'}")
+        problems.append(f"mailbox {box.name}: no successful poll since {_when(last, tz)}")
     return {"name": box.name, "last_poll": iso(last), "incident": incident is not None}
 
 
-def _spool(store: Store, now: datetime, problems: list[str]) -> dict:
+def _spool(store: Store, now: datetime, tz: str, problems: list[str]) -> dict:
     waiting, oldest = Figures(store).spool_backlog()
     if oldest and now - oldest > SPOOL_LATE:
-        problems.append(f"spool: {waiting} message(s) waiting, the oldest since {iso(oldest)}")
+        problems.append(
+            f"spool: {waiting} message(s) waiting, the oldest since {_when(oldest, tz)}"
+        )
     return {"waiting": waiting, "oldest": iso(oldest), "age_seconds": _age(oldest, now)}
 
 
-def _outbox(store: Store, now: datetime, problems: list[str]) -> dict:
+def _outbox(store: Store, now: datetime, tz: str, problems: list[str]) -> dict:
     queued, oldest_due = Figures(store).outbox_backlog(now)
     if oldest_due and now - oldest_due > OUTBOX_LATE:
-        problems.append(f"outbox: {queued} queued, due mail waiting since {iso(oldest_due)}")
+        problems.append(f"outbox: {queued} queued, due mail waiting since {_when(oldest_due, tz)}")
     return {"queued": queued, "oldest_due": iso(oldest_due), "age_seconds": _age(oldest_due, now)}
 
 
@@ -98,7 +106,9 @@ def _dead_mail(store: Store, warnings: list[str]) -> dict:
     return dead
 
 
-def _incidents(incidents: list[dict], problems: list[str], warnings: list[str]) -> list[dict]:
+def _incidents(
+    incidents: list[dict], tz: str, problems: list[str], warnings: list[str]
+) -> list[dict]:
     """Mailbox incidents are told under their mailbox; a quarantine count never closes (the
     dead-mail figure says the same), the rest are trouble still going on."""
     for incident in incidents:
@@ -106,23 +116,32 @@ def _incidents(incidents: list[dict], problems: list[str], warnings: list[str]) 
         if key.startswith("quarantine:"):
             continue
         if not key.startswith("imap:"):
-            problems.append(f"incident {key} open since {incident['opened_at']}")
+            problems.append(f"incident {key} open since {_stored(incident['opened_at'], tz)}")
     if any(i["key"].startswith("quarantine:") for i in incidents):
         warnings.append("the quarantine grew: admins were told")
     return [{"key": i["key"], "opened_at": i["opened_at"]} for i in incidents]
 
 
-def _sweep(last: datetime | None, now: datetime, problems: list[str]) -> dict:
+def _sweep(last: datetime | None, now: datetime, tz: str, problems: list[str]) -> dict:
     if last is None or now - last > SWEEP_LATE:
-        problems.append(f"no sweep since {iso(last) or 'ever'}: is the daemon running?")
+        problems.append(f"no sweep since {_when(last, tz)}: is the daemon running?")
     return {"at": iso(last), "age_seconds": _age(last, now)}
+
+
+def _when(moment: datetime | None, tz: str) -> str:
+    return "ever" if moment is None else shown(moment, tz)
+
+
+def _stored(text: str | None, tz: str, never: str = "-") -> str:
+    """An ISO 8601 instant as stored (or as `--json` gives it), for people."""
+    return never if text is None else shown(parse_iso(text), tz)
 
 
 def _age(since: datetime | None, now: datetime) -> int | None:
     return None if since is None else int((now - since).total_seconds())
 
 
-def text(report: dict) -> str:
+def text(report: dict, tz: str) -> str:
     """The report for a terminal: the verdict, the figures, then the reasons."""
     spool, outbox, dead = report["spool"], report["outbox"], report["dead_mail"]
     lines = [f"helpdeskd: {'healthy' if report['healthy'] else 'UNHEALTHY'}"]
@@ -130,17 +149,20 @@ def text(report: dict) -> str:
         listener = report["listener"]
         lines.append(f"  listener     {listener['address']}: {listener['greeting']}")
     for box in report["mailboxes"]:
-        lines.append(f"  mailbox      {box['name']}: last poll {box['last_poll'] or 'never'}")
+        lines.append(
+            f"  mailbox      {box['name']}: last poll {_stored(box['last_poll'], tz, 'never')}"
+        )
     lines += [
-        f"  spool        {spool['waiting']} waiting, oldest {spool['oldest'] or '-'}",
-        f"  outbox       {outbox['queued']} queued, oldest due {outbox['oldest_due'] or '-'}",
+        f"  spool        {spool['waiting']} waiting, oldest {_stored(spool['oldest'], tz)}",
+        f"  outbox       {outbox['queued']} queued, oldest due {_stored(outbox['oldest_due'], tz)}",
         f"  dead mail    {dead['outbox_failed']} given up, {dead['quarantined']} quarantined",
         f"  demoted      {report['demoted']['count']} in the last {report['demoted']['days']} days",
         f"  incidents    {', '.join(i['key'] for i in report['incidents']) or 'none'}",
-        f"  last sweep   {report['last_sweep']['at'] or 'never'}",
+        f"  last sweep   {_stored(report['last_sweep']['at'], tz, 'never')}",
     ]
     for due in report["next_deadlines"]:
-        lines.append(f"  next due     {due['next_due']}  {due['reference']} ({due['status']})")
+        when = _stored(due["next_due"], tz)
+        lines.append(f"  next due     {when}  {due['reference']} ({due['status']})")
     lines += [f"problem: {p}" for p in report["problems"]]
     lines += [f"warning: {w}" for w in report["warnings"]]
     return "\n".join(lines)

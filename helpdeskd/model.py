@@ -46,9 +46,6 @@ class Inbound:
         return [v for k, v in self.headers if k.lower() == wanted]
 
 
-STATUSES = ("new", "open", "waiting", "resolved", "closed")
-
-
 @dataclass(frozen=True)
 class Case:
     """A case as the core sees it; the store maps it to and from its row."""

@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo
 from helpdeskd.config import Config
 from helpdeskd.core import sla, survey
 from helpdeskd.model import Case
+from helpdeskd.names import REPORT_FORMATS, REPORT_PARTS
 from helpdeskd.views import table
 
 UNKNOWN = "(unknown sender)"
 CLOCKS = ("first_response", "resolution")
 STATES = ("met", "breached", "running")
-FORMATS = ("table", "csv", "json")
+FORMATS = REPORT_FORMATS
 CSV_COLUMNS = [
     "plan",
     "priority",
@@ -158,7 +159,7 @@ def table_row(row: dict) -> dict:
 
 # -- satisfaction and fair use --------------------------------------------------------------
 
-PARTS = ("sla", "satisfaction", "fair-use")
+PARTS = REPORT_PARTS
 UNASSIGNED = "(unassigned)"
 SATISFACTION_COLUMNS = ["by", "name", "asked", "rated", "average", "response_rate"]
 FAIR_USE_COLUMNS = ["customer", "plan", "cases", "median", "threshold", "cap", "why"]

@@ -80,6 +80,47 @@ def test_backup_into_a_folder_gets_a_dated_name(tmp_path: Path):
     assert integrity(made) == "ok" and not list(tmp_path.glob(".*.partial"))
 
 
+def test_backup_into_a_missing_folder_makes_it_private(tmp_path: Path):
+    """`backup DIR/`: a trailing slash names a folder, even one not there yet."""
+    config = write_config(tmp_path)
+    Store.open(tmp_path / "helpdesk.db")
+    result = cli(config, "backup", f"{tmp_path / 'nightly'}/")
+    assert result.returncode == 0, result.stderr.decode()
+    folder = tmp_path / "nightly"
+    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
+    [made] = folder.glob("helpdesk-*.db")
+    assert integrity(made) == "ok" and result.stdout.decode() == f"backed up to {made}\n"
+
+
+def test_an_earlier_backup_is_kept_unless_forced(tmp_path: Path):
+    config = write_config(tmp_path)
+    Store.open(tmp_path / "helpdesk.db")
+    copy = tmp_path / "copy.db"
+    assert cli(config, "backup", str(copy)).returncode == 0
+    earlier = copy.read_bytes()
+    copy.write_bytes(earlier + b"the earlier backup")  # to tell it apart
+    again = cli(config, "backup", str(copy))
+    assert again.returncode == 73
+    err = again.stderr.decode()
+    assert err.count("\n") == 1 and f"{copy} exists" in err and "--force" in err
+    assert copy.read_bytes() == earlier + b"the earlier backup"
+    assert not list(tmp_path.glob(".*.partial"))
+    forced = cli(config, "backup", "--force", str(copy))
+    assert forced.returncode == 0, forced.stderr.decode()
+    assert integrity(copy) == "ok"
+
+
+def test_a_file_named_as_a_folder_is_refused(tmp_path: Path):
+    config = write_config(tmp_path)
+    Store.open(tmp_path / "helpdesk.db")
+    (tmp_path / "plain").write_text("not a folder")
+    result = cli(config, "backup", f"{tmp_path / 'plain'}/")
+    assert result.returncode == 73
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
+    assert (tmp_path / "plain").read_text() == "not a folder"
+
+
 def test_backup_to_a_folder_that_cannot_be_written_is_one_clear_line(tmp_path: Path):
     config = write_config(tmp_path)
     result = cli(config, "backup", str(tmp_path / "missing" / "copy.db"))

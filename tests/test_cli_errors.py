@@ -75,6 +75,7 @@ TABLE = [
     (["cases", "--customer", "initech"], USAGE, "known: Acme (acme.test), Globex"),
     (["cases", "--customer", "glob"], USAGE, "did you mean Globex?"),
     (["show", "HD-2026-99999"], NOINPUT, "no case HD-2026-99999"),
+    (["show", "foo"], USAGE, "'foo' is not a case reference: write it as HD-2026-00042"),
     (["show"], USAGE, "reference"),
     (["show", "HD-2026-00001", "--now", "soon"], USAGE, "'soon' is not a date and time"),
     (["report", "--since", "2026-13-01"], USAGE, "there is no month 13"),
@@ -316,14 +317,51 @@ def test_completion_scripts_need_no_configuration(tmp_path, monkeypatch, capsys)
 
 
 def test_a_bug_is_one_line_too_and_debug_shows_where(setup, capsys, monkeypatch):
-    from helpdeskd import cli as command_line
+    from helpdeskd.commands import cases
 
     def broken(config, args):
         raise RuntimeError("something impossible")
 
-    monkeypatch.setitem(command_line.COMMANDS, "cases", broken)
+    monkeypatch.setattr(cases, "cmd_cases", broken)
     assert main(["--config", str(setup / "helpdeskd.toml"), "cases"]) == SOFTWARE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "something impossible" in err and "--debug" in err
     with pytest.raises(RuntimeError):
         main(["--debug", "--config", str(setup / "helpdeskd.toml"), "cases"])
+
+
+# -- read-only commands on a fresh configuration ------------------------------------------------
+
+READ_ONLY = [
+    (["cases"], 0, ""),
+    (["cases", "--json"], 0, "[]\n"),
+    (["cases", "--quarantined"], 0, ""),
+    (["report", "--format", "json"], 0, "[]\n"),
+    (["outbox"], 0, "outbox empty\n"),
+    (["show", "HD-2026-00001"], NOINPUT, ""),
+    (["status", "--json"], 1, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "out"), READ_ONLY, ids=[" ".join(r[0]) for r in READ_ONLY]
+)
+def test_a_read_only_command_says_there_is_no_database_and_creates_none(
+    tmp_path, capsys, args, code, out
+):
+    config = write_config(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["--config", str(config), *args]) == code
+    printed, err = capsys.readouterr()
+    assert sorted(tmp_path.rglob("*")) == before
+    assert f"no database yet: {tmp_path / 'helpdesk.db'} is made when" in err
+    assert err.count("\n") == 1, err
+    if out is not None:
+        assert printed == out
+
+
+def test_a_mistaken_filter_is_the_one_line_without_a_database(tmp_path, capsys):
+    config = write_config(tmp_path)
+    code = main(["--config", str(config), "cases", "--customer", "initech"])
+    one_line(capsys, code, USAGE, "no customer 'initech'")
+    assert not (tmp_path / "helpdesk.db").exists()

@@ -88,7 +88,7 @@ def call(config: Path, *args: str) -> tuple[int, str, str]:
     with (
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
-        mock.patch.object(command_line.logs, "configure"),
+        mock.patch("helpdeskd.logs.configure"),
     ):
         code = command_line.main(["--config", str(config), *args])
     return code, out.getvalue(), err.getvalue()

@@ -30,7 +30,7 @@ def test_check_config_refuses_a_database_folder_it_cannot_create(tmp_path: Path)
     blocker.write_text("not a folder")
     path = with_paths(tmp_path, str(blocker / "var" / "helpdesk.db"), str(blocker / "outbox"))
     result = cli(path, "check-config")
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG, as for any other problem of the file
     err = result.stderr.decode()
     assert "helpdesk.database: " in err and "outbound.path: " in err
 
@@ -41,7 +41,7 @@ def test_check_config_refuses_a_read_only_database_folder(tmp_path: Path):
     folder.mkdir(mode=0o500)
     path = with_paths(tmp_path, str(folder / "helpdesk.db"), str(tmp_path / "md"))
     result = cli(path, "check-config")
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG, as for any other problem of the file
     assert "is not writable by this user" in result.stderr.decode()
 
 

@@ -53,6 +53,17 @@ def store_for(tmp_path: Path, extra: str = "") -> tuple[configuration.Config, St
     return config, store
 
 
+def test_the_text_is_in_the_helpdesk_time_zone(tmp_path: Path):
+    config, store = store_for(tmp_path)
+    Incidents(store).open("outbox", "the relay refuses", NOW)
+    found = health.assess(config, store, NOW, probe=False)
+    shown = health.text(found, config.helpdesk.timezone)
+    assert "last sweep   2026-11-30 05:59 CST" in shown
+    assert "problem: incident outbox open since 2026-11-30 06:00 CST" in shown
+    assert "+00:00" not in shown and "T12:" not in shown
+    assert found["last_sweep"]["at"] == "2026-11-30T11:59:30+00:00"  # --json: ISO 8601
+
+
 def test_a_fresh_sweep_and_empty_queues_are_healthy(tmp_path: Path):
     config, store = store_for(tmp_path)
     found = health.assess(config, store, NOW, probe=False)
@@ -79,7 +90,7 @@ def test_dead_mail_is_a_warning_and_an_open_incident_a_problem(tmp_path: Path):
     found = health.assess(config, store, NOW, probe=False)
     assert found["dead_mail"] == {"outbox_failed": 1, "quarantined": 0}
     assert any("given up on" in w for w in found["warnings"])
-    assert found["problems"] == [f"incident outbox open since {NOW.isoformat()}"]
+    assert found["problems"] == ["incident outbox open since 2026-11-30 06:00 CST"]
 
 
 def test_a_mailbox_never_polled_or_failing_is_a_problem(tmp_path: Path):
@@ -90,5 +101,5 @@ def test_a_mailbox_never_polled_or_failing_is_a_problem(tmp_path: Path):
     assert health.assess(config, store, NOW, probe=False)["healthy"]
     Incidents(store).open("imap:support", "login refused", NOW)
     found = health.assess(config, store, NOW, probe=False)
-    assert found["problems"] == [f"mailbox support: failing since {NOW.isoformat()}"]
+    assert found["problems"] == ["mailbox support: failing since 2026-11-30 06:00 CST"]
     assert found["mailboxes"][0]["incident"]

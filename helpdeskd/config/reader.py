@@ -11,9 +11,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from helpdeskd.core.calendar import UNITS, Duration, parse_duration
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
-
-
 LONGEST_DURATION_MINUTES = 3650 * 24 * 60
 
 

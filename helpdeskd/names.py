@@ -1,0 +1,10 @@
+"""The fixed names helpdeskd knows: case statuses, priorities, report formats and parts.
+
+A module of its own, importing nothing, so the command line lists them (in its parser, its
+help and its shell completion) without loading the library.
+"""
+
+STATUSES = ("new", "open", "waiting", "resolved", "closed")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+REPORT_FORMATS = ("table", "csv", "json")
+REPORT_PARTS = ("sla", "satisfaction", "fair-use")  # in the order the table shows them
