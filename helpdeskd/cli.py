@@ -34,7 +34,7 @@ from helpdeskd import (
     views,
 )
 from helpdeskd import config as configuration
-from helpdeskd.adapters import outbox
+from helpdeskd.adapters import outbox, signin
 from helpdeskd.adapters.store import Cases, OutboxQueue, Ratings, Store, StoreUnavailable
 from helpdeskd.alerts import incident_report
 from helpdeskd.config import PRIORITIES, Config, ConfigError
@@ -287,7 +287,7 @@ def cmd_check_config(config: Config, args) -> int:
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
     )
-    for problem in exposed(config.helpdesk.database):
+    for problem in exposed(config.helpdesk.database, signin.secret_path(config)):
         print(f"warning: {problem} (chmod go-rwx)", file=sys.stderr)
     for key, why in configuration.warnings(config):
         print(f"  warning: {key}: {why}", file=sys.stderr)

@@ -32,7 +32,7 @@ from helpdeskd import (
     sweep,
 )
 from helpdeskd import config as configuration
-from helpdeskd.adapters import imap, outbox, scheduler, smtp
+from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp
 from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
@@ -311,7 +311,7 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         preflight(self.config)
         budget.warm_up()  # a spare parse child, ready before the first large message
-        files.warn_if_exposed(self.config.helpdesk.database)
+        files.warn_if_exposed(self.config.helpdesk.database, signin.secret_path(self.config))
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
         self.checkpoints.start()

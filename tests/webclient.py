@@ -34,8 +34,8 @@ class Browser:
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
-    def get(self, path: str) -> Page:
-        return self._open(urllib.request.Request(self.url(path)))
+    def get(self, path: str, headers: dict | None = None) -> Page:
+        return self._open(urllib.request.Request(self.url(path), headers=headers or {}))
 
     def post(self, path: str, fields: dict, files: list[tuple[str, str, bytes]] = ()) -> Page:
         if files:

@@ -2,7 +2,8 @@
 then a signed session cookie with its CSRF token.
 
 The cookie holds the address, an expiry and a random nonce, signed with HMAC-SHA256 under a
-secret kept in a file of the state directory (created 0600 on first start, never in the TOML).
+secret kept in a file of the state directory (created 0600 on first start, never in the TOML;
+one too short to be a key is replaced, never used).
 The CSRF token is an HMAC of the nonce, so it changes with every sign-in and needs no storage.
 Links are stored only as SHA-256 hashes.
 """
@@ -13,19 +14,24 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import structlog
+
+from helpdeskd import files
 from helpdeskd.adapters.store import Cases, SignIns, Store
 from helpdeskd.config import Config
 from helpdeskd.core import access
 from helpdeskd.model import Mail
 from helpdeskd.pipeline import queue_mail
 
+log = structlog.get_logger("helpdeskd.signin")
+
 COOKIE = "helpdeskd_session"
+SECRET_BYTES = 32  # HMAC-SHA256's own size: a shorter key is weaker, an empty one no key
 # Per address and per client within the window: enough for a typo and a retry, too few to
 # flood someone's mailbox through us.
 LINKS_PER_ADDRESS = 3
@@ -39,17 +45,38 @@ def secret_path(config: Config) -> Path:
 
 
 def load_secret(config: Config) -> bytes:
-    """The signing secret, made on first use: readable by the daemon's user alone."""
+    """The signing secret, made on first use: readable by the daemon's user alone. One that
+    cannot be a key (empty after a full disk, cut short, edited) would let anyone sign a
+    session: it is replaced, which ends every session, and the log says so."""
     path = secret_path(config)
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        secret = secrets.token_bytes(32)
-        with os.fdopen(fd, "w") as f:
-            f.write(secret.hex())
+    while True:
+        try:
+            secret = _read_secret(path)
+        except FileNotFoundError:
+            secret = secrets.token_bytes(SECRET_BYTES)
+            if files.write_private(path, secret.hex().encode(), overwrite=False):
+                return secret
+            continue  # another process made it meanwhile: use theirs
+        if secret is not None:
+            return secret
+        log.warning(
+            "web secret replaced",
+            path=str(path),
+            why=f"not a key of {SECRET_BYTES} bytes in hex: every session signed with it ends",
+        )
+        secret = secrets.token_bytes(SECRET_BYTES)
+        files.write_private(path, secret.hex().encode(), overwrite=True)
         return secret
+
+
+def _read_secret(path: Path) -> bytes | None:
+    """The key the file holds, or None when it holds no usable one."""
+    text = path.read_bytes().decode("ascii", "replace")  # a stray byte fails fromhex below
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        return None
+    return secret if len(secret) >= SECRET_BYTES else None
 
 
 @dataclass(frozen=True)
