@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive
 
 from helpdeskd import portal, views
 from helpdeskd.adapters import signin
@@ -49,6 +50,10 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 MAX_UPLOADS = 10
+
+
+def too_large() -> HTTPException:
+    return HTTPException(413, "That is more than the helpdesk accepts in one message.")
 
 
 class Web:
@@ -113,12 +118,14 @@ class Web:
         )
 
     async def form(self, request: Request):
-        """The posted form, refused unless its CSRF token matches the session's."""
+        """The posted form, refused unless its CSRF token matches the session's, and read no
+        further than the size of a message (`413`), whether or not the size was declared."""
         limit = self.config().smtp.max_message_size
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit:
-            raise HTTPException(413, "That is more than the helpdesk accepts in one message.")
-        form = await request.form(max_files=MAX_UPLOADS, max_fields=20)
+        declared = request.headers.get("content-length") or "0"
+        if not declared.isdigit() or int(declared) > limit:
+            raise too_large()
+        capped = Request(request.scope, capped_receive(request.receive, limit))
+        form = await capped.form(max_files=MAX_UPLOADS, max_fields=20, max_part_size=limit)
         if not signin.csrf_ok(self.secret, self.session(request), form.get("csrf")):
             raise HTTPException(403, "This form has expired. Go back, reload the page, try again.")
         return form
@@ -139,6 +146,8 @@ class Web:
         config, now = self.config(), self.clock()
         message_id = f"web.{secrets.token_hex(12)}@{config.helpdesk.domain}"
         raw = submission.as_mail(sub, config.helpdesk.address, message_id, now)
+        if len(raw) > config.smtp.max_message_size:  # the limit mail has: encoding adds a third
+            raise too_large()
         store = self.store()
         try:
             store.spool(
@@ -158,6 +167,22 @@ class Web:
             return work(store)
         finally:
             store.close()
+
+
+def capped_receive(receive: Receive, limit: int) -> Receive:
+    """The request's body as it streams in, counted: past `limit` bytes the request is refused
+    before the rest is read (a chunked body declares no size)."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise too_large()
+        return message
+
+    return counted
 
 
 async def uploads(form) -> tuple[Upload, ...]:
