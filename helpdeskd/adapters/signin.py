@@ -106,7 +106,7 @@ def seal(secret: bytes, session: Session) -> str:
 def unseal(secret: bytes, cookie: str | None, now: datetime) -> Session | None:
     """The session a cookie carries, if its signature holds and it has not expired."""
     body, _, mac = (cookie or "").partition(".")
-    if not body or not hmac.compare_digest(mac, _mac(secret, "session", body)):
+    if not body or not _same(mac, _mac(secret, "session", body)):
         return None
     try:
         address, nonce, expires = json.loads(_unb64(body))
@@ -124,7 +124,13 @@ def csrf_token(secret: bytes, session: Session) -> str:
 
 
 def csrf_ok(secret: bytes, session: Session | None, token: str | None) -> bool:
-    return bool(session and token) and hmac.compare_digest(token, csrf_token(secret, session))
+    return bool(session and token) and _same(token, csrf_token(secret, session))
+
+
+def _same(given: str, expected: str) -> bool:
+    """In constant time; as bytes, since compare_digest refuses a str beyond ASCII, which a
+    visitor may send."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 def token_hash(token: str) -> str:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import socket
+import urllib.parse
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import jinja2
 import structlog
@@ -50,6 +52,7 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 MAX_UPLOADS = 10
+LARGEST_ID = 2**63 - 1  # SQLite's largest integer: a longer number in a path names nothing
 
 
 def too_large() -> HTTPException:
@@ -325,6 +328,8 @@ async def download(request: Request) -> Response:
     web: Web = request.app.state.web
     viewer = web.signed_in(request)
     p = request.path_params
+    if max(p["message"], p["index"]) > LARGEST_ID:
+        raise HTTPException(404, "There is no such file here.")
 
     def fetch(store: Store):
         case = _case(viewer, p["reference"], store)
@@ -333,12 +338,19 @@ async def download(request: Request) -> Response:
     found = await run_in_threadpool(web.with_store, fetch)
     if found is None:
         raise HTTPException(404, "There is no such file here.")
-    name = (found.filename or "attachment").replace('"', "")
     return Response(
         found.data,
         media_type="application/octet-stream",  # never rendered by the browser as a page
-        headers={"content-disposition": f'attachment; filename="{name}"'},
+        headers={"content-disposition": as_attachment(found.filename or "attachment")},
     )
+
+
+def as_attachment(filename: str) -> str:
+    """RFC 6266: the name in UTF-8 as `filename*`, and an ASCII stand-in for older clients
+    (a header is Latin-1 at most: a raw `отчёт.txt` cannot be written)."""
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in filename)
+    encoded = urllib.parse.quote(filename.encode("utf-8", "replace"), safe="")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 async def new_case_form(request: Request) -> Response:
@@ -376,15 +388,27 @@ async def monthly_report(request: Request) -> Response:
     if not viewer.representative:
         raise HTTPException(404, "There is no such page here.")
     now = web.clock()
-    try:
-        month = portal.Month.parse(request.query_params.get("month"), now.date())
-    except ValueError as exc:
-        raise HTTPException(400, "Choose a month as YYYY-MM.") from exc
+    month = report_month(request.query_params.get("month"), now.date())
     figures = await run_in_threadpool(
         web.with_store,
         lambda s: portal.monthly(s, web.config(), viewer.customer, month, now),
     )
     return web.page(request, "report", report=figures, month=month.first.strftime("%Y-%m"))
+
+
+def report_month(text: str | None, today: date) -> portal.Month:
+    """The month asked for, as YYYY-MM in plain digits, from 1970 to the end of next year:
+    beyond that the calendar's arithmetic fails (9999-12 has no next month)."""
+    refused = HTTPException(400, "Choose a month as YYYY-MM.")
+    if text and not re.fullmatch(r"[0-9]{4}-[0-9]{2}", text):
+        raise refused
+    try:
+        month = portal.Month.parse(text, today)
+    except ValueError as exc:
+        raise refused from exc
+    if not 1970 <= month.first.year <= today.year + 1:
+        raise refused
+    return month
 
 
 async def team_queue(request: Request) -> Response:
