@@ -138,26 +138,45 @@ def token_hash(token: str) -> str:
 
 
 def request_link(store: Store, config: Config, address: str, client: str, now: datetime) -> str:
-    """Mail a sign-in link when the address may see anything. Returns "sent", "unknown" or
-    "limited"; the page says the same for the first two, so nobody learns who is known."""
-    address = address.strip().lower()
+    """`admit`, then `mail_link`: "sent", "unknown" or "limited"."""
+    if not admit(store, address, client, now):
+        return "limited"
+    return "sent" if mail_link(store, config, address, now) else "unknown"
+
+
+def admit(store: Store, address: str, client: str, now: datetime) -> bool:
+    """Whether a request for a link is within the limits, counted. All the page's answer may
+    depend on: it is not given the configuration, so it cannot tell who is known."""
     signins = SignIns(store)
-    keys = [f"address:{address}", f"client:{client}"]
+    keys = [f"address:{normal(address)}", f"client:{client}"]
     with store.transaction():
         signins.forget(now - KEPT)
         if (
             signins.count(keys[0], now - WINDOW) >= LINKS_PER_ADDRESS
             or signins.count(keys[1], now - WINDOW) >= REQUESTS_PER_CLIENT
         ):
-            return "limited"
+            return False
         signins.note(keys, now)
+    return True
+
+
+def mail_link(store: Store, config: Config, address: str, now: datetime) -> bool:
+    """Queue a sign-in link when the address may see anything; False when it may not. Done
+    after the page has answered: only here do known and unknown addresses differ."""
+    address = normal(address)
+    with store.transaction():
         viewer = access.viewer_for(address, config)
         if not access.known(viewer, len(Cases(store).opened_by(address, limit=1))):
-            return "unknown"
+            return False
         token = secrets.token_urlsafe(32)
-        signins.issue(token_hash(token), address, now, now + timedelta(seconds=config.web.link_ttl))
+        expires = now + timedelta(seconds=config.web.link_ttl)
+        SignIns(store).issue(token_hash(token), address, now, expires)
         queue_mail(store, config, link_mail(config, address, token), None, [], None, now)
-    return "sent"
+    return True
+
+
+def normal(address: str) -> str:
+    return address.strip().lower()
 
 
 def link_mail(config: Config, address: str, token: str) -> Mail:

@@ -77,6 +77,7 @@ class Web:
         self.pages = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), autoescape=True)
         self.app = Starlette(routes=ROUTES(self), exception_handlers={HTTPException: self.error})
         self.app.state.web = self
+        self.errands: set[asyncio.Task] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -164,6 +165,29 @@ class Web:
             store.close()
         self.wake_worker()
 
+    def hand_off(self, work: Callable, *args) -> None:
+        """Blocking work the answer must not wait for, in the thread pool; `finish` waits for
+        what is still running when the page stops."""
+        errand = asyncio.get_running_loop().create_task(run_in_threadpool(work, *args))
+        self.errands.add(errand)
+        errand.add_done_callback(self.errands.discard)
+
+    async def finish(self) -> None:
+        await asyncio.gather(*self.errands, return_exceptions=True)
+
+    def mail_link(self, address: str) -> None:
+        """A sign-in link to the address if it is known; nothing otherwise."""
+        try:
+            sent = self.with_store(
+                lambda s: signin.mail_link(s, self.config(), address, self.clock())
+            )
+        except Exception:
+            log.exception("sign-in link not sent")
+            return
+        if sent:
+            self.wake_courier()
+        log.info("sign-in link asked", outcome="sent" if sent else "unknown")
+
     def with_store(self, work: Callable[[Store], object]):
         store = self.store()
         try:
@@ -212,21 +236,18 @@ async def signin_form(request: Request) -> Response:
 
 
 async def signin_request(request: Request) -> Response:
+    """The answer depends on the limits alone; the link, for a known address only, is made
+    and queued after it (`Web.mail_link`), so its time tells nobody who is a customer."""
     web: Web = request.app.state.web
     form = await web.form(request)
     address = str(form.get("address") or "").strip()[:254]
     client = request.client.host if request.client else "unknown"
-
-    def ask(store: Store) -> str:
-        return signin.request_link(store, web.config(), address, client, web.clock())
-
-    outcome = await run_in_threadpool(web.with_store, ask)
-    if outcome == "limited":
+    admitted = await run_in_threadpool(
+        web.with_store, lambda store: signin.admit(store, address, client, web.clock())
+    )
+    if not admitted:
         return web.page(request, "signin", 429, limited=True)
-    if outcome == "sent":
-        web.wake_courier()
-    log.info("sign-in link asked", outcome=outcome)
-    # the same answer whether or not the address is known: nobody learns who is a customer
+    web.hand_off(web.mail_link, address)
     return web.page(request, "signin_sent", address=address)
 
 
@@ -499,6 +520,11 @@ async def serve(web: Web, sock: socket.socket) -> tuple[QuietServer, asyncio.Tas
         lifespan="off",
     )
     server = QuietServer(config)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+
+    async def run() -> None:
+        await server.serve(sockets=[sock])
+        await web.finish()  # links being queued when the page stopped are queued still
+
+    task = asyncio.get_running_loop().create_task(run())
     log.info("status page listening", host=web.config().web.host, port=web.config().web.port)
     return server, task
