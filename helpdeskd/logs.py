@@ -1,10 +1,11 @@
 """One log stream: structlog and every library's stdlib logging (aiosmtpd, APScheduler,
-imapclient, asyncio, warnings) leave as one JSON object per line with `level`, `logger` and
-`event`.
+imapclient, uvicorn, asyncio, warnings) leave as one JSON object per line with `level`, `logger`
+and `event`.
 
 Under systemd the lines go to the journal's native socket with a PRIORITY that follows the level,
 so `journalctl -p err` works; elsewhere they are written to stderr (stdout stays for the output of
-commands such as `cases --json`).
+commands such as `cases --json`). On a terminal a person reads them: structlog's console
+rendering, levels coloured, times in the helpdesk's zone; files and pipes keep JSON in UTC.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import os
 import socket
 import struct
 import sys
+from datetime import datetime
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -26,6 +29,9 @@ CHATTY = ("mail.log", "apscheduler")
 # Values that name a person's mailbox: at INFO only the domain is written (enough to tell which
 # customer), the full address at DEBUG and in warnings an admin must act on.
 ADDRESS_KEYS = frozenset({"mail_from", "to", "from_addr", "recipients", "sender", "dropped"})
+# Libraries that speak for a part of helpdeskd: their lines go under its name. uvicorn's
+# "Started server process" is the status page's, not an error ("uvicorn.error" is its main logger).
+OWN_NAMES = {"uvicorn": "helpdeskd.web"}
 
 
 def configure(
@@ -34,15 +40,21 @@ def configure(
     *,
     stream: TextIO | None = None,
     journal_socket: str = JOURNAL_SOCKET,
+    timezone: str | None = None,
 ) -> None:
-    """Route structlog and stdlib logging into one handler; call again to change the level."""
+    """Route structlog and stdlib logging into one handler; call again to change the level.
+    `timezone`: the helpdesk's, for the times a terminal shows (None: the machine's)."""
     stream = stream or sys.stderr
     threshold = logging.getLevelName(level.upper())
+    debug = threshold <= logging.DEBUG
+    handler = _handler(output, stream, journal_socket)
+    console = _on_terminal(handler)
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        own_names,
+        LocalTime(timezone) if console else structlog.processors.TimeStamper("iso", utc=True),
     ]
     structlog.configure(
         processors=[
@@ -59,12 +71,10 @@ def configure(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            mask_addresses,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=True),
+            *([] if debug else [mask_addresses]),
+            *_rendering(console),
         ],
     )
-    handler = _handler(output, stream, journal_socket)
     handler.setFormatter(formatter)
     handler.set_name(IDENTIFIER)
     root = logging.getLogger()
@@ -75,10 +85,54 @@ def configure(
             old.close()
     handler.addFilter(Demote(threshold))
     root.addHandler(handler)
+    was_debug = logging.NOTSET < root.level <= logging.DEBUG
     root.setLevel(threshold)
+    if debug and not was_debug:
+        structlog.get_logger("helpdeskd.logs").warning(
+            "level DEBUG: personal data is logged (whole addresses, SMTP commands)"
+        )
     # off and on: a second call alone is a no-op, even after someone else took the hook back
     logging.captureWarnings(False)
     logging.captureWarnings(True)
+
+
+def _on_terminal(handler: logging.Handler) -> bool:
+    """A person reads the stream: a terminal, and not the journal (which gets the native
+    socket, or JSON when that is missing)."""
+    if not isinstance(handler, logging.StreamHandler):
+        return False
+    stream = handler.stream
+    try:
+        return stream.isatty() and not stream_is_journal(stream)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _rendering(console: bool) -> list:
+    if console:  # it lays out tracebacks itself
+        return [structlog.dev.ConsoleRenderer(colors=True)]
+    return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(sort_keys=True)]
+
+
+class LocalTime:
+    """`timestamp` as a person in the helpdesk reads it: `2026-11-18 09:00:00 CST`."""
+
+    def __init__(self, timezone: str | None):
+        self.zone = ZoneInfo(timezone) if timezone else None
+
+    def __call__(self, logger: Any, method: str, event: dict) -> dict:
+        now = datetime.now(self.zone) if self.zone else datetime.now().astimezone()
+        event["timestamp"] = f"{now:%Y-%m-%d %H:%M:%S} {now.tzname()}"
+        return event
+
+
+def own_names(logger: Any, method: str, event: dict) -> dict:
+    """A library's logger name replaced by the part of helpdeskd it speaks for (OWN_NAMES)."""
+    name = event.get("logger") or ""
+    for library, ours in OWN_NAMES.items():
+        if name == library or name.startswith(library + "."):
+            event["logger"] = ours
+    return event
 
 
 class Demote(logging.Filter):
@@ -97,7 +151,8 @@ class Demote(logging.Filter):
 
 
 def mask_addresses(logger: Any, method: str, event: dict) -> dict:
-    """At INFO, `jane@acme.example` is logged as `@acme.example`."""
+    """At INFO, `jane@acme.example` is logged as `@acme.example` (unless the level is DEBUG,
+    where every address is whole)."""
     if event.get("level") != "info":
         return event
     for key in ADDRESS_KEYS & event.keys():

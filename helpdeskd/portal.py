@@ -12,6 +12,7 @@ from helpdeskd.adapters.store import Cases, Ratings, Store, parse_iso, raw_of
 from helpdeskd.config import Config
 from helpdeskd.core import access, sla, survey
 from helpdeskd.core.access import Viewer
+from helpdeskd.core.outcome import level_name
 from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.model import Attachment, Case
 
@@ -34,16 +35,26 @@ def case_by_reference(store: Store, viewer: Viewer, reference: str) -> Case | No
     return case if case is not None and access.may_see(viewer, case) else None
 
 
-def case_page(store: Store, case: Case, config: Config, now: datetime) -> dict:
-    tz = views.case_timezone(case, config)
+def listed(case: Case, config: Config) -> dict:
+    """A case in a list: opened when, in the helpdesk's zone, as `helpdeskd cases` says it."""
+    summary = views.case_summary(case, config)
+    return {**summary, "opened_text": views.shown(case.opened_at, config.helpdesk.timezone)}
+
+
+def case_page(
+    store: Store, case: Case, config: Config, now: datetime, *, inside: bool = False
+) -> dict:
+    """What the case's page shows; `inside`: to an engineer, who may see escalation addresses.
+    Times as `helpdeskd show` has them: the history in the helpdesk's zone, deadlines in the
+    calendar's."""
     history = []
     for row in Cases(store).messages(case.id):
         to = json.loads(row["to_addrs"] or "[]")
         if access.customer_visible(row, case, to):
-            history.append(history_entry(store, row, tz))
+            history.append(history_entry(store, row, config.helpdesk.timezone))
     return {
-        **views.case_summary(case, config),
-        "timezone": tz,
+        **listed(case, config),
+        "escalated": escalated(config, case.escalation_level, inside),
         "clocks": [clock_line(c) for c in views.clocks_json(case, config, now)],
         "history": history,
         "closed": case.status in ("resolved", "closed"),
@@ -55,26 +66,30 @@ def case_page(store: Store, case: Case, config: Config, now: datetime) -> dict:
 CLOCK_STATES = {True: "met", False: "breached", None: "running"}  # by the clock's `met`
 
 
+def escalated(config: Config, level: int, inside: bool) -> str:
+    """Whether and to whom, as the customer's mail says it: the level's name; an engineer is
+    told the first address notified when the level has no name (customers never see it)."""
+    if level == 0:
+        return "no"
+    found = config.escalation[level - 1] if level <= len(config.escalation) else None
+    if inside and found and not found.name and found.notify:
+        return f"to {found.notify[0]}"
+    return f"to {level_name(config, level)}"
+
+
 def clock_line(clock: dict) -> dict:
     state = "paused" if clock["paused"] else CLOCK_STATES[clock["met"]]
-    return {**clock, "state": state, "deadline_text": _when(clock["deadline"])}
-
-
-def _when(iso_text: str | None) -> str:
-    if not iso_text:
-        return "-"
-    moment = datetime.fromisoformat(iso_text)
-    return moment.strftime("%a %d %b %Y %H:%M ") + (moment.tzname() or "")
+    deadline = views.shown_text(clock["deadline"], clock["timezone"])
+    return {**clock, "state": state, "deadline_text": deadline}
 
 
 def history_entry(store: Store, row: dict, tz: str) -> dict:
-    at = views.local(parse_iso(row["at"]), tz)
     return {
         "id": row["id"],
         "direction": row["direction"],
         "from": row["from_addr"] if row["direction"] == "in" else "Support",
         "subject": row["subject"],
-        "at": _when(at),
+        "at": views.shown(parse_iso(row["at"]), tz),
         "body": row["body"] or "",
         "attachments": attachment_list(store, row),
     }
@@ -133,7 +148,7 @@ def queue_row(case: Case, config: Config, now: datetime) -> dict:
     return {
         **views.case_summary(case, config),
         "due": nearest.deadline if nearest else None,
-        "due_text": _when(views.local(nearest.deadline, tz)) if nearest else "-",
+        "due_text": views.shown(nearest.deadline, tz) if nearest else "-",
         "clock": nearest.name.replace("_", " ") if nearest else "",
         "flag": flag,
     }

@@ -129,7 +129,7 @@ class Service:
         self.worker_store = Store(config.helpdesk.database).leave_checkpoints()
         # the worker inserts into indexes of millions of random keys (Message-IDs): a page
         # cache of 32 MiB instead of SQLite's 2 keeps their upper levels in memory
-        self.worker_store.db.execute("PRAGMA cache_size = -32768")
+        self.worker_store.execute("PRAGMA cache_size = -32768")
         self.courier_store = Store(config.helpdesk.database).leave_checkpoints()
         self.checkpoint_store = Store(config.helpdesk.database)
         self.ahead = budget.Ahead()
@@ -462,7 +462,7 @@ class Service:
             )
             return
         old, self.config = self.config, new
-        logs.configure(new.logging.level, new.logging.output)
+        logs.configure(new.logging.level, new.logging.output, timezone=new.helpdesk.timezone)
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
@@ -513,5 +513,5 @@ class Service:
 
 
 def run(config: Config) -> None:
-    logs.configure(config.logging.level, config.logging.output)
+    logs.configure(config.logging.level, config.logging.output, timezone=config.helpdesk.timezone)
     asyncio.run(Service(config).run())

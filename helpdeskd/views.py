@@ -152,14 +152,15 @@ def show_text(detail: dict, timezone: str) -> str:
     head.append(f"history ({timezone}):")
     entries = [(m["at"], _message_line(m, timezone)) for m in detail["messages"]]
     entries += [
-        (e["at"], f"  {_at(e['at'], timezone)}  * {e['kind']}: {e['detail']}")
+        (e["at"], f"  {shown_text(e['at'], timezone)}  * {e['kind']}: {e['detail']}")
         for e in detail["events"]
     ]
     head += [line for _, line in sorted(entries, key=lambda e: datetime.fromisoformat(e[0]))]
     return "\n".join(head)
 
 
-def _at(text: str | None, timezone: str) -> str:
+def shown_text(text: str | None, timezone: str) -> str:
+    """`shown` for an ISO 8601 text such as the JSON's."""
     return shown(datetime.fromisoformat(text) if text else None, timezone)
 
 
@@ -168,23 +169,23 @@ def _clock_line(c: dict) -> str:
     used = sla.words(timedelta(minutes=c["used_minutes"]))
     left = timedelta(minutes=c["left_minutes"])
     if c["met_at"]:
-        state = f"met {_at(c['met_at'], c['timezone'])}, {used} used"
+        state = f"met {shown_text(c['met_at'], c['timezone'])}, {used} used"
         if left <= timedelta(0):
-            state = f"met late {_at(c['met_at'], c['timezone'])}, {sla.words(left)} past it"
+            state = f"met late {shown_text(c['met_at'], c['timezone'])}, {sla.words(left)} past it"
     elif left <= timedelta(0):
         state = f"breached: {sla.words(left)} late"
     else:
         state = f"{'paused' if c['paused'] else 'running'}: {used} used, {sla.words(left)} left"
     return (
         f"  {c['name']:<15} target {c['target']:<5} "
-        f"deadline {_at(c['deadline'], c['timezone'])}  {state}"
+        f"deadline {shown_text(c['deadline'], c['timezone'])}  {state}"
     )
 
 
 def _message_line(m: dict, timezone: str) -> str:
     arrow = "<-" if m["direction"] == "in" else "->"
     who = m["from"] if m["direction"] == "in" else ", ".join(m["to"])
-    line = f"  {_at(m['at'], timezone)}  {arrow} {m['kind']:<15} {who}  {m['subject']}"
+    line = f"  {shown_text(m['at'], timezone)}  {arrow} {m['kind']:<15} {who}  {m['subject']}"
     if m.get("route_reason"):
         line += f"\n      routed: {m['route_reason']} (through {m.get('entrance') or 'unknown'})"
     if m.get("auth"):

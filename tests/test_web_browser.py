@@ -3,13 +3,16 @@ the daemon the test starts. Screenshots land in var/screenshots/ for a look by e
 
 from __future__ import annotations
 
+import re
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Sink
-from tests.test_web import LINK, Site, site  # noqa: F401 - the fixture is shared
+from tests.support import ROOT, Sink, cli, mail, send
+from tests.test_web import LINK, Site, site, wait_for  # noqa: F401 - the fixture is shared
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "var" / "screenshots"
@@ -86,3 +89,101 @@ def test_a_primary_contact_reads_the_monthly_report_with_its_charts(page, site: 
     assert page.locator("svg.chart").count() >= 3
     assert page.locator("svg.chart rect").count() >= 9
     page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
+
+
+# Everything that sticks out of the screen: the page scrolling sideways, or an element (a table
+# cell in a scrolling box, say) whose right edge lies past the screen's.
+OVERFLOW = """() => {
+  const width = window.innerWidth, found = [];
+  if (document.documentElement.scrollWidth > width) {
+    found.push(`the page is ${document.documentElement.scrollWidth}px wide`);
+  }
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (box.width > 0 && box.right > width + 0.5) {
+      found.push(`${el.tagName} "${el.textContent.trim().slice(0, 40)}" ends at ${box.right}px`);
+    }
+  }
+  return found;
+}"""
+
+
+def fits(page, name: str) -> list[str]:
+    """What of this page does not fit a phone's width; a screenshot of it for a look by eye."""
+    page.screenshot(path=str(SHOTS / f"phone-{name}.png"), full_page=True)
+    return [f"{name}: {what}" for what in page.evaluate(OVERFLOW)]
+
+
+def test_no_page_a_contact_reaches_scrolls_sideways_on_a_phone(page, site: Site):  # noqa: F811
+    quiet = site.open_case("pat@initech.test", "Invoices export to the accounting system stalls")
+    reference = site.open_case(
+        "ann@initech.test", "Nightly synchronisation of warehouse stock fails"
+    )
+    too_wide = []
+    page.goto(f"{site.base}/signin")
+    too_wide += fits(page, "signin")
+    sign_in(page, site, "pat@initech.test")
+    page.wait_for_selector(f"text={reference}")
+    too_wide += fits(page, "cases")
+    page.goto(f"{site.base}/cases/{quiet}")
+    too_wide += fits(page, "case")
+    page.goto(f"{site.base}/reports")
+    too_wide += fits(page, "report")
+    page.goto(f"{site.base}/new")
+    too_wide += fits(page, "new")
+    page.goto(f"{site.base}/cases/HD-1999-99999")
+    too_wide += fits(page, "error")
+    page.goto(f"{site.base}/cases/{reference}")
+    page.fill("#reason", "The warehouse cannot ship.")
+    page.click("text=Escalate this case")
+    page.wait_for_selector("text=Received")
+    too_wide += fits(page, "received")
+    assert not too_wide, "\n".join(too_wide)
+
+
+def test_no_page_an_engineer_reaches_scrolls_sideways_on_a_phone(page, site: Site):  # noqa: F811
+    site.open_case("jane@acme.test", "Urgent: the export of all customer invoices fails")
+    reference = site.open_case("someone@elsewhere.test", "Printer queue on the third floor")
+    sign_in(page, site, "alice@helpdesk.test")
+    page.wait_for_selector(f"text={reference}")
+    too_wide = fits(page, "queue")
+    send(site.daemon.port, mail("alice@helpdesk.test", f"Re: [{reference}] x", "#escalate"))
+    wait_for(lambda: site.show(reference)["escalation_level"] == 1)
+    page.goto(f"{site.base}/cases/{reference}")
+    too_wide += fits(page, "case-engineer")
+    assert not too_wide, "\n".join(too_wide)
+    # a level without a name: engineers are told whom it notified (customers never are)
+    assert page.locator("dt:has-text('Escalated') + dd").inner_text() == "to lead@helpdesk.test"
+
+
+def name_the_first_escalation_level(site: Site, name: str) -> None:  # noqa: F811
+    """As an admin would: the file edited, then SIGHUP; returns once the daemon reloaded it."""
+    config = site.daemon.config
+    text = config.read_text()
+    config.write_text(text.replace('on = "warn" }', f'on = "warn", name = "{name}" }}', 1))
+    site.daemon.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while "configuration reloaded" not in site.daemon.log.read_text():
+        assert time.monotonic() < deadline, "the daemon did not reload its configuration"
+        time.sleep(0.1)
+
+
+def test_times_name_their_zone_as_the_cli_does_and_escalation_says_to_whom(page, site: Site):  # noqa: F811
+    name_the_first_escalation_level(site, "Team lead")
+    # an unknown sender's case is on the standard plan: business hours in Chicago
+    reference = site.open_case("someone@elsewhere.test", "Printer queue on the third floor")
+    shown = cli(site.daemon.config, "show", reference).stdout.decode()
+    deadline = re.search(r"first_response .*? deadline (\S+ \S+ [A-Z]+)", shown).group(1)
+    received = re.search(r"(\S+ \S+ [A-Z]+)  <- customer", shown).group(1)
+    sign_in(page, site, "someone@elsewhere.test")
+    page.goto(f"{site.base}/cases/{reference}")
+    escalated = page.locator("dt:has-text('Escalated') + dd")
+    assert escalated.inner_text() == "no"
+    text = page.inner_text("main")
+    assert deadline in text and received in text, (deadline, received, text)
+    assert "UTC-" not in text
+    page.click("text=Escalate this case")
+    page.wait_for_selector("text=Received")
+    site.wait_messages(reference, 4)  # the request, its answer, the level told, the customer
+    page.goto(f"{site.base}/cases/{reference}")
+    assert escalated.inner_text() == "to Team lead"

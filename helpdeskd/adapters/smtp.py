@@ -7,6 +7,7 @@ the disk and not by MIME parsing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -22,7 +23,8 @@ from helpdeskd.adapters.connections import Gate, Guarded, Limits, install_accept
 from helpdeskd.adapters.store import Arrival, Store, StoreUnavailable
 from helpdeskd.config import Smtp
 
-log = structlog.get_logger("helpdeskd.smtp")
+LOGGER = "helpdeskd.smtp"
+log = structlog.get_logger(LOGGER)
 
 # Real HTML mail breaks RFC 5321's 1,000-byte line limit; refusing it would lose customer mail.
 LINE_LENGTH_LIMIT = 1 << 20
@@ -129,11 +131,42 @@ class SpoolHandler:
         return "\r\n".join([status] * max(count, 1))
 
 
-class SupportSMTP(Guarded, SMTP):
+class Logged:
+    """Mixed into the protocol: at DEBUG, each command line the client sends, the AUTH
+    argument masked. Only the command itself: DATA reads the message after it, unlogged.
+
+    aiosmtpd's own logger would log them too, but also the message's lines at DEBUG; it stays
+    at ERROR (see `start`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if logging.getLogger(LOGGER).isEnabledFor(logging.DEBUG):
+            for command, method in self._smtp_methods.items():
+                self._smtp_methods[command] = self._logging(command, method)
+
+    def _logging(self, command: str, method):
+        @functools.wraps(method)  # HELP reads the syntax aiosmtpd attached to the method
+        async def logged(arg):
+            log.debug("smtp command", line=command_line(command, arg), peer=str(self.session.peer))
+            await method(arg)
+
+        return logged
+
+
+def command_line(command: str, arg: str | None) -> str:
+    """The line as the client sent it, but for an AUTH secret (the argument after the
+    mechanism's name)."""
+    if command == "AUTH" and arg:
+        mechanism, _, secret = arg.partition(" ")
+        return f"AUTH {mechanism} ********" if secret else f"AUTH {mechanism}"
+    return f"{command} {arg}" if arg else command
+
+
+class SupportSMTP(Logged, Guarded, SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
 
-class SupportLMTP(Guarded, LMTP):
+class SupportLMTP(Logged, Guarded, LMTP):
     line_length_limit = LINE_LENGTH_LIMIT
 
 

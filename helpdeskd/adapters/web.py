@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive
 
-from helpdeskd import portal, views
+from helpdeskd import portal
 from helpdeskd.adapters import signin
 from helpdeskd.adapters.store import Store
 from helpdeskd.config import PACKAGED_TEMPLATES, Config
@@ -293,7 +293,7 @@ async def case_list(request: Request) -> Response:
     if viewer.engineer:
         return RedirectResponse("/queue", status_code=303)
     cases = await run_in_threadpool(web.with_store, lambda s: portal.visible_cases(s, viewer))
-    rows = [views.case_summary(c, web.config()) for c in cases]
+    rows = [portal.listed(c, web.config()) for c in cases]
     return web.page(request, "cases", cases=rows)
 
 
@@ -310,7 +310,7 @@ async def case_view(request: Request) -> Response:
 
     def read(store: Store) -> dict:
         case = _case(viewer, request.path_params["reference"], store)
-        return portal.case_page(store, case, web.config(), web.clock())
+        return portal.case_page(store, case, web.config(), web.clock(), inside=viewer.engineer)
 
     detail = await run_in_threadpool(web.with_store, read)
     return web.page(request, "case", case=detail, may_act=not viewer.engineer)

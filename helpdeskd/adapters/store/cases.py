@@ -1,0 +1,304 @@
+"""Cases, their messages and history, the reference sequence, and the conversations the
+loop breaker and the per-recipient limit look at."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+
+from helpdeskd.adapters.store.database import Database, iso, parse_iso
+from helpdeskd.model import CUSTOMER_THREAD, Case, Clock, Clocks
+
+CLOCK_COLUMNS = {"first_response": "fr", "resolution": "res"}
+
+
+def case_row(case: Case, next_due: datetime | None) -> dict:
+    row = {
+        "reference": case.reference,
+        "status": case.status,
+        "priority": case.priority,
+        "customer": case.customer,
+        "plan": case.plan,
+        "subject": case.subject,
+        "opener": case.opener,
+        "contacts": json.dumps(list(case.contacts)),
+        "assignee": case.assignee,
+        "opened_at": iso(case.opened_at),
+        "updated_at": iso(case.updated_at),
+        "first_response_at": iso(case.first_response_at),
+        "closed_at": iso(case.closed_at),
+        "escalation_level": case.escalation_level,
+        "related": case.related,
+        "waiting_since": iso(case.waiting_since),
+        "paused_minutes": case.paused_minutes,
+        "notices": json.dumps(sorted(case.notices)),
+        "next_due": iso(next_due),
+    }
+    for clock in case.clocks or ():
+        prefix = CLOCK_COLUMNS[clock.name]
+        row.update(
+            {
+                f"{prefix}_target": clock.target,
+                f"{prefix}_deadline": iso(clock.deadline),
+                f"{prefix}_warn_at": iso(clock.warn_at),
+                f"{prefix}_met_at": iso(clock.met_at),
+                "clock_calendar": clock.calendar,
+            }
+        )
+    return row
+
+
+def row_case(row: dict) -> Case:
+    return Case(
+        id=row["id"],
+        reference=row["reference"],
+        status=row["status"],
+        priority=row["priority"],
+        plan=row["plan"],
+        customer=row["customer"],
+        subject=row["subject"],
+        opener=row["opener"],
+        opened_at=parse_iso(row["opened_at"]),
+        updated_at=parse_iso(row["updated_at"]),
+        contacts=tuple(json.loads(row["contacts"] or "[]")),
+        assignee=row["assignee"],
+        first_response_at=parse_iso(row["first_response_at"]),
+        closed_at=parse_iso(row["closed_at"]),
+        escalation_level=row["escalation_level"] or 0,
+        related=row["related"],
+        clocks=_row_clocks(row),
+        waiting_since=parse_iso(row["waiting_since"]),
+        paused_minutes=row["paused_minutes"] or 0,
+        notices=frozenset(json.loads(row["notices"] or "[]")),
+    )
+
+
+def _row_clocks(row: dict) -> Clocks | None:
+    if not row["fr_deadline"]:
+        return None
+    clocks = [
+        Clock(
+            name,
+            row[f"{p}_target"],
+            row["clock_calendar"],
+            parse_iso(row["opened_at"]),
+            parse_iso(row[f"{p}_deadline"]),
+            parse_iso(row[f"{p}_warn_at"]),
+            parse_iso(row[f"{p}_met_at"]),
+        )
+        for name, p in CLOCK_COLUMNS.items()
+    ]
+    return Clocks(*clocks)
+
+
+class Cases:
+    """Cases, their messages and history, and the reference sequence."""
+
+    def __init__(self, store: Database):
+        self.store = store
+
+    def next_reference(self, prefix: str, year: int) -> str:
+        """The sequence never repeats: it lives in the same transaction as the case."""
+        self.store.execute(
+            "INSERT INTO sequences (prefix, year, last) VALUES (?, ?, 1) "
+            "ON CONFLICT (prefix, year) DO UPDATE SET last = last + 1",
+            [prefix, year],
+        )
+        last = self.store.row(
+            "SELECT last FROM sequences WHERE prefix = ? AND year = ?", [prefix, year]
+        )["last"]
+        return f"{prefix}-{year}-{last:05d}"
+
+    def save(self, case: Case, next_due: datetime | None) -> Case:
+        row = case_row(case, next_due)
+        if case.id is None:
+            return replace(case, id=self.store.insert("cases", row))
+        columns = ", ".join(f"{column} = ?" for column in row)
+        self.store.execute(f"UPDATE cases SET {columns} WHERE id = ?", [*row.values(), case.id])
+        return case
+
+    def get(self, reference: str) -> Case | None:
+        row = self.store.row("SELECT * FROM cases WHERE reference = ?", [reference])
+        return row_case(row) if row else None
+
+    def by_id(self, case_id: int) -> Case:
+        return row_case(self.store.row("SELECT * FROM cases WHERE id = ?", [case_id]))
+
+    def by_message_ids(self, ids: tuple[str, ...]) -> tuple[Case, str] | None:
+        """The case a message threads onto: the newest of its ids that we know wins."""
+        for message_id in reversed(ids):
+            row = self.store.row(
+                "SELECT case_id FROM messages WHERE message_id = ? AND case_id IS NOT NULL "
+                "ORDER BY id DESC LIMIT 1",
+                [message_id],
+            )
+            if row:
+                return self.by_id(row["case_id"]), message_id
+        return None
+
+    def new_cases_since(self, opener: str, since: datetime) -> int:
+        return self.store.count("cases", "opener = ? AND opened_at >= ?", [opener, iso(since)])
+
+    def add_message(self, row: dict) -> int:
+        return self.store.insert("messages", row)
+
+    def add_event(self, case_id: int, at: datetime, kind: str, detail: str) -> None:
+        self.store.insert(
+            "events", {"case_id": case_id, "at": iso(at), "kind": kind, "detail": detail}
+        )
+
+    def thread_ids(self, case_id: int) -> list[str]:
+        """Message-IDs of the conversation, oldest first, for In-Reply-To and References."""
+        kinds = sorted(CUSTOMER_THREAD)
+        rows = self.store.rows(
+            "SELECT message_id FROM messages WHERE case_id = ? AND message_id IS NOT NULL "
+            f"AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY id",
+            [case_id, *kinds],
+        )
+        return [r["message_id"] for r in rows]
+
+    def mark_bounced(self, message_ids: tuple[str, ...]) -> list[int]:
+        """Our outgoing messages that came back undeliverable; returns their case ids."""
+        cases = []
+        for message_id in message_ids:
+            for row in self.store.rows(
+                "SELECT id, case_id FROM messages WHERE message_id = ? AND direction = 'out'",
+                [message_id],
+            ):
+                self.store.execute(
+                    "UPDATE messages SET status = 'failed' WHERE id = ?", [row["id"]]
+                )
+                cases.append(row["case_id"])
+        return cases
+
+    def list(self, status: str | None = None, customer: str | None = None) -> list[Case]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if customer:
+            where.append("customer = ?")
+            params.append(customer)
+        sql = "SELECT * FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
+        return [row_case(r) for r in self.store.rows(sql + " ORDER BY id", params)]
+
+    def opened_between(self, since: datetime | None, until: datetime | None) -> list[Case]:
+        """Cases opened in [since, until); an end left None is open. Stored instants are UTC
+        ISO strings of one form, so comparing the text compares the instants."""
+        bounds = [
+            (sql, iso(at)) for sql, at in (("opened_at >= ?", since), ("opened_at < ?", until))
+        ]
+        where = " AND ".join(sql for sql, at in bounds if at) or "1 = 1"
+        params = [at for _, at in bounds if at]
+        rows = self.store.rows(f"SELECT * FROM cases WHERE {where} ORDER BY id", params)
+        return [row_case(r) for r in rows]
+
+    def any_opened_before(self, until: datetime) -> bool:
+        """Cases go in by time, so the first rows answer this at once once there are some."""
+        return (
+            self.store.row("SELECT 1 FROM cases WHERE opened_at < ? LIMIT 1", [iso(until)])
+            is not None
+        )
+
+    def closed_between(self, since: datetime, until: datetime) -> list[Case]:
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE closed_at >= ? AND closed_at < ? ORDER BY id",
+            [iso(since), iso(until)],
+        )
+        return [row_case(r) for r in rows]
+
+    def messages(self, case_id: int) -> list[dict]:
+        """With the entrance each inbound message came through (smtp, imap, ingest, web)."""
+        return self.store.rows(
+            "SELECT m.*, s.source AS entrance FROM messages m "
+            "LEFT JOIN spool s ON s.id = m.spool_id WHERE m.case_id = ? ORDER BY m.id",
+            [case_id],
+        )
+
+    def events(self, case_id: int) -> list[dict]:
+        return self.store.rows("SELECT * FROM events WHERE case_id = ? ORDER BY id", [case_id])
+
+    def unrouted(self) -> list[dict]:
+        return self.store.rows(
+            "SELECT id, at, from_addr, subject, kind, route_reason FROM "
+            "messages WHERE case_id IS NULL ORDER BY id"
+        )
+
+    def due(self, now: datetime, limit: int = 1000) -> list[Case]:
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due LIMIT ?", [iso(now), limit]
+        )
+        return [row_case(r) for r in rows]
+
+    def customers(self) -> list[str]:
+        """Every customer name on a case, former customers' too."""
+        rows = self.store.rows("SELECT DISTINCT customer FROM cases WHERE customer IS NOT NULL")
+        return [r["customer"] for r in rows]
+
+    def of_customer(self, customer: str, limit: int = 500) -> list[Case]:
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE customer = ? ORDER BY id DESC LIMIT ?", [customer, limit]
+        )
+        return [row_case(r) for r in rows]
+
+    def opened_by(self, address: str, limit: int = 500) -> list[Case]:
+        rows = self.store.rows(
+            "SELECT * FROM cases WHERE opener = ? ORDER BY id DESC LIMIT ?", [address, limit]
+        )
+        return [row_case(r) for r in rows]
+
+    def in_statuses(self, statuses: tuple[str, ...]) -> list[Case]:
+        marks = ", ".join("?" * len(statuses))
+        rows = self.store.rows(f"SELECT * FROM cases WHERE status IN ({marks})", list(statuses))
+        return [row_case(r) for r in rows]
+
+    def message(self, case_id: int, message_id: int) -> dict | None:
+        return self.store.row(
+            "SELECT * FROM messages WHERE id = ? AND case_id = ?", [message_id, case_id]
+        )
+
+
+class Conversations:
+    def __init__(self, store: Database):
+        self.store = store
+
+    def bodies_from(self, case_id: int, address: str, since: datetime, limit: int) -> list[str]:
+        """The last `limit` texts one address wrote on one case since then, oldest first."""
+        rows = self.store.rows(
+            "SELECT body FROM messages WHERE case_id = ? AND direction = 'in' "
+            "AND from_addr = ? AND at >= ? ORDER BY id DESC LIMIT ?",
+            [case_id, address, iso(since), limit],
+        )
+        return [r["body"] or "" for r in reversed(rows)]
+
+    def answers_mail_since(
+        self, case_id: int, message_ids: tuple[str, ...], since: datetime
+    ) -> bool:
+        """Whether one of these Message-IDs is of mail we sent on the case since then."""
+        if not message_ids:
+            return False
+        marks = ", ".join("?" * len(message_ids))
+        return bool(
+            self.store.row(
+                "SELECT 1 FROM messages WHERE case_id = ? AND direction = 'out' AND at >= ? "
+                f"AND message_id IN ({marks}) LIMIT 1",
+                [case_id, iso(since), *message_ids],
+            )
+        )
+
+    def last_event_at(self, case_id: int, kind: str) -> datetime | None:
+        row = self.store.row(
+            "SELECT at FROM events WHERE case_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+            [case_id, kind],
+        )
+        return parse_iso(row["at"]) if row else None
+
+    def mail_sent(self, recipients: tuple[str, ...], now: datetime) -> None:
+        self.store.executemany(
+            "INSERT INTO mail_sent (recipient, at) VALUES (?, ?)",
+            [(r, iso(now)) for r in recipients],
+        )
+
+    def mail_sent_since(self, recipient: str, since: datetime) -> int:
+        return self.store.count("mail_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])

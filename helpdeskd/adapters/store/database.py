@@ -1,0 +1,206 @@
+"""The connection: one `Database` per thread (SQLite connections are not shared between
+threads), its transactions and the few calls every query goes through.
+
+WAL lets readers run beside the writer. Inside the process every write goes through one lock per
+database file (`write_lock`), so the SMTP listener, the IMAP pollers, the worker and the courier
+queue up in Python instead of sleeping in SQLite's busy handler; the busy timeout is left for
+other processes (`ingest`, the CLI).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from helpdeskd.adapters.store.migrations import migrations
+
+
+class StoreUnavailable(Exception):
+    """The database could not commit; the sender should retry later (SMTP 451, exit 75)."""
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(path: Path | str) -> threading.RLock:
+    """The process's one lock for writing to the database at `path`. Re-entrant, so a thread
+    that opens a second connection while it writes gets SQLite's own busy error, as before,
+    rather than a deadlock."""
+    if str(path) == ":memory:":
+        return threading.RLock()  # a private database: nobody to share with
+    key = str(Path(path).resolve())
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.RLock())
+
+
+class Database:
+    # How long a writer waits for another process before giving up: the SMTP client is then
+    # told 451 and retries, which is better than holding its connection.
+    BUSY_TIMEOUT = 5.0
+    WAL_SIZE_LIMIT = 64 << 20
+    # WAL frames left for the last checkpoint pass, which holds the write lock
+    CHECKPOINT_TAIL = 256
+    # ...and only once the WAL is this long (32 MiB): that pass costs a sync of the database
+    # file, which every commit then waits for, so it comes every few seconds at most
+    WAL_RESTART_FRAMES = 8192
+    # what the driver raises when the database cannot do what was asked
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(path), timeout=self.BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a 250 promises the mail survives power loss
+        self.db.execute("PRAGMA foreign_keys=ON")
+        # a WAL that once grew (a long reader, a storm) is cut back when it starts over
+        self.db.execute(f"PRAGMA journal_size_limit={self.WAL_SIZE_LIMIT}")
+        self.lock = write_lock(path)
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: Path | str) -> Database:
+        store = cls(path)
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def leave_checkpoints(self) -> Database:
+        """This connection's commits stop copying the WAL into the database: on a large
+        database a checkpoint takes hundreds of milliseconds, and it fell on whichever commit
+        crossed the threshold, often one a 250 waited for. `checkpoint()` does it instead,
+        from a thread of its own."""
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        return self
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database beside the writers (PASSIVE: no
+        write lock, no waiting), then, once the WAL is long, the last few under the write
+        lock: with no frame left behind, the next commit starts the WAL over from its
+        beginning. Without that last pass, under a steady stream of commits the WAL never
+        started over and grew by gigabytes."""
+        for _ in range(3):
+            _, frames, copied = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames - copied <= self.CHECKPOINT_TAIL:
+                break
+        if frames >= self.WAL_RESTART_FRAMES:
+            with self.lock:
+                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction, holding the process's write lock. A nested call is a savepoint of
+        the outer one: when it fails, only its own writes are undone (a batch of messages
+        committed together loses only the one that failed)."""
+        if self._depth:
+            savepoint = f"nested_{self._depth}"
+            self.db.execute(f"SAVEPOINT {savepoint}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                if self.db.conn.in_transaction:  # some errors end the whole transaction
+                    self.db.execute(f"ROLLBACK TO {savepoint}")
+                raise
+            finally:
+                self._depth -= 1
+                if self.db.conn.in_transaction:
+                    self.db.execute(f"RELEASE {savepoint}")
+            return
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """One statement; every query of the store goes through here (or the calls below)."""
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list) -> None:
+        self.db.conn.executemany(sql, rows)
+
+    def insert(self, table: str, row: dict) -> int:
+        """A plain INSERT for the hot path (sqlite-utils adds a savepoint and introspection
+        to each of its inserts); returns the new rowid."""
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        return self.execute(sql, list(row.values())).lastrowid
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict]:
+        """The rows as dicts, read directly: sqlite-utils' `query` wraps every statement in a
+        savepoint of its own, two more statements for each read on the hot path."""
+        cursor = self.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def row(self, sql: str, params: Any = ()) -> dict | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def rows_in(self, sql: str, values: list) -> list[dict]:
+        """`sql` with `{marks}` where the placeholders of `values` go, run on chunks of them:
+        SQLite allows so many parameters a statement."""
+        found: list[dict] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            found += self.rows(sql.format(marks=", ".join("?" * len(chunk))), chunk)
+        return found
+
+    def count(self, table: str, where: str, params: Any = ()) -> int:
+        return self.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+
+
+def backup_to(store: Database, dest: Path) -> str:
+    """Copy the live database with SQLite's online backup API (consistent while others write:
+    it restarts on a change made by another connection), then check the copy. Returns the
+    copy's `PRAGMA integrity_check` answer, "ok" when sound."""
+    target = sqlite3.connect(str(dest))
+    try:
+        # one step: a single read transaction, a snapshot that writers in WAL mode never block
+        store.db.conn.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        return target.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        target.close()
+
+
+def integrity(path: Path) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()

@@ -1,0 +1,224 @@
+"""The schema, built by registered migrations: each runs once, in order, in its own
+transaction, so a database made by an older helpdeskd upgrades in place."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("helpdeskd")
+
+
+@migrations()
+def m001_spool(db: sqlite_utils.Database) -> None:
+    db["spool"].create(
+        {
+            "id": int,
+            "received_at": str,
+            "source": str,
+            "envelope_from": str,
+            "recipients": str,
+            "message_id": str,
+            "dedup_key": str,
+            "raw": bytes,
+            "state": str,
+            "attempts": int,
+            "reason": str,
+            "processed_at": str,
+        },
+        pk="id",
+        not_null={"raw", "state", "dedup_key"},
+        defaults={"state": "new", "attempts": 0},
+    )
+    db["spool"].create_index(["dedup_key"], unique=True)
+    db["spool"].create_index(["state"])
+
+
+@migrations()
+def m002_cases(db: sqlite_utils.Database) -> None:
+    db["sequences"].create({"prefix": str, "year": int, "last": int}, pk=("prefix", "year"))
+    db["cases"].create(
+        {
+            "id": int,
+            "reference": str,
+            "status": str,
+            "priority": str,
+            "customer": str,
+            "plan": str,
+            "subject": str,
+            "opener": str,
+            "contacts": str,
+            "assignee": str,
+            "opened_at": str,
+            "updated_at": str,
+            "first_response_at": str,
+            "closed_at": str,
+            "escalation_level": int,
+            "related": str,
+        },
+        pk="id",
+        not_null={"reference", "status", "priority", "plan"},
+        defaults={"escalation_level": 0},
+    )
+    db["cases"].create_index(["reference"], unique=True)
+    db["cases"].create_index(["status"])
+    db["messages"].create(
+        {
+            "id": int,
+            "case_id": int,
+            "direction": str,
+            "kind": str,
+            "from_addr": str,
+            "to_addrs": str,
+            "subject": str,
+            "at": str,
+            "message_id": str,
+            "body": str,
+            "elided": str,
+            "attachments": str,
+            "route_reason": str,
+            "spool_id": int,
+            "outbox_id": int,
+            "status": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["messages"].create_index(["message_id"])
+    db["messages"].create_index(["case_id"])
+    db["events"].create(
+        {"id": int, "case_id": int, "at": str, "kind": str, "detail": str},
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["events"].create_index(["case_id"])
+
+
+@migrations()
+def m003_outbox(db: sqlite_utils.Database) -> None:
+    db["outbox"].create(
+        {
+            "id": int,
+            "case_id": int,
+            "kind": str,
+            "message_id": str,
+            "mail_from": str,
+            "recipients": str,
+            "raw": bytes,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+            "automatic": int,
+        },
+        pk="id",
+        not_null={"raw", "state"},
+        defaults={"state": "queued", "attempts": 0},
+    )
+    db["outbox"].create_index(["state", "next_attempt_at"])
+    db["outbox"].create_index(["created_at"])
+    db["auto_sent"].create({"id": int, "recipient": str, "at": str}, pk="id")
+    db["auto_sent"].create_index(["recipient", "at"])
+
+
+@migrations()
+def m004_imap(db: sqlite_utils.Database) -> None:
+    db["imap_state"].create({"mailbox": str, "uidvalidity": int, "last_uid": int}, pk="mailbox")
+    db["incidents"].create(
+        {"key": str, "opened_at": str, "reported_at": str, "detail": str}, pk="key"
+    )
+
+
+@migrations()
+def m005_clocks(db: sqlite_utils.Database) -> None:
+    """SLA clocks as columns: the scheduler asks "what is due at now?" of one index."""
+    cases = db["cases"]
+    for column, kind in [
+        ("fr_target", str),
+        ("fr_deadline", str),
+        ("fr_warn_at", str),
+        ("fr_met_at", str),
+        ("res_target", str),
+        ("res_deadline", str),
+        ("res_warn_at", str),
+        ("res_met_at", str),
+        ("clock_calendar", str),
+        ("waiting_since", str),
+        ("paused_minutes", int),
+        ("notices", str),
+        ("next_due", str),
+    ]:
+        cases.add_column(column, kind)
+    cases.create_index(["next_due"])
+
+
+@migrations()
+def m006_spool_retry(db: sqlite_utils.Database) -> None:
+    """A message that failed waits before its next try instead of burning its tries at once."""
+    db["spool"].add_column("next_try_at", str)
+
+
+@migrations()
+def m007_mail_sent(db: sqlite_utils.Database) -> None:
+    """Every mail to an outside address, not only automatic mail, counts against its limit."""
+    db["mail_sent"].create({"id": int, "recipient": str, "at": str}, pk="id")
+    db["mail_sent"].create_index(["recipient", "at"])
+
+
+@migrations()
+def m008_incident_alert(db: sqlite_utils.Database) -> None:
+    """Which outbox message reported an incident: its "resolved" notice goes only after it."""
+    db["incidents"].add_column("alert_outbox_id", int)
+
+
+@migrations()
+def m009_heartbeats(db: sqlite_utils.Database) -> None:
+    """When the daemon last did each periodic job (the sweep, a mailbox poll), for `status`."""
+    db["heartbeats"].create({"name": str, "at": str}, pk="name")
+
+
+@migrations()
+def m010_sender_authentication(db: sqlite_utils.Database) -> None:
+    """Who connected (for SPF) and what helpdeskd's own check found, kept with the raw mail;
+    each inbound message keeps the results `show` prints."""
+    for column in ("peer_ip", "helo", "auth_results"):
+        db["spool"].add_column(column, str)
+    db["messages"].add_column("auth", str)
+
+
+@migrations()
+def m011_customer_service(db: sqlite_utils.Database) -> None:
+    """Satisfaction ratings, one per case; and mail that goes once per key (a monthly report,
+    the forward of an unauthorised sender's mail), recorded so it never goes twice."""
+    db["ratings"].create(
+        {"case_id": int, "score": int, "comment": str, "by_addr": str, "at": str},
+        pk="case_id",
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["ratings"].create_index(["at"])
+    db["sent_once"].create({"key": str, "at": str}, pk="key")
+
+
+@migrations()
+def m012_hot_path_indexes(db: sqlite_utils.Database) -> None:
+    """Each delivery marks its message by `outbox_id`, and every new mail counts its sender's
+    recent cases: without these both scan tables that grow by the year."""
+    db["messages"].create_index(["outbox_id"])
+    db["cases"].create_index(["opener", "opened_at"])
+
+
+@migrations()
+def m013_status_page(db: sqlite_utils.Database) -> None:
+    """Sign-in links are kept as hashes: a copy of the database signs nobody in."""
+    db["web_links"].create(
+        {"token_hash": str, "address": str, "created_at": str, "expires_at": str, "used_at": str},
+        pk="token_hash",
+    )
+    db["web_requests"].create({"id": int, "key": str, "at": str}, pk="id")
+    db["web_requests"].create_index(["key", "at"])
+    db["web_requests"].create_index(["at"])  # forgetting old counts reads no more than those
+    db["web_links"].create_index(["expires_at"])
+    # the status page lists a customer's cases (a contact's own use opener, opened_at)
+    db["cases"].create_index(["customer"])

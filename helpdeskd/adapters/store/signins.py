@@ -1,0 +1,52 @@
+"""The status page: single-use sign-in links and the request counts that rate-limit them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from helpdeskd.adapters.store.database import Database, iso
+
+
+class SignIns:
+    """Single-use sign-in links and the request counts that rate-limit them."""
+
+    def __init__(self, store: Database):
+        self.store = store
+
+    def issue(self, token_hash: str, address: str, now: datetime, expires: datetime) -> None:
+        self.store.insert(
+            "web_links",
+            {
+                "token_hash": token_hash,
+                "address": address,
+                "created_at": iso(now),
+                "expires_at": iso(expires),
+            },
+        )
+
+    def redeem(self, token_hash: str, now: datetime) -> str | None:
+        """The address a link signs in, once: used or expired links give None."""
+        with self.store.transaction():
+            row = self.store.row(
+                "SELECT address FROM web_links WHERE token_hash = ? AND used_at IS NULL "
+                "AND expires_at > ?",
+                [token_hash, iso(now)],
+            )
+            if row:
+                self.store.execute(
+                    "UPDATE web_links SET used_at = ? WHERE token_hash = ?", [iso(now), token_hash]
+                )
+        return row["address"] if row else None
+
+    def count(self, key: str, since: datetime) -> int:
+        return self.store.count("web_requests", "key = ? AND at >= ?", [key, iso(since)])
+
+    def note(self, keys: list[str], now: datetime) -> None:
+        self.store.executemany(
+            "INSERT INTO web_requests (key, at) VALUES (?, ?)", [(k, iso(now)) for k in keys]
+        )
+
+    def forget(self, before: datetime) -> None:
+        """Old links and counts are of no use after their window."""
+        self.store.execute("DELETE FROM web_links WHERE expires_at < ?", [iso(before)])
+        self.store.execute("DELETE FROM web_requests WHERE at < ?", [iso(before)])
