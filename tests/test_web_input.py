@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Daemon, Sink, free_port, mail, send, wait_for_port, write_config
-from tests.test_web import WEB, Site
+from tests.support import Sink, mail, send
+from tests.test_web import Site, running_site
 from tests.webclient import Browser, multipart
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -25,15 +25,8 @@ LIMIT = 300_000  # [smtp] max_message_size here: small, so that three times it i
 
 @pytest.fixture
 def site(tmp_path: Path, sink: Sink):
-    smtp, web = free_port(), free_port()
-    config = write_config(
-        tmp_path, smtp_port=smtp, relay_port=sink.port, extra=WEB.format(port=web)
-    )
-    text = config.read_text().replace("[smtp]\n", f"[smtp]\nmax_message_size = {LIMIT}\n", 1)
-    config.write_text(text)
-    with Daemon(config, smtp) as daemon:
-        wait_for_port(web, daemon.proc)
-        yield Site(daemon, sink, f"http://127.0.0.1:{web}")
+    with running_site(tmp_path, sink, f"max_message_size = {LIMIT}\n") as running:
+        yield running
 
 
 def spooled_from_the_web(site: Site) -> int:

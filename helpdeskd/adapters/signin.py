@@ -5,7 +5,9 @@ The cookie holds the address, an expiry and a random nonce, signed with HMAC-SHA
 secret kept in a file of the state directory (created 0600 on first start, never in the TOML;
 one too short to be a key is replaced, never used).
 The CSRF token is an HMAC of the nonce, so it changes with every sign-in and needs no storage.
-Links are stored only as SHA-256 hashes.
+A signed-in session also needs its row in the store (the nonce's hash, with the role it was
+opened for): sign-out, `helpdeskd web sign-out` and a role taken away delete it, and the cookie,
+copies included, opens nothing from then on. Links are stored only as SHA-256 hashes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from helpdeskd import files
-from helpdeskd.adapters.store import Cases, SignIns, Store
+from helpdeskd.adapters.store import Cases, Sessions, SignIns, Store
 from helpdeskd.config import Config
 from helpdeskd.core import access
 from helpdeskd.model import Mail
@@ -117,6 +119,37 @@ def unseal(secret: bytes, cookie: str | None, now: datetime) -> Session | None:
 
 def new_session(address: str | None, ttl: int, now: datetime) -> Session:
     return Session(address, secrets.token_urlsafe(16), now.timestamp() + ttl)
+
+
+def open_session(store: Store, config: Config, address: str, now: datetime) -> Session:
+    """A signed-in session, kept in the store with the role it is opened for."""
+    session = new_session(address, config.web.session_ttl, now)
+    role = access.viewer_for(address, config).role
+    expires = datetime.fromtimestamp(session.expires, now.tzinfo)
+    Sessions(store).start(token_hash(session.nonce), address, role, now, expires)
+    return session
+
+
+def still_open(store: Store, config: Config, session: Session, now: datetime) -> bool:
+    """Whether a signed-in session was not ended: signed out, or its address's role changed
+    (an engineer removed from the configuration is an engineer no more)."""
+    sessions = Sessions(store)
+    row = sessions.find(token_hash(session.nonce), now)
+    if row is None or row["address"] != session.address:
+        return False
+    if row["role"] != access.viewer_for(session.address, config).role:
+        sessions.end(token_hash(session.nonce))
+        return False
+    return True
+
+
+def close_session(store: Store, session: Session) -> None:
+    Sessions(store).end(token_hash(session.nonce))
+
+
+def sign_out(store: Store, address: str) -> int:
+    """End every session of the address, wherever it was opened; how many there were."""
+    return Sessions(store).end_all(normal(address))
 
 
 def csrf_token(secret: bytes, session: Session) -> str:

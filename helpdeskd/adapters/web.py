@@ -52,6 +52,7 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 MAX_UPLOADS = 10
+SESSION = "helpdeskd.session"  # where a request's checked session waits for its route
 LARGEST_ID = 2**63 - 1  # SQLite's largest integer: a longer number in a path names nothing
 
 
@@ -85,7 +86,19 @@ class Web:
         return Store(self.config().helpdesk.database)
 
     def session(self, request: Request) -> signin.Session | None:
-        return signin.unseal(self.secret, request.cookies.get(signin.COOKIE), self.clock())
+        """The request's session, as `CheckedSessions` found it before the route ran."""
+        return request.scope.get(SESSION)
+
+    async def check_session(self, request: Request) -> signin.Session | None:
+        """The cookie's session if its signature holds, and, signed in, if it was not ended."""
+        found = signin.unseal(self.secret, request.cookies.get(signin.COOKIE), self.clock())
+        if found is None or found.address is None:
+            return found
+
+        def still_open(store: Store) -> bool:
+            return signin.still_open(store, self.config(), found, self.clock())
+
+        return found if await run_in_threadpool(self.with_store, still_open) else None
 
     def viewer(self, request: Request) -> Viewer | None:
         found = self.session(request)
@@ -260,16 +273,17 @@ async def signin_redeem(request: Request) -> Response:
     web: Web = request.app.state.web
     await web.form(request)
     token = request.path_params["token"]
-    address = await run_in_threadpool(
-        web.with_store, lambda store: signin.redeem(store, token, web.clock())
-    )
-    if address is None:
+
+    def sign_in(store: Store) -> signin.Session | None:
+        address = signin.redeem(store, token, web.clock())
+        return address and signin.open_session(store, web.config(), address, web.clock())
+
+    session = await run_in_threadpool(web.with_store, sign_in)
+    if session is None:
         return web.page(request, "error", 400, message=EXPIRED)
     response = RedirectResponse("/", status_code=303)
-    web.set_session(
-        response, signin.new_session(address, web.config().web.session_ttl, web.clock())
-    )
-    log.info("signed in", role=access.viewer_for(address, web.config()).role)
+    web.set_session(response, session)
+    log.info("signed in", role=access.viewer_for(session.address, web.config()).role)
     return response
 
 
@@ -279,6 +293,9 @@ EXPIRED = "This sign-in link has expired or was used already. Ask for a new one.
 async def signout(request: Request) -> Response:
     web: Web = request.app.state.web
     await web.form(request)
+    found = web.session(request)
+    if found is not None and found.address is not None:  # ended here: copies of it too
+        await run_in_threadpool(web.with_store, lambda s: signin.close_session(s, found))
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(signin.COOKIE)
     return response
@@ -472,6 +489,19 @@ def ROUTES(web: Web) -> list[Route]:
 # -- serving ---------------------------------------------------------------------------------
 
 
+class CheckedSessions:
+    """Each request's session looked up once, before the routes (which read it without
+    waiting): a signature alone does not keep a session open once it was ended."""
+
+    def __init__(self, web: Web):
+        self.web = web
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            scope[SESSION] = await self.web.check_session(Request(scope))
+        await self.web.app(scope, receive, send)
+
+
 class SecurityHeaders:
     """Every response, error pages included, carries the same strict headers."""
 
@@ -511,7 +541,7 @@ def bind(config: Config) -> socket.socket:
 
 async def serve(web: Web, sock: socket.socket) -> tuple[QuietServer, asyncio.Task]:
     config = uvicorn.Config(
-        SecurityHeaders(web.app),
+        SecurityHeaders(CheckedSessions(web)),
         log_config=None,
         access_log=False,
         proxy_headers=True,
