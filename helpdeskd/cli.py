@@ -154,6 +154,9 @@ def parser() -> argparse.ArgumentParser:
     box.add_argument("--json", action="store_true", help="machine-readable output")
     _announce_options(sub.add_parser("announce", help="a notice to customers' contacts"))
     _ops_commands(sub)
+    web = sub.add_parser("web", help="the status page: end an address's sessions")
+    web.add_argument("action", choices=("sign-out",), help="sign-out: end every session")
+    web.add_argument("address", help="whose sessions")
     comp = sub.add_parser("completion", help="print the shell completion script")
     comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
     return p
@@ -591,6 +594,12 @@ def cmd_completion(config: None, args) -> int:
     return 0
 
 
+def cmd_web(config: Config, args) -> int:
+    ended = signin.sign_out(open_store(config), args.address)
+    print(f"{ended} sessions of {signin.normal(args.address)} ended")
+    return 0
+
+
 def cmd_status(config: Config, args) -> int:
     found = health.assess(config, open_store(config), datetime.now(UTC))
     print(json.dumps(found, indent=2) if args.json else health.text(found))
@@ -646,4 +655,5 @@ COMMANDS = {
     "backup": cmd_backup,
     "purge": cmd_purge,
     "announce": cmd_announce,
+    "web": cmd_web,
 }

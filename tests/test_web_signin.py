@@ -71,13 +71,13 @@ def test_sign_out_from_the_command_line_ends_every_session_of_the_address(site: 
     laptop, phone = site.signed_in("jane@acme.test"), site.signed_in("jane@acme.test")
     pat = site.signed_in("pat@initech.test")
     ended = cli(site.daemon.config, "web", "sign-out", "Jane@Acme.test")
-    assert ended.returncode == 0, ended.stderr
-    assert "2 sessions of jane@acme.test ended" in ended.stdout
+    assert ended.returncode == 0, ended.stderr.decode()
+    assert "2 sessions of jane@acme.test ended" in ended.stdout.decode()
     assert laptop.get("/cases").url.endswith("/signin")
     assert phone.get("/cases").url.endswith("/signin")
     assert pat.get("/cases").url.endswith("/cases")  # nobody else's
     again = cli(site.daemon.config, "web", "sign-out", "nobody@acme.test")
-    assert again.returncode == 0 and "0 sessions" in again.stdout
+    assert again.returncode == 0 and "0 sessions" in again.stdout.decode()
 
 
 def test_an_engineer_removed_from_the_configuration_is_signed_out(site: Site):
