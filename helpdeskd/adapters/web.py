@@ -22,6 +22,7 @@ import jinja2
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -178,9 +179,10 @@ class Web:
             store.close()
         self.wake_worker()
 
-    def hand_off(self, work: Callable, *args) -> None:
-        """Blocking work the answer must not wait for, in the thread pool; `finish` waits for
-        what is still running when the page stops."""
+    async def hand_off(self, work: Callable, *args) -> None:
+        """Blocking work the answer must not wait for, started in the thread pool and not
+        awaited (nor is the connection's next request held for it); `finish` waits for what
+        is still running when the page stops."""
         errand = asyncio.get_running_loop().create_task(run_in_threadpool(work, *args))
         self.errands.add(errand)
         errand.add_done_callback(self.errands.discard)
@@ -260,8 +262,9 @@ async def signin_request(request: Request) -> Response:
     )
     if not admitted:
         return web.page(request, "signin", 429, limited=True)
-    web.hand_off(web.mail_link, address)
-    return web.page(request, "signin_sent", address=address)
+    response = web.page(request, "signin_sent", address=address)
+    response.background = BackgroundTask(web.hand_off, web.mail_link, address)  # once sent
+    return response
 
 
 async def signin_confirm(request: Request) -> Response:
