@@ -318,7 +318,10 @@ class Service:
         self.courier.start()
         self.checkpoints.start()
         await self.start_listener()
-        await self.start_web()
+        try:
+            await self.start_web()
+        except OSError as exc:  # its port taken, its key file out of reach
+            raise CannotStart(f"the status page cannot start: {exc}; check [web]") from exc
         self.start_pollers()
         self.scheduler = scheduler.start(self)
         self.start_metrics()

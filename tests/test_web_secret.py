@@ -74,3 +74,14 @@ def test_a_secret_others_may_read_is_reported_by_check_config_and_at_start(
         wait_for_port(web, daemon.proc)
     exposed = [line for line in daemon.log.read_text().splitlines() if "files.exposed" in line]
     assert any("session.key is 0644" in line for line in exposed)
+
+
+def test_a_page_that_cannot_start_says_why_in_one_line(tmp_path: Path, sink: Sink):
+    config, _, _ = web_config(tmp_path, sink)
+    (tmp_path / "plain-file").write_text("")
+    unusable = config.read_text() + f'secret_file = "{tmp_path / "plain-file" / "key"}"\n'
+    config.write_text(unusable)
+    failed = cli(config, "run")
+    assert failed.returncode == 69
+    (line,) = [x for x in failed.stderr.decode().splitlines() if x.startswith("helpdeskd:")]
+    assert "status page cannot start" in line and "plain-file" in line
