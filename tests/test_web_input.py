@@ -9,7 +9,6 @@ import os
 import re
 import sqlite3
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -151,21 +150,11 @@ def test_no_hostile_parameter_makes_a_server_error(site: Site):
     answer(jane.post("/new", {**new, "environment": weird}), "new")
     for name in (weird, "../../etc/passwd", "a" * 3000, 'quote".txt'):
         answer(jane.post("/new", new, files=[("files", name, b"data")]), f"upload {name[:9]}")
-    typed = multipart(new, [("files", "a.txt", b"x")])[0].replace(
-        b"application/octet-stream", "text/plain\u00e9; charset=\u00e9\x00".encode()
-    )
-    answer(post_raw(jane, "/new", typed), "content type")
-    answer(post_raw(jane, "/new", b"--x\r\nbroken", "multipart/form-data"), "no boundary")
-    answer(post_raw(jane, "/new", b"\xff\xfe" * 100, "application/x-www-form-urlencoded"), "raw")
+    typed, kind = multipart(new, [("files", "a.txt", b"x")])
+    hostile = "text/plain\u00e9; charset=\u00e9\x00".encode()
+    answer(jane.post_raw("/new", typed.replace(b"application/octet-stream", hostile), kind), "type")
+    answer(jane.post_raw("/new", b"--x\r\nbroken", "multipart/form-data"), "no boundary")
+    answer(jane.post_raw("/new", b"\xff\xfe" * 100, "application/x-www-form-urlencoded"), "raw")
     failures = [(status, what) for status, what in answers if status >= 500]
     assert not failures, failures
     assert "Traceback" not in site.daemon.log.read_text()
-
-
-def post_raw(browser: Browser, path: str, body: bytes, kind: str | None = None) -> object:
-    """A body as given, its Content-Type as given (a multipart body's own boundary if none)."""
-    if kind is None:
-        kind = "multipart/form-data; boundary=" + body[2 : body.index(b"\r\n")].decode()
-    request = urllib.request.Request(browser.url(path), data=body, method="POST")
-    request.add_header("Content-Type", kind)
-    return browser._open(request)

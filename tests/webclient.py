@@ -49,6 +49,12 @@ class Browser:
         request.add_header("Content-Type", kind)
         return self._open(request)
 
+    def post_raw(self, path: str, body: bytes, kind: str) -> Page:
+        """A body and Content-Type as given, however malformed."""
+        request = urllib.request.Request(self.url(path), data=body, method="POST")
+        request.add_header("Content-Type", kind)
+        return self._open(request)
+
     def url(self, path: str) -> str:
         return path if path.startswith("http") else self.base + path
 
