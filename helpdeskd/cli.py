@@ -41,6 +41,7 @@ COMMANDS = {
     "backup": "helpdeskd.commands.daemon:cmd_backup",
     "purge": "helpdeskd.commands.daemon:cmd_purge",
     "announce": "helpdeskd.commands.mail:cmd_announce",
+    "web": "helpdeskd.commands.daemon:cmd_web",
 }
 NO_CONFIG = {"completion"}  # commands that run without reading the configuration
 # shtab's file completion, named here so the parser is built without importing shtab
@@ -151,6 +152,9 @@ def parser() -> argparse.ArgumentParser:
     box.add_argument("--json", action="store_true", help="machine-readable output")
     _announce_options(sub.add_parser("announce", help="a notice to customers' contacts"))
     _ops_commands(sub)
+    web = sub.add_parser("web", help="the status page: end an address's sessions")
+    web.add_argument("action", choices=("sign-out",), help="sign-out: end every session")
+    web.add_argument("address", help="whose sessions")
     comp = sub.add_parser("completion", help="print the shell completion script")
     comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
     return p

@@ -8,6 +8,7 @@ Files made earlier or by hand keep their modes; `exposed` finds the ones others 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -20,11 +21,13 @@ def make_private() -> None:
     os.umask(PRIVATE_UMASK)
 
 
-def exposed(database: Path | str) -> list[str]:
-    """One line per file of the database (and its folder) that others may read or write."""
+def exposed(database: Path | str, *others: Path) -> list[str]:
+    """One line per file of the database (and its folder), or of the `others` (keys), that
+    others may read or write."""
     path = Path(database)
     found = []
-    for candidate in (path.parent, path, *(Path(f"{path}{s}") for s in ("-wal", "-shm"))):
+    database_files = (path.parent, path, *(Path(f"{path}{s}") for s in ("-wal", "-shm")))
+    for candidate in (*database_files, *others):
         try:
             mode = stat.S_IMODE(candidate.stat().st_mode)
         except OSError:
@@ -34,9 +37,43 @@ def exposed(database: Path | str) -> list[str]:
     return found
 
 
-def warn_if_exposed(database: Path | str) -> None:
+def warn_if_exposed(database: Path | str, *others: Path) -> None:
     import structlog  # here: the command line sets the umask before it loads the library
 
     log = structlog.get_logger("helpdeskd.files")
-    for problem in exposed(database):
+    for problem in exposed(database, *others):
         log.warning("files.exposed", problem=problem, fix="chmod go-rwx")
+
+
+def write_private(path: Path, data: bytes, *, overwrite: bool) -> bool:
+    """Write a file whole or not at all (a temporary file, fsynced, then renamed: a full disk
+    leaves no empty file behind), readable by its owner alone. Without `overwrite` an existing
+    file is kept and False returned."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # fails if there is one already: two first starts
+            except FileExistsError:
+                return False
+        _sync_folder(path.parent)
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename itself survives a crash only once the folder is synced."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -32,7 +33,7 @@ from helpdeskd import (
     sweep,
 )
 from helpdeskd import config as configuration
-from helpdeskd.adapters import imap, outbox, scheduler, smtp
+from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp
 from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
@@ -56,6 +57,7 @@ YIELD_TO_LISTENER = 4.0
 GIL_SWITCH_SECONDS = 0.001
 # The alerts themselves going out prove nothing about the mail that was given up on.
 ADMIN_MAIL = frozenset(ADMIN_KINDS)
+WEB_FAILED = "the new status page could not start"
 
 
 def utcnow() -> datetime:
@@ -311,12 +313,15 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         preflight(self.config)
         budget.warm_up()  # a spare parse child, ready before the first large message
-        files.warn_if_exposed(self.config.helpdesk.database)
+        files.warn_if_exposed(self.config.helpdesk.database, signin.secret_path(self.config))
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
         self.courier.start()
         self.checkpoints.start()
         await self.start_listener()
-        await self.start_web()
+        try:
+            await self.start_web()
+        except OSError as exc:  # its port taken, its key file out of reach
+            raise CannotStart(f"the status page cannot start: {exc}; check [web]") from exc
         self.start_pollers()
         self.scheduler = scheduler.start(self)
         self.start_metrics()
@@ -373,12 +378,48 @@ class Service:
         self.listener = handler
 
     async def start_web(self) -> None:
-        if not self.config.web.enabled:
-            return
+        if self.config.web.enabled:
+            self.web = await self.serve_web(self.new_page())
+
+    def new_page(self):
         from helpdeskd.adapters import web  # the web stack loads only where it is used
 
-        page = web.Web(lambda: self.config, self.worker.wake, self.courier.wake, self.clock)
-        self.web = await web.serve(page, web.bind(self.config))
+        return web.Web(lambda: self.config, self.worker.wake, self.courier.wake, self.clock)
+
+    async def serve_web(self, page, sock: socket.socket | None = None) -> tuple:
+        from helpdeskd.adapters import web
+
+        return await web.serve(page, sock or web.bind(self.config))
+
+    async def restart_web(self, old: Config) -> None:
+        """The new page is made, and its new address bound, before the old page stops: when
+        either fails (the port taken, the key file unreadable), the old page serves on with
+        the old `[web]`, which the next reload tries again, and the admins are told."""
+        from helpdeskd.adapters import web
+
+        new, sock = self.config.web, None
+        moving = not old.web.enabled or (old.web.host, old.web.port) != (new.host, new.port)
+        try:
+            if new.enabled and moving:
+                sock = web.bind(self.config)
+            page = self.new_page() if new.enabled else None
+        except OSError as exc:
+            if sock:
+                sock.close()
+            self.config = replace(self.config, web=old.web)
+            log.error("new status page failed, serving as before", error=str(exc))
+            await asyncio.to_thread(
+                self.alerts.trouble,
+                "web",
+                WEB_FAILED,
+                f"{exc}\nhelpdeskd serves the status page with the previous [web] settings.",
+                self.clock(),
+            )
+            return
+        await self.stop_web()
+        if page:
+            self.web = await self.serve_web(page, sock)
+        await asyncio.to_thread(self.alerts.recovered, "web", WEB_FAILED, self.clock())
 
     async def stop_web(self) -> None:
         if self.web:
@@ -429,8 +470,7 @@ class Service:
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
         if old.web != new.web:
-            await self.stop_web()
-            await self.start_web()
+            await self.restart_web(old)
         if old.imap != new.imap:
             await asyncio.to_thread(self.stop_pollers)  # joining threads: off the loop
             self.start_pollers()

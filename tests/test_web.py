@@ -3,9 +3,11 @@ and every action entering the pipeline as its mail twin does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,12 +42,20 @@ LINK = re.compile(r"http://127\.0\.0\.1:\d+/signin/[\w-]+")
 
 @pytest.fixture
 def site(tmp_path: Path, sink: Sink):
+    with running_site(tmp_path, sink) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_site(tmp_path: Path, sink: Sink, smtp_settings: str = "") -> Iterator[Site]:
+    """The daemon with its status page; `smtp_settings`: lines added to its [smtp]."""
     smtp, web = free_port(), free_port()
     config = write_config(
         tmp_path, smtp_port=smtp, relay_port=sink.port, extra=WEB.format(port=web)
     )
     gold = '[plans.gold]\ncalendar = "always"\n'
-    config.write_text(config.read_text().replace(gold, gold + "survey = true\n"))
+    text = config.read_text().replace(gold, gold + "survey = true\n")
+    config.write_text(text.replace("[smtp]\n", "[smtp]\n" + smtp_settings, 1))
     with Daemon(config, smtp) as daemon:
         wait_for_port(web, daemon.proc)
         yield Site(daemon, sink, f"http://127.0.0.1:{web}")
@@ -65,14 +75,16 @@ class Site:
         return browser
 
     def ask_link(self, browser: Browser, address: str) -> str | None:
-        before = len(self.sink.received)
+        earlier = {id(m) for m in self.sink.received}
         form = browser.get("/signin")
         answer = browser.post("/signin", {"csrf": form.csrf, "address": address})
         assert answer.status == 200, answer.text
-        found = self.sink.wait_for(
-            lambda m: address in str(m["To"]) and "sign-in" in str(m["Subject"]), timeout=5
+        fresh = self.sink.wait_for(
+            lambda m: (
+                address in str(m["To"]) and "sign-in" in str(m["Subject"]) and id(m) not in earlier
+            ),
+            timeout=5,
         )
-        fresh = [m for m in found if m in self.sink.received[before:]]
         return LINK.search(fresh[-1].get_body(("plain",)).get_content()).group(0) if fresh else None
 
     def open_case(self, sender: str, subject: str, body: str = "It broke.") -> str:

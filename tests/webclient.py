@@ -34,8 +34,8 @@ class Browser:
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
-    def get(self, path: str) -> Page:
-        return self._open(urllib.request.Request(self.url(path)))
+    def get(self, path: str, headers: dict | None = None) -> Page:
+        return self._open(urllib.request.Request(self.url(path), headers=headers or {}))
 
     def post(self, path: str, fields: dict, files: list[tuple[str, str, bytes]] = ()) -> Page:
         if files:
@@ -45,6 +45,12 @@ class Browser:
                 urllib.parse.urlencode(fields).encode(),
                 "application/x-www-form-urlencoded",
             )
+        request = urllib.request.Request(self.url(path), data=body, method="POST")
+        request.add_header("Content-Type", kind)
+        return self._open(request)
+
+    def post_raw(self, path: str, body: bytes, kind: str) -> Page:
+        """A body and Content-Type as given, however malformed."""
         request = urllib.request.Request(self.url(path), data=body, method="POST")
         request.add_header("Content-Type", kind)
         return self._open(request)

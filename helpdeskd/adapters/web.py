@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import socket
+import urllib.parse
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import jinja2
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive
 
 from helpdeskd import portal
 from helpdeskd.adapters import signin
@@ -49,6 +53,12 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 MAX_UPLOADS = 10
+SESSION = "helpdeskd.session"  # where a request's checked session waits for its route
+LARGEST_ID = 2**63 - 1  # SQLite's largest integer: a longer number in a path names nothing
+
+
+def too_large() -> HTTPException:
+    return HTTPException(413, "That is more than the helpdesk accepts in one message.")
 
 
 class Web:
@@ -69,6 +79,7 @@ class Web:
         self.pages = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), autoescape=True)
         self.app = Starlette(routes=ROUTES(self), exception_handlers={HTTPException: self.error})
         self.app.state.web = self
+        self.errands: set[asyncio.Task] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -76,7 +87,19 @@ class Web:
         return Store(self.config().helpdesk.database)
 
     def session(self, request: Request) -> signin.Session | None:
-        return signin.unseal(self.secret, request.cookies.get(signin.COOKIE), self.clock())
+        """The request's session, as `CheckedSessions` found it before the route ran."""
+        return request.scope.get(SESSION)
+
+    async def check_session(self, request: Request) -> signin.Session | None:
+        """The cookie's session if its signature holds, and, signed in, if it was not ended."""
+        found = signin.unseal(self.secret, request.cookies.get(signin.COOKIE), self.clock())
+        if found is None or found.address is None:
+            return found
+
+        def still_open(store: Store) -> bool:
+            return signin.still_open(store, self.config(), found, self.clock())
+
+        return found if await run_in_threadpool(self.with_store, still_open) else None
 
     def viewer(self, request: Request) -> Viewer | None:
         found = self.session(request)
@@ -113,12 +136,14 @@ class Web:
         )
 
     async def form(self, request: Request):
-        """The posted form, refused unless its CSRF token matches the session's."""
+        """The posted form, refused unless its CSRF token matches the session's, and read no
+        further than the size of a message (`413`), whether or not the size was declared."""
         limit = self.config().smtp.max_message_size
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limit:
-            raise HTTPException(413, "That is more than the helpdesk accepts in one message.")
-        form = await request.form(max_files=MAX_UPLOADS, max_fields=20)
+        declared = request.headers.get("content-length") or "0"
+        if not declared.isdigit() or int(declared) > limit:
+            raise too_large()
+        capped = Request(request.scope, capped_receive(request.receive, limit))
+        form = await capped.form(max_files=MAX_UPLOADS, max_fields=20, max_part_size=limit)
         if not signin.csrf_ok(self.secret, self.session(request), form.get("csrf")):
             raise HTTPException(403, "This form has expired. Go back, reload the page, try again.")
         return form
@@ -139,6 +164,8 @@ class Web:
         config, now = self.config(), self.clock()
         message_id = f"web.{secrets.token_hex(12)}@{config.helpdesk.domain}"
         raw = submission.as_mail(sub, config.helpdesk.address, message_id, now)
+        if len(raw) > config.smtp.max_message_size:  # the limit mail has: encoding adds a third
+            raise too_large()
         store = self.store()
         try:
             store.spool(
@@ -152,12 +179,52 @@ class Web:
             store.close()
         self.wake_worker()
 
+    async def hand_off(self, work: Callable, *args) -> None:
+        """Blocking work the answer must not wait for, started in the thread pool and not
+        awaited (nor is the connection's next request held for it); `finish` waits for what
+        is still running when the page stops."""
+        errand = asyncio.get_running_loop().create_task(run_in_threadpool(work, *args))
+        self.errands.add(errand)
+        errand.add_done_callback(self.errands.discard)
+
+    async def finish(self) -> None:
+        await asyncio.gather(*self.errands, return_exceptions=True)
+
+    def mail_link(self, address: str) -> None:
+        """A sign-in link to the address if it is known; nothing otherwise."""
+        try:
+            sent = self.with_store(
+                lambda s: signin.mail_link(s, self.config(), address, self.clock())
+            )
+        except Exception:
+            log.exception("sign-in link not sent")
+            return
+        if sent:
+            self.wake_courier()
+        log.info("sign-in link asked", outcome="sent" if sent else "unknown")
+
     def with_store(self, work: Callable[[Store], object]):
         store = self.store()
         try:
             return work(store)
         finally:
             store.close()
+
+
+def capped_receive(receive: Receive, limit: int) -> Receive:
+    """The request's body as it streams in, counted: past `limit` bytes the request is refused
+    before the rest is read (a chunked body declares no size)."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise too_large()
+        return message
+
+    return counted
 
 
 async def uploads(form) -> tuple[Upload, ...]:
@@ -184,22 +251,20 @@ async def signin_form(request: Request) -> Response:
 
 
 async def signin_request(request: Request) -> Response:
+    """The answer depends on the limits alone; the link, for a known address only, is made
+    and queued after it (`Web.mail_link`), so its time tells nobody who is a customer."""
     web: Web = request.app.state.web
     form = await web.form(request)
     address = str(form.get("address") or "").strip()[:254]
     client = request.client.host if request.client else "unknown"
-
-    def ask(store: Store) -> str:
-        return signin.request_link(store, web.config(), address, client, web.clock())
-
-    outcome = await run_in_threadpool(web.with_store, ask)
-    if outcome == "limited":
+    admitted = await run_in_threadpool(
+        web.with_store, lambda store: signin.admit(store, address, client, web.clock())
+    )
+    if not admitted:
         return web.page(request, "signin", 429, limited=True)
-    if outcome == "sent":
-        web.wake_courier()
-    log.info("sign-in link asked", outcome=outcome)
-    # the same answer whether or not the address is known: nobody learns who is a customer
-    return web.page(request, "signin_sent", address=address)
+    response = web.page(request, "signin_sent", address=address)
+    response.background = BackgroundTask(web.hand_off, web.mail_link, address)  # once sent
+    return response
 
 
 async def signin_confirm(request: Request) -> Response:
@@ -211,16 +276,17 @@ async def signin_redeem(request: Request) -> Response:
     web: Web = request.app.state.web
     await web.form(request)
     token = request.path_params["token"]
-    address = await run_in_threadpool(
-        web.with_store, lambda store: signin.redeem(store, token, web.clock())
-    )
-    if address is None:
+
+    def sign_in(store: Store) -> signin.Session | None:
+        address = signin.redeem(store, token, web.clock())
+        return address and signin.open_session(store, web.config(), address, web.clock())
+
+    session = await run_in_threadpool(web.with_store, sign_in)
+    if session is None:
         return web.page(request, "error", 400, message=EXPIRED)
     response = RedirectResponse("/", status_code=303)
-    web.set_session(
-        response, signin.new_session(address, web.config().web.session_ttl, web.clock())
-    )
-    log.info("signed in", role=access.viewer_for(address, web.config()).role)
+    web.set_session(response, session)
+    log.info("signed in", role=access.viewer_for(session.address, web.config()).role)
     return response
 
 
@@ -230,6 +296,9 @@ EXPIRED = "This sign-in link has expired or was used already. Ask for a new one.
 async def signout(request: Request) -> Response:
     web: Web = request.app.state.web
     await web.form(request)
+    found = web.session(request)
+    if found is not None and found.address is not None:  # ended here: copies of it too
+        await run_in_threadpool(web.with_store, lambda s: signin.close_session(s, found))
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(signin.COOKIE)
     return response
@@ -300,6 +369,8 @@ async def download(request: Request) -> Response:
     web: Web = request.app.state.web
     viewer = web.signed_in(request)
     p = request.path_params
+    if max(p["message"], p["index"]) > LARGEST_ID:
+        raise HTTPException(404, "There is no such file here.")
 
     def fetch(store: Store):
         case = _case(viewer, p["reference"], store)
@@ -308,12 +379,19 @@ async def download(request: Request) -> Response:
     found = await run_in_threadpool(web.with_store, fetch)
     if found is None:
         raise HTTPException(404, "There is no such file here.")
-    name = (found.filename or "attachment").replace('"', "")
     return Response(
         found.data,
         media_type="application/octet-stream",  # never rendered by the browser as a page
-        headers={"content-disposition": f'attachment; filename="{name}"'},
+        headers={"content-disposition": as_attachment(found.filename or "attachment")},
     )
+
+
+def as_attachment(filename: str) -> str:
+    """RFC 6266: the name in UTF-8 as `filename*`, and an ASCII stand-in for older clients
+    (a header is Latin-1 at most: a raw `отчёт.txt` cannot be written)."""
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in filename)
+    encoded = urllib.parse.quote(filename.encode("utf-8", "replace"), safe="")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 async def new_case_form(request: Request) -> Response:
@@ -351,15 +429,27 @@ async def monthly_report(request: Request) -> Response:
     if not viewer.representative:
         raise HTTPException(404, "There is no such page here.")
     now = web.clock()
-    try:
-        month = portal.Month.parse(request.query_params.get("month"), now.date())
-    except ValueError as exc:
-        raise HTTPException(400, "Choose a month as YYYY-MM.") from exc
+    month = report_month(request.query_params.get("month"), now.date())
     figures = await run_in_threadpool(
         web.with_store,
         lambda s: portal.monthly(s, web.config(), viewer.customer, month, now),
     )
     return web.page(request, "report", report=figures, month=month.first.strftime("%Y-%m"))
+
+
+def report_month(text: str | None, today: date) -> portal.Month:
+    """The month asked for, as YYYY-MM in plain digits, from 1970 to the end of next year:
+    beyond that the calendar's arithmetic fails (9999-12 has no next month)."""
+    refused = HTTPException(400, "Choose a month as YYYY-MM.")
+    if text and not re.fullmatch(r"[0-9]{4}-[0-9]{2}", text):
+        raise refused
+    try:
+        month = portal.Month.parse(text, today)
+    except ValueError as exc:
+        raise refused from exc
+    if not 1970 <= month.first.year <= today.year + 1:
+        raise refused
+    return month
 
 
 async def team_queue(request: Request) -> Response:
@@ -402,6 +492,19 @@ def ROUTES(web: Web) -> list[Route]:
 # -- serving ---------------------------------------------------------------------------------
 
 
+class CheckedSessions:
+    """Each request's session looked up once, before the routes (which read it without
+    waiting): a signature alone does not keep a session open once it was ended."""
+
+    def __init__(self, web: Web):
+        self.web = web
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            scope[SESSION] = await self.web.check_session(Request(scope))
+        await self.web.app(scope, receive, send)
+
+
 class SecurityHeaders:
     """Every response, error pages included, carries the same strict headers."""
 
@@ -429,7 +532,9 @@ class QuietServer(uvicorn.Server):
 def bind(config: Config) -> socket.socket:
     """Bind before start-up finishes, so a port in use is an error at once, not later."""
     family = socket.AF_INET6 if ":" in config.web.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP said outright: asyncio sets TCP_NODELAY only on sockets that say so, and
+    # without it each page's body waited 40 ms for the client's delayed ACK of its head
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.web.host, config.web.port))
     sock.listen(128)
@@ -439,7 +544,7 @@ def bind(config: Config) -> socket.socket:
 
 async def serve(web: Web, sock: socket.socket) -> tuple[QuietServer, asyncio.Task]:
     config = uvicorn.Config(
-        SecurityHeaders(web.app),
+        SecurityHeaders(CheckedSessions(web)),
         log_config=None,
         access_log=False,
         proxy_headers=True,
@@ -448,6 +553,11 @@ async def serve(web: Web, sock: socket.socket) -> tuple[QuietServer, asyncio.Tas
         lifespan="off",
     )
     server = QuietServer(config)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+
+    async def run() -> None:
+        await server.serve(sockets=[sock])
+        await web.finish()  # links being queued when the page stopped are queued still
+
+    task = asyncio.get_running_loop().create_task(run())
     log.info("status page listening", host=web.config().web.host, port=web.config().web.port)
     return server, task

@@ -1,4 +1,4 @@
-"""The daemon and its upkeep: `run`, `check-config`, `status`, `backup`, `purge`."""
+"""The daemon and its upkeep: `run`, `check-config`, `status`, `backup`, `purge`, `web`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from helpdeskd import backup, exits, health, paths, retention, service
 from helpdeskd import config as configuration
+from helpdeskd.adapters import signin
 from helpdeskd.commands.context import no_database, open_store, read_store
 from helpdeskd.config import Config
 from helpdeskd.exits import Failure
@@ -35,7 +36,7 @@ def cmd_check_config(config: Config, args: Namespace) -> int:
         f"{config.path}: OK ({len(config.customers)} customers, {len(config.plans)} plans, "
         f"{len(config.engineers)} engineers, {len(config.imap)} IMAP mailboxes)"
     )
-    for problem in exposed(config.helpdesk.database):
+    for problem in exposed(config.helpdesk.database, signin.secret_path(config)):
         print(f"warning: {problem} (chmod go-rwx)", file=sys.stderr)
     for key, why in configuration.warnings(config):
         print(f"  warning: {key}: {why}", file=sys.stderr)
@@ -68,4 +69,10 @@ def cmd_backup(config: Config, args: Namespace) -> int:
 def cmd_purge(config: Config, args: Namespace) -> int:
     counts = retention.purge(open_store(config), args.older_than, datetime.now(UTC))
     print(f"raw mail removed: {counts['spool']} inbound, {counts['outbox']} sent")
+    return 0
+
+
+def cmd_web(config: Config, args: Namespace) -> int:
+    ended = signin.sign_out(open_store(config), args.address)
+    print(f"{ended} sessions of {signin.normal(args.address)} ended")
     return 0

@@ -20,7 +20,7 @@ from helpdeskd.adapters.store.figures import OPEN_STATUSES, Figures
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.adapters.store.operations import Heartbeats, Incidents, MailboxState
 from helpdeskd.adapters.store.outbox import ADMIN_KINDS, OutboxQueue, Queued
-from helpdeskd.adapters.store.signins import SignIns
+from helpdeskd.adapters.store.signins import Sessions, SignIns
 from helpdeskd.adapters.store.spool import (
     Arrival,
     Spool,
@@ -54,6 +54,7 @@ __all__ = [
     "Queued",
     "Ratings",
     "SentOnce",
+    "Sessions",
     "SignIns",
     "Spool",
     "SpoolItem",

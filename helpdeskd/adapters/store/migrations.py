@@ -222,3 +222,15 @@ def m013_status_page(db: sqlite_utils.Database) -> None:
     db["web_links"].create_index(["expires_at"])
     # the status page lists a customer's cases (a contact's own use opener, opened_at)
     db["cases"].create_index(["customer"])
+
+
+@migrations()
+def m014_web_sessions(db: sqlite_utils.Database) -> None:
+    """Status page sessions, kept as hashes of their cookie's nonce: sign-out, `web sign-out`
+    and a role taken away end them here, and a copied cookie with them."""
+    db["web_sessions"].create(
+        {"nonce_hash": str, "address": str, "role": str, "created_at": str, "expires_at": str},
+        pk="nonce_hash",
+    )
+    db["web_sessions"].create_index(["address"])
+    db["web_sessions"].create_index(["expires_at"])

@@ -1,4 +1,5 @@
-"""The status page: single-use sign-in links and the request counts that rate-limit them."""
+"""The status page: single-use sign-in links, the request counts that rate-limit them, and
+the sessions they open."""
 
 from __future__ import annotations
 
@@ -50,3 +51,42 @@ class SignIns:
         """Old links and counts are of no use after their window."""
         self.store.execute("DELETE FROM web_links WHERE expires_at < ?", [iso(before)])
         self.store.execute("DELETE FROM web_requests WHERE at < ?", [iso(before)])
+
+
+class Sessions:
+    """Signed-in sessions, by the hash of their nonce: a cookie counts while its row is here."""
+
+    def __init__(self, store: Database):
+        self.store = store
+
+    def start(
+        self, nonce_hash: str, address: str, role: str, now: datetime, expires: datetime
+    ) -> None:
+        with self.store.transaction():
+            self.store.execute("DELETE FROM web_sessions WHERE expires_at < ?", [iso(now)])
+            self.store.insert(
+                "web_sessions",
+                {
+                    "nonce_hash": nonce_hash,
+                    "address": address,
+                    "role": role,
+                    "created_at": iso(now),
+                    "expires_at": iso(expires),
+                },
+            )
+
+    def find(self, nonce_hash: str, now: datetime) -> dict | None:
+        return self.store.row(
+            "SELECT address, role FROM web_sessions WHERE nonce_hash = ? AND expires_at > ?",
+            [nonce_hash, iso(now)],
+        )
+
+    def end(self, nonce_hash: str) -> None:
+        with self.store.transaction():
+            self.store.execute("DELETE FROM web_sessions WHERE nonce_hash = ?", [nonce_hash])
+
+    def end_all(self, address: str) -> int:
+        """Every session of the address; how many there were."""
+        with self.store.transaction():
+            ended = self.store.execute("DELETE FROM web_sessions WHERE address = ?", [address])
+        return ended.rowcount
