@@ -39,9 +39,10 @@ from helpdeskd.config.mail import (
     _smtp,
 )
 from helpdeskd.config.policy import Policy, _policy
-from helpdeskd.config.reader import PRIORITIES, ConfigError, Reader
+from helpdeskd.config.reader import ConfigError, Reader
 from helpdeskd.config.web import Web, _web
 from helpdeskd.core.calendar import Calendar
+from helpdeskd.names import PRIORITIES
 
 
 @dataclass(frozen=True)

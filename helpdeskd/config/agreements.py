@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from helpdeskd.config.reader import PRIORITIES, Reader
+from helpdeskd.config.reader import Reader
 from helpdeskd.core.calendar import Calendar, CalendarError, Duration
+from helpdeskd.names import PRIORITIES
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helpdeskd.config.agreements import _priority_keys
-from helpdeskd.config.reader import PRIORITIES, Reader
+from helpdeskd.config.reader import Reader
 from helpdeskd.core.calendar import Duration
+from helpdeskd.names import PRIORITIES
 
 
 @dataclass(frozen=True)
