@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import shutil
+import socket
 import ssl
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,8 @@ class Helpdesk:
     timezone: str
     templates: Path
     allowlist: Path | None = None  # machine-managed file of allow-list changes, merged in
+    # who holds outgoing mail being delivered (with the process id): the host name by default
+    node: str = field(default_factory=socket.gethostname)
 
     @property
     def address(self) -> str:
@@ -540,6 +543,7 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
             "timezone",
             "templates",
             "allowlist",
+            "node",
         },
     )
     addresses = r.addresses(t, "addresses", p)
@@ -557,7 +561,16 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
         templates=_templates(r, r.path(t, "templates", p), f"{p}.templates"),
         allowlist=r.path(t, "allowlist", p),
+        node=_node(r, r.get(t, "node", p, str), f"{p}.node"),
     )
+
+
+def _node(r: Reader, name: str | None, key: str) -> str:
+    if name is None:
+        return socket.gethostname()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        r.problem(key, f"must be a name of letters, digits, '.', '_' or '-', not {name!r}")
+    return name
 
 
 def _templates(r: Reader, folder: Path | None, key: str) -> Path:

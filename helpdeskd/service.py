@@ -282,7 +282,9 @@ class Service:
     def deliver(self) -> bool:
         """One incident while mail is being given up on, not one alert per message: a relay
         that is down for a day would otherwise bury the admins."""
-        result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
+        result = outbox.flush(
+            self.courier_store, self.config.outbound, self.clock(), node=self.config.helpdesk.node
+        )
         self.alerts.undelivered(result, self.clock())
         metrics.delivered(result)
         if result.failed:
@@ -313,6 +315,8 @@ class Service:
         budget.warm_up()  # a spare parse child, ready before the first large message
         files.warn_if_exposed(self.config.helpdesk.database)
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
+        # and whatever a killed courier of this node held: due now, not when its lease ends
+        outbox.take_back(self.courier_store, self.config.helpdesk.node, self.clock())
         self.courier.start()
         self.checkpoints.start()
         await self.start_listener()

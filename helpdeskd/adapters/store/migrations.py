@@ -222,3 +222,10 @@ def m013_status_page(db: sqlite_utils.Database) -> None:
     db["web_links"].create_index(["expires_at"])
     # the status page lists a customer's cases (a contact's own use opener, opened_at)
     db["cases"].create_index(["customer"])
+
+
+@migrations()
+def m014_outbox_lease_owner(db: sqlite_utils.Database) -> None:
+    """Who holds a message being delivered (node and process): a courier that restarts takes
+    back at once what its dead predecessor held, instead of waiting out the lease."""
+    db["outbox"].add_column("leased_by", str)
