@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -36,7 +37,7 @@ from helpdeskd.adapters import imap, outbox, scheduler, smtp
 from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
-from helpdeskd.pipeline import Prepared, prepare, settle
+from helpdeskd.pipeline import Prepared, check, looks_up, prepare, settle
 
 log = structlog.get_logger("helpdeskd.service")
 
@@ -54,6 +55,9 @@ YIELD_TO_LISTENER = 4.0
 # socket or log write (Python's default is 5 ms): 1 ms keeps the acknowledgement's tail short
 # while the worker applies a group.
 GIL_SWITCH_SECONDS = 0.001
+# Messages whose senders are checked side by side: with a resolver that does not answer, a
+# batch of mail from as many domains waits out this many time-outs at once.
+LOOKUPS_SIDE_BY_SIDE = 16
 # The alerts themselves going out prove nothing about the mail that was given up on.
 ADMIN_MAIL = frozenset(ADMIN_KINDS)
 
@@ -131,6 +135,7 @@ class Service:
         self.courier_store = Store(config.helpdesk.database).leave_checkpoints()
         self.checkpoint_store = Store(config.helpdesk.database)
         self.ahead = budget.Ahead()
+        self.lookups = ThreadPoolExecutor(LOOKUPS_SIDE_BY_SIDE, "lookups")
         self.worker = Loop("worker", self.work, 5)
         self.courier = Loop("courier", self.deliver, 30)
         self.checkpoints = Loop("checkpoint", self.checkpoint, CHECKPOINT_SECONDS)
@@ -170,13 +175,15 @@ class Service:
             self.sweep_slice()
         items = self.worker_store.pending(self.clock(), limit=50)
         parsed = self.parse_ahead(items)
+        checked = self.check_ahead(items, parsed)
         start = 0
         while start < len(items):
             self.reload_if_allowlist_changed()
             quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
             size = GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
-            self.process_group(items[start : start + size], parsed[start : start + size])
-            start += size
+            end = start + size
+            self.process_group(items[start:end], parsed[start:end], checked[start:end])
+            start = end
         if items:
             self.courier.wake()
         return len(items) == 50 or self.sweep_requested.is_set()
@@ -189,6 +196,19 @@ class Service:
         return [None] * min(len(items), GROUP_COMMIT) + [
             self.ahead.submit(item.raw, item.envelope_from, seconds)
             for item in items[GROUP_COMMIT:]
+        ]
+
+    def check_ahead(self, items: list, parsed: list) -> list:
+        """The senders of the messages that need DNS (a first hop's DKIM, SPF and DMARC) are
+        checked side by side, so a domain whose servers do not answer costs its own message
+        the time-out and no one else's. A message alone is checked as it is applied."""
+        config = self.config
+        wanted = [looks_up(config, item.source) for item in items]
+        if sum(wanted) < 2:
+            return [None] * len(items)
+        return [
+            self.lookups.submit(check, config, item, ahead) if want else None
+            for item, ahead, want in zip(items, parsed, wanted, strict=True)
         ]
 
     def reload_if_allowlist_changed(self) -> None:
@@ -220,15 +240,15 @@ class Service:
             self.next_purge = time.monotonic() + 3600
             retention.purge(self.worker_store, timedelta(days=days), now)
 
-    def process_group(self, items: list, parsed: list) -> None:
+    def process_group(self, items: list, parsed: list, checked: list) -> None:
         """Messages that arrived together: each parsed and classified first, without the write
         lock, then all applied in one transaction, each in its own savepoint, so they share
         one commit and a failing one is undone alone. Failures are counted after the commit."""
         store, config, failed = self.worker_store, self.config, []
         started = time.monotonic()
         ready = [
-            self.attempt(item, failed, prepare, store, config, item, self.clock(), inbound)
-            for item, inbound in zip(items, parsed, strict=True)
+            self.attempt(item, failed, prepare, store, config, item, self.clock(), inbound, done)
+            for item, inbound, done in zip(items, parsed, checked, strict=True)
         ]
         done = []
         with store.transaction():
@@ -476,6 +496,7 @@ class Service:
             loop.stop()
             loop.join(DRAIN_SECONDS)
         self.ahead.close()
+        self.lookups.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
 
 
