@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from helpdeskd.adapters import outbox
 from helpdeskd.adapters.store import OutboxQueue, Store
 from tests.support import ROOT, Daemon, Sink, cli, free_port, mail, write_config
 
@@ -94,3 +95,25 @@ def test_a_killed_daemon_sends_the_rest_as_soon_as_it_starts_again(tmp_path: Pat
         with Daemon(config, port):
             sink.wait_for(lambda m: len(set(sink.subjects())) == MAILS, timeout=20)
         assert_once_but_the_one_in_flight(sink)
+
+
+def test_a_courier_takes_back_only_what_dead_processes_of_its_own_node_held(tmp_path: Path):
+    queue_mails(tmp_path / "helpdesk.db")
+    store, now = Store(tmp_path / "helpdesk.db"), datetime.now(UTC)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    owners = {
+        1: f"here:{dead}",
+        2: f"here:{os.getppid()}",
+        3: f"there:{dead}",
+        4: f"here:{os.getpid()}",
+    }
+    queue = OutboxQueue(store)
+    for outbox_id, owner in owners.items():
+        assert queue.claim(outbox_id, now, now + outbox.LEASE, owner)
+    assert outbox.take_back(store, "here", now) == 1  # not a live one, nor another node's
+    assert [item.id for item in queue.due(now)] == [1, *range(5, MAILS + 1)]
