@@ -24,6 +24,7 @@ import structlog
 from helpdeskd import (
     allowlist,
     budget,
+    disk,
     files,
     logs,
     metrics,
@@ -152,13 +153,38 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.allowlist_seen = allowlist.mtime(config)
         self.web: tuple | None = None  # (server, task) of the status page, when enabled
+        self.short_of_space = False  # below [helpdesk] min_free_space at the last look
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database).leave_checkpoints()
 
     def checkpoint(self) -> bool:
+        self.watch_space()
         self.checkpoint_store.checkpoint()
         return False
+
+    def watch_space(self) -> None:
+        """Each second: below the margin the WAL is copied back and cut to nothing (it is
+        space the database gives back); once space returns, the worker and the courier go on
+        at once with what waited (the listener looks for itself, mail by mail)."""
+        room = disk.space(self.config)
+        short = room is not None and room.short
+        if short or self.short_of_space:
+            self.checkpoint_store.truncate_wal()
+        if short == self.short_of_space:
+            return
+        self.short_of_space = short
+        if short:
+            log.error(
+                "free space below the margin: mail is refused with 452",
+                free=disk.megabytes(room.free),
+                wal=disk.megabytes(room.wal),
+                margin=disk.megabytes(room.margin),
+            )
+        else:
+            log.warning("free space back above the margin: mail is taken again")
+            self.worker.wake()
+            self.courier.wake()
 
     # -- the work ---------------------------------------------------------------------------
 
@@ -178,6 +204,8 @@ class Service:
         checked = self.check_ahead(items, parsed)
         start = 0
         while start < len(items):
+            if disk.scarce(self.config):  # watch_space wakes the worker when space returns
+                return False
             self.reload_if_allowlist_changed()
             quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
             size = GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
@@ -288,6 +316,9 @@ class Service:
                 return None
 
     def count_failure(self, item, exc: Exception) -> None:
+        if disk.is_full(exc):  # not the message's fault: it goes again when space returns
+            log.warning("processing waits for free space", spool_id=item.id)
+            return
         state = self.worker_store.failed_attempt(
             item.id, f"{type(exc).__name__}: {exc}", self.clock(), self.config.policy.max_attempts
         )
@@ -392,6 +423,7 @@ class Service:
             self.worker.wake,
             lmtp=config.smtp.lmtp,
             clock=self.clock,
+            short_of_space=lambda: disk.short(self.config),
         )
         self.server = await smtp.start(handler, config.smtp)
         self.listener = handler

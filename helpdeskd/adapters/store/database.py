@@ -112,6 +112,17 @@ class Database:
             with self.lock:
                 self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
+    def truncate_wal(self) -> bool:
+        """Copy the whole WAL into the database and cut it to nothing, so that the space a WAL
+        grown in trouble (a disk that was full) holds goes back to the filesystem. False when
+        it could not finish: a reader still on an old snapshot, or no room yet for the copy."""
+        try:
+            with self.lock:
+                busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except self.errors:
+            return False
+        return busy == 0
+
     @contextmanager
     def lazy_commits(self) -> Iterator[None]:
         """Commits meanwhile are not forced to disk (WAL with `synchronous=NORMAL`): they
