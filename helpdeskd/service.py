@@ -159,20 +159,27 @@ class Service:
         return Store(self.config.helpdesk.database).leave_checkpoints()
 
     def checkpoint(self) -> bool:
-        self.watch_space()
-        self.checkpoint_store.checkpoint()
+        if not self.watch_space():
+            self.checkpoint_store.checkpoint()
         return False
 
-    def watch_space(self) -> None:
-        """Each second: below the margin the WAL is copied back and cut to nothing (it is
-        space the database gives back); once space returns, the worker and the courier go on
-        at once with what waited (the listener looks for itself, mail by mail)."""
+    def watch_space(self) -> bool:
+        """Each second: below the margin the WAL is copied back and cut to nothing, instead of
+        the usual checkpoint (it is space the database gives back; without room for the copy
+        it fails, quietly, until there is); once space returns, once more, and the worker and
+        the courier go on at once with what waited (the listener looks for itself, mail by
+        mail). True when the WAL was seen to."""
         room = disk.space(self.config)
         short = room is not None and room.short
-        if short or self.short_of_space:
+        cut = short or self.short_of_space
+        if cut:
             self.checkpoint_store.truncate_wal()
-        if short == self.short_of_space:
-            return
+        if short != self.short_of_space:
+            self.space_changed(room, short)
+        return cut
+
+    def space_changed(self, room: disk.Space, short: bool) -> None:
+        """Said once each way, not each second; space back, what waited goes on at once."""
         self.short_of_space = short
         if short:
             log.error(
@@ -204,17 +211,24 @@ class Service:
         checked = self.check_ahead(items, parsed)
         start = 0
         while start < len(items):
-            if disk.scarce(self.config):  # watch_space wakes the worker when space returns
+            room = disk.space(self.config)
+            if room is not None and room.scarce:  # watch_space wakes it when space returns
                 return False
             self.reload_if_allowlist_changed()
-            quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
-            size = GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
-            end = start + size
+            end = start + self.group_size(room)
             self.process_group(items[start:end], parsed[start:end], checked[start:end])
             start = end
         if items:
             self.courier.wake()
         return len(items) == 50 or self.sweep_requested.is_set()
+
+    def group_size(self, room: disk.Space | None) -> int:
+        """Below the margin, one message a commit: a group's commit may take more than the
+        half of the margin that is the worker's."""
+        if room is not None and room.short:
+            return 1
+        quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
+        return GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
 
     def parse_ahead(self, items: list) -> list:
         """What waits behind the first group is parsed in the parse child meanwhile; the
