@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timedelta
 
-from helpdeskd import demotions
+from helpdeskd import demotions, disk
 from helpdeskd.adapters.store import Figures, Heartbeats, Incidents, Store, iso, parse_iso
 from helpdeskd.config import Config
 from helpdeskd.views import shown
@@ -31,6 +31,7 @@ def assess(config: Config, store: Store, now: datetime, *, probe: bool = True) -
     tz = config.helpdesk.timezone
     report = {
         "listener": _listener(config, problems) if probe else None,
+        "disk": _disk(config, problems),
         "mailboxes": [_mailbox(box, beats, incidents, now, tz, problems) for box in config.imap],
         "spool": _spool(store, now, tz, problems),
         "outbox": _outbox(store, now, tz, problems),
@@ -54,6 +55,24 @@ def _listener(config: Config, problems: list[str]) -> dict | None:
     if not greeting.startswith("220"):
         problems.append(f"listener {where}: {greeting}")
     return {"address": where, "ok": greeting.startswith("220"), "greeting": greeting}
+
+
+def _disk(config: Config, problems: list[str]) -> dict | None:
+    room = disk.space(config)
+    if room is None:
+        return None
+    if room.short:
+        problems.append(
+            f"free space: {disk.megabytes(room.left)} left for the database (its WAL copied "
+            f"back), below the margin of {disk.megabytes(room.margin)} ([helpdesk] "
+            "min_free_space): mail is refused"
+        )
+    return {
+        "free_bytes": room.free,
+        "total_bytes": room.total,
+        "wal_bytes": room.wal,
+        "margin_bytes": room.margin,
+    }
 
 
 def probe_smtp(host: str, port: int) -> str:
@@ -148,6 +167,10 @@ def text(report: dict, tz: str) -> str:
     if report["listener"]:
         listener = report["listener"]
         lines.append(f"  listener     {listener['address']}: {listener['greeting']}")
+    if report["disk"]:
+        room = report["disk"]
+        free, margin = disk.megabytes(room["free_bytes"]), disk.megabytes(room["margin_bytes"])
+        lines.append(f"  disk         {free} free, margin {margin}")
     for box in report["mailboxes"]:
         lines.append(
             f"  mailbox      {box['name']}: last poll {_stored(box['last_poll'], tz, 'never')}"

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from helpdeskd import disk
 from helpdeskd.adapters.store import Figures, Store
 from helpdeskd.config import Config
 
@@ -103,18 +104,48 @@ class DatabaseGauges(Collector):
             yield GaugeMetricFamily(name, about, value=value)
 
 
-def registry(database: Callable[[], str]) -> CollectorRegistry:
+class SpaceGauges(Collector):
+    """The free space for the database and the margin kept (`[helpdesk] min_free_space`)."""
+
+    def __init__(self, space: Callable[[], disk.Space | None]):
+        self.space = space
+
+    def collect(self):
+        room = self.space()
+        if room is None:
+            return
+        yield GaugeMetricFamily(
+            "helpdeskd_free_bytes", "Free space on the database's filesystem", value=room.free
+        )
+        yield GaugeMetricFamily(
+            "helpdeskd_wal_bytes",
+            "The WAL's size: copied back, it may take as much",
+            value=room.wal,
+        )
+        yield GaugeMetricFamily(
+            "helpdeskd_free_margin_bytes",
+            "Free space below which mail is refused (452) and /healthz fails",
+            value=room.margin,
+        )
+
+
+def registry(
+    database: Callable[[], str], space: Callable[[], disk.Space | None] = lambda: None
+) -> CollectorRegistry:
     found = CollectorRegistry(auto_describe=True)
     for counter in COUNTERS:
         found.register(counter)
     found.register(DatabaseGauges(database))
+    found.register(SpaceGauges(space))
     return found
 
 
 def application(config: Callable[[], Config], worker) -> Callable:
     """/metrics for Prometheus, /healthz for a load balancer: 200 while the worker turns and
     the database answers, 503 otherwise."""
-    metrics_app = make_wsgi_app(registry(lambda: str(config().helpdesk.database)))
+    metrics_app = make_wsgi_app(
+        registry(lambda: str(config().helpdesk.database), lambda: disk.space(config()))
+    )
 
     def app(environ, start_response):
         if environ.get("PATH_INFO") != "/healthz":
@@ -131,6 +162,9 @@ def liveness(config: Config, worker) -> str | None:
     silent = time.monotonic() - worker.beat
     if silent > WORKER_SILENT:
         return f"worker silent for {silent:.0f}s"
+    room = disk.space(config)
+    if room is not None and room.short:
+        return f"free space {disk.megabytes(room.left)}, below the margin: mail is refused"
     try:
         store = Store(config.helpdesk.database)
         try:

@@ -76,6 +76,29 @@ class Prepared:
     facts: Facts
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A spooled message parsed and its sender checked: the part of the work that waits (on
+    the parse child, on DNS), which the daemon does for a group of messages side by side."""
+
+    inbound: Inbound
+    verdict: Verdict | None
+
+
+def looks_up(config: Config, source: str) -> bool:
+    """Whether checking mail from this entrance takes DNS look-ups."""
+    return config.authentication is not None and config.first_hop(source)
+
+
+def check(config: Config, item: SpoolItem, parsed: Future[Inbound] | None = None) -> Checked:
+    """Parse (or take the parse made ahead) and check the sender; ParseError, OverBudget."""
+    if parsed is None:
+        inbound = parse_within(item.raw, item.envelope_from, config.policy.processing_budget)
+    else:
+        inbound = parsed.result()
+    return Checked(inbound, authenticate(config, item.source, item.raw, inbound, item))
+
+
 def process(store: Store, config: Config, item: SpoolItem, now: datetime) -> Processed:
     """Process one spooled message. A message that cannot be parsed is quarantined at once;
     any other failure propagates, and the worker counts it as a failed try."""
@@ -89,23 +112,20 @@ def prepare(
     item: SpoolItem,
     now: datetime,
     parsed: Future[Inbound] | None = None,
+    checked: Future[Checked] | None = None,
 ) -> Prepared | Processed:
-    """`parsed`: the message being parsed already (the daemon parses ahead); else it is
-    parsed here."""
+    """`parsed`: the message being parsed already (the daemon parses ahead); `checked`: parsed
+    and its sender checked already (the daemon's look-ups side by side); else it is done here."""
     try:
-        if parsed is None:
-            inbound = parse_within(item.raw, item.envelope_from, config.policy.processing_budget)
-        else:
-            inbound = parsed.result()
+        # DNS: before the write lock, never inside it
+        done = checked.result() if checked is not None else check(config, item, parsed)
     except (ParseError, OverBudget) as exc:
         why = "unparseable" if isinstance(exc, ParseError) else "over the processing budget"
         store.quarantine(item.id, f"{why}: {exc}", now)
         log.warning("quarantined", spool_id=item.id, reason=str(exc), size=len(item.raw))
         return Processed(item.id, None, None, None, quarantined=str(exc))
-    # DNS: before the write lock, never inside it
-    verdict = authenticate(config, item.source, item.raw, inbound, item)
-    facts = classify(inbound, config, own(config), now.date(), verdict)
-    return Prepared(item, inbound, verdict, facts)
+    facts = classify(done.inbound, config, own(config), now.date(), done.verdict)
+    return Prepared(item, done.inbound, done.verdict, facts)
 
 
 def settle(store: Store, config: Config, prepared: Prepared, now: datetime) -> Processed:

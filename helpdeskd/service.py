@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,7 @@ import structlog
 from helpdeskd import (
     allowlist,
     budget,
+    disk,
     files,
     logs,
     metrics,
@@ -37,7 +39,7 @@ from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp
 from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
-from helpdeskd.pipeline import Prepared, prepare, settle
+from helpdeskd.pipeline import Prepared, check, looks_up, prepare, settle
 
 log = structlog.get_logger("helpdeskd.service")
 
@@ -55,6 +57,9 @@ YIELD_TO_LISTENER = 4.0
 # socket or log write (Python's default is 5 ms): 1 ms keeps the acknowledgement's tail short
 # while the worker applies a group.
 GIL_SWITCH_SECONDS = 0.001
+# Messages whose senders are checked side by side: with a resolver that does not answer, a
+# batch of mail from as many domains waits out this many time-outs at once.
+LOOKUPS_SIDE_BY_SIDE = 16
 # The alerts themselves going out prove nothing about the mail that was given up on.
 ADMIN_MAIL = frozenset(ADMIN_KINDS)
 WEB_FAILED = "the new status page could not start"
@@ -133,6 +138,7 @@ class Service:
         self.courier_store = Store(config.helpdesk.database).leave_checkpoints()
         self.checkpoint_store = Store(config.helpdesk.database)
         self.ahead = budget.Ahead()
+        self.lookups = ThreadPoolExecutor(LOOKUPS_SIDE_BY_SIDE, "lookups")
         self.worker = Loop("worker", self.work, 5)
         self.courier = Loop("courier", self.deliver, 30)
         self.checkpoints = Loop("checkpoint", self.checkpoint, CHECKPOINT_SECONDS)
@@ -149,13 +155,45 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.allowlist_seen = allowlist.mtime(config)
         self.web: tuple | None = None  # (server, task) of the status page, when enabled
+        self.short_of_space = False  # below [helpdesk] min_free_space at the last look
 
     def open_store(self) -> Store:
         return Store(self.config.helpdesk.database).leave_checkpoints()
 
     def checkpoint(self) -> bool:
-        self.checkpoint_store.checkpoint()
+        if not self.watch_space():
+            self.checkpoint_store.checkpoint()
         return False
+
+    def watch_space(self) -> bool:
+        """Each second: below the margin the WAL is copied back and cut to nothing, instead of
+        the usual checkpoint (it is space the database gives back; without room for the copy
+        it fails, quietly, until there is); once space returns, once more, and the worker and
+        the courier go on at once with what waited (the listener looks for itself, mail by
+        mail). True when the WAL was seen to."""
+        room = disk.space(self.config)
+        short = room is not None and room.short
+        cut = short or self.short_of_space
+        if cut:
+            self.checkpoint_store.truncate_wal()
+        if short != self.short_of_space:
+            self.space_changed(room, short)
+        return cut
+
+    def space_changed(self, room: disk.Space, short: bool) -> None:
+        """Said once each way, not each second; space back, what waited goes on at once."""
+        self.short_of_space = short
+        if short:
+            log.error(
+                "free space below the margin: mail is refused with 452",
+                free=disk.megabytes(room.free),
+                wal=disk.megabytes(room.wal),
+                margin=disk.megabytes(room.margin),
+            )
+        else:
+            log.warning("free space back above the margin: mail is taken again")
+            self.worker.wake()
+            self.courier.wake()
 
     # -- the work ---------------------------------------------------------------------------
 
@@ -172,16 +210,27 @@ class Service:
             self.sweep_slice()
         items = self.worker_store.pending(self.clock(), limit=50)
         parsed = self.parse_ahead(items)
+        checked = self.check_ahead(items, parsed)
         start = 0
         while start < len(items):
+            room = disk.space(self.config)
+            if room is not None and room.scarce:  # watch_space wakes it when space returns
+                return False
             self.reload_if_allowlist_changed()
-            quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
-            size = GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
-            self.process_group(items[start : start + size], parsed[start : start + size])
-            start += size
+            end = start + self.group_size(room)
+            self.process_group(items[start:end], parsed[start:end], checked[start:end])
+            start = end
         if items:
             self.courier.wake()
         return len(items) == 50 or self.sweep_requested.is_set()
+
+    def group_size(self, room: disk.Space | None) -> int:
+        """Below the margin, one message a commit: a group's commit may take more than the
+        half of the margin that is the worker's."""
+        if room is not None and room.short:
+            return 1
+        quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
+        return GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
 
     def parse_ahead(self, items: list) -> list:
         """What waits behind the first group is parsed in the parse child meanwhile; the
@@ -191,6 +240,19 @@ class Service:
         return [None] * min(len(items), GROUP_COMMIT) + [
             self.ahead.submit(item.raw, item.envelope_from, seconds)
             for item in items[GROUP_COMMIT:]
+        ]
+
+    def check_ahead(self, items: list, parsed: list) -> list:
+        """The senders of the messages that need DNS (a first hop's DKIM, SPF and DMARC) are
+        checked side by side, so a domain whose servers do not answer costs its own message
+        the time-out and no one else's. A message alone is checked as it is applied."""
+        config = self.config
+        wanted = [looks_up(config, item.source) for item in items]
+        if sum(wanted) < 2:
+            return [None] * len(items)
+        return [
+            self.lookups.submit(check, config, item, ahead) if want else None
+            for item, ahead, want in zip(items, parsed, wanted, strict=True)
         ]
 
     def reload_if_allowlist_changed(self) -> None:
@@ -222,15 +284,15 @@ class Service:
             self.next_purge = time.monotonic() + 3600
             retention.purge(self.worker_store, timedelta(days=days), now)
 
-    def process_group(self, items: list, parsed: list) -> None:
+    def process_group(self, items: list, parsed: list, checked: list) -> None:
         """Messages that arrived together: each parsed and classified first, without the write
         lock, then all applied in one transaction, each in its own savepoint, so they share
         one commit and a failing one is undone alone. Failures are counted after the commit."""
         store, config, failed = self.worker_store, self.config, []
         started = time.monotonic()
         ready = [
-            self.attempt(item, failed, prepare, store, config, item, self.clock(), inbound)
-            for item, inbound in zip(items, parsed, strict=True)
+            self.attempt(item, failed, prepare, store, config, item, self.clock(), inbound, done)
+            for item, inbound, done in zip(items, parsed, checked, strict=True)
         ]
         done = []
         with store.transaction():
@@ -270,6 +332,9 @@ class Service:
                 return None
 
     def count_failure(self, item, exc: Exception) -> None:
+        if disk.is_full(exc):  # not the message's fault: it goes again when space returns
+            log.warning("processing waits for free space", spool_id=item.id)
+            return
         state = self.worker_store.failed_attempt(
             item.id, f"{type(exc).__name__}: {exc}", self.clock(), self.config.policy.max_attempts
         )
@@ -284,7 +349,9 @@ class Service:
     def deliver(self) -> bool:
         """One incident while mail is being given up on, not one alert per message: a relay
         that is down for a day would otherwise bury the admins."""
-        result = outbox.flush(self.courier_store, self.config.outbound, self.clock())
+        result = outbox.flush(
+            self.courier_store, self.config.outbound, self.clock(), node=self.config.helpdesk.node
+        )
         self.alerts.undelivered(result, self.clock())
         metrics.delivered(result)
         if result.failed:
@@ -315,6 +382,8 @@ class Service:
         budget.warm_up()  # a spare parse child, ready before the first large message
         files.warn_if_exposed(self.config.helpdesk.database, signin.secret_path(self.config))
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
+        # and whatever a killed courier of this node held: due now, not when its lease ends
+        outbox.take_back(self.courier_store, self.config.helpdesk.node, self.clock())
         self.courier.start()
         self.checkpoints.start()
         await self.start_listener()
@@ -373,6 +442,7 @@ class Service:
             self.worker.wake,
             lmtp=config.smtp.lmtp,
             clock=self.clock,
+            short_of_space=lambda: disk.short(self.config),
         )
         self.server = await smtp.start(handler, config.smtp)
         self.listener = handler
@@ -512,6 +582,7 @@ class Service:
             loop.stop()
             loop.join(DRAIN_SECONDS)
         self.ahead.close()
+        self.lookups.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
+import threading
 import time
 
 import dkim
@@ -69,14 +70,16 @@ class Troubles:
 
     def __init__(self) -> None:
         self.until: dict[tuple[str, str], float] = {}
+        self.lock = threading.Lock()  # the messages of a group are checked side by side
 
     def recent(self, key: tuple[str, str], now: float) -> bool:
         return self.until.get(key, 0.0) > now
 
     def add(self, key: tuple[str, str], now: float) -> None:
-        if len(self.until) >= TROUBLES_KEPT:
-            self.until = {k: t for k, t in self.until.items() if t > now}
-        self.until[key] = now + TROUBLE_KEPT
+        with self.lock:
+            if len(self.until) >= TROUBLES_KEPT:
+                self.until = {k: t for k, t in self.until.items() if t > now}
+            self.until[key] = now + TROUBLE_KEPT
 
 
 class Lookups:

@@ -2,19 +2,26 @@
 
 A message is marked sent only after the relay accepted it (or the Maildir file was renamed into
 `new/`), so a crash in between sends it again: at least once, and in the normal course once.
+Each message is recorded as soon as its answer comes, in a small commit of its own, so a crash
+sends again only the message in flight on each session; and the messages a flush had claimed
+are leased in the name of its node and process, so a courier that starts on the same node takes
+back at once what a dead predecessor held (`take_back`) rather than waiting out the lease.
 A flush delivers through `[outbound] connections` SMTP sessions side by side (to a distant relay
-every answer takes a round trip, and one session spends most of its time waiting) and records
-each batch in one transaction. Mail for the same recipients always takes the same session, so
-it keeps its order.
+every answer takes a round trip, and one session spends most of its time waiting). Mail for the
+same recipients always takes the same session, so it keeps its order.
 """
 
 from __future__ import annotations
 
 import mailbox
+import os
 import random
 import smtplib
+import socket
 import ssl
+import threading
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +45,7 @@ class Deferred(smtplib.SMTPException):
 
 # How long a delivery may take before another flush may try the same message again.
 LEASE = timedelta(minutes=10)
-# Messages claimed, delivered and recorded together: one commit for each such batch.
+# Messages claimed together, in one commit; each is recorded on its own once delivered.
 BATCH = 50
 
 
@@ -114,21 +121,21 @@ class Lanes:
         self.couriers = [Courier(outbound) for _ in range(count)]
         self.pool = ThreadPoolExecutor(count - 1, "courier-lane") if count > 1 else None
 
-    def deliver(self, items: list[Queued]) -> list[tuple[Queued, Exception | None]]:
-        """Each item with its error (None when it was taken), in the order given."""
+    def deliver(self, items: list[Queued], done: Callable[[Queued, Exception | None], None]):
+        """Each item is handed to `done` with its error (None when it was taken) as soon as
+        its answer comes, from the thread of its lane."""
         lanes: list[list[Queued]] = [[] for _ in self.couriers]
         for item in items:
             key = "\n".join(sorted(item.recipients)).encode()
             lanes[zlib.crc32(key) % len(lanes)].append(item)
         beside = [
-            self.pool.submit(_try_all, courier, lane)
+            self.pool.submit(_try_all, courier, lane, done)
             for courier, lane in zip(self.couriers[1:], lanes[1:], strict=True)
             if lane
         ]
-        errors = _try_all(self.couriers[0], lanes[0])
+        _try_all(self.couriers[0], lanes[0], done)
         for future in beside:
-            errors.update(future.result())
-        return [(item, errors[item.id]) for item in items]
+            future.result()
 
     def __enter__(self) -> Lanes:
         return self
@@ -140,8 +147,9 @@ class Lanes:
             courier.close()
 
 
-def _try_all(courier: Courier, items: list[Queued]) -> dict[int, Exception | None]:
-    return {item.id: _try(courier, item) for item in items}
+def _try_all(courier: Courier, items: list[Queued], done: Callable) -> None:
+    for item in items:
+        done(item, _try(courier, item))
 
 
 def deliver(item: Queued, outbound: Outbound) -> None:
@@ -190,32 +198,80 @@ def backoff(outbound: Outbound, attempts: int, rng: random.Random) -> timedelta:
     return timedelta(seconds=base * rng.uniform(0.8, 1.2))
 
 
+def lease_owner(node: str | None = None) -> str:
+    """Who holds the mail this process delivers: its node (`[helpdesk] node`) and process."""
+    return f"{node or socket.gethostname()}:{os.getpid()}"
+
+
+def take_back(store: Store, node: str | None, now: datetime) -> int:
+    """At a courier's start: mail leased by a process of this node that is gone (killed, or
+    crashed) is due at once. Leases of other nodes, and of live processes here (an `outbox
+    --flush` beside the daemon), run their course. Returns how many messages."""
+    queue, mine = OutboxQueue(store), lease_owner(node)
+    here = mine.rpartition(":")[0]
+    taken = 0
+    for owner in queue.lease_holders():
+        holder, _, pid = owner.rpartition(":")
+        if holder == here and owner != mine and pid.isdigit() and _gone(int(pid)):
+            taken += queue.release(owner, now)
+    if taken:
+        log.warning("took back mail a dead courier held", messages=taken)
+    return taken
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
 def flush(
     store: Store,
     outbound: Outbound,
     now: datetime,
     *,
+    node: str | None = None,
     rng: random.Random | None = None,
     limit: int = 1000,
 ) -> FlushResult:
-    """Deliver what is due; returns what happened, including what was given up on."""
-    queue, rng = OutboxQueue(store), rng or random.Random()
-    results: dict[str, list[Queued]] = {"sent": [], "retry": [], "failed": []}
+    """Deliver what is due; returns what happened, including what was given up on. `node`
+    names this node in the leases (the host name by default)."""
+    queue, owner = OutboxQueue(store), lease_owner(node)
+    record = _Records(queue, outbound, now, rng or random.Random())
     due = queue.due(now, limit)
-    with Lanes(outbound) as lanes:
+    with Lanes(outbound) as lanes, store.lazy_commits():
         for start in range(0, len(due), BATCH):
             batch = due[start : start + BATCH]
             with store.transaction():
-                claimed = [item for item in batch if queue.claim(item.id, now, now + LEASE)]
-            tried = lanes.deliver(claimed)
-            with store.transaction():
-                for item, error in tried:
-                    results[_record(queue, item, error, outbound, now, rng)].append(item)
-    return FlushResult(*(tuple(results[k]) for k in ("sent", "retry", "failed")))
+                claimed = [item for item in batch if queue.claim(item.id, now, now + LEASE, owner)]
+            lanes.deliver(claimed, record)
+    return record.result()
+
+
+class _Records:
+    """Records each delivery as its answer comes, one small commit each: the lanes share the
+    store's connection, so they record one at a time."""
+
+    def __init__(self, queue: OutboxQueue, outbound: Outbound, now: datetime, rng: random.Random):
+        self.queue, self.outbound, self.now, self.rng = queue, outbound, now, rng
+        self.lock = threading.Lock()
+        self.results: dict[str, list[Queued]] = {"sent": [], "retry": [], "failed": []}
+
+    def __call__(self, item: Queued, error: Exception | None) -> None:
+        with self.lock:
+            outcome = _record(self.queue, item, error, self.outbound, self.now, self.rng)
+            self.results[outcome].append(item)
+
+    def result(self) -> FlushResult:
+        return FlushResult(*(tuple(self.results[k]) for k in ("sent", "retry", "failed")))
 
 
 def _try(sending: Courier, item: Queued) -> Exception | None:
-    """Deliver one message; the error, if any, is recorded with the batch."""
+    """Deliver one message; the error, if any, is recorded by the caller."""
     try:
         sending.deliver(item)
     except (PermanentFailure, OSError, smtplib.SMTPException) as exc:

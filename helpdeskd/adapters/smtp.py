@@ -41,8 +41,10 @@ class SpoolHandler:
         *,
         lmtp: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        short_of_space: Callable[[], bool] = lambda: False,
     ):
         self.store = store
+        self.short_of_space = short_of_space  # below [helpdesk] min_free_space
         self.addresses = {a.lower() for a in addresses}
         self.wake = wake
         self.lmtp = lmtp
@@ -70,6 +72,8 @@ class SpoolHandler:
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
+        if self.short_of_space():  # refused before the disk is full, not when it fails
+            return self._per_recipient(envelope, "452 4.3.1 insufficient system storage")
         try:
             spool_id, new = await self._commit(self._arrival(raw, envelope, session))
         except StoreUnavailable as exc:

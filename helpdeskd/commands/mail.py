@@ -46,7 +46,7 @@ def cmd_ingest(config: Config, args: Namespace) -> int:
         return 0
     if result.quarantined:
         quarantine.tell_admins_once(config, store, spool_id, now)
-    outbox.flush(store, config.outbound, now)
+    outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
     print(_describe(result))
     return 0
 
@@ -134,7 +134,7 @@ def cmd_sweep(config: Config, args: Namespace) -> int:
     now = args.now or datetime.now(UTC)
     actions = sweep.run(store, config, now, dry_run=args.dry_run)
     if not args.dry_run:
-        outbox.flush(store, config.outbound, now)
+        outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
     if args.json:
         print(json.dumps(actions, indent=2))
     else:
@@ -157,7 +157,8 @@ def cmd_outbox(config: Config, args: Namespace) -> int:
     if args.retry_now:
         print(f"{queue.hasten(now)} message(s) waiting out a back-off due now")
     if args.flush or args.retry or args.retry_now:
-        result = outbox.flush(store, config.outbound, now)
+        outbox.take_back(store, config.helpdesk.node, now)
+        result = outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
         print(
             f"sent {len(result.sent)}, deferred {len(result.retried)}, "
             f"given up {len(result.failed)}"
@@ -233,6 +234,6 @@ def cmd_announce(config: Config, args: Namespace) -> int:
     except announce.UnknownSelection as exc:
         raise Failure(str(exc), exits.USAGE) from exc
     if not args.dry_run:
-        outbox.flush(store, config.outbound, now)
+        outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
     print(views.table(done, ["customer", "to", "queued"]) if done else "no recipients")
     return 0

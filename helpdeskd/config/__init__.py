@@ -16,6 +16,7 @@ from helpdeskd.config.agreements import EscalationLevel, Plan, _calendars, _esca
 from helpdeskd.config.customers import Customer, Engineer, _allowlist, _customers, _engineer
 from helpdeskd.config.helpdesk import (
     PACKAGED_TEMPLATES,
+    FreeSpace,
     Helpdesk,
     Logging,
     Metrics,
@@ -215,6 +216,7 @@ __all__ = [
     "Customer",
     "Engineer",
     "EscalationLevel",
+    "FreeSpace",
     "Helpdesk",
     "Logging",
     "Mailbox",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpdeskd.config.reader import Reader, _port
@@ -19,6 +20,36 @@ PACKAGED_TEMPLATES = next(
 )
 
 
+SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*(%|b|kb|kib|mb|mib|gb|gib)?\s*$")
+SIZE_UNITS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
+
+
+@dataclass(frozen=True)
+class FreeSpace:
+    """`[helpdesk] min_free_space`: "2MB" (a size), "5%" (of the filesystem) or, by default,
+    the smaller of 256 MB and 5%, so that a small disk is not short all the time."""
+
+    size: int | None = 256 << 20
+    percent: float | None = 5.0
+
+    def of(self, total: int) -> int:
+        """The margin in bytes on a filesystem of `total` bytes."""
+        share = None if self.percent is None else int(total * self.percent / 100)
+        return min(v for v in (self.size, share) if v is not None)
+
+
+def parse_free_space(text: str) -> FreeSpace:
+    found = SIZE.match(text)
+    if not found:
+        raise ValueError(f'must be a size like "256MB" or a share like "5%", not {text!r}')
+    amount, unit = float(found[1]), (found[2] or "b").lower().replace("i", "")
+    if unit == "%":
+        if amount > 50:
+            raise ValueError(f"{text!r} would leave most of the disk unused: at most 50%")
+        return FreeSpace(size=None, percent=amount)
+    return FreeSpace(size=int(amount * SIZE_UNITS[unit]), percent=None)
+
+
 @dataclass(frozen=True)
 class Helpdesk:
     name: str
@@ -29,6 +60,10 @@ class Helpdesk:
     timezone: str
     templates: Path
     allowlist: Path | None = None  # machine-managed file of allow-list changes, merged in
+    # who holds outgoing mail being delivered (with the process id): the host name by default
+    node: str = field(default_factory=socket.gethostname)
+    # below this much free space mail is refused with 452 and `status` is unhealthy
+    min_free_space: FreeSpace = FreeSpace()
 
     @property
     def address(self) -> str:
@@ -73,6 +108,8 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
             "timezone",
             "templates",
             "allowlist",
+            "node",
+            "min_free_space",
         },
     )
     addresses = r.addresses(t, "addresses", p)
@@ -90,7 +127,27 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
         templates=_templates(r, r.path(t, "templates", p), f"{p}.templates"),
         allowlist=r.path(t, "allowlist", p),
+        node=_node(r, r.get(t, "node", p, str), f"{p}.node"),
+        min_free_space=_free_space(r, r.get(t, "min_free_space", p, str), f"{p}.min_free_space"),
     )
+
+
+def _node(r: Reader, name: str | None, key: str) -> str:
+    if name is None:
+        return socket.gethostname()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        r.problem(key, f"must be a name of letters, digits, '.', '_' or '-', not {name!r}")
+    return name
+
+
+def _free_space(r: Reader, text: str | None, key: str) -> FreeSpace:
+    if text is None:
+        return FreeSpace()
+    try:
+        return parse_free_space(text)
+    except ValueError as exc:
+        r.problem(key, str(exc))
+        return FreeSpace()
 
 
 def _templates(r: Reader, folder: Path | None, key: str) -> Path:

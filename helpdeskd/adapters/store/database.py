@@ -112,6 +112,29 @@ class Database:
             with self.lock:
                 self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
+    def truncate_wal(self) -> bool:
+        """Copy the whole WAL into the database and cut it to nothing, so that the space a WAL
+        grown in trouble (a disk that was full) holds goes back to the filesystem. False when
+        it could not finish: a reader still on an old snapshot, or no room yet for the copy."""
+        try:
+            with self.lock:
+                busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except self.errors:
+            return False
+        return busy == 0
+
+    @contextmanager
+    def lazy_commits(self) -> Iterator[None]:
+        """Commits meanwhile are not forced to disk (WAL with `synchronous=NORMAL`): they
+        survive the process being killed, and only a power cut before the next sync (every
+        other connection's next commit) loses them. For records whose loss repeats work and
+        no more, at the cost of a sync each: a delivery recorded as sent."""
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction, holding the process's write lock. A nested call is a savepoint of

@@ -234,3 +234,10 @@ def m014_web_sessions(db: sqlite_utils.Database) -> None:
     )
     db["web_sessions"].create_index(["address"])
     db["web_sessions"].create_index(["expires_at"])
+
+
+@migrations()
+def m015_outbox_lease_owner(db: sqlite_utils.Database) -> None:
+    """Who holds a message being delivered (node and process): a courier that restarts takes
+    back at once what its dead predecessor held, instead of waiting out the lease."""
+    db["outbox"].add_column("leased_by", str)

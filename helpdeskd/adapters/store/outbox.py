@@ -96,22 +96,42 @@ class OutboxQueue:
             for r in rows
         ]
 
-    def claim(self, outbox_id: int, now: datetime, until: datetime) -> bool:
+    def claim(
+        self, outbox_id: int, now: datetime, until: datetime, owner: str | None = None
+    ) -> bool:
         """Take a due message for delivery until `until`: a second process flushing at the same
-        time skips it, and a crash mid-delivery only delays it to `until`."""
+        time skips it, and a crash mid-delivery delays it to `until` at most (a courier that
+        restarts takes back what `owner`, its dead predecessor, held: `release`)."""
         with self.store.transaction():
             cursor = self.store.execute(
-                "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND state = 'queued' "
-                "AND next_attempt_at <= ?",
-                [iso(until), outbox_id, iso(now)],
+                "UPDATE outbox SET next_attempt_at = ?, leased_by = ? WHERE id = ? "
+                "AND state = 'queued' AND next_attempt_at <= ?",
+                [iso(until), owner, outbox_id, iso(now)],
             )
         return cursor.rowcount == 1
+
+    def lease_holders(self) -> list[str]:
+        """Who holds mail in hand for delivery now."""
+        rows = self.store.rows(
+            "SELECT DISTINCT leased_by FROM outbox WHERE state = 'queued' AND leased_by IS NOT NULL"
+        )
+        return [r["leased_by"] for r in rows]
+
+    def release(self, owner: str, now: datetime) -> int:
+        """What `owner` held is due at `now` again; returns how many messages."""
+        with self.store.transaction():
+            cursor = self.store.execute(
+                "UPDATE outbox SET next_attempt_at = ?, leased_by = NULL "
+                "WHERE state = 'queued' AND leased_by = ?",
+                [iso(now), owner],
+            )
+        return cursor.rowcount
 
     def sent(self, outbox_id: int, now: datetime) -> None:
         with self.store.transaction():
             self.store.execute(
-                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 "
-                "WHERE id = ?",
+                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
+                "leased_by = NULL WHERE id = ?",
                 [iso(now), outbox_id],
             )
             self.store.execute(
@@ -124,7 +144,7 @@ class OutboxQueue:
         """Try again at `at`; to `recipients` only, when the relay took the others already."""
         with self.store.transaction():
             self.store.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, leased_by = NULL, "
                 "next_attempt_at = ?, recipients = coalesce(?, recipients) WHERE id = ?",
                 [error, iso(at), json.dumps(list(recipients)) if recipients else None, outbox_id],
             )
@@ -133,7 +153,7 @@ class OutboxQueue:
         with self.store.transaction():
             self.store.execute(
                 "UPDATE outbox SET state = 'failed', attempts = attempts + 1, "
-                "last_error = ? WHERE id = ?",
+                "last_error = ?, leased_by = NULL WHERE id = ?",
                 [error, outbox_id],
             )
             self.store.execute(
