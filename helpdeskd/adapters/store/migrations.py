@@ -222,3 +222,34 @@ def m013_status_page(db: sqlite_utils.Database) -> None:
     db["web_links"].create_index(["expires_at"])
     # the status page lists a customer's cases (a contact's own use opener, opened_at)
     db["cases"].create_index(["customer"])
+
+
+@migrations()
+def m014_case_clocks(db: sqlite_utils.Database) -> None:
+    """Any number of clocks per case, one row each, in the plan's order; the tier a case is
+    with and who follows it. The fr_/res_ columns of older versions stay, read for a case until
+    its clocks are first saved here (Cases reads them then), so the upgrade rewrites nothing."""
+    db["case_clocks"].create(
+        {
+            "case_id": int,
+            "name": str,
+            "position": int,
+            "target": str,
+            "calendar": str,
+            "starts": str,
+            "stops": str,
+            "started_at": str,
+            "deadline": str,
+            "warn_at": str,
+            "met_at": str,
+            "paused_minutes": int,
+            "agreed_by": str,
+            "agreed_at": str,
+        },
+        pk=("case_id", "name"),
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"name", "target"},
+        defaults={"paused_minutes": 0},
+    )
+    db["cases"].add_column("tier", int)
+    db["cases"].add_column("followers", str)
