@@ -764,3 +764,17 @@ def test_a_clock_given_twice_and_an_unknown_tier_are_refused(tmp_path: Path):
     assert "given twice" in problems["plans.gold.clocks.resolution"]
     assert "unknown tier" in problems["tiers.7"]
     assert "unknown calendar" in problems["tiers.2.calendar"]
+
+
+def test_the_examples_commented_ipcelerate_plan_loads_once_uncommented(tmp_path: Path):
+    text = (ROOT / "config.example.toml").read_text()
+    start = text.index("# [calendars.central]")
+    end = text.index("\n\n", text.index("# [plans.ipcelerate.escalation]"))
+    block = "\n".join(
+        line.removeprefix("#").removeprefix(" ") for line in text[start:end].split("\n")
+    )
+    path = tmp_path / "example.toml"
+    path.write_text(text[:start] + block + text[end:])
+    plan = configuration.load(path).plans["ipcelerate"]
+    assert [r.name for r in plan.rules] == ["level_one", "level_two", "action_plan", "workaround"]
+    assert plan.escalation[0].name == "Executive"
