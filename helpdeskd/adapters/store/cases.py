@@ -41,11 +41,11 @@ def case_row(case: Case, next_due: datetime | None) -> dict:
     }
 
 
-def clock_row(case_id: int, position: int, clock: Clock) -> dict:
+def clock_row(case_id: int, ordinal: int, clock: Clock) -> dict:
     return {
         "case_id": case_id,
         "name": clock.name,
-        "position": position,
+        "ordinal": ordinal,
         "target": clock.target,
         "calendar": clock.calendar,
         "starts": clock.starts,
@@ -153,8 +153,8 @@ class Cases:
             columns = ", ".join(f"{column} = ?" for column in row)
             self.store.execute(f"UPDATE cases SET {columns} WHERE id = ?", [*row.values(), case.id])
             self.store.execute("DELETE FROM case_clocks WHERE case_id = ?", [case.id])
-        for position, clock in enumerate(case.clocks or ()):
-            self.store.insert("case_clocks", clock_row(case.id, position, clock))
+        for ordinal, clock in enumerate(case.clocks or ()):
+            self.store.insert("case_clocks", clock_row(case.id, ordinal, clock))
         return case
 
     def _cases(self, rows: list[dict]) -> list[Case]:
@@ -165,7 +165,7 @@ class Cases:
             chunk = ids[at : at + CHUNK]
             for c in self.store.rows(
                 f"SELECT * FROM case_clocks WHERE case_id IN ({', '.join('?' * len(chunk))}) "
-                "ORDER BY case_id, position",
+                "ORDER BY case_id, ordinal",
                 chunk,
             ):
                 clocks[c["case_id"]].append(c)

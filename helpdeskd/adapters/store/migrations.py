@@ -233,7 +233,7 @@ def m014_case_clocks(db: sqlite_utils.Database) -> None:
         {
             "case_id": int,
             "name": str,
-            "position": int,
+            "ordinal": int,
             "target": str,
             "calendar": str,
             "starts": str,
