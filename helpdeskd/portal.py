@@ -56,8 +56,12 @@ CLOCK_STATES = {True: "met", False: "breached", None: "running"}  # by the clock
 
 
 def clock_line(clock: dict) -> dict:
+    """A clock not started yet says so; one with a text target shows the text as its date."""
     state = "paused" if clock["paused"] else CLOCK_STATES[clock["met"]]
-    return {**clock, "state": state, "deadline_text": _when(clock["deadline"])}
+    if clock["started_at"] is None:
+        state = "not started"
+    when = _when(clock["deadline"]) if clock["deadline"] or clock["target"][:1].isdigit() else None
+    return {**clock, "state": state, "deadline_text": when or clock["target"]}
 
 
 def _when(iso_text: str | None) -> str:

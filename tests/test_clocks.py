@@ -213,3 +213,18 @@ def test_adding_a_pause_never_moves_a_deadline_earlier(
     for before, after in zip(case.clocks, waited.clocks, strict=True):
         if before.deadline is not None:
             assert after.deadline >= before.deadline, before.name
+
+
+def test_the_status_page_names_every_clock_and_what_it_waits_for(config):
+    from helpdeskd import portal, views
+
+    case = opened(config, local(2026, 11, 23, 9, 0), "P3")
+    case = sla.escalated(case, config, 1, local(2026, 11, 23, 10, 0))
+    now = local(2026, 11, 23, 11, 0)
+    lines = [portal.clock_line(c) for c in views.clocks_json(case, config, now)]
+    assert [(c["name"], c["state"], c["deadline_text"]) for c in lines] == [
+        ("level_one", "running", "Tue 24 Nov 2026 09:00 UTC-06:00"),
+        ("level_two", "not started", "-"),
+        ("action_plan", "running", "Tue 22 Dec 2026 10:00 UTC-06:00"),
+        ("workaround", "running", "next release"),
+    ]
