@@ -228,3 +228,37 @@ def test_the_status_page_names_every_clock_and_what_it_waits_for(config):
         ("action_plan", "running", "Tue 22 Dec 2026 10:00 UTC-06:00"),
         ("workaround", "running", "next release"),
     ]
+
+
+# Opened Saturday 2026-10-31 12:00 CDT and escalated at once; handed to tier 2 on Sunday
+# 2026-11-01 12:00 CST, after daylight saving ended at 02:00 that night. Clock hours are real
+# hours; business days count from Monday 08:00 (CST) and skip Thanksgiving.
+ACROSS_DST = {
+    "P1": {
+        "level_one": local(2026, 10, 31, 14, 0),
+        "level_two": local(2026, 11, 1, 14, 0),
+        "action_plan": local(2026, 11, 5, 8, 0),
+        "workaround": local(2026, 11, 16, 8, 0),  # Nov 3 4 5 6 9 10 11 12 13 16
+    },
+    "P2": {
+        "level_one": local(2026, 10, 31, 18, 0),
+        "level_two": local(2026, 11, 1, 18, 0),
+        "action_plan": local(2026, 11, 9, 8, 0),
+        "workaround": local(2026, 12, 1, 8, 0),  # 20 business days, Thanksgiving off
+    },
+    "P3": {
+        "level_one": local(2026, 11, 1, 11, 0),  # 24 real hours: 12:00 CDT is 11:00 CST
+        "level_two": local(2026, 11, 2, 12, 0),
+        "action_plan": local(2026, 12, 1, 8, 0),
+        "workaround": None,
+    },
+}
+ACROSS_DST["P4"] = ACROSS_DST["P3"]
+
+
+@pytest.mark.parametrize("priority", ["P1", "P2", "P3", "P4"])
+def test_every_clock_of_every_priority_across_the_dst_change(config, priority):
+    case = opened(config, local(2026, 10, 31, 12, 0), priority)
+    case = sla.escalated(case, config, 1, local(2026, 10, 31, 12, 0))
+    case, _ = sla.start(case, "tier 2", config, local(2026, 11, 1, 12, 0))
+    assert deadlines(case) == ACROSS_DST[priority]

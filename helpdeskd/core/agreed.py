@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from helpdeskd.config import Config
 from helpdeskd.core import calendar, sla
 from helpdeskd.core.commands import Change, CommandError, command_line, usage
 from helpdeskd.core.render import local_time
 from helpdeskd.model import Case, Mail
+
+if TYPE_CHECKING:  # the outcome imports this module for its handlers
+    from helpdeskd.core.outcome import Context
 
 
 def when(case: Case, clock: str, text: str, config: Config, now: datetime) -> datetime:
@@ -32,7 +35,7 @@ def when(case: Case, clock: str, text: str, config: Config, now: datetime) -> da
     return calendar.at_wall(cal, date.fromisoformat(day), time.fromisoformat(at.zfill(5)))
 
 
-def errors(ctx: Any, case: Case, changes: tuple[Change, ...]) -> tuple[CommandError, ...]:
+def errors(ctx: Context, case: Case, changes: tuple[Change, ...]) -> tuple[CommandError, ...]:
     """A #due for a clock the case does not have, or for a moment already past: nothing is
     applied, and the engineer is told why."""
     found = []
@@ -49,7 +52,7 @@ def errors(ctx: Any, case: Case, changes: tuple[Change, ...]) -> tuple[CommandEr
     return tuple(found)
 
 
-def due(ctx: Any, case: Case, value: str):
+def due(ctx: Context, case: Case, value: str):
     """The customer gets one mail with the agreed date; agreeing again is recorded with what
     was agreed before, by whom."""
     name, text = value.split(" ", 1)
@@ -66,7 +69,7 @@ def due(ctx: Any, case: Case, value: str):
     return case, ("due", detail), (mail, *follow(ctx.config, case, "agreed deadline", detail))
 
 
-def tier(ctx: Any, case: Case, value: str):
+def tier(ctx: Context, case: Case, value: str):
     """The tier's engineers are told; the clocks waiting for that tier start."""
     number = int(value)
     if number == case.tier:
@@ -87,7 +90,7 @@ def tier(ctx: Any, case: Case, value: str):
     return case, ("tier", detail), (mail,)
 
 
-def action_plan(ctx: Any, case: Case, value: str):
+def action_plan(ctx: Context, case: Case, value: str):
     """Kept in the history as an internal note; the customer gets it unless `#note` is given
     too (the outcome drops this mail then)."""
     case, met = sla.stop(case, "#plan", ctx.now)
@@ -96,7 +99,7 @@ def action_plan(ctx: Any, case: Case, value: str):
     return case, ("action_plan", _recorded(value, met)), (mail, *followers)
 
 
-def workaround(ctx: Any, case: Case, value: str):
+def workaround(ctx: Context, case: Case, value: str):
     case, met = sla.stop(case, "#workaround", ctx.now)
     followers = follow(ctx.config, case, "workaround", value)
     return case, ("workaround", _recorded(value, met)), followers
