@@ -72,7 +72,7 @@ class Case:
     waiting_since: datetime | None = None
     paused_minutes: int = 0  # working time spent waiting on the customer, added to the clocks
     notices: frozenset[str] = frozenset()  # scheduler notices already sent, so none goes twice
-    tier: int = 1  # the tier the case is with (#tier N)
+    tier: int | None = None  # the tier it was handed to (#tier N); None: the plan's notify_tier
     followers: tuple[str, ...] = ()  # whoever an escalation notified, until it is resolved
     id: int | None = None
 

@@ -49,7 +49,7 @@ def case_summary(case: Case, config: Config) -> dict:
         "assignee": case.assignee,
         "opener": case.opener,
         "related": case.related,
-        "tier": case.tier,
+        "tier": sla.tier_of(case, config),
         "followers": list(case.followers),
         **_next_deadline(case, tz),
     }

@@ -185,3 +185,12 @@ def test_followers_get_one_mail_at_each_milestone(config):
     # another reply with no milestone mails nobody who follows
     quiet = reply(config, case, "Still on it.", now=now + timedelta(hours=1))
     assert not any(EXECUTIVE in m.to for m in quiet.mails)
+
+
+def test_a_case_handed_to_tier_2_is_followed_up_by_tier_2(config):
+    handed = reply(config, ipcelerate_case(config), "#tier 2\n").case
+    answer = reply(config, handed, "Here are the logs.", sender=JANE, now=NOW + timedelta(hours=1))
+    assert [(m.kind, m.to) for m in answer.mails] == [("follow_up", (BOB,))]
+    # before the hand-over the plan's notification tier has it
+    first = reply(config, ipcelerate_case(config), "Logs.", sender=JANE)
+    assert [m.to for m in first.mails if m.kind == "follow_up"] == [(ALICE,)]

@@ -71,10 +71,9 @@ def due(ctx: Context, case: Case, value: str):
 
 def tier(ctx: Context, case: Case, value: str):
     """The tier's engineers are told; the clocks waiting for that tier start."""
-    number = int(value)
-    if number == case.tier:
+    number, was = int(value), sla.tier_of(case, ctx.config)
+    if number == was:
         return case, None, ()
-    was = case.tier
     case, started = sla.start(replace(case, tier=number), f"tier {number}", ctx.config, ctx.now)
     detail = f"{was} -> {number} by {ctx.inbound.from_addr}"
     if started:

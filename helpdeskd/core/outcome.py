@@ -151,10 +151,11 @@ def notification(ctx: Context, case: Case) -> Mail:
 
 
 def team(case: Case, config: Config) -> tuple[str, ...]:
-    """The assignee, else the engineers of the plan's notification tier, else everyone."""
+    """The assignee, else the engineers of the case's tier (the plan's notification tier until
+    it is handed to another), else everyone."""
     if case.assignee:
         return (case.assignee,)
-    tier = sla.plan_of(case, config).notify_tier
+    tier = sla.tier_of(case, config)
     found = tuple(e.email for e in config.engineers if e.tier == tier)
     return found or tuple(e.email for e in config.engineers) or config.helpdesk.admins
 

@@ -70,6 +70,11 @@ def _calendar_name(case: Case, rule: ClockRule, config: Config) -> str:
     return plan_of(case, config).calendar_for(case.priority)
 
 
+def tier_of(case: Case, config: Config) -> int:
+    """The tier the case is with: the one it was handed to, else the plan's notify_tier."""
+    return case.tier or plan_of(case, config).notify_tier
+
+
 def tier_number(event: str) -> int | None:
     """ "tier 2" -> 2; None for other events."""
     return int(event.removeprefix("tier ")) if event.startswith("tier ") else None

@@ -101,7 +101,7 @@ def row_case(row: dict, clocks: list[dict] | None = None) -> Case:
         waiting_since=parse_iso(row["waiting_since"]),
         paused_minutes=row["paused_minutes"] or 0,
         notices=frozenset(json.loads(row["notices"] or "[]")),
-        tier=row.get("tier") or 1,
+        tier=row.get("tier"),
         followers=tuple(json.loads(row.get("followers") or "[]")),
     )
 
