@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.sweep_bench [--cases 100000] [--due 1000] [--keep DIR]
 
 Builds a SQLite database of open cases (inserted in bulk with sqlite-utils, with the clock
-columns and `next_due` the daemon itself would write), then runs `sweep.run` once at a fixed
+rows and `next_due` the daemon itself would write), then runs `sweep.run` once at a fixed
 Monday 11:00 in Chicago and prints what it cost. See bench/README.md.
 """
 
@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from helpdeskd import config as configuration
 from helpdeskd import logs, sweep
 from helpdeskd.adapters.store import Cases, Store, case_row
+from helpdeskd.adapters.store.cases import clock_row
 from helpdeskd.core import sla
 from helpdeskd.model import Case
 from tests import support
@@ -70,7 +71,7 @@ def shapes(config) -> list[tuple[Case, bool]]:
     ]
 
 
-def rows(config, total: int, due: int):
+def cases(config, total: int, due: int):
     # next_due depends on the clocks only, so each shape's is computed once
     due_shape, *others = [(c, sla.next_due(c, config)) for c, _ in shapes(config)]
     for number in range(1, total + 1):
@@ -79,14 +80,21 @@ def rows(config, total: int, due: int):
         case = replace(
             shape, reference=f"HD-2026-{number:06d}", opener=contact, contacts=(contact,)
         )
-        yield case_row(case, next_due)
+        yield number, case, next_due
 
 
 def build(folder: Path, total: int, due: int):
     config = configuration.load(write_config(folder))
     store = Store.open(config.helpdesk.database)
     with store.transaction():
-        store.db["cases"].insert_all(rows(config, total, due), batch_size=2000)
+        rows = ({**case_row(c, d), "id": n} for n, c, d in cases(config, total, due))
+        store.db["cases"].insert_all(rows, batch_size=2000)
+        clocks = (
+            clock_row(n, i, clock)
+            for n, case, _ in cases(config, total, due)
+            for i, clock in enumerate(case.clocks)
+        )
+        store.db["case_clocks"].insert_all(clocks, batch_size=2000)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     return config

@@ -69,29 +69,59 @@ class Case:
     waiting_since: datetime | None = None
     paused_minutes: int = 0  # working time spent waiting on the customer, added to the clocks
     notices: frozenset[str] = frozenset()  # scheduler notices already sent, so none goes twice
+    tier: int | None = None  # the tier it was handed to (#tier N); None: the plan's notify_tier
+    followers: tuple[str, ...] = ()  # whoever an escalation notified, until it is resolved
     id: int | None = None
 
 
 @dataclass(frozen=True)
 class Clock:
-    """One SLA clock: its deadline and warning instant move when the case pauses."""
+    """One SLA clock: it starts at one event and stops at another; its deadline and warning
+    instant move when the case pauses. A text target ("next release") has no deadline."""
 
-    name: str  # first_response | resolution
-    target: str  # the plan's target as written, e.g. "4h"
+    name: str  # first_response, resolution, or a plan's named clock
+    target: str  # the plan's target as written, e.g. "4h" or "next release"
     calendar: str
-    started_at: datetime
-    deadline: datetime
-    warn_at: datetime
+    started_at: datetime | None  # None until its start event
+    deadline: datetime | None  # None while not started, and for a text target
+    warn_at: datetime | None
     met_at: datetime | None = None
+    starts: str = "opened"  # opened | escalated | tier N
+    stops: str = "resolved"  # reply | resolved | #plan | #workaround
+    paused_minutes: int = 0  # working time on its calendar spent waiting on the customer
+    agreed_by: str | None = None  # who agreed the deadline with the customer (#due)
+    agreed_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.started_at is not None and self.met_at is None
 
 
 @dataclass(frozen=True)
 class Clocks:
-    first_response: Clock
-    resolution: Clock
+    """A case's clocks in the plan's order."""
+
+    items: tuple[Clock, ...] = ()
 
     def __iter__(self):
-        return iter((self.first_response, self.resolution))
+        return iter(self.items)
+
+    def get(self, name: str) -> Clock | None:
+        return next((c for c in self.items if c.name == name), None)
+
+    def put(self, clock: Clock) -> Clocks:
+        """With `clock` in place of the one of its name, or added last."""
+        if self.get(clock.name) is None:
+            return Clocks((*self.items, clock))
+        return Clocks(tuple(clock if c.name == clock.name else c for c in self.items))
+
+    @property
+    def first_response(self) -> Clock | None:
+        return self.get("first_response")
+
+    @property
+    def resolution(self) -> Clock | None:
+        return self.get("resolution")
 
 
 # The kinds of message the customer sees: only these make up the customer's conversation, so
@@ -110,6 +140,8 @@ CUSTOMER_THREAD = frozenset(
         "allowlist_changed",
         "close_refused",
         "rating",
+        "agreed_deadline",
+        "action_plan",
     }
 )
 

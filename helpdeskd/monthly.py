@@ -9,7 +9,7 @@ month however often the sweep runs, and a daemon stopped on that day sends it wh
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -17,7 +17,7 @@ import structlog
 from helpdeskd import report
 from helpdeskd.adapters.store import Cases, Ratings, SentOnce, Store
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import calendar
+from helpdeskd.core import calendar, sla
 from helpdeskd.model import Mail
 from helpdeskd.pipeline import queue_mail
 
@@ -121,19 +121,25 @@ def bars(figures: dict) -> list[dict]:
     counts.append(("Escalated cases", figures["escalated"]))
     top = max(value for _, value in counts) or 1
     found = [bar(label, str(value), value / top) for label, value in counts]
-    for name, label in (("first_response", "First response met"), ("resolution", "Resolution met")):
-        share = figures[name]["percent"]
-        text = (
-            "-"
-            if share is None
-            else f"{share}% ({figures[name]['met']} of {figures[name]['judged']})"
-        )
+    for name in figures.get("clocks", ("first_response", "resolution")):
+        clock = figures[name]
+        share = clock["percent"]
+        text = "-" if share is None else f"{share}% ({clock['met']} of {clock['judged']})"
+        if clock.get("median_minutes") is not None:
+            text += (
+                f"; median {_span(clock['median_minutes'])}, mean {_span(clock['mean_minutes'])}"
+            )
+        label = f"{name.replace('_', ' ').capitalize()} met"
         found.append(bar(label, text, (share or 0) / 100))
     score = figures["satisfaction"]
     count = figures["ratings"]
     text = "-" if score is None else f"{score} of 5 ({count} rating{'' if count == 1 else 's'})"
     found.append(bar("Satisfaction", text, (score or 0) / 5))
     return found
+
+
+def _span(minutes: float) -> str:
+    return sla.words(timedelta(minutes=round(minutes)))
 
 
 def bar(label: str, text: str, fraction: float) -> dict:

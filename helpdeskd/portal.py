@@ -78,9 +78,13 @@ def escalated(config: Config, level: int, inside: bool) -> str:
 
 
 def clock_line(clock: dict) -> dict:
+    """A clock not started yet says so; one with a text target shows the text as its date."""
     state = "paused" if clock["paused"] else CLOCK_STATES[clock["met"]]
-    deadline = views.shown_text(clock["deadline"], clock["timezone"])
-    return {**clock, "state": state, "deadline_text": deadline}
+    if clock["started_at"] is None:
+        state = "not started"
+    has_date = clock["deadline"] or clock["target"][:1].isdigit()
+    when = views.shown_text(clock["deadline"], clock["timezone"]) if has_date else None
+    return {**clock, "state": state, "deadline_text": when or clock["target"]}
 
 
 def history_entry(store: Store, row: dict, tz: str) -> dict:

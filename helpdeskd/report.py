@@ -3,8 +3,10 @@
 Each clock of each case is judged at `now`, as `show` judges it: `breached` once it is late
 (met after its deadline, or still running past it; at the deadline itself counts as late),
 `met` when it was stopped in time, else `running` (a paused clock is running). Compliance is
-met / (met + breached) as a percentage, null while nothing is judged. Times are working time
-on the case's calendar, pauses left out.
+met / (met + breached) as a percentage, null while nothing is judged. Each clock also gives the
+median and the mean of the time it took, over the cases where it stopped: working time on the
+clock's calendar, pauses left out. Every clock a plan names is listed by its name, after the
+two built-in ones (first_response, resolution) that every report lists.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ from helpdeskd.views import table
 UNKNOWN = "(unknown sender)"
 CLOCKS = ("first_response", "resolution")
 STATES = ("met", "breached", "running")
+FIGURES = (*STATES, "compliance", "median_minutes", "mean_minutes")
 FORMATS = REPORT_FORMATS
-CSV_COLUMNS = [
-    "plan",
-    "priority",
-    "customer",
-    "cases",
-    *(f"{name}_{k}" for name in CLOCKS for k in (*STATES, "compliance")),
-    "median_first_response_minutes",
-]
+AVERAGES = ["median_first_response_minutes", "mean_first_response_minutes"]
+
+
+def csv_columns(names: Iterable[str] = CLOCKS) -> list[str]:
+    keys = [f"{name}_{k}" for name in names for k in FIGURES]
+    return ["plan", "priority", "customer", "cases", *keys, *AVERAGES]
+
+
+CSV_COLUMNS = csv_columns()
 
 
 def window(
@@ -59,7 +63,16 @@ def compliance(cases: Iterable[Case], config: Config, now: datetime) -> list[dic
     groups: dict[tuple, list[Case]] = defaultdict(list)
     for case in cases:
         groups[(case.plan, case.priority, case.customer)].append(case)
-    return [group_row(key, groups[key], config, now) for key in sorted(groups, key=_order)]
+    names = clock_names(c for group in groups.values() for c in group)
+    return [group_row(key, groups[key], config, now, names) for key in sorted(groups, key=_order)]
+
+
+def clock_names(cases: Iterable[Case]) -> list[str]:
+    """The built-in clocks, then every other clock of these cases in the order first met."""
+    found = dict.fromkeys(CLOCKS)
+    for case in cases:
+        found.update(dict.fromkeys(c.name for c in case.clocks or ()))
+    return list(found)
 
 
 def _order(key: tuple) -> tuple:
@@ -67,24 +80,38 @@ def _order(key: tuple) -> tuple:
     return plan, priority, customer is None, customer or ""
 
 
-def group_row(key: tuple, cases: list[Case], config: Config, now: datetime) -> dict:
+def group_row(
+    key: tuple, cases: list[Case], config: Config, now: datetime, names: list[str] = CLOCKS
+) -> dict:
     plan, priority, customer = key
+    clocks = {name: clock_figures(cases, name, config, now) for name in names}
     return {
         "plan": plan,
         "priority": priority,
         "customer": customer,
         "cases": len(cases),
-        **{name: tally([clock_state(c, name, config, now) for c in cases]) for name in CLOCKS},
-        "median_first_response_minutes": median_first_response(cases, config, now),
+        **clocks,
+        "median_first_response_minutes": clocks["first_response"]["median_minutes"],
+        "mean_first_response_minutes": clocks["first_response"]["mean_minutes"],
+    }
+
+
+def clock_figures(cases: list[Case], name: str, config: Config, now: datetime) -> dict:
+    minutes = taken(cases, name, config, now)
+    return {
+        **tally([clock_state(c, name, config, now) for c in cases]),
+        "median_minutes": statistics.median(minutes) if minutes else None,
+        "mean_minutes": round(statistics.mean(minutes), 1) if minutes else None,
     }
 
 
 def clock_state(case: Case, name: str, config: Config, now: datetime) -> str | None:
-    """met, breached or running at `now`; None for a case without clocks."""
-    if case.clocks is None:
+    """met, breached or running at `now`; None for a case without that clock, or with one not
+    started yet. A clock without a deadline ("next release") is met once stopped."""
+    clock = case.clocks.get(name) if case.clocks else None
+    if clock is None or clock.started_at is None:
         return None
-    clock = getattr(case.clocks, name)
-    if sla.standing(case, clock, config, now).late:
+    if clock.deadline is not None and sla.standing(case, clock, config, now).late:
         return "breached"
     return "running" if clock.met_at is None else "met"
 
@@ -95,14 +122,15 @@ def tally(states: list[str | None]) -> dict:
     return {**counts, "compliance": round(100 * counts["met"] / judged, 1) if judged else None}
 
 
-def median_first_response(cases: list[Case], config: Config, now: datetime) -> float | None:
-    """Working minutes from opening to the first engineer reply, over the cases answered."""
-    minutes = [
-        int(sla.standing(c, c.clocks.first_response, config, now).used / timedelta(minutes=1))
-        for c in cases
-        if c.clocks and c.clocks.first_response.met_at
+def taken(cases: list[Case], name: str, config: Config, now: datetime) -> list[int]:
+    """Working minutes each stopped clock of that name ran (for first_response: from opening to
+    the first engineer reply), pauses left out."""
+    clocks = [(c, c.clocks.get(name)) for c in cases if c.clocks]
+    return [
+        int(sla.standing(case, clock, config, now).used / timedelta(minutes=1))
+        for case, clock in clocks
+        if clock and clock.met_at and clock.deadline and clock.started_at
     ]
-    return statistics.median(minutes) if minutes else None
 
 
 # -- the formats ----------------------------------------------------------------------------
@@ -116,17 +144,22 @@ def as_json(rows: list[dict]) -> str:
     return json.dumps(rows, indent=2)
 
 
+def names_of(rows: list[dict]) -> list[str]:
+    """The clocks of a report's rows (every row lists the same)."""
+    return [k for k, v in rows[0].items() if isinstance(v, dict)] if rows else list(CLOCKS)
+
+
 def flat(row: dict) -> dict:
     """One level of keys, `first_response_met` and so on, for spreadsheets."""
     found = {**row, "customer": row["customer"] or UNKNOWN}
-    for name in CLOCKS:
+    for name in names_of([row]):
         found.update({f"{name}_{k}": v for k, v in found.pop(name).items()})
     return found
 
 
 def as_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, csv_columns(names_of(rows)), lineterminator="\n")
     writer.writeheader()
     writer.writerows(flat(r) for r in rows)
     return out.getvalue().rstrip("\n")
@@ -134,8 +167,9 @@ def as_csv(rows: list[dict]) -> str:
 
 TABLE_LEGEND = (
     "fr: first response, res: resolution; % = met / (met + breached); "
-    "median: time to first response, in working time"
+    "median, mean: time the clock ran until met, in working time"
 )
+SHORT = {"first_response": "fr", "resolution": "res"}
 
 
 def as_table(rows: list[dict]) -> str:
@@ -148,13 +182,17 @@ def as_table(rows: list[dict]) -> str:
 def table_row(row: dict) -> dict:
     found = {k: str(row[k]) for k in ("plan", "priority", "customer", "cases")}
     found["customer"] = row["customer"] or UNKNOWN
-    for name, short in zip(CLOCKS, ("fr", "res"), strict=True):
-        clock = row[name]
+    for name in names_of([row]):
+        clock, short = row[name], SHORT.get(name, name)
         found.update({f"{short} {k}": str(clock[k]) for k in STATES})
         found[f"{short} %"] = "-" if clock["compliance"] is None else f"{clock['compliance']}%"
-    median = row["median_first_response_minutes"]
-    found["median fr"] = "-" if median is None else sla.words(timedelta(minutes=median))
+        for average in ("median", "mean"):
+            found[f"{short} {average}"] = _span(clock[f"{average}_minutes"])
     return found
+
+
+def _span(minutes: float | None) -> str:
+    return "-" if minutes is None else sla.words(timedelta(minutes=round(minutes)))
 
 
 # -- satisfaction and fair use --------------------------------------------------------------
@@ -296,13 +334,15 @@ def monthly_figures(
 def customer_month(
     opened: list[Case], closed: list[Case], scores: list[int], config: Config, now: datetime
 ) -> dict:
-    figures = {"opened": len(opened), "closed": len(closed)}
-    for name in CLOCKS:
-        counts = tally([clock_state(c, name, config, now) for c in opened])
+    figures: dict = {"opened": len(opened), "closed": len(closed), "clocks": clock_names(opened)}
+    for name in figures["clocks"]:
+        found = clock_figures(opened, name, config, now)
         figures[name] = {
-            "met": counts["met"],
-            "judged": counts["met"] + counts["breached"],
-            "percent": counts["compliance"],
+            "met": found["met"],
+            "judged": found["met"] + found["breached"],
+            "percent": found["compliance"],
+            "median_minutes": found["median_minutes"],
+            "mean_minutes": found["mean_minutes"],
         }
     figures["escalated"] = sum(1 for c in opened if c.escalation_level > 0)
     figures["ratings"] = len(scores)

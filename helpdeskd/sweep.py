@@ -19,7 +19,7 @@ import structlog
 from helpdeskd import monthly
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
-from helpdeskd.core import calendar, sla
+from helpdeskd.core import agreed, calendar, sla
 from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
@@ -144,7 +144,7 @@ def settle(case: Case, config: Config, now: datetime) -> tuple[Case, list[Step]]
         case = sla.apply_action(case, action, config, now)
         if action.kind == "close":
             case, closed = milestone(config, case, "closed", "timeout")
-            mails: tuple[Mail, ...] = (closed,)
+            mails: tuple[Mail, ...] = (closed, *agreed.follow(config, case, "closed"))
         else:
             mails = mails_for(case, action, config, now)
         steps.append(Step(action, event_for(case, action, config, now), mails))

@@ -49,6 +49,32 @@ def case_summary(case: Case, config: Config) -> dict:
         "assignee": case.assignee,
         "opener": case.opener,
         "related": case.related,
+        "tier": sla.tier_of(case, config),
+        "followers": list(case.followers),
+        **_next_deadline(case, tz),
+    }
+
+
+# `cases` as a table: the clock due first beside each case
+CASES_COLUMNS = [
+    "reference",
+    "status",
+    "priority",
+    "customer",
+    "plan",
+    "opened_at",
+    "next_clock",
+    "next_deadline",
+    "subject",
+]
+
+
+def _next_deadline(case: Case, tz: str) -> dict:
+    """The running clock due first, by name, for `cases`."""
+    first = min(sla.running(case), key=lambda c: c.deadline, default=None)
+    return {
+        "next_clock": first and first.name,
+        "next_deadline": local(first.deadline, tz) if first else None,
     }
 
 
@@ -96,19 +122,35 @@ def clocks_json(case: Case, config: Config, now: datetime) -> list[dict]:
 
 
 def clock_json(case: Case, clock: Clock, config: Config, now: datetime, tz: str) -> dict:
-    stand = sla.standing(case, clock, config, now)
+    """Where a clock stands. One not started yet, or with a text target ("next release"), has
+    no deadline: `met` is null until it stops, then true."""
     running = clock.met_at is None
-    return {
+    found = {
         "name": clock.name,
         "target": clock.target,
         "calendar": clock.calendar,
         "timezone": tz,
+        "starts": clock.starts,
+        "stops": clock.stops,
+        "started_at": local(clock.started_at, tz),
         "deadline": local(clock.deadline, tz),
         "warn_at": local(clock.warn_at, tz),
-        "paused": running and case.waiting_since is not None,
+        "paused": clock.running and case.waiting_since is not None,
+        "met": None if running else True,
+        "met_at": local(clock.met_at, tz),
+        "agreed": {"by": clock.agreed_by, "at": local(clock.agreed_at, tz)}
+        if clock.agreed_at
+        else None,
+        "used_minutes": None,
+        "left_minutes": None,
+    }
+    if clock.started_at is None or clock.deadline is None:
+        return found
+    stand = sla.standing(case, clock, config, now)
+    return {
+        **found,
         # null while the clock runs and can still be met; false once it is late
         "met": None if running and not stand.late else (not running and not stand.late),
-        "met_at": local(clock.met_at, tz),
         "used_minutes": int(max(stand.used, timedelta(0)) / timedelta(minutes=1)),
         "left_minutes": int(stand.left / timedelta(minutes=1)),
     }
@@ -141,10 +183,12 @@ def show_text(detail: dict, timezone: str) -> str:
         f"{detail['reference']}  {detail['subject']}",
         f"status {detail['status']}  priority {detail['priority']}  plan {detail['plan']}  "
         f"customer {detail['customer'] or '-'}  escalation {detail['escalation_level']}  "
-        f"assignee {detail['assignee'] or '-'}",
+        f"assignee {detail['assignee'] or '-'}  tier {detail['tier']}",
     ]
     if detail["related"]:
         head.append(f"names {detail['related']}")
+    if detail["followers"]:
+        head.append(f"followers {', '.join(detail['followers'])}")
     head.append("")
     head.append("clocks (deadlines in the calendar's time zone):")
     head += [_clock_line(c) for c in detail["clocks"]]
@@ -166,19 +210,31 @@ def shown_text(text: str | None, timezone: str) -> str:
 
 def _clock_line(c: dict) -> str:
     """Where a clock stands: a met clock says when, never what was 'left' when it stopped."""
+    return f"  {c['name']:<15} target {c['target']:<5} {_clock_state(c)}{_agreed(c)}"
+
+
+def _clock_state(c: dict) -> str:
+    met_at = shown_text(c["met_at"], c["timezone"])
+    if c["started_at"] is None:
+        return f"waits for {c['starts']}"
+    if c["deadline"] is None:
+        return f"met {met_at}" if c["met_at"] else "running, no deadline"
+    due = f"deadline {shown_text(c['deadline'], c['timezone'])}  "
     used = sla.words(timedelta(minutes=c["used_minutes"]))
     left = timedelta(minutes=c["left_minutes"])
     if c["met_at"]:
-        state = f"met {shown_text(c['met_at'], c['timezone'])}, {used} used"
         if left <= timedelta(0):
-            state = f"met late {shown_text(c['met_at'], c['timezone'])}, {sla.words(left)} past it"
-    elif left <= timedelta(0):
-        state = f"breached: {sla.words(left)} late"
-    else:
-        state = f"{'paused' if c['paused'] else 'running'}: {used} used, {sla.words(left)} left"
+            return due + f"met late {met_at}, {sla.words(left)} past it"
+        return due + f"met {met_at}, {used} used"
+    if left <= timedelta(0):
+        return due + f"breached: {sla.words(left)} late"
+    return due + f"{'paused' if c['paused'] else 'running'}: {used} used, {sla.words(left)} left"
+
+
+def _agreed(c: dict) -> str:
+    agreed = c.get("agreed")
     return (
-        f"  {c['name']:<15} target {c['target']:<5} "
-        f"deadline {shown_text(c['deadline'], c['timezone'])}  {state}"
+        f"  (agreed by {agreed['by']}, {shown_text(agreed['at'], c['timezone'])})" if agreed else ""
     )
 
 

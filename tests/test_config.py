@@ -726,3 +726,74 @@ def test_a_bad_allowlist_file_is_listed_by_key_path(tmp_path: Path):
     }
     (tmp_path / "var" / "allowlist.toml").write_text("[customers\n")
     assert set(_refused(tmp_path, _example({}))) == {"helpdesk.allowlist"}
+
+
+# -- named clocks, tiers and a plan's own ladder (issue 21) ---------------------------------
+
+
+def test_the_ipcelerate_plan_loads_as_written(tmp_path: Path):
+    from tests.ipcelerate import IPCELERATE
+
+    config = configuration.load(write_config(tmp_path, extra=IPCELERATE))
+    plan = config.plans["ipcelerate"]
+    assert [r.name for r in plan.rules] == ["level_one", "level_two", "action_plan", "workaround"]
+    level_two, workaround = plan.rule("level_two"), plan.rule("workaround")
+    assert (level_two.starts, level_two.stops, level_two.calendar) == (
+        "tier 2",
+        "reply",
+        "around-the-clock",
+    )
+    assert str(workaround.targets["P1"]) == "10d"
+    assert workaround.targets["P3"] == "next release"
+    assert config.tiers[2].calendar == "tier-two"
+    assert [lv.notify for lv in plan.escalation] == [("executive@helpdesk.test",)]
+    assert config.calendars["around-the-clock"].always_open
+    # the shorthand plans keep their two clocks
+    assert [r.name for r in config.plans["gold"].rules] == ["first_response", "resolution"]
+
+
+CLOCK = """
+[plans.gold.clocks.patch]
+starts = "{starts}"
+stops = "{stops}"
+targets = {targets}
+"""
+
+
+def test_check_config_refuses_unknown_events_bad_targets_and_missing_priorities(tmp_path: Path):
+    text = CLOCK.format(
+        starts="tier 9", stops="#fix", targets='{ P1 = 5, P2 = "", P3 = "4x", P5 = "1d" }'
+    )
+    problems = _refused(tmp_path, write_config(tmp_path, extra=text).read_text())
+    assert "unknown event 'tier 9'" in problems["plans.gold.clocks.patch.starts"]
+    assert "unknown event '#fix'" in problems["plans.gold.clocks.patch.stops"]
+    assert "not 5" in problems["plans.gold.clocks.patch.targets.P1"]
+    assert "not ''" in problems["plans.gold.clocks.patch.targets.P2"]
+    assert "unknown unit" in problems["plans.gold.clocks.patch.targets.P3"]
+    assert "is required" in problems["plans.gold.clocks.patch.targets.P4"]
+    assert "unknown priority" in problems["plans.gold.clocks.patch.targets.P5"]
+
+
+def test_a_clock_given_twice_and_an_unknown_tier_are_refused(tmp_path: Path):
+    extra = CLOCK.format(
+        starts="opened", stops="resolved", targets='{ P1 = "1d", P2 = "1d", P3 = "1d", P4 = "1d" }'
+    ).replace("clocks.patch", "clocks.resolution")
+    extra += '\n[tiers.7]\ncalendar = "business"\n[tiers.2]\ncalendar = "nowhere"\n'
+    problems = _refused(tmp_path, write_config(tmp_path, extra=extra).read_text())
+    assert "given twice" in problems["plans.gold.clocks.resolution"]
+    assert "unknown tier" in problems["tiers.7"]
+    assert "unknown calendar" in problems["tiers.2.calendar"]
+
+
+def test_the_examples_commented_ipcelerate_plan_loads_once_uncommented(tmp_path: Path):
+    text = (ROOT / "config.example.toml").read_text()
+    start = text.index("# [calendars.central]")
+    end = text.index("\n\n", text.index("# [plans.ipcelerate.escalation]"))
+    block = "\n".join(
+        line.removeprefix("#").removeprefix(" ") for line in text[start:end].split("\n")
+    )
+    path = tmp_path / "example.toml"
+    path.write_text(text[:start] + block + text[end:])
+    plan = configuration.load(path).plans["ipcelerate"]
+    assert [r.name for r in plan.rules] == ["level_one", "level_two", "action_plan", "workaround"]
+    assert plan.escalation[0].name == "Executive"

@@ -269,15 +269,19 @@ def test_one_milestone_mail_per_milestone(config):
     sweep(config, "2026-04-25T13:00Z")  # the escalation levels are behind it: nothing more
 
     milestones = [k for k in kinds(config, ref) if k != "engineer"]  # the relayed replies
+    # the lead, whom the escalation notified, follows the case: one short mail a milestone
     assert milestones == [
         "acknowledgement",
         "notification",
         "escalation",
         "escalated",
         "resolved",
+        "follower",
         "follow_up",
         "reopened",
+        "follower",
         "closed",
+        "follower",
     ]
     for subject, words in [
         ("Escalated", "more senior people"),
@@ -530,8 +534,22 @@ def test_fair_use_flags_a_customer_far_above_the_median(config):
 APRIL = {
     "opened": 3,
     "closed": 1,
-    "first_response": {"met": 1, "judged": 3, "percent": 33.3},
-    "resolution": {"met": 1, "judged": 2, "percent": 50.0},
+    "clocks": ["first_response", "resolution"],
+    # C1 answered after 1h, C2 after 6h; C1 resolved after 10 working hours
+    "first_response": {
+        "met": 1,
+        "judged": 3,
+        "percent": 33.3,
+        "median_minutes": 210.0,
+        "mean_minutes": 210.0,
+    },
+    "resolution": {
+        "met": 1,
+        "judged": 2,
+        "percent": 50.0,
+        "median_minutes": 600,
+        "mean_minutes": 600.0,
+    },
     "escalated": 2,
     "ratings": 1,
     "satisfaction": 5,
@@ -581,8 +599,8 @@ def test_the_monthly_report_carries_the_customers_figures(config):
         "Cases opened:        3",
         "Cases closed:        1",
         "Escalated cases:     2",
-        "First response met:  33.3% (1 of 3)",
-        "Resolution met:      50.0% (1 of 2)",
+        "First response met:  33.3% (1 of 3); median 3h 30m, mean 3h 30m",
+        "Resolution met:      50.0% (1 of 2); median 10h, mean 10h",
         "Satisfaction:        5 of 5 (1 rating)",
     ]:
         assert line in plain, plain

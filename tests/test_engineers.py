@@ -188,3 +188,49 @@ def test_engineer_attachments_go_along(daemon: Daemon, sink: Sink):
         "relay with attachment",
     )
     assert [a.get_filename() for a in relay.iter_attachments()] == ["fix.patch"]
+
+
+# -- agreed deadlines, tiers and followers on an IPcelerate case (issue 21) -----------------
+
+
+@pytest.fixture
+def ipcelerate(tmp_path: Path, sink: Sink):
+    from tests.ipcelerate import IPCELERATE
+
+    port = free_port()
+    with Daemon(
+        write_config(tmp_path, smtp_port=port, relay_port=sink.port, extra=IPCELERATE), port
+    ) as running:
+        yield running
+
+
+def test_tier_due_and_plan_by_mail_reach_tier_2_the_customer_and_the_executive(
+    ipcelerate: Daemon, sink: Sink
+):
+    customer = "jane@ipcelerate.test"
+    send(ipcelerate.port, mail(customer, "Routing outage", "All routes are down."))
+    notification = one(sink, to("alice@helpdesk.test", "New case"), "notification")
+    reference = str(notification["Subject"]).split("]")[0].lstrip("[")
+    assert "Level one:" in text_of(notification)  # the clocks running, by name
+    engineer_reply(ipcelerate, notification, "#escalate\n#tier 2\n")
+    handover = one(sink, to("bob@helpdesk.test", "Tier 2"), "tier 2 hand-over")
+    assert reference in text_of(handover) and "level two" in text_of(handover)
+    engineer_reply(ipcelerate, notification, "#due 2027-01-15\n")
+    agreed = one(sink, to(customer, "Agreed date"), "agreed date")
+    assert "Resolution by: Fri 2027-01-15 18:00 CST" in text_of(agreed)
+    engineer_reply(ipcelerate, notification, "#plan Replace the line card tonight.\n")
+    plan = one(sink, to(customer, "Action plan"), "action plan")
+    assert "Replace the line card tonight." in text_of(plan)
+    one(sink, to("executive@helpdesk.test", "Action plan"), "follower's action plan")
+    # one mail per milestone for the executive, who follows since the escalation
+    subjects = [str(m["Subject"]) for m in sink.to("executive@helpdesk.test")]
+    assert [s.split("]")[1].split(":")[0].strip() for s in subjects] == [
+        "Escalated (level 1)",
+        "Agreed deadline",
+        "Action plan",
+    ]
+    found = show(ipcelerate.config, reference)
+    assert found["tier"] == 2 and found["followers"] == ["executive@helpdesk.test"]
+    clocks = {c["name"]: c for c in found["clocks"]}
+    assert clocks["action_plan"]["met"] is True
+    assert clocks["resolution"]["agreed"]["by"] == "alice@helpdesk.test"

@@ -23,6 +23,7 @@ from tests.support import mail, write_config
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 GROWING = {
     "cases",
+    "case_clocks",
     "messages",
     "outbox",
     "spool",

@@ -74,6 +74,10 @@ CONTEXTS = {
     "admin_recovered": {"summary": "mailbox support unreachable"},
     "unverified_notice": {"original_subject": "Re: x", "proof": "dkim=none dmarc=fail (x.test)"},
     "close_refused": {"proof": "dkim=none dmarc=fail (acme.test)"},
+    "agreed_deadline": {"clock": "resolution", "deadline": NOW, "again": True},
+    "action_plan": {"plan": "Reproduce on 4.2, then patch the parser."},
+    "tier_handover": {"tier": 2, "by": "alice@helpdesk.test", "started": ["level_two"]},
+    "follower": {"milestone": "action plan", "detail": "Reproduce on 4.2."},
 }
 
 

@@ -74,14 +74,19 @@ def clocks(met: int, breached: int, running: int, compliance: float | None) -> d
 
 
 def row(plan, priority, customer, cases, first_response, resolution, median) -> dict:
+    """Here no resolution clock is met, and no group has two answered cases of different
+    times: the mean of the first responses is their median."""
+    no_times = {"median_minutes": None, "mean_minutes": None}
+    mean = None if median is None else float(median)
     return {
         "plan": plan,
         "priority": priority,
         "customer": customer,
         "cases": cases,
-        "first_response": first_response,
-        "resolution": resolution,
+        "first_response": {**first_response, "median_minutes": median, "mean_minutes": mean},
+        "resolution": {**resolution, **no_times},
         "median_first_response_minutes": median,
+        "mean_first_response_minutes": mean,
     }
 
 
@@ -104,7 +109,11 @@ def test_since_and_until_are_days_in_the_helpdesk_time_zone(config):
         ("gold", "P3", 1),
         ("standard", "P2", 1),
     ]
-    assert monday[1]["first_response"] == clocks(1, 0, 0, 100.0)
+    assert monday[1]["first_response"] == {
+        **clocks(1, 0, 0, 100.0),
+        "median_minutes": 45,
+        "mean_minutes": 45,
+    }
     tuesday = json.loads(run(config, "--since", "2026-04-21", "--format", "json"))
     assert tuesday == [
         row("gold", "P3", "Acme", 1, clocks(0, 1, 0, 0.0), clocks(0, 0, 1, None), None),
@@ -125,23 +134,28 @@ def test_csv_has_one_flat_row_per_group(config):
         "first_response_breached": "1",
         "first_response_running": "0",
         "first_response_compliance": "50.0",
+        "first_response_median_minutes": "45",
+        "first_response_mean_minutes": "45",
         "resolution_met": "0",
         "resolution_breached": "0",
         "resolution_running": "2",
         "resolution_compliance": "",
+        "resolution_median_minutes": "",
+        "resolution_mean_minutes": "",
         "median_first_response_minutes": "45",
+        "mean_first_response_minutes": "45",
     }
 
 
 def test_table_is_the_default_and_shows_percentages_and_working_time(config):
     lines = [" ".join(line.split()) for line in run(config).splitlines()]
     assert lines[0] == (
-        "plan priority customer cases fr met fr breached fr running fr % "
-        "res met res breached res running res % median fr"
+        "plan priority customer cases fr met fr breached fr running fr % fr median fr mean "
+        "res met res breached res running res % res median res mean"
     )
-    assert lines[2] == "gold P3 Acme 2 1 1 0 50.0% 0 0 2 - 45m"
-    assert lines[3] == "standard P2 Globex 1 0 1 0 0.0% 0 0 1 - 5h"
-    assert lines[4] == "standard P3 (unknown sender) 1 0 0 1 - 0 0 1 - -"
+    assert lines[2] == "gold P3 Acme 2 1 1 0 50.0% 45m 45m 0 0 2 - - -"
+    assert lines[3] == "standard P2 Globex 1 0 1 0 0.0% 5h 5h 0 0 1 - - -"
+    assert lines[4] == "standard P3 (unknown sender) 1 0 0 1 - - - 0 0 1 - - -"
     assert lines[-1].startswith("fr: first response")
 
 
@@ -160,5 +174,62 @@ def test_a_reply_at_the_deadline_itself_is_a_breach(tmp_path):
     (found,) = report.compliance(
         cases, configuration.load(config_path), datetime(2026, 4, 21, tzinfo=UTC)
     )
-    assert found["first_response"] == clocks(0, 1, 0, 0.0)
+    assert found["first_response"] == {
+        **clocks(0, 1, 0, 0.0),
+        "median_minutes": 120,
+        "mean_minutes": 120,
+    }
     assert found["median_first_response_minutes"] == 120
+
+
+def test_means_beside_medians_per_clock_by_hand(tmp_path):
+    """Three IPcelerate P1 cases opened Monday 2026-11-23 09:00 CST: level one answered after
+    10, 20 and 90 minutes (median 20, mean 40); one escalated at 10:00 and its action plan
+    recorded at 15:00 (5 business hours); the others' action-plan clocks never started."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from helpdeskd.core import sla
+    from tests.ipcelerate import IPCELERATE
+    from tests.support import sample_case
+
+    loaded = configuration.load(write_config(tmp_path, extra=IPCELERATE))
+    opened = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("America/Chicago"))
+    cases = []
+    for minutes in (10, 20, 90):
+        case = sample_case(
+            plan="ipcelerate", customer="IPcelerate", priority="P1", opened_at=opened
+        )
+        case = sla.start_clocks(case, loaded)
+        cases.append(sla.stop(case, "reply", opened + timedelta(minutes=minutes))[0])
+    escalated = sla.escalated(cases[0], loaded, 1, opened + timedelta(hours=1))
+    cases[0] = sla.stop(escalated, "#plan", opened + timedelta(hours=6))[0]
+    (found,) = report.compliance(cases, loaded, opened + timedelta(days=1))
+    assert list(found)[4:10] == [
+        "first_response",
+        "resolution",
+        "level_one",
+        "level_two",
+        "action_plan",
+        "workaround",
+    ]
+    assert found["level_one"] == {
+        "met": 3,
+        "breached": 0,
+        "running": 0,
+        "compliance": 100.0,
+        "median_minutes": 20,
+        "mean_minutes": 40,
+    }
+    assert found["action_plan"]["median_minutes"] == found["action_plan"]["mean_minutes"] == 300
+    assert found["level_two"] == {
+        "met": 0,
+        "breached": 0,
+        "running": 0,
+        "compliance": None,
+        "median_minutes": None,
+        "mean_minutes": None,
+    }
+    assert found["workaround"]["running"] == 1
+    table = report.as_table([found]).splitlines()[0].split("  ")
+    assert "level_one mean" in [c.strip() for c in table]

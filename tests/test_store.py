@@ -155,3 +155,65 @@ def test_the_message_id_is_found_whatever_the_line_ends(newline: bytes, tmp_path
 
     raw = newline.join([b"From: a@b.test", b"Message-ID:", b" <id@b.test>", b"", b"body"])
     assert sniff_message_id(raw) == "id@b.test"
+
+
+def test_a_case_keeps_any_number_of_clocks_and_one_due_instant(tmp_path: Path):
+    from helpdeskd.core import sla
+    from tests.ipcelerate import IPCELERATE
+    from tests.support import sample_case
+
+    config = configuration.load(write_config(tmp_path, extra=IPCELERATE))
+    store = Store.open(tmp_path / "db")
+    case = sla.start_clocks(sample_case(id=None, plan="ipcelerate", priority="P1"), config)
+    case = sla.escalated(case, config, 1, NOW + timedelta(minutes=5))
+    case = sla.agree(case, "workaround", NOW + timedelta(days=30), "bob@helpdesk.test", config, NOW)
+    with store.transaction():
+        case = Cases(store).save(case, sla.next_due(case, config))
+    again = Cases(store).get(case.reference)
+    assert again.clocks == case.clocks
+    assert [c.name for c in again.clocks] == ["level_one", "level_two", "action_plan", "workaround"]
+    assert again.followers == ("executive@helpdesk.test",)
+    # the sweep asks one indexed column: the earliest of what every clock owes
+    level_one = case.clocks.get("level_one")
+    assert Cases(store).due(level_one.warn_at - timedelta(seconds=1)) == []
+    assert [c.reference for c in Cases(store).due(level_one.warn_at)] == [case.reference]
+
+
+def test_a_case_saved_by_an_older_version_reads_its_two_clock_columns(tmp_path: Path):
+    store = Store.open(tmp_path / "db")
+    deadline, warn = NOW + timedelta(hours=4), NOW + timedelta(hours=3)
+    store.insert(
+        "cases",
+        {
+            "reference": "HD-2026-00001",
+            "status": "open",
+            "priority": "P2",
+            "plan": "gold",
+            "opened_at": NOW.isoformat(),
+            "updated_at": NOW.isoformat(),
+            "fr_target": "4h",
+            "fr_deadline": deadline.isoformat(),
+            "fr_warn_at": warn.isoformat(),
+            "res_target": "2d",
+            "res_deadline": (NOW + timedelta(days=2)).isoformat(),
+            "res_warn_at": (NOW + timedelta(days=1)).isoformat(),
+            "res_met_at": NOW.isoformat(),
+            "clock_calendar": "always",
+            "paused_minutes": 30,
+        },
+    )
+    case = Cases(store).get("HD-2026-00001")
+    fr, res = case.clocks.first_response, case.clocks.resolution
+    assert (fr.target, fr.deadline, fr.warn_at, fr.stops, fr.paused_minutes) == (
+        "4h",
+        deadline,
+        warn,
+        "reply",
+        30,
+    )
+    assert res.met_at == NOW and res.stops == "resolved"
+    # saved again, its clocks go to their own rows and read back the same
+    with store.transaction():
+        Cases(store).save(case, None)
+    assert Cases(store).get("HD-2026-00001").clocks == case.clocks
+    assert store.count("case_clocks", "case_id = ?", [case.id]) == 2

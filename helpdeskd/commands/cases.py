@@ -53,8 +53,8 @@ def cmd_cases(config: Config, args: Namespace) -> int:
         return 0
     print(
         views.table(
-            views.shown_rows(found, ("opened_at",), tz),
-            ["reference", "status", "priority", "customer", "plan", "opened_at", "subject"],
+            views.shown_rows(found, ("opened_at", "next_deadline"), tz),
+            views.CASES_COLUMNS,
         )
     )
     unrouted = len(cases.unrouted())

@@ -9,10 +9,19 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpdeskd.config.agreements import EscalationLevel, Plan, _calendars, _escalation, _plans
+from helpdeskd.config.agreements import (
+    ClockRule,
+    EscalationLevel,
+    Plan,
+    Tier,
+    _calendars,
+    _escalation,
+    _plans,
+    _tiers,
+)
 from helpdeskd.config.customers import Customer, Engineer, _allowlist, _customers, _engineer
 from helpdeskd.config.helpdesk import (
     PACKAGED_TEMPLATES,
@@ -66,6 +75,7 @@ class Config:
     authentication: Authentication | None = None  # None only in configs built by hand
 
     web: Web = Web()
+    tiers: dict[int, Tier] = field(default_factory=dict)
 
     def first_hop(self, source: str) -> bool:
         """Whether mail from this entrance (a spool row's source) comes straight from the
@@ -84,7 +94,8 @@ class Config:
     def staff(self) -> frozenset[str]:
         """Our own people: engineers, escalation contacts and admins (asked per recipient and
         per message, so worked out once per loaded config)."""
-        levels = (a for level in self.escalation for a in level.notify)
+        ladders = [self.escalation, *(p.escalation or () for p in self.plans.values())]
+        levels = (a for ladder in ladders for level in ladder for a in level.notify)
         return frozenset((*(e.email for e in self.engineers), *levels, *self.helpdesk.admins))
 
 
@@ -142,6 +153,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "retention",
             "authentication",
             "web",
+            "tiers",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -170,6 +182,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             r, r.table(data, "authentication", "authentication"), helpdesk
         ),
         web=_web(r, r.table(data, "web", "web")),
+        tiers=_tiers(r, r.table(data, "tiers", "tiers"), calendars),
     )
 
 
@@ -211,6 +224,7 @@ __all__ = [
     "SYSTEM_CONFIG",
     "AlertRoutes",
     "Authentication",
+    "ClockRule",
     "Config",
     "ConfigError",
     "Customer",
@@ -226,6 +240,7 @@ __all__ = [
     "Policy",
     "Retention",
     "Smtp",
+    "Tier",
     "Web",
     "default_path",
     "load",

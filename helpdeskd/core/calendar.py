@@ -395,6 +395,20 @@ def add(cal: Calendar, start: datetime, amount: Duration) -> datetime:
     return _add_minutes(cal, start, amount.wall)
 
 
+def end_of_day(cal: Calendar, day: date) -> datetime:
+    """The close of a local date's working hours, in UTC; the end of the day (midnight in the
+    calendar's zone) on a 24x7 calendar or a day without working hours."""
+    spans = () if cal.always_open else _day_spans(cal, day)
+    if spans:
+        return spans[-1][1]
+    return _utc(datetime.combine(day + _DAY, time()), ZoneInfo(cal.timezone))
+
+
+def at_wall(cal: Calendar, day: date, clock: time) -> datetime:
+    """A local date and wall-clock time of the calendar's zone, in UTC."""
+    return _utc(datetime.combine(day, clock), ZoneInfo(cal.timezone))
+
+
 def _add_minutes(cal: Calendar, start: datetime, remaining: timedelta) -> datetime:
     for open_at, close_at in _spans(cal, start):
         if close_at - open_at >= remaining:

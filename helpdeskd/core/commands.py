@@ -21,12 +21,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # "priority", "assign", "status", "escalate", "note" or "allow"
-    value: str | None = None  # "P1".."P4", an address, a status, "add ADDRESS"; None for others
+    kind: str  # "priority", "assign", "status", "escalate", "note", "allow", "due", "tier",
+    # "plan" or "workaround"
+    value: str | None = None  # "P1".."P4", an address, a status, "add ADDRESS", "CLOCK WHEN",
+    # "2", the text of a plan or workaround; None for others
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,13 @@ COMMANDS: tuple[Command, ...] = (
             "note"),
     Command("allow", "add ADDRESS|remove ADDRESS|domain DOMAIN",
             "on a case of the customer's primary contact: change who may open cases", "allow"),
+    Command("due", "[CLOCK] DATE|DATE HH:MM|5d",
+            "agree a deadline with the customer (resolution unless a clock is named); they are "
+            "told the date", "due"),
+    Command("tier", "1..3", "hand the case to that tier; its engineers are told", "tier"),
+    Command("plan", "TEXT", "record the action plan; the customer gets it unless #note is given",
+            "plan"),
+    Command("workaround", "TEXT", "record the patch or workaround given", "workaround"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -115,6 +125,19 @@ def parse_commands(text: str, *, sender: str, engineers: Collection[str]) -> Com
     changes = () if errors else tuple(dict.fromkeys(a.change for a in applied))
     body = "".join(lines[block_end:]) if block_end else text
     return CommandResult(changes=changes, errors=tuple(errors), body=body)
+
+
+def command_line(text: str, name: str) -> tuple[str, int]:
+    """The first line giving `#name`, and its 1-based number, for an error found later."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(rf"\s*#{name}\b", line, re.I):
+            return line.strip(), number
+    return f"#{name}", 1
+
+
+def usage(name: str) -> str:
+    """ "accepted: #due ...": how one command is written, as its errors end."""
+    return f"accepted: {syntax(_BY_NAME[name])}"
 
 
 def customer_asks_close(text: str) -> bool:
@@ -233,6 +256,42 @@ def _allow(command: Command, argument: str, context: _Context) -> Change | str:
     return Change(command.kind, f"{action} {target}")
 
 
+_DUE_WHEN = re.compile(r"(\d{4}-\d{2}-\d{2})(?: (\d{1,2}:\d{2}))?|\d+[mhd]")
+_CLOCK = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _due(command: Command, argument: str, context: _Context) -> Change | str:
+    """ "2026-12-20", "2026-12-20 15:00", "5d", each optionally after a clock's name."""
+    words = argument.lower().split()
+    clock = words.pop(0) if words and _CLOCK.fullmatch(words[0]) else "resolution"
+    when = " ".join(words)
+    if not _DUE_WHEN.fullmatch(when) or not _real_date(when):
+        return f'"{argument}" is not a deadline; accepted: {syntax(command)}'
+    return Change(command.kind, f"{clock} {when}")
+
+
+def _real_date(when: str) -> bool:
+    """No 2026-02-30 and no 25:00; a duration ("5d") is always fine."""
+    try:
+        if "-" in when:
+            datetime.strptime(when, "%Y-%m-%d %H:%M" if " " in when else "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _tier(command: Command, argument: str, context: _Context) -> Change | str:
+    if argument.strip() not in ("1", "2", "3"):
+        return f'"{argument}" is not a tier; accepted: {syntax(command)}'
+    return Change(command.kind, argument.strip())
+
+
+def _text(command: Command, argument: str, context: _Context) -> Change | str:
+    if not argument.strip():
+        return f"#{command.name} needs its text on the same line; accepted: {syntax(command)}"
+    return Change(command.kind, argument.strip())
+
+
 _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] = {
     "priority": _priority,
     "assign": _assignee,
@@ -240,7 +299,18 @@ _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] =
     "escalate": _no_argument,
     "note": _no_argument,
     "allow": _allow,
+    "due": _due,
+    "tier": _tier,
+    "plan": _text,
+    "workaround": _text,
 }
+
+
+def _sets(change: Change) -> str:
+    """What a change sets: one deadline per clock, one of everything else."""
+    if change.kind == "due":
+        return "due " + (change.value or "").split()[0]
+    return change.kind
 
 
 def _conflicts(applied: list[_Applied]) -> list[CommandError]:
@@ -250,7 +320,7 @@ def _conflicts(applied: list[_Applied]) -> list[CommandError]:
     for later in applied:
         if later.change.kind == "allow":  # several allow-list changes go together
             continue
-        earlier = first.setdefault(later.change.kind, later)
+        earlier = first.setdefault(_sets(later.change), later)
         if earlier.change != later.change:
             reason = (
                 f'"{later.line}" conflicts with "{earlier.line}" on line '

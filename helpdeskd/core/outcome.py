@@ -6,17 +6,17 @@ applies in one transaction, outbox included.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import calendar, sla, survey
+from helpdeskd.core import agreed, calendar, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
 from helpdeskd.core.commands import (
     CommandError,
+    command_line,
     customer_asks_close,
     customer_asks_escalation,
     parse_commands,
@@ -118,14 +118,11 @@ def opened(ctx: Context, reference: str) -> Outcome:
 
 
 def acknowledgement(ctx: Context, case: Case) -> Mail:
-    plan = sla.plan_of(case, ctx.config)
-    target = plan.first_response[case.priority]
-    always = sla.calendar_of(case, ctx.config).always_open
     return Mail(
         "acknowledgement",
         "acknowledgement",
         (ctx.inbound.from_addr,),
-        {"first_response": target.describe(always_open=always)},
+        {"first_response": sla.promised_reply(case, ctx.config)},
         automatic="auto-replied",
     )
 
@@ -162,10 +159,11 @@ def notification(ctx: Context, case: Case) -> Mail:
 
 
 def team(case: Case, config: Config) -> tuple[str, ...]:
-    """The assignee, else the engineers of the plan's notification tier, else everyone."""
+    """The assignee, else the engineers of the case's tier (the plan's notification tier until
+    it is handed to another), else everyone."""
     if case.assignee:
         return (case.assignee,)
-    tier = sla.plan_of(case, config).notify_tier
+    tier = sla.tier_of(case, config)
     found = tuple(e.email for e in config.engineers if e.tier == tier)
     return found or tuple(e.email for e in config.engineers) or config.helpdesk.admins
 
@@ -251,6 +249,7 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
         mails.append(answer)
     if before.status in sla.SETTLED:
         mails.append(milestone(ctx.config, case, "reopened", "customer")[1])
+        mails.extend(agreed.follow(ctx.config, case, "reopened"))
     reason = customer_asks_escalation(reply.new)
     if reason is not None and may_escalate(ctx, before):
         case, asked, answer = escalation_request(ctx, case, reason, reply.new)
@@ -288,6 +287,7 @@ def close_by_customer(ctx: Context, case: Case, rec: Record, events: list) -> Ou
     case, closed = milestone(ctx.config, case, "closed", "customer")
     mails = (
         closed,
+        *agreed.follow(ctx.config, case, "closed"),
         Mail(
             "follow_up",
             "follow_up",
@@ -322,7 +322,12 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     engineers = [e.email for e in ctx.config.engineers]
     parsed = parse_commands(ctx.inbound.text, sender=ctx.inbound.from_addr, engineers=engineers)
     allow = tuple(c.value for c in parsed.changes if c.kind == "allow")
-    errors = parsed.errors or stray_notes(parsed.body) or allow_errors(ctx, case, allow)
+    errors = (
+        parsed.errors
+        or stray_notes(parsed.body)
+        or allow_errors(ctx, case, allow)
+        or agreed.errors(ctx, case, parsed.changes)
+    )
     if errors:
         return command_error(ctx, case, errors)
     reply = split_reply(parsed.body)
@@ -330,6 +335,8 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     if allow:
         mails.append(allowlist_confirmation(ctx, case, allow))
     if any(c.kind == "note" for c in parsed.changes):
+        # a noted #plan stays inside: the customer does not get it
+        mails = [m for m in mails if m.kind != "action_plan"]
         return Outcome(
             case,
             False,
@@ -417,7 +424,7 @@ def relay_to_customer(ctx: Context, case: Case, body: str) -> tuple[Case, Mail]:
         {"body": body, "engineer": engineer.name},
         attachments=ctx.inbound.attachments,
     )
-    case = sla.meet(case, "first_response", ctx.now)
+    case = sla.stop(case, "reply", ctx.now)[0]
     if case.first_response_at is None:
         case = replace(case, first_response_at=ctx.now)
     if case.status == "new":
@@ -481,13 +488,13 @@ def _status(ctx: Context, case: Case, value: str):
     if kind in MILESTONES:
         # each milestone tells the customer, with or without words of the engineer's
         changed, mail = milestone(ctx.config, changed, kind, "engineer")
-        mails = (mail,)
+        mails = (mail, *agreed.follow(ctx.config, changed, kind))
     return changed, ("status", f"{case.status} -> {value} by {ctx.inbound.from_addr}"), mails
 
 
 def _escalate(ctx: Context, case: Case, value: None):
     level = min(case.escalation_level + 1, 3)
-    changed = replace(case, escalation_level=level)
+    changed = sla.escalated(replace(case, escalation_level=level), ctx.config, level, ctx.now)
     mails = escalation_mails(ctx.config, changed, level, f"by {ctx.inbound.from_addr}")
     return changed, ("escalate", f"level {level} by {ctx.inbound.from_addr}"), mails
 
@@ -497,9 +504,8 @@ def escalation_mails(
 ) -> tuple[Mail, ...]:
     """Notify the level's people and tell the customer their case was escalated, and to whom.
     `words` are the customer's, when the customer asked for it."""
-    levels = config.escalation
-    notify = levels[level - 1].notify if level <= len(levels) else config.helpdesk.admins
-    name = level_name(config, level)
+    notify = sla.level_notify(case, config, level)
+    name = level_name(config, level, case)
     inside = Mail(
         "escalation",
         "escalation",
@@ -518,10 +524,10 @@ def escalation_mails(
     return (inside, outside)
 
 
-def level_name(config: Config, level: int) -> str:
+def level_name(config: Config, level: int, case: Case | None = None) -> str:
     """How a customer hears of a level: its configured name, else its number; never the
     private addresses behind it."""
-    levels = config.escalation
+    levels = sla.escalation_of(case, config) if case else config.escalation
     named = levels[level - 1].name if 0 < level <= len(levels) else None
     return named or f"escalation level {level}"
 
@@ -541,6 +547,7 @@ CHANGES = {
     "escalate": _escalate,
     "note": _note,
     "allow": _allow,
+    **agreed.CHANGES,
 }
 
 
@@ -588,9 +595,12 @@ def escalation_request(
     """`#escalate` from the customer: one level up and that level told, at most once per
     `escalation_request_interval`; else a polite answer and no new level."""
     config, now = ctx.config, ctx.now
-    top = max(len(config.escalation), 1)
+    top = max(len(sla.escalation_of(case, config)), 1)
     again_at = next_request_at(case, config)
-    answer = {"level": case.escalation_level, "name": level_name(config, case.escalation_level)}
+    answer = {
+        "level": case.escalation_level,
+        "name": level_name(config, case.escalation_level, case),
+    }
     if again_at is not None and now < again_at:
         mail = _request_answer(ctx, {**answer, "refused": "too_soon", "again_at": again_at})
         return case, ("escalation_request", "refused: asked again too soon"), (mail,)
@@ -604,6 +614,7 @@ def escalation_request(
         escalation_level=level,
         notices=frozenset({*notices, ESCALATION_REQUEST + sla.stamp(now)}),
     )
+    case = sla.escalated(case, config, level, now)
     why = f"at the request of the customer {ctx.inbound.from_addr}" + (
         f": {reason}" if reason else ""
     )
@@ -709,10 +720,7 @@ def allow_errors(ctx: Context, case: Case, changes: tuple[str, ...]) -> tuple[Co
 
 
 def allow_line(text: str) -> tuple[str, int]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if re.match(r"\s*#allow\b", line, re.I):
-            return line.strip(), number
-    return "#allow", 1
+    return command_line(text, "allow")
 
 
 def allowlist_confirmation(ctx: Context, case: Case, changes: tuple[str, ...]) -> Mail:

@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from helpdeskd.config import Config, EscalationLevel, Plan
+from helpdeskd.config import ClockRule, Config, EscalationLevel, Plan
+from helpdeskd.config.agreements import BUILT_IN
 from helpdeskd.core import calendar
 from helpdeskd.core.calendar import Duration
 from helpdeskd.model import Case, Clock, Clocks
@@ -46,57 +47,90 @@ def calendar_of(case: Case, config: Config) -> calendar.Calendar:
 # -- the clocks -----------------------------------------------------------------------------
 
 
+def escalation_of(case: Case, config: Config) -> tuple[EscalationLevel, ...]:
+    """The plan's own ladder when it has one, else the helpdesk's."""
+    ladder = plan_of(case, config).escalation
+    return config.escalation if ladder is None else ladder
+
+
+def clock_calendar(case: Case, clock: Clock, config: Config) -> calendar.Calendar:
+    """The calendar a clock counts on; one removed from the config since falls back to the
+    case's."""
+    return config.calendars.get(clock.calendar) or calendar_of(case, config)
+
+
+def _calendar_name(case: Case, rule: ClockRule, config: Config) -> str:
+    """The clock's own calendar, else its tier's (a clock started by `tier N`), else the plan's
+    for the priority."""
+    tier = config.tiers.get(tier_number(rule.starts) or 0)
+    if rule.calendar:
+        return rule.calendar
+    if tier and tier.calendar:
+        return tier.calendar
+    return plan_of(case, config).calendar_for(case.priority)
+
+
+def tier_of(case: Case, config: Config) -> int:
+    """The tier the case is with: the one it was handed to, else the plan's notify_tier."""
+    return case.tier or plan_of(case, config).notify_tier
+
+
+def tier_number(event: str) -> int | None:
+    """ "tier 2" -> 2; None for other events."""
+    return int(event.removeprefix("tier ")) if event.startswith("tier ") else None
+
+
 def start_clocks(case: Case, config: Config) -> Case:
-    """Deadlines from the opening instant for the case's plan and priority, pushed back by the
-    working time spent waiting. Called on opening, on resume, and when the priority or plan
-    changes. A clock already met keeps the deadline it was met against. A clock whose target or
+    """Deadlines of every clock of the case's plan for its priority, pushed back by the working
+    time spent waiting. Called on opening, on resume, and when the priority or plan changes.
+    Clocks start at their own event (`opened` ones at the opening); a clock already met keeps the
+    deadline it was met against, an agreed one its agreed deadline. A clock whose target or
     calendar changed is a new promise, so its warning and breach may be sent again."""
     plan = plan_of(case, config)
-    old = case.clocks
-    clocks = Clocks(
-        first_response=_clock(
-            case,
-            "first_response",
-            plan.first_response,
-            plan,
-            config,
-            old.first_response if old else None,
-        ),
-        resolution=_clock(
-            case, "resolution", plan.resolution, plan, config, old.resolution if old else None
-        ),
-    )
+    old = case.clocks or Clocks()
+    clocks = [_clock(case, rule, plan, config, old.get(rule.name)) for rule in plan.rules]
+    # a deadline agreed with the customer outlives a change of plan
+    clocks += [c for c in old if plan.rule(c.name) is None and c.agreed_at]
     renewed = {
         f"{kind}:{new.name}"
         for new in clocks
-        if old and _renewed(old, new)
+        if _renewed(old.get(new.name), new)
         for kind in ("warn", "breach")
     }
-    return replace(case, clocks=clocks, notices=case.notices - renewed)
+    return replace(case, clocks=Clocks(tuple(clocks)), notices=case.notices - renewed)
 
 
-def _renewed(old: Clocks, new: Clock) -> bool:
-    before = getattr(old, new.name)
-    return (before.target, before.calendar) != (new.target, new.calendar)
+def _renewed(before: Clock | None, new: Clock) -> bool:
+    return before is not None and (before.target, before.calendar) != (new.target, new.calendar)
 
 
-def _clock(
-    case: Case,
-    name: str,
-    targets: dict[str, Duration],
-    plan: Plan,
-    config: Config,
-    old: Clock | None,
-) -> Clock:
-    if old is not None and old.met_at is not None:
+def _clock(case: Case, rule: ClockRule, plan: Plan, config: Config, old: Clock | None) -> Clock:
+    if old is not None and (old.met_at is not None or old.agreed_at is not None):
         return old
-    cal = calendar_of(case, config)
-    target = targets[case.priority]
-    deadline = _pushed(cal, calendar.add(cal, case.opened_at, target), case.paused_minutes)
-    warn = _pushed(
-        cal, warn_instant(cal, case.opened_at, target, plan.warn_at), case.paused_minutes
+    started = old.started_at if old else (case.opened_at if rule.starts == "opened" else None)
+    clock = Clock(
+        rule.name,
+        str(rule.targets.get(case.priority, "")),
+        _calendar_name(case, rule, config),
+        started,
+        None,
+        None,
+        starts=rule.starts,
+        stops=rule.stops,
+        paused_minutes=old.paused_minutes if old else 0,
     )
-    return Clock(name, str(target), cal.name, case.opened_at, deadline, warn)
+    return counted(case, clock, plan, config)
+
+
+def counted(case: Case, clock: Clock, plan: Plan, config: Config) -> Clock:
+    """The deadline and warning instant of a started clock with a duration as target."""
+    if clock.started_at is None or not clock.target[:1].isdigit():
+        return replace(clock, deadline=None, warn_at=None)
+    cal, target = clock_calendar(case, clock, config), calendar.parse_duration(clock.target)
+    paused = clock.paused_minutes
+    deadline = _pushed(cal, calendar.add(cal, clock.started_at, target), paused)
+    warn = _pushed(cal, warn_instant(cal, clock.started_at, target, plan.warn_at), paused)
+    return replace(clock, deadline=deadline, warn_at=warn)
 
 
 def _pushed(cal: calendar.Calendar, instant: datetime, minutes: int) -> datetime:
@@ -111,45 +145,138 @@ def warn_instant(
     return calendar.add(cal, start, Duration(int(total / timedelta(minutes=1) * fraction), "m"))
 
 
+def start(case: Case, event: str, config: Config, now: datetime) -> tuple[Case, list[str]]:
+    """Start the clocks waiting for `event` (escalated, tier N); returns the case and the names
+    of the clocks it started. A clock starts once: a second escalation leaves it be."""
+    plan, started = plan_of(case, config), []
+    clocks = case.clocks or Clocks()
+    for clock in clocks:
+        if clock.started_at is None and clock.starts == event:
+            clocks = clocks.put(counted(case, replace(clock, started_at=now), plan, config))
+            started.append(clock.name)
+    return replace(case, clocks=clocks), started
+
+
+def agree(
+    case: Case, name: str, deadline: datetime, by: str, config: Config, now: datetime
+) -> Case:
+    """A deadline agreed with the customer (#due): it replaces the plan's target for that clock
+    (created when the plan has none), warnings and escalation count from it, and it may be
+    warned about and breached afresh."""
+    plan = plan_of(case, config)
+    clock = agreed_clock(case, name, config)
+    cal = clock_calendar(case, clock, config)
+    # warned at warn_at of the time from the agreement to the agreed deadline
+    span = calendar.between(cal, now, deadline)
+    warn = calendar.add(cal, now, Duration(int(span / timedelta(minutes=1) * plan.warn_at), "m"))
+    clock = replace(
+        clock,
+        started_at=clock.started_at or now,
+        deadline=deadline,
+        warn_at=min(warn, deadline),
+        agreed_by=by,
+        agreed_at=now,
+    )
+    notices = case.notices - {f"warn:{name}", f"breach:{name}"}
+    return replace(case, clocks=(case.clocks or Clocks()).put(clock), notices=notices)
+
+
+def agreed_clock(case: Case, name: str, config: Config) -> Clock:
+    """The clock a deadline is agreed for: the case's, else (a plan without a resolution
+    clock) a new one running from the opening."""
+    if case.clocks and case.clocks.get(name):
+        return case.clocks.get(name)
+    starts, stops = BUILT_IN.get(name, ("opened", "resolved"))
+    rule = ClockRule(name, starts, stops, {})
+    cal = _calendar_name(case, rule, config)
+    return Clock(name, "agreed", cal, case.opened_at, None, None, starts=starts, stops=stops)
+
+
+def level_notify(case: Case, config: Config, level: int) -> tuple[str, ...]:
+    """Who a level notifies: its addresses; the admins past the top of the ladder."""
+    ladder = escalation_of(case, config)
+    return ladder[level - 1].notify if level <= len(ladder) else config.helpdesk.admins
+
+
+def escalated(case: Case, config: Config, level: int, now: datetime) -> Case:
+    """An escalation to `level`, by hand or by the sweep: the clocks waiting for the first
+    escalation start, and whoever the level notifies follows the case from now on."""
+    case = start(case, "escalated", config, now)[0]
+    followers = tuple(dict.fromkeys((*case.followers, *level_notify(case, config, level))))
+    return replace(case, followers=followers)
+
+
 def pause(case: Case, now: datetime) -> Case:
     """`waiting` on the customer stops the clocks until they answer."""
     return case if case.waiting_since else replace(case, waiting_since=now)
 
 
 def resume(case: Case, config: Config, now: datetime) -> Case:
-    """The working time spent waiting is added to every running clock."""
+    """The working time spent waiting, on each clock's own calendar, is added to every running
+    clock (a clock started while waiting counts from its start)."""
     if case.waiting_since is None:
         return case
+    clocks = case.clocks or Clocks()
+    for clock in [c for c in clocks if c.running]:
+        cal = clock_calendar(case, clock, config)
+        spent = calendar.between(cal, max(case.waiting_since, clock.started_at), now)
+        added = clock.paused_minutes + int(spent / timedelta(minutes=1))
+        clocks = clocks.put(replace(clock, paused_minutes=added))
     spent = calendar.between(calendar_of(case, config), case.waiting_since, now)
     paused = case.paused_minutes + int(spent / timedelta(minutes=1))
-    return start_clocks(replace(case, waiting_since=None, paused_minutes=paused), config)
+    return start_clocks(
+        replace(case, waiting_since=None, paused_minutes=paused, clocks=clocks), config
+    )
 
 
 def meet(case: Case, name: str, now: datetime) -> Case:
-    """Stop a clock: the first engineer reply meets first_response, resolving meets resolution."""
-    if case.clocks is None or getattr(case.clocks, name).met_at is not None:
+    """Stop one clock by name, if it runs."""
+    clock = (case.clocks or Clocks()).get(name)
+    if clock is None or not clock.running:
         return case
-    clock = replace(getattr(case.clocks, name), met_at=now)
-    return replace(case, clocks=replace(case.clocks, **{name: clock}))
+    return replace(case, clocks=case.clocks.put(replace(clock, met_at=now)))
+
+
+def stop(case: Case, event: str, now: datetime) -> tuple[Case, list[str]]:
+    """Stop every running clock that stops at `event` (reply, resolved, #plan, #workaround);
+    returns the case and the names of the clocks met. The first engineer reply meets the
+    first-response clock, resolving meets resolution."""
+    names = [c.name for c in case.clocks or () if c.running and c.stops == event]
+    for name in names:
+        case = meet(case, name, now)
+    return case, names
 
 
 def settle(case: Case, now: datetime) -> Case:
-    """Resolved or closed: the resolution clock is met, and the time until a reopening, if one
-    comes, is paused time, as waiting is."""
-    return pause(meet(case, "resolution", now), now)
+    """Resolved or closed: the clocks that stop at `resolved` are met, and the time until a
+    reopening, if one comes, is paused time, as waiting is."""
+    return pause(stop(case, "resolved", now)[0], now)
 
 
 def reopen(case: Case, config: Config, now: datetime) -> Case:
-    """A reopened case runs its resolution clock again from where it stood; the first
-    response stays met."""
-    if case.clocks is not None and case.clocks.resolution.met_at is not None:
-        resolution = replace(case.clocks.resolution, met_at=None)
-        case = replace(case, clocks=replace(case.clocks, resolution=resolution))
-    return resume(case, config, now)
+    """A reopened case runs its `resolved` clocks again from where they stood; the others stay
+    as they are."""
+    clocks = case.clocks or Clocks()
+    for clock in clocks:
+        if clock.stops == "resolved" and clock.met_at is not None:
+            clocks = clocks.put(replace(clock, met_at=None))
+    return resume(replace(case, clocks=clocks), config, now)
+
+
+def promised_reply(case: Case, config: Config) -> str | None:
+    """ "2 working hours": the first clock that an engineer's reply stops, in words for the
+    customer's acknowledgement; None when the plan promises no reply time."""
+    clock = next((c for c in running(case) if c.stops == "reply"), None)
+    if clock is None or not clock.target[:1].isdigit():
+        return None
+    always = clock_calendar(case, clock, config).always_open
+    return calendar.parse_duration(clock.target).describe(always_open=always)
 
 
 def running(case: Case) -> list[Clock]:
-    return [c for c in case.clocks or () if c.met_at is None]
+    """The clocks that run towards a deadline: started, not met, with a duration or agreed
+    deadline (a "next release" clock is never warned)."""
+    return [c for c in case.clocks or () if c.running and c.deadline is not None]
 
 
 # -- what the case still owes ---------------------------------------------------------------
@@ -191,12 +318,14 @@ def clock_pending(case: Case) -> list[Pending]:
 def escalation_pending(case: Case, config: Config) -> list[Pending]:
     """A level not reached yet (by hand or by the sweep) falls due when its event plus `after`
     has passed on the first running clock to get there."""
-    cal, clocks = calendar_of(case, config), running(case)
+    clocks = running(case)
     found = []
-    for number, level in enumerate(config.escalation, start=1):
+    for number, level in enumerate(escalation_of(case, config), start=1):
         if number <= case.escalation_level or f"escalate:{number}" in case.notices or not clocks:
             continue
-        at, clock = min((level_instant(cal, c, level), c.name) for c in clocks)
+        at, clock = min(
+            (level_instant(clock_calendar(case, c, config), c, level), c.name) for c in clocks
+        )
         found.append(Pending("escalate", f"escalate:{number}", at, clock, number))
     return found
 
@@ -316,6 +445,7 @@ def apply_action(case: Case, action: Action, config: Config, now: datetime) -> C
     case = replace(case, notices=case.notices | action.records)
     if action.kind == "escalate":
         level = max(case.escalation_level, action.level)
+        case = escalated(case, config, action.level, now)
         return replace(case, escalation_level=level, updated_at=now)
     if action.kind == "close":
         # resume first, so the resolution clock is judged on the time not spent waiting
@@ -342,21 +472,19 @@ class Standing:
 
 
 def standing(case: Case, clock: Clock, config: Config, now: datetime) -> Standing:
-    """Working time used and left on a clock at `now`; a paused or met clock stands where it
-    stopped. The deadline holds every pause before that point, so what is used is the target
-    less what is left, with no need to know when the pauses were."""
-    cal = calendar_of(case, config)
+    """Working time used and left on a clock with a deadline at `now`; a paused or met clock
+    stands where it stopped. The deadline holds every pause before that point, so what is used
+    is the span to the deadline less the pauses and what is left."""
+    cal = clock_calendar(case, clock, config)
     end = clock.met_at or case.waiting_since or now
     if end <= clock.deadline:
         left = calendar.between(cal, end, clock.deadline)
     else:
         left = -calendar.between(cal, clock.deadline, end)
-    target = calendar.between(cal, clock.started_at, _target_end(cal, clock))
+    # the span to the deadline holds the pauses before it, which are not time used
+    paused = timedelta(minutes=clock.paused_minutes)
+    target = calendar.between(cal, clock.started_at, clock.deadline) - paused
     return Standing(clock.name, clock.target, clock.deadline, target - left, left)
-
-
-def _target_end(cal: calendar.Calendar, clock: Clock) -> datetime:
-    return calendar.add(cal, clock.started_at, calendar.parse_duration(clock.target))
 
 
 def words(span: timedelta) -> str:

@@ -10,11 +10,13 @@ from datetime import datetime
 from helpdeskd.adapters.store.database import Database, iso, parse_iso
 from helpdeskd.model import CUSTOMER_THREAD, Case, Clock, Clocks
 
+# The columns older versions kept the two clocks in, read for a case saved by one of them.
 CLOCK_COLUMNS = {"first_response": "fr", "resolution": "res"}
+CHUNK = 500  # case ids per query for their clocks
 
 
 def case_row(case: Case, next_due: datetime | None) -> dict:
-    row = {
+    return {
         "reference": case.reference,
         "status": case.status,
         "priority": case.priority,
@@ -34,22 +36,50 @@ def case_row(case: Case, next_due: datetime | None) -> dict:
         "paused_minutes": case.paused_minutes,
         "notices": json.dumps(sorted(case.notices)),
         "next_due": iso(next_due),
+        "tier": case.tier,
+        "followers": json.dumps(list(case.followers)),
     }
-    for clock in case.clocks or ():
-        prefix = CLOCK_COLUMNS[clock.name]
-        row.update(
-            {
-                f"{prefix}_target": clock.target,
-                f"{prefix}_deadline": iso(clock.deadline),
-                f"{prefix}_warn_at": iso(clock.warn_at),
-                f"{prefix}_met_at": iso(clock.met_at),
-                "clock_calendar": clock.calendar,
-            }
-        )
-    return row
 
 
-def row_case(row: dict) -> Case:
+def clock_row(case_id: int, ordinal: int, clock: Clock) -> dict:
+    return {
+        "case_id": case_id,
+        "name": clock.name,
+        "ordinal": ordinal,
+        "target": clock.target,
+        "calendar": clock.calendar,
+        "starts": clock.starts,
+        "stops": clock.stops,
+        "started_at": iso(clock.started_at),
+        "deadline": iso(clock.deadline),
+        "warn_at": iso(clock.warn_at),
+        "met_at": iso(clock.met_at),
+        "paused_minutes": clock.paused_minutes,
+        "agreed_by": clock.agreed_by,
+        "agreed_at": iso(clock.agreed_at),
+    }
+
+
+def row_clock(row: dict) -> Clock:
+    return Clock(
+        row["name"],
+        row["target"],
+        row["calendar"],
+        parse_iso(row["started_at"]),
+        parse_iso(row["deadline"]),
+        parse_iso(row["warn_at"]),
+        parse_iso(row["met_at"]),
+        starts=row["starts"],
+        stops=row["stops"],
+        paused_minutes=row["paused_minutes"] or 0,
+        agreed_by=row["agreed_by"],
+        agreed_at=parse_iso(row["agreed_at"]),
+    )
+
+
+def row_case(row: dict, clocks: list[dict] | None = None) -> Case:
+    """A case from its row and its clock rows; a case last saved by an older version, with no
+    clock rows, has its two clocks in the row's fr_/res_ columns."""
     return Case(
         id=row["id"],
         reference=row["reference"],
@@ -67,29 +97,34 @@ def row_case(row: dict) -> Case:
         closed_at=parse_iso(row["closed_at"]),
         escalation_level=row["escalation_level"] or 0,
         related=row["related"],
-        clocks=_row_clocks(row),
+        clocks=Clocks(tuple(row_clock(c) for c in clocks)) if clocks else _older_clocks(row),
         waiting_since=parse_iso(row["waiting_since"]),
         paused_minutes=row["paused_minutes"] or 0,
         notices=frozenset(json.loads(row["notices"] or "[]")),
+        tier=row.get("tier"),
+        followers=tuple(json.loads(row.get("followers") or "[]")),
     )
 
 
-def _row_clocks(row: dict) -> Clocks | None:
+def _older_clocks(row: dict) -> Clocks | None:
     if not row["fr_deadline"]:
         return None
-    clocks = [
-        Clock(
-            name,
-            row[f"{p}_target"],
-            row["clock_calendar"],
-            parse_iso(row["opened_at"]),
-            parse_iso(row[f"{p}_deadline"]),
-            parse_iso(row[f"{p}_warn_at"]),
-            parse_iso(row[f"{p}_met_at"]),
+    return Clocks(
+        tuple(
+            Clock(
+                name,
+                row[f"{p}_target"],
+                row["clock_calendar"],
+                parse_iso(row["opened_at"]),
+                parse_iso(row[f"{p}_deadline"]),
+                parse_iso(row[f"{p}_warn_at"]),
+                parse_iso(row[f"{p}_met_at"]),
+                stops="reply" if name == "first_response" else "resolved",
+                paused_minutes=row["paused_minutes"] or 0,
+            )
+            for name, p in CLOCK_COLUMNS.items()
         )
-        for name, p in CLOCK_COLUMNS.items()
-    ]
-    return Clocks(*clocks)
+    )
 
 
 class Cases:
@@ -113,17 +148,37 @@ class Cases:
     def save(self, case: Case, next_due: datetime | None) -> Case:
         row = case_row(case, next_due)
         if case.id is None:
-            return replace(case, id=self.store.insert("cases", row))
-        columns = ", ".join(f"{column} = ?" for column in row)
-        self.store.execute(f"UPDATE cases SET {columns} WHERE id = ?", [*row.values(), case.id])
+            case = replace(case, id=self.store.insert("cases", row))
+        else:
+            columns = ", ".join(f"{column} = ?" for column in row)
+            self.store.execute(f"UPDATE cases SET {columns} WHERE id = ?", [*row.values(), case.id])
+            self.store.execute("DELETE FROM case_clocks WHERE case_id = ?", [case.id])
+        for ordinal, clock in enumerate(case.clocks or ()):
+            self.store.insert("case_clocks", clock_row(case.id, ordinal, clock))
         return case
 
+    def _cases(self, rows: list[dict]) -> list[Case]:
+        """Cases from their rows, their clocks read in a few queries."""
+        clocks: dict[int, list[dict]] = {r["id"]: [] for r in rows}
+        ids = list(clocks)
+        for at in range(0, len(ids), CHUNK):
+            chunk = ids[at : at + CHUNK]
+            for c in self.store.rows(
+                f"SELECT * FROM case_clocks WHERE case_id IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY case_id, ordinal",
+                chunk,
+            ):
+                clocks[c["case_id"]].append(c)
+        return [row_case(r, clocks[r["id"]]) for r in rows]
+
+    def _case(self, row: dict | None) -> Case | None:
+        return self._cases([row])[0] if row else None
+
     def get(self, reference: str) -> Case | None:
-        row = self.store.row("SELECT * FROM cases WHERE reference = ?", [reference])
-        return row_case(row) if row else None
+        return self._case(self.store.row("SELECT * FROM cases WHERE reference = ?", [reference]))
 
     def by_id(self, case_id: int) -> Case:
-        return row_case(self.store.row("SELECT * FROM cases WHERE id = ?", [case_id]))
+        return self._case(self.store.row("SELECT * FROM cases WHERE id = ?", [case_id]))
 
     def by_message_ids(self, ids: tuple[str, ...]) -> tuple[Case, str] | None:
         """The case a message threads onto: the newest of its ids that we know wins."""
@@ -181,7 +236,7 @@ class Cases:
             where.append("customer = ?")
             params.append(customer)
         sql = "SELECT * FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
-        return [row_case(r) for r in self.store.rows(sql + " ORDER BY id", params)]
+        return self._cases(self.store.rows(sql + " ORDER BY id", params))
 
     def opened_between(self, since: datetime | None, until: datetime | None) -> list[Case]:
         """Cases opened in [since, until); an end left None is open. Stored instants are UTC
@@ -192,7 +247,7 @@ class Cases:
         where = " AND ".join(sql for sql, at in bounds if at) or "1 = 1"
         params = [at for _, at in bounds if at]
         rows = self.store.rows(f"SELECT * FROM cases WHERE {where} ORDER BY id", params)
-        return [row_case(r) for r in rows]
+        return self._cases(rows)
 
     def any_opened_before(self, until: datetime) -> bool:
         """Cases go in by time, so the first rows answer this at once once there are some."""
@@ -206,7 +261,7 @@ class Cases:
             "SELECT * FROM cases WHERE closed_at >= ? AND closed_at < ? ORDER BY id",
             [iso(since), iso(until)],
         )
-        return [row_case(r) for r in rows]
+        return self._cases(rows)
 
     def messages(self, case_id: int) -> list[dict]:
         """With the entrance each inbound message came through (smtp, imap, ingest, web)."""
@@ -229,7 +284,7 @@ class Cases:
         rows = self.store.rows(
             "SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due LIMIT ?", [iso(now), limit]
         )
-        return [row_case(r) for r in rows]
+        return self._cases(rows)
 
     def customers(self) -> list[str]:
         """Every customer name on a case, former customers' too."""
@@ -240,18 +295,18 @@ class Cases:
         rows = self.store.rows(
             "SELECT * FROM cases WHERE customer = ? ORDER BY id DESC LIMIT ?", [customer, limit]
         )
-        return [row_case(r) for r in rows]
+        return self._cases(rows)
 
     def opened_by(self, address: str, limit: int = 500) -> list[Case]:
         rows = self.store.rows(
             "SELECT * FROM cases WHERE opener = ? ORDER BY id DESC LIMIT ?", [address, limit]
         )
-        return [row_case(r) for r in rows]
+        return self._cases(rows)
 
     def in_statuses(self, statuses: tuple[str, ...]) -> list[Case]:
         marks = ", ".join("?" * len(statuses))
         rows = self.store.rows(f"SELECT * FROM cases WHERE status IN ({marks})", list(statuses))
-        return [row_case(r) for r in rows]
+        return self._cases(rows)
 
     def message(self, case_id: int, message_id: int) -> dict | None:
         return self.store.row(

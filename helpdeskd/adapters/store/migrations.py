@@ -241,3 +241,34 @@ def m015_outbox_lease_owner(db: sqlite_utils.Database) -> None:
     """Who holds a message being delivered (node and process): a courier that restarts takes
     back at once what its dead predecessor held, instead of waiting out the lease."""
     db["outbox"].add_column("leased_by", str)
+
+
+@migrations()
+def m016_case_clocks(db: sqlite_utils.Database) -> None:
+    """Any number of clocks per case, one row each, in the plan's order; the tier a case is
+    with and who follows it. The fr_/res_ columns of older versions stay, read for a case until
+    its clocks are first saved here (Cases reads them then), so the upgrade rewrites nothing."""
+    db["case_clocks"].create(
+        {
+            "case_id": int,
+            "name": str,
+            "ordinal": int,
+            "target": str,
+            "calendar": str,
+            "starts": str,
+            "stops": str,
+            "started_at": str,
+            "deadline": str,
+            "warn_at": str,
+            "met_at": str,
+            "paused_minutes": int,
+            "agreed_by": str,
+            "agreed_at": str,
+        },
+        pk=("case_id", "name"),
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"name", "target"},
+        defaults={"paused_minutes": 0},
+    )
+    db["cases"].add_column("tier", int)
+    db["cases"].add_column("followers", str)
