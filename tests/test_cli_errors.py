@@ -97,6 +97,8 @@ TABLE = [
     (["purge", "--older-than", "a year"], USAGE, "not a number of days"),
     (["purge"], USAGE, "--older-than"),
     (["announce", "--subject", "S"], USAGE, "--body"),
+    (["web", "sign-in", "jane@acme.test"], USAGE, "sign-in"),
+    (["web", "sign-out"], USAGE, "address"),
     (["announce", "--subject", "S", "--body", "{folder}/none.txt"], NOINPUT, "cannot read"),
 ]
 CONFIG_TABLE = [
