@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,16 @@ from helpdeskd import (
 )
 from helpdeskd import config as configuration
 from helpdeskd.adapters import outbox
-from helpdeskd.adapters.store import Cases, OutboxQueue, Ratings, Store, StoreUnavailable
+from helpdeskd.adapters import store as stores
+from helpdeskd.adapters.store import (
+    Cases,
+    Database,
+    OutboxQueue,
+    Ratings,
+    Store,
+    StoreUnavailable,
+    unavailable,
+)
 from helpdeskd.alerts import incident_report
 from helpdeskd.config import PRIORITIES, Config, ConfigError
 from helpdeskd.core.autogen import explain
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def unexpected(exc: Exception) -> str:
     if _busy(exc):
-        return "the database is busy (another process holds it): try again in a moment"
+        return f"the database is busy or out of reach ({exc}): try again in a moment"
     return (
         f"unexpected error ({type(exc).__name__}: {exc}); "
         "run again with --debug to see where, and please report it"
@@ -226,7 +234,7 @@ def unexpected(exc: Exception) -> str:
 
 
 def _busy(exc: Exception) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    return unavailable(exc)
 
 
 def dispatch(argv: list[str]) -> int:
@@ -269,11 +277,11 @@ def config_problems(path: Path, exc: ConfigError) -> str:
 
 
 def open_store(config: Config) -> Store:
-    path = config.helpdesk.database
+    database = config.helpdesk.database
     try:
-        return Store.open(path)
-    except (OSError, sqlite3.Error) as exc:
-        raise exits.database_failure(Path(path), exc, config.path) from exc
+        return stores.open_store(database)
+    except (OSError, StoreUnavailable, *Database.errors) as exc:
+        raise exits.database_failure(database, exc, config.path) from exc
 
 
 def cmd_check_config(config: Config, args) -> int:

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from helpdeskd import database_url
 from helpdeskd.core.calendar import UNITS, Calendar, CalendarError, Duration, parse_duration
+from helpdeskd.database_url import DatabaseUrl
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 LONGEST_DURATION_MINUTES = 3650 * 24 * 60
@@ -50,7 +52,7 @@ class Helpdesk:
     addresses: tuple[str, ...]
     admins: tuple[str, ...]
     reference_prefix: str
-    database: Path
+    database: Path | DatabaseUrl  # an SQLite file, or a PostgreSQL server
     timezone: str
     templates: Path
     allowlist: Path | None = None  # machine-managed file of allow-list changes, merged in
@@ -537,6 +539,7 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
             "admins",
             "reference_prefix",
             "database",
+            "database_password_file",
             "timezone",
             "templates",
             "allowlist",
@@ -553,11 +556,26 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         addresses=addresses or ("support@localhost.localdomain",),
         admins=r.addresses(t, "admins", p),
         reference_prefix=prefix,
-        database=r.path(t, "database", p, "var/helpdesk.db"),
+        database=_database(r, t, p),
         timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
         templates=_templates(r, r.path(t, "templates", p), f"{p}.templates"),
         allowlist=r.path(t, "allowlist", p),
     )
+
+
+def _database(r: Reader, t: dict, p: str) -> Path | DatabaseUrl:
+    """A path is an SQLite file; a value written as a URL is never taken for one (it would
+    make a folder named `postgresql:`), and only postgresql:// ones are accepted."""
+    text = r.get(t, "database", p, str)
+    password_file = r.path(t, "database_password_file", p)
+    if text is None or not database_url.looks_like_url(text):
+        if password_file:
+            r.problem(f"{p}.database_password_file", "is for a postgresql:// database only")
+        return r.path(t, "database", p, "var/helpdesk.db")
+    if why := database_url.problem(text.strip()):
+        r.problem(f"{p}.database", why)
+    password_file = _readable(r, password_file, f"{p}.database_password_file")
+    return DatabaseUrl(text.strip(), password_file)
 
 
 def _templates(r: Reader, folder: Path | None, key: str) -> Path:

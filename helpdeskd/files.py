@@ -24,9 +24,12 @@ def make_private() -> None:
     os.umask(PRIVATE_UMASK)
 
 
-def exposed(database: Path | str) -> list[str]:
-    """One line per file of the database (and its folder) that others may read or write."""
-    path = Path(database)
+def exposed(database: Path | object) -> list[str]:
+    """One line per file of the database (and its folder) that others may read or write
+    (none for a database that is not a file)."""
+    if not isinstance(database, Path):
+        return []
+    path = database
     found = []
     for candidate in (path.parent, path, *(Path(f"{path}{s}") for s in ("-wal", "-shm"))):
         try:
@@ -38,6 +41,6 @@ def exposed(database: Path | str) -> list[str]:
     return found
 
 
-def warn_if_exposed(database: Path | str) -> None:
+def warn_if_exposed(database: Path | object) -> None:
     for problem in exposed(database):
         log.warning("files.exposed", problem=problem, fix="chmod go-rwx")

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -17,8 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from helpdeskd.adapters.store import Figures, Store
+from helpdeskd.adapters.store import Figures, open_store
 from helpdeskd.config import Config
+from helpdeskd.database_url import DatabaseUrl
 
 MESSAGES = Counter(
     "helpdeskd_messages",
@@ -74,11 +76,11 @@ def delivered(result) -> None:
 class DatabaseGauges(Collector):
     """Gauges computed when scraped, each from one indexed query."""
 
-    def __init__(self, database: Callable[[], str]):
+    def __init__(self, database: Callable[[], Path | DatabaseUrl]):
         self.database = database
 
     def collect(self):
-        store = Store(self.database())
+        store = open_store(self.database(), migrate=False)
         try:
             figures = Figures(store)
             open_cases = GaugeMetricFamily(
@@ -103,7 +105,7 @@ class DatabaseGauges(Collector):
             yield GaugeMetricFamily(name, about, value=value)
 
 
-def registry(database: Callable[[], str]) -> CollectorRegistry:
+def registry(database: Callable[[], Path | DatabaseUrl]) -> CollectorRegistry:
     found = CollectorRegistry(auto_describe=True)
     for counter in COUNTERS:
         found.register(counter)
@@ -114,7 +116,7 @@ def registry(database: Callable[[], str]) -> CollectorRegistry:
 def application(config: Callable[[], Config], worker) -> Callable:
     """/metrics for Prometheus, /healthz for a load balancer: 200 while the worker turns and
     the database answers, 503 otherwise."""
-    metrics_app = make_wsgi_app(registry(lambda: str(config().helpdesk.database)))
+    metrics_app = make_wsgi_app(registry(lambda: config().helpdesk.database))
 
     def app(environ, start_response):
         if environ.get("PATH_INFO") != "/healthz":
@@ -132,7 +134,7 @@ def liveness(config: Config, worker) -> str | None:
     if silent > WORKER_SILENT:
         return f"worker silent for {silent:.0f}s"
     try:
-        store = Store(config.helpdesk.database)
+        store = open_store(config.helpdesk.database, migrate=False)
         try:
             Figures(store).spool_backlog()
         finally:

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from helpdeskd import portal, views
 from helpdeskd.adapters import signin
-from helpdeskd.adapters.store import Store
+from helpdeskd.adapters.store import Store, open_store
 from helpdeskd.config import PACKAGED_TEMPLATES, Config
 from helpdeskd.core import access, submission
 from helpdeskd.core.access import Viewer
@@ -73,7 +73,7 @@ class Web:
     # -- plumbing ---------------------------------------------------------------------------
 
     def store(self) -> Store:
-        return Store(self.config().helpdesk.database)
+        return open_store(self.config().helpdesk.database, migrate=False)
 
     def session(self, request: Request) -> signin.Session | None:
         return signin.unseal(self.secret, request.cookies.get(signin.COOKIE), self.clock())

@@ -102,7 +102,7 @@ class Cases:
         """The sequence never repeats: it lives in the same transaction as the case."""
         self.store.execute(
             "INSERT INTO sequences (prefix, year, last) VALUES (?, ?, 1) "
-            "ON CONFLICT (prefix, year) DO UPDATE SET last = last + 1",
+            "ON CONFLICT (prefix, year) DO UPDATE SET last = sequences.last + 1",
             [prefix, year],
         )
         last = self.store.row(

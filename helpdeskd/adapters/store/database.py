@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from helpdeskd.adapters.store.dialect import SQLITE
 from helpdeskd.adapters.store.migrations import migrations
 
 
@@ -61,6 +62,7 @@ class Database:
     WAL_RESTART_FRAMES = 8192
     # what the driver raises when the database cannot do what was asked
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    dialect = SQLITE
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -84,8 +86,8 @@ class Database:
         store.migrate()
         return store
 
-    def migrate(self) -> None:
-        migrations.apply(self.db)
+    def migrate(self, stop_before: str | None = None) -> None:
+        migrations.apply(self.db, stop_before=stop_before)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -97,6 +99,11 @@ class Database:
         from a thread of its own."""
         self.db.execute("PRAGMA wal_autocheckpoint=0")
         return self
+
+    def large_cache(self) -> None:
+        """A page cache of 32 MiB instead of SQLite's 2, for the connection that inserts into
+        indexes of millions of random keys (Message-IDs): their upper levels stay in memory."""
+        self.db.execute("PRAGMA cache_size = -32768")
 
     def checkpoint(self) -> None:
         """Copy committed WAL frames into the database beside the writers (PASSIVE: no
@@ -182,6 +189,15 @@ class Database:
 
     def count(self, table: str, where: str, params: Any = ()) -> int:
         return self.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+
+    def tables(self) -> list[str]:
+        """helpdeskd's tables, without the migrations' own record."""
+        rows = self.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != ? ORDER BY name",
+            [migrations.migrations_table],
+        )
+        return [r["name"] for r in rows]
 
 
 def backup_to(store: Database, dest: Path) -> str:
