@@ -21,9 +21,11 @@ from helpdeskd import (
     announce,
     arguments,
     backup,
+    database_url,
     exits,
     health,
     logs,
+    migrate,
     paths,
     quarantine,
     report,
@@ -36,8 +38,10 @@ from helpdeskd import config as configuration
 from helpdeskd.adapters import outbox
 from helpdeskd.adapters import store as stores
 from helpdeskd.adapters.store import (
+    SQLITE,
     Cases,
     Database,
+    DatabaseUrl,
     OutboxQueue,
     Ratings,
     Store,
@@ -172,6 +176,10 @@ def _ops_commands(sub) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     copy = sub.add_parser("backup", help="a consistent copy of the live database")
     copy.add_argument("dest", type=Path, help="the copy's file name, or a folder for a dated one")
+    move = sub.add_parser("migrate", help="copy the helpdesk from SQLite into PostgreSQL")
+    move.add_argument(
+        "--to", required=True, metavar="URL", help="an empty database: postgresql://USER@HOST/DB"
+    )
     purge = sub.add_parser("purge", help="remove raw mail of cases closed long ago")
     purge.add_argument(
         "--older-than",
@@ -606,13 +614,39 @@ def cmd_status(config: Config, args) -> int:
 
 
 def cmd_backup(config: Config, args) -> int:
+    store = open_store(config)
+    if store.dialect is not SQLITE:
+        raise Failure(backup.USE_PG_DUMP, exits.UNAVAILABLE)
     try:
-        copy = backup.backup(open_store(config), args.dest, datetime.now(UTC))
+        copy = backup.backup(store, args.dest, datetime.now(UTC))
     except (OSError, backup.BackupFailed) as exc:
         why = exits.why(exc) if isinstance(exc, OSError) else str(exc).lower()
         raise Failure(f"backup to {args.dest} failed: {why}", exits.CANTCREAT) from exc
     print(f"backed up to {copy}")
     return 0
+
+
+def cmd_migrate(config: Config, args) -> int:
+    if not isinstance(config.helpdesk.database, Path):
+        raise Failure(f"the helpdesk is on {config.helpdesk.database} already", exits.USAGE)
+    if not database_url.looks_like_url(args.to) or (why := database_url.problem(args.to)):
+        raise Failure(f"migrate --to: {why or 'not a postgresql:// URL'}", exits.USAGE)
+    if migrate.listener_answers(config):
+        raise Failure("helpdeskd is running (its SMTP port answers): stop it first", exits.TEMPFAIL)
+    source, target = open_store(config), _open_target(DatabaseUrl(args.to), config)
+    try:
+        moved = migrate.move(source, target)
+    except migrate.MoveRefused as exc:
+        raise Failure(str(exc), exits.CANTCREAT) from exc
+    print(migrate.summary(moved, target, config))
+    return 0
+
+
+def _open_target(url: DatabaseUrl, config: Config) -> Store:
+    try:
+        return stores.open_store(url)
+    except StoreUnavailable as exc:
+        raise exits.database_failure(url, exc, config.path) from exc
 
 
 def cmd_purge(config: Config, args) -> int:
@@ -652,6 +686,7 @@ COMMANDS = {
     "completion": cmd_completion,
     "status": cmd_status,
     "backup": cmd_backup,
+    "migrate": cmd_migrate,
     "purge": cmd_purge,
     "announce": cmd_announce,
 }

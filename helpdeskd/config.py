@@ -1338,12 +1338,37 @@ def warnings(config: Config) -> list[tuple[str, str]]:
                 "proof (DMARC or aligned DKIM). For test set-ups only.",
             )
         )
+    found += _database_warnings(config)
     if config.smtp.enabled and not config.smtp.first_hop and not config.policy.trusted_authserv_id:
         found.append(
             (
                 "policy.trusted_authserv_id",
                 "the listener is behind an MTA (smtp.first_hop = false) but no authserv-id is "
                 "trusted: no sender can be proven, engineers' mail is kept as unverified notes",
+            )
+        )
+    return found
+
+
+def _database_warnings(config: Config) -> list[tuple[str, str]]:
+    database = config.helpdesk.database
+    if not isinstance(database, DatabaseUrl):
+        return []
+    found = []
+    if database_url.has_password(database.url):
+        found.append(
+            (
+                "helpdesk.database",
+                "the URL holds the password: put it in database_password_file (or PGPASSFILE) "
+                "instead, so the configuration can be shown without it",
+            )
+        )
+    if config.web.enabled and config.web.secret_file is None:
+        found.append(
+            (
+                "web.secret_file",
+                "each node makes its own sign-in secret: with several nodes, links and sessions "
+                "work only on the node that made them; give every node the same file",
             )
         )
     return found

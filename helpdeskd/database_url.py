@@ -35,10 +35,16 @@ def problem(url: str) -> str | None:
     from psycopg.conninfo import conninfo_to_dict  # only a PostgreSQL set-up needs it
 
     try:
-        conninfo_to_dict(url)
+        parts = conninfo_to_dict(url)
     except Exception as exc:  # psycopg.ProgrammingError; libpq's words for what is wrong
         return f"not a usable PostgreSQL URL: {masked(url)!r}: {str(exc).strip()}"
+    if not all(port.isdigit() for port in str(parts.get("port", "5432")).split(",")):
+        return f"not a usable PostgreSQL URL: {masked(url)!r}: the port is not a number"
     return None
+
+
+def has_password(url: str) -> bool:
+    return masked(url) != url
 
 
 @dataclass(frozen=True)

@@ -225,10 +225,13 @@ class Cases:
             "messages WHERE case_id IS NULL ORDER BY id"
         )
 
-    def due(self, now: datetime, limit: int = 1000) -> list[Case]:
-        rows = self.store.rows(
-            "SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due LIMIT ?", [iso(now), limit]
-        )
+    def due(self, now: datetime, limit: int | None = 1000) -> list[Case]:
+        """The first `limit` cases due (all of them with None)."""
+        sql = "SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due"
+        if limit is None:
+            rows = self.store.rows(sql, [iso(now)])
+        else:
+            rows = self.store.rows(f"{sql} LIMIT ?", [iso(now), limit])
         return [row_case(r) for r in rows]
 
     def customers(self) -> list[str]:

@@ -85,6 +85,7 @@ class PostgresDatabase(Database):
         self.path = None  # no file: `backup` and the file checks say so
         self.pool = pool(url)
         self.conn = self.pool.getconn()
+        self._depth = 0  # transactions open on this store, nested ones included
 
     def migrate(self, stop_before: str | None = None) -> None:
         postgres_schema.apply(self, migrations, stop_before)
@@ -104,17 +105,30 @@ class PostgresDatabase(Database):
     def large_cache(self) -> None:
         pass  # shared_buffers is the server's to set
 
+    def connection(self) -> psycopg.Connection:
+        """The store's connection, a new one when the server dropped it (a restart, a
+        fail-over): the statement that found it dropped failed, the next ones need not.
+        Inside a transaction the failure stands: its earlier statements are lost with it."""
+        if self.conn.broken and not self._depth:
+            self.pool.putconn(self.conn)  # the pool throws a broken one away
+            self.conn = self.pool.getconn()
+        return self.conn
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN ... COMMIT; a nested call is a savepoint, undone alone when it fails."""
-        with self.conn.transaction():
-            yield
+        with self.connection().transaction():
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor:
-        return self.conn.execute(placeholders(sql), list(params))
+        return self.connection().execute(placeholders(sql), list(params))
 
     def executemany(self, sql: str, rows: list) -> None:
-        with self.conn.cursor() as cursor:
+        with self.connection().cursor() as cursor:
             cursor.executemany(placeholders(sql), rows)
 
     def insert(self, table: str, row: dict) -> int:
