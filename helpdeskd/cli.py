@@ -629,8 +629,9 @@ def cmd_backup(config: Config, args) -> int:
 def cmd_migrate(config: Config, args) -> int:
     if not isinstance(config.helpdesk.database, Path):
         raise Failure(f"the helpdesk is on {config.helpdesk.database} already", exits.USAGE)
-    if not database_url.looks_like_url(args.to) or (why := database_url.problem(args.to)):
-        raise Failure(f"migrate --to: {why or 'not a postgresql:// URL'}", exits.USAGE)
+    url = database_url.looks_like_url(args.to)
+    if why := database_url.problem(args.to) if url else "not a postgresql:// URL":
+        raise Failure(f"migrate --to: {why}", exits.USAGE)
     if migrate.listener_answers(config):
         raise Failure("helpdeskd is running (its SMTP port answers): stop it first", exits.TEMPFAIL)
     source, target = open_store(config), _open_target(DatabaseUrl(args.to), config)

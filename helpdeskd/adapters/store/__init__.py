@@ -71,7 +71,8 @@ def _open_postgres(url: DatabaseUrl, migrate: bool) -> Store:
         if migrate:
             store.migrate()
     except (psycopg.Error, OSError) as exc:  # OSError: the password file
-        raise StoreUnavailable(f"{url}: {exc}".strip()) from exc
+        # libpq's words span lines; one line names the URL, masked
+        raise StoreUnavailable(" ".join(f"{url}: {exc}".split())) from exc
     return store
 
 
