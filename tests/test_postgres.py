@@ -11,6 +11,8 @@ import io
 import json
 import smtplib
 import socket
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -328,3 +330,36 @@ def test_migrate_wants_a_postgresql_url(tmp_path: Path):
     config = write_config(tmp_path)
     done = cli(config, "migrate", "--to", str(tmp_path / "other.db"))
     assert done.returncode == 64 and "postgresql://" in done.stderr.decode()
+
+
+# -- transactions that must not run side by side ------------------------------------------
+
+
+def test_an_exclusive_transaction_waits_for_the_one_before(postgres_url: str):
+    """PostgreSQL runs writers side by side; what must not (the allow-list file's writers)
+    asks for a name, and the second asker waits for the first one's commit."""
+    first, second = open_store(postgres_url), open_store(postgres_url, migrate=False)
+    order: list[str] = []
+
+    def later() -> None:
+        with second.transaction():
+            second.exclusive("allowlist")
+            order.append("second")
+
+    with first.transaction():
+        first.exclusive("allowlist")
+        thread = threading.Thread(target=later)
+        thread.start()
+        waiting_for_the_name(first)
+        order.append("first")
+    thread.join(10)
+    assert order == ["first", "second"]
+
+
+def waiting_for_the_name(store: Store) -> None:
+    """Until another connection waits for an advisory lock (the server's own view of it)."""
+    for _ in range(200):
+        if store.row("SELECT 1 AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("nobody waits for the name")

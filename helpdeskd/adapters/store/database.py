@@ -152,6 +152,10 @@ class Database:
             finally:
                 self._depth = 0
 
+    def exclusive(self, name: str) -> None:
+        """Inside a transaction: no other transaction that asks for `name` runs until this one
+        ends. SQLite's write transactions already run one at a time."""
+
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """One statement; every query of the store goes through here (or the calls below)."""
         return self.db.execute(sql, params)

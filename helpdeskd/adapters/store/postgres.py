@@ -124,6 +124,12 @@ class PostgresDatabase(Database):
             finally:
                 self._depth -= 1
 
+    def exclusive(self, name: str) -> None:
+        """Inside a transaction: other transactions asking for `name` (in this process or on
+        another node) wait until this one ends; PostgreSQL's transactions otherwise run side
+        by side."""
+        self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [name])
+
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor:
         return self.connection().execute(placeholders(sql), list(params))
 
