@@ -363,3 +363,10 @@ def waiting_for_the_name(store: Store) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("nobody waits for the name")
+
+
+def test_an_sqlite_store_refuses_a_url(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="is a URL"):
+        Store(f"postgresql://helper:{SECRET}@db.example/helpdesk")
+    assert list(tmp_path.iterdir()) == []

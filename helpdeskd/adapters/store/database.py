@@ -21,6 +21,7 @@ import sqlite_utils
 
 from helpdeskd.adapters.store.dialect import SQLITE
 from helpdeskd.adapters.store.migrations import migrations
+from helpdeskd.database_url import looks_like_url, masked
 
 
 class StoreUnavailable(Exception):
@@ -65,6 +66,8 @@ class Database:
     dialect = SQLITE
 
     def __init__(self, path: Path | str):
+        if looks_like_url(str(path)):  # it would make a folder named "postgresql:"
+            raise ValueError(f"{masked(str(path))} is a URL, not an SQLite file: use open_store")
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
