@@ -86,6 +86,9 @@ class PostgresDatabase(Database):
         self.pool = pool(url)
         self.conn = self.pool.getconn()
         self._depth = 0  # transactions open on this store, nested ones included
+        # threads sharing this store take turns, as they do on SQLite: one connection holds
+        # one transaction, and another thread's statements would land in it
+        self.lock = threading.RLock()
 
     def migrate(self, stop_before: str | None = None) -> None:
         postgres_schema.apply(self, migrations, stop_before)
@@ -117,7 +120,7 @@ class PostgresDatabase(Database):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN ... COMMIT; a nested call is a savepoint, undone alone when it fails."""
-        with self.connection().transaction():
+        with self.lock, self.connection().transaction():
             self._depth += 1
             try:
                 yield
