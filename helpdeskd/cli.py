@@ -21,7 +21,6 @@ from helpdeskd import (
     announce,
     arguments,
     backup,
-    database_url,
     exits,
     health,
     logs,
@@ -284,8 +283,9 @@ def config_problems(path: Path, exc: ConfigError) -> str:
     return "\n".join(lines + [f"  {key}: {why}" for key, why in exc.problems])
 
 
-def open_store(config: Config) -> Store:
-    database = config.helpdesk.database
+def open_store(config: Config, database: Path | DatabaseUrl | None = None) -> Store:
+    """The configured store (or `database`), or one failure naming it."""
+    database = database or config.helpdesk.database
     try:
         return stores.open_store(database)
     except (OSError, StoreUnavailable, *Database.errors) as exc:
@@ -627,27 +627,17 @@ def cmd_backup(config: Config, args) -> int:
 
 
 def cmd_migrate(config: Config, args) -> int:
-    if not isinstance(config.helpdesk.database, Path):
-        raise Failure(f"the helpdesk is on {config.helpdesk.database} already", exits.USAGE)
-    url = database_url.looks_like_url(args.to)
-    if why := database_url.problem(args.to) if url else "not a postgresql:// URL":
+    if why := migrate.unusable(config, args.to):
         raise Failure(f"migrate --to: {why}", exits.USAGE)
     if migrate.listener_answers(config):
         raise Failure("helpdeskd is running (its SMTP port answers): stop it first", exits.TEMPFAIL)
-    source, target = open_store(config), _open_target(DatabaseUrl(args.to), config)
+    source, target = open_store(config), open_store(config, DatabaseUrl(args.to))
     try:
         moved = migrate.move(source, target)
     except migrate.MoveRefused as exc:
         raise Failure(str(exc), exits.CANTCREAT) from exc
     print(migrate.summary(moved, target, config))
     return 0
-
-
-def _open_target(url: DatabaseUrl, config: Config) -> Store:
-    try:
-        return stores.open_store(url)
-    except StoreUnavailable as exc:
-        raise exits.database_failure(url, exc, config.path) from exc
 
 
 def cmd_purge(config: Config, args) -> int:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
+from helpdeskd import database_url
 from helpdeskd.adapters.store import SQLITE, Store
 from helpdeskd.config import Config
 
@@ -28,6 +30,15 @@ class MoveRefused(Exception):
 class Moved:
     counts: dict[str, int]  # rows copied, per table
     compared: int  # rows read back and compared column by column
+
+
+def unusable(config: Config, to: str) -> str | None:
+    """Why the move cannot be asked for (the helpdesk or the target), or None."""
+    if not isinstance(config.helpdesk.database, Path):
+        return f"the helpdesk is on {config.helpdesk.database} already"
+    if not database_url.looks_like_url(to):
+        return "not a postgresql:// URL"
+    return database_url.problem(to)
 
 
 def listener_answers(config: Config) -> bool:

@@ -62,7 +62,7 @@ def open_store(database: Path | str | DatabaseUrl, *, migrate: bool = True) -> S
 
 
 def _open_postgres(url: DatabaseUrl, migrate: bool) -> Store:
-    import psycopg  # a second of imports that SQLite set-ups never pay
+    import psycopg  # a tenth of a second of imports that SQLite set-ups never pay
 
     from helpdeskd.adapters.store.postgres import PostgresStore
 
