@@ -52,8 +52,8 @@ def free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, bindir: Path, folder: Path):
-        self.bindir, self.folder = bindir, folder
+    def __init__(self, bindir: Path, folder: Path, fsync: bool = False):
+        self.bindir, self.folder, self.fsync = bindir, folder, fsync
         self.data, self.port = folder / "data", free_port()
         self.user = "postgres" if os.geteuid() == 0 else None  # None: the test's own user
         self.numbers = itertools.count(1)
@@ -73,7 +73,9 @@ class Cluster:
         self.folder.chmod(0o700)
         self.run("initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--no-locale")
         (self.data / "pg_hba.conf").write_text(HBA)
-        options = f"-k {self.folder} -h 127.0.0.1 -p {self.port} -F -c max_connections=400"
+        options = f"-k {self.folder} -h 127.0.0.1 -p {self.port} -c max_connections=400"
+        if not self.fsync:
+            options += " -F"
         log = str(self.folder / "server.log")
         self.run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
         return self
@@ -118,7 +120,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[Cluster]:
+def running_cluster(fsync: bool = False) -> Iterator[Cluster]:
     bindir = binaries()
     if bindir is None:
         pytest.skip(
@@ -126,7 +128,7 @@ def running_cluster() -> Iterator[Cluster]:
             "PATH): `make postgresql` installs it"
         )
     folder = Path(tempfile.mkdtemp(prefix="helpdeskd-pg-"))
-    cluster = Cluster(bindir, folder)
+    cluster = Cluster(bindir, folder, fsync)
     try:
         cluster.start()
         cluster.make_template()
