@@ -67,7 +67,7 @@ def daemon(tmp_path: Path, sink, request):
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A PostgreSQL cluster of the session's own (tests/postgres.py); skipped when the server
+    """A PostgreSQL cluster of the test run's own (tests/postgres.py); skipped when the server
     is not installed."""
     from tests.postgres import running_cluster
 

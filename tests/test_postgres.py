@@ -1,6 +1,6 @@
 """What only a PostgreSQL store has: a URL in the configuration (never a path, its password never
 shown), its migrations, a server that drops connections, `backup` pointing to pg_dump, and
-`migrate --to` moving a helpdesk from SQLite, checked row by row. Against the session's own
+`migrate --to` moving a helpdesk from SQLite, checked row by row. Against the test run's own
 throwaway cluster (tests/postgres.py); the rest of the store's tests run on both stores through
 the `database` fixture."""
 
@@ -115,19 +115,19 @@ def test_check_config_lists_a_bad_url_with_its_key(tmp_path: Path, value: str, w
 def test_the_password_comes_from_its_file_and_is_never_shown(
     tmp_path: Path, postgres, postgres_url: str
 ):
-    postgres.password_role("helper", SECRET)
-    url = postgres_url.replace("postgres@", "helper@")
+    postgres.password_role("clerk", SECRET)
+    url = postgres_url.replace("postgres@", "clerk@")
     secret = tmp_path / "db-password"
     secret.write_text(SECRET + "\n")
     config = with_database(write_config(tmp_path), url, f'\ndatabase_password_file = "{secret}"')
     assert json.loads(run(config, "cases", "--json")) == []
 
     (tmp_path / "wrong").mkdir()
-    wrong_url = url.replace("helper@", f"helper:not-{SECRET}@")
+    wrong_url = url.replace("clerk@", f"clerk:not-{SECRET}@")
     wrong = with_database(write_config(tmp_path / "wrong"), wrong_url)
     code, out, err = call(wrong, "cases")
     assert code == 75 and err.count("\n") == 1, err  # one line, and the MTA would retry
-    assert "password authentication failed" in err and "helper:***@" in err
+    assert "password authentication failed" in err and "clerk:***@" in err
     assert SECRET not in out + err
     check = cli(wrong, "check-config")
     assert "database_password_file" in check.stderr.decode()  # the warning
@@ -135,11 +135,11 @@ def test_the_password_comes_from_its_file_and_is_never_shown(
 
 
 def test_the_url_is_shown_masked_wherever_it_is_printed():
-    url = DatabaseUrl(f"postgresql://helper:{SECRET}@db.example/helpdesk?password={SECRET}")
+    url = DatabaseUrl(f"postgresql://clerk:{SECRET}@db.example/helpdesk?password={SECRET}")
     assert SECRET not in str(url) and SECRET not in repr(url) and SECRET not in f"{url!s}"
-    assert str(url) == "postgresql://helper:***@db.example/helpdesk?password=***"
-    assert masked("postgresql://helper@db.example/helpdesk") == (
-        "postgresql://helper@db.example/helpdesk"
+    assert str(url) == "postgresql://clerk:***@db.example/helpdesk?password=***"
+    assert masked("postgresql://clerk@db.example/helpdesk") == (
+        "postgresql://clerk@db.example/helpdesk"
     )
 
 
@@ -368,5 +368,5 @@ def waiting_for_the_name(store: Store) -> None:
 def test_an_sqlite_store_refuses_a_url(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="is a URL"):
-        Store(f"postgresql://helper:{SECRET}@db.example/helpdesk")
+        Store(f"postgresql://clerk:{SECRET}@db.example/helpdesk")
     assert list(tmp_path.iterdir()) == []
