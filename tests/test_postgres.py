@@ -87,6 +87,8 @@ def test_a_url_is_never_taken_for_a_path(tmp_path: Path, postgres_url: str):
     config = with_database(write_config(tmp_path), postgres_url)
     assert cli(config, "check-config").returncode == 0
     assert json.loads(cli(config, "cases", "--json").stdout) == []
+    status = cli(config, "status", "--json")  # unhealthy: no daemon listens
+    assert status.returncode == 1 and json.loads(status.stdout)["spool"]["waiting"] == 0
     assert not (tmp_path / "postgresql:").exists()
     assert not any(p.suffix == ".db" for p in tmp_path.rglob("*"))
 
