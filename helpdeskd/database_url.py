@@ -62,8 +62,8 @@ class DatabaseUrl:
         return f"DatabaseUrl({masked(self.url)!r})"
 
     def connect_options(self) -> dict[str, str]:
-        """What psycopg.connect takes beside the URL: the password, read when connecting so
-        a changed file is used at the next connection."""
+        """What psycopg.connect takes beside the URL: the password, read when the process
+        first connects (its pool keeps it: a changed password takes effect at the next start)."""
         if self.password_file is None:
             return {}
         return {"password": self.password_file.read_text(encoding="utf-8").strip()}
