@@ -18,11 +18,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from helpdeskd.adapters.store import postgres_schema
+from helpdeskd.adapters.store import Store, postgres_schema
 from helpdeskd.adapters.store.database import Database
 from helpdeskd.adapters.store.dialect import POSTGRESQL
 from helpdeskd.adapters.store.migrations import migrations
-from helpdeskd.adapters.store.spool import Spool
 from helpdeskd.database_url import DatabaseUrl
 
 # Connections one process may hold: each long-lived thread (worker, courier, each mailbox)
@@ -170,5 +169,6 @@ class PostgresDatabase(Database):
         return [r["table_name"] for r in rows]
 
 
-class PostgresStore(Spool, PostgresDatabase):
-    """`Store` on PostgreSQL: what `open_store` gives for a postgresql:// URL."""
+class PostgresStore(Store, PostgresDatabase):
+    """`Store` on PostgreSQL: what `open_store` gives for a postgresql:// URL. PostgresDatabase
+    comes before Database among its bases, so its calls are the ones made."""
