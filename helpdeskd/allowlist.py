@@ -55,8 +55,8 @@ def change(
     entry = data.setdefault("customers", {}).setdefault(customer, {})
     for one in changes:
         changed(entry, *one.split(" ", 1))
-    # the caller holds the database's write lock (the message's transaction), so two processes
-    # never write the candidate at once
+    # the caller holds the database's "allowlist" lock (store.exclusive) in the message's
+    # transaction, so two processes never write the candidate at once
     candidate = path.with_name(path.name + ".new")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

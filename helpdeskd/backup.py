@@ -14,6 +14,12 @@ from pathlib import Path
 
 from helpdeskd.adapters.store import Store, backup_to
 
+# PostgreSQL's own tool makes the consistent copy of a live server; helpdeskd's would not be
+USE_PG_DUMP = (
+    "backup copies an SQLite file; on PostgreSQL use pg_dump: "
+    "pg_dump --format=custom --file=helpdesk.dump postgresql://USER@HOST/DB (see docs/backup.md)"
+)
+
 
 class BackupFailed(Exception):
     pass

@@ -39,6 +39,7 @@ COMMANDS = {
     "completion": "helpdeskd.cli:cmd_completion",
     "status": "helpdeskd.commands.daemon:cmd_status",
     "backup": "helpdeskd.commands.daemon:cmd_backup",
+    "migrate": "helpdeskd.commands.daemon:cmd_migrate",
     "purge": "helpdeskd.commands.daemon:cmd_purge",
     "announce": "helpdeskd.commands.mail:cmd_announce",
     "web": "helpdeskd.commands.daemon:cmd_web",
@@ -168,6 +169,10 @@ def _ops_commands(sub) -> None:
         "dest", help="the copy's file name, or a folder (one that exists, or DIR/) for a dated one"
     ).complete = FILE
     copy.add_argument("--force", action="store_true", help="replace an earlier backup")
+    move = sub.add_parser("migrate", help="copy the helpdesk from SQLite into PostgreSQL")
+    move.add_argument(
+        "--to", required=True, metavar="URL", help="an empty database: postgresql://USER@HOST/DB"
+    )
     purge = sub.add_parser("purge", help="remove raw mail of cases closed long ago")
     purge.add_argument(
         "--older-than",
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def unexpected(exc: Exception) -> str:
     if exits.busy(exc):
-        return "the database is busy (another process holds it): try again in a moment"
+        return f"the database is busy or out of reach ({exc}): try again in a moment"
     return (
         f"unexpected error ({type(exc).__name__}: {exc}); "
         "run again with --debug to see where, and please report it"

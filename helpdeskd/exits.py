@@ -29,8 +29,11 @@ class Failure(Exception):
 
 
 def busy(exc: Exception) -> bool:
-    """SQLite's "database is locked": another process holds the database for now."""
-    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    """The database is busy or out of reach for now (SQLite's lock, PostgreSQL's lost
+    connection): asked only of a failure, so the store is imported only then."""
+    from helpdeskd.adapters.store import unavailable
+
+    return unavailable(exc)
 
 
 def why(exc: OSError) -> str:
@@ -47,9 +50,11 @@ def unreadable(path: Path, exc: OSError) -> Failure:
     return Failure(f"cannot read {path}: {why(exc)}", NOINPUT)
 
 
-def database_failure(path: Path, exc: Exception, config_path: Path) -> Failure:
+def database_failure(path: Path | object, exc: Exception, config_path: Path) -> Failure:
     """The database could not be opened: why, in words, and where it is configured."""
     where = f"check [helpdesk] database in {config_path}"
+    if not isinstance(path, Path):  # a server (its URL masked in `exc`): maybe later
+        return Failure(f"cannot use the database {exc}; {where}", TEMPFAIL)
     text = why(exc) if isinstance(exc, OSError) else str(exc).lower()
     if "locked" in text or "busy" in text:
         return Failure(f"the database {path} is busy: try again in a moment", TEMPFAIL)

@@ -21,12 +21,14 @@ def make_private() -> None:
     os.umask(PRIVATE_UMASK)
 
 
-def exposed(database: Path | str, *others: Path) -> list[str]:
+def exposed(database: Path | object, *others: Path) -> list[str]:
     """One line per file of the database (and its folder), or of the `others` (keys), that
-    others may read or write."""
-    path = Path(database)
+    others may read or write (a database that is not a file has none)."""
+    database_files: tuple[Path, ...] = ()
+    if isinstance(database, Path):
+        path = database
+        database_files = (path.parent, path, *(Path(f"{path}{s}") for s in ("-wal", "-shm")))
     found = []
-    database_files = (path.parent, path, *(Path(f"{path}{s}") for s in ("-wal", "-shm")))
     for candidate in (*database_files, *others):
         try:
             mode = stat.S_IMODE(candidate.stat().st_mode)
@@ -37,7 +39,7 @@ def exposed(database: Path | str, *others: Path) -> list[str]:
     return found
 
 
-def warn_if_exposed(database: Path | str, *others: Path) -> None:
+def warn_if_exposed(database: Path | object, *others: Path) -> None:
     import structlog  # here: the command line sets the umask before it loads the library
 
     log = structlog.get_logger("helpdeskd.files")

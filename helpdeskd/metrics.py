@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -18,8 +19,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from helpdeskd import disk
-from helpdeskd.adapters.store import Figures, Store
+from helpdeskd.adapters.store import Figures, open_store
 from helpdeskd.config import Config
+from helpdeskd.database_url import DatabaseUrl
 
 MESSAGES = Counter(
     "helpdeskd_messages",
@@ -75,11 +77,11 @@ def delivered(result) -> None:
 class DatabaseGauges(Collector):
     """Gauges computed when scraped, each from one indexed query."""
 
-    def __init__(self, database: Callable[[], str]):
+    def __init__(self, database: Callable[[], Path | DatabaseUrl]):
         self.database = database
 
     def collect(self):
-        store = Store(self.database())
+        store = open_store(self.database(), migrate=False)
         try:
             figures = Figures(store)
             open_cases = GaugeMetricFamily(
@@ -130,7 +132,8 @@ class SpaceGauges(Collector):
 
 
 def registry(
-    database: Callable[[], str], space: Callable[[], disk.Space | None] = lambda: None
+    database: Callable[[], Path | DatabaseUrl],
+    space: Callable[[], disk.Space | None] = lambda: None,
 ) -> CollectorRegistry:
     found = CollectorRegistry(auto_describe=True)
     for counter in COUNTERS:
@@ -144,7 +147,7 @@ def application(config: Callable[[], Config], worker) -> Callable:
     """/metrics for Prometheus, /healthz for a load balancer: 200 while the worker turns and
     the database answers, 503 otherwise."""
     metrics_app = make_wsgi_app(
-        registry(lambda: str(config().helpdesk.database), lambda: disk.space(config()))
+        registry(lambda: config().helpdesk.database, lambda: disk.space(config()))
     )
 
     def app(environ, start_response):
@@ -166,7 +169,7 @@ def liveness(config: Config, worker) -> str | None:
     if room is not None and room.short:
         return f"free space {disk.megabytes(room.left)}, below the margin: mail is refused"
     try:
-        store = Store(config.helpdesk.database)
+        store = open_store(config.helpdesk.database, migrate=False)
         try:
             Figures(store).spool_backlog()
         finally:

@@ -16,7 +16,9 @@ from helpdeskd.config import Config
 def problems(config: Config) -> list[tuple[str, str]]:
     found = []
     database = config.helpdesk.database
-    if why := _unwritable_folder(database.parent):  # Store makes it
+    if not isinstance(database, Path):
+        pass  # a PostgreSQL server: nothing of it is written on this host
+    elif why := _unwritable_folder(database.parent):  # Store makes it
         found.append(("helpdesk.database", f"{database}: {why}"))
     elif database.exists() and not os.access(database, os.R_OK | os.W_OK):
         found.append(("helpdesk.database", f"{database}: cannot be read and written"))

@@ -182,6 +182,7 @@ def handle(
     ctx = Context(inbound, facts, decision, config, now)
     result = outcome(ctx, reference)
     if result.allowlist:
+        store.exclusive("allowlist")  # one writer of the file at a time, whatever the store
         result = allowlist.apply(ctx, result, write=not dry_run)
     result = loop_guard(store, ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from helpdeskd.adapters.store import Incidents, Store
+from helpdeskd.adapters.store import Incidents, Store, open_store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config
 
@@ -43,7 +43,7 @@ def tell_admins(alerts: AdminAlerts, store: Store, spool_id: int, now: datetime)
 
 def tell_admins_once(config: Config, store: Store, spool_id: int, now: datetime) -> None:
     """The same from a one-off command (`ingest`), which has no running AdminAlerts."""
-    alerts = AdminAlerts(lambda: Store.open(config.helpdesk.database), lambda: config)
+    alerts = AdminAlerts(lambda: open_store(config.helpdesk.database), lambda: config)
     tell_admins(alerts, store, spool_id, now)
 
 

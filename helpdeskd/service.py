@@ -36,7 +36,7 @@ from helpdeskd import (
 )
 from helpdeskd import config as configuration
 from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp
-from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store
+from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store, open_store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.pipeline import Prepared, check, looks_up, prepare, settle
@@ -130,13 +130,11 @@ class Service:
     def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
         self.config = config
         self.clock = clock
-        self.store = Store.open(config.helpdesk.database)
-        self.worker_store = Store(config.helpdesk.database).leave_checkpoints()
-        # the worker inserts into indexes of millions of random keys (Message-IDs): a page
-        # cache of 32 MiB instead of SQLite's 2 keeps their upper levels in memory
-        self.worker_store.execute("PRAGMA cache_size = -32768")
-        self.courier_store = Store(config.helpdesk.database).leave_checkpoints()
-        self.checkpoint_store = Store(config.helpdesk.database)
+        self.store = open_store(config.helpdesk.database)
+        self.worker_store = self.open_store()
+        self.worker_store.large_cache()
+        self.courier_store = self.open_store()
+        self.checkpoint_store = open_store(config.helpdesk.database, migrate=False)
         self.ahead = budget.Ahead()
         self.lookups = ThreadPoolExecutor(LOOKUPS_SIDE_BY_SIDE, "lookups")
         self.worker = Loop("worker", self.work, 5)
@@ -158,7 +156,7 @@ class Service:
         self.short_of_space = False  # below [helpdesk] min_free_space at the last look
 
     def open_store(self) -> Store:
-        return Store(self.config.helpdesk.database).leave_checkpoints()
+        return open_store(self.config.helpdesk.database, migrate=False).leave_checkpoints()
 
     def checkpoint(self) -> bool:
         if not self.watch_space():

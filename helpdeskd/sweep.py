@@ -85,7 +85,7 @@ def due_cases(cases: Cases, now: datetime, dry_run: bool) -> Iterator[Case]:
     seen: set[int] = set()
     while True:
         # a dry run writes nothing, so nothing would leave the index: read it all at once
-        batch = cases.due(now, -1 if dry_run else BATCH)  # LIMIT -1 is SQLite's "no limit"
+        batch = cases.due(now, None if dry_run else BATCH)
         fresh = [c for c in batch if c.id not in seen]
         seen.update(c.id for c in fresh)
         yield from fresh

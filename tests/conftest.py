@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,11 +63,56 @@ def sink():
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, sink):
-    """`helpdeskd run` on the test configuration, relaying to `sink`."""
+def daemon(tmp_path: Path, sink, request):
+    """`helpdeskd run` on the test configuration, relaying to `sink` (on each store when the
+    test takes the `database` fixture)."""
     from tests.support import Daemon, free_port, write_config
+
+    if "database" in request.fixturenames:
+        request.getfixturevalue("database")  # before the configuration names it
 
     port = free_port()
     config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
     with Daemon(config, port) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster of the test run's own (tests/postgres.py); skipped when the server
+    is not installed."""
+    from tests.postgres import running_cluster
+
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres) -> Iterator[str]:
+    """The URL of a fresh, migrated database of this test's own."""
+    name = postgres.database()
+    yield postgres.url(name)
+    postgres.drop(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path: Path, monkeypatch) -> Path | str:
+    """The test's database on each store: an SQLite file, then a PostgreSQL URL.
+    `tests.support.write_config` writes it into the configuration it makes."""
+    from tests import support
+
+    if request.param == "sqlite":
+        return tmp_path / "helpdesk.db"
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setattr(support, "DATABASE", url)
+    return url
+
+
+@pytest.fixture
+def store(database):
+    """An open store on each database (the `database` fixture), migrated."""
+    from helpdeskd.adapters.store import open_store
+
+    opened = open_store(database)
+    yield opened
+    opened.close()

@@ -23,6 +23,9 @@ from aiosmtpd.controller import Controller
 from helpdeskd.model import Case
 
 ROOT = Path(__file__).resolve().parents[1]
+# The database `write_config` names: None for helpdesk.db in the test's folder; the `database`
+# fixture (conftest.py) sets a PostgreSQL URL here for the tests it runs on PostgreSQL.
+DATABASE: str | None = None
 
 BASE_CONFIG = """
 [helpdesk]
@@ -146,7 +149,7 @@ def write_config(
     else:
         outbound = f'transport = "smtp"\nhost = "127.0.0.1"\nport = {relay_port}'
     text = BASE_CONFIG.format(
-        db=folder / "helpdesk.db",
+        db=DATABASE or folder / "helpdesk.db",
         smtp_port=smtp_port or free_port(),
         outbound=outbound,
         unknown_sender=unknown_sender,

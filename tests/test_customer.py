@@ -1,6 +1,6 @@
 """The customer's side by email, end to end through `helpdeskd ingest --now`, `sweep --now`,
-`announce` and `report` (run in this process through `cli.main`, on a real SQLite file, outgoing
-mail written to a Maildir).
+`announce` and `report` (run in this process through `cli.main`, on a real SQLite file and on a
+real PostgreSQL database (the `database` fixture), outgoing mail written to a Maildir).
 
 The test configuration (tests/support.py) plus: Acme (acme.test, gold plan, 24x7) with primary
 contact it@acme.test and stand-in ops@acme.test; Globex (globex.test, standard plan, Chicago
@@ -26,7 +26,7 @@ import pytest
 
 from helpdeskd import cli as command_line
 from helpdeskd import config as configuration
-from helpdeskd.adapters.store import Cases, Ratings, Store
+from helpdeskd.adapters.store import Cases, Ratings, Store, open_store
 from helpdeskd.core import access, survey
 from tests.support import Daemon, Sink, free_port, mail, sample_case, send, write_config
 
@@ -77,8 +77,12 @@ def customer_config(folder: Path, policy: str = POLICY, **options) -> Path:
 
 
 @pytest.fixture
-def config(tmp_path):
+def config(tmp_path, database):
     return customer_config(tmp_path)
+
+
+def store_of(config: Path) -> Store:
+    return open_store(configuration.load(config).helpdesk.database)
 
 
 def call(config: Path, *args: str) -> tuple[int, str, str]:
@@ -171,7 +175,7 @@ def test_customer_escalation_raises_the_level_once_and_notifies_that_level(confi
     assert "lead@helpdesk.test" not in text(told)  # a role, not private addresses
     # the customer's words still reach the team as a reply
     assert follow_ups(config)
-    events = [e for e in Cases(Store.open(config.parent / "helpdesk.db")).events(1)]
+    events = [e for e in Cases(store_of(config)).events(1)]
     assert any(e["kind"] == "escalate" and "request of the customer" in e["detail"] for e in events)
 
     # a second request the same working day: a polite answer, no new level, nobody new told
@@ -215,7 +219,7 @@ def test_a_rating_reply_is_recorded_without_reopening(config):
     assert case["status"] == "resolved"
     assert case["messages"][-1]["kind"] == "rating"
     assert follow_ups(config) == []  # not a follow-up
-    store = Store.open(config.parent / "helpdesk.db")
+    store = store_of(config)
     rating = store.row("SELECT * FROM ratings")
     assert (rating["score"], rating["comment"]) == (4, "Quick, but I had to ask twice.")
     history = [e["detail"] for e in Cases(store).events(rating["case_id"]) if e["kind"] == "rating"]
@@ -238,7 +242,7 @@ def test_a_reply_that_is_not_a_rating_reopens(config):
     assert follow_ups(config)
     (reopened,) = to(config, "jane@acme.test", "Reopened")
     assert "has been reopened" in text(reopened)
-    store = Store.open(config.parent / "helpdesk.db")
+    store = store_of(config)
     assert store.row("SELECT * FROM ratings") is None
 
 
@@ -648,7 +652,7 @@ def test_a_rating_needs_a_survey_and_a_score_from_1_to_5():
 def test_a_rating_from_the_status_page_is_one_call_to_the_core_and_one_to_the_store(config):
     ref = open_case(config, "jane@acme.test", "Reports are empty", MON)
     engineer(config, ref, "#resolve\n\nFixed.", "2026-04-20T11:00Z")
-    store = Store.open(config.parent / "helpdesk.db")
+    store = store_of(config)
     case = Cases(store).get(ref)
     Ratings(store).record(survey.rate(case, 3, "Fine.", "jane@acme.test", datetime.now(UTC)))
     assert store.row("SELECT score, comment FROM ratings") == {"score": 3, "comment": "Fine."}

@@ -1,5 +1,5 @@
 """End to end: the daemon as a subprocess, mail sent with smtplib, outgoing mail caught by a real
-aiosmtpd relay."""
+aiosmtpd relay; the spine (mail in, case, acknowledgement) on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def acknowledgement(sink: Sink, to: str):
     return found[-1]
 
 
-def test_a_customer_mail_becomes_a_case_with_an_acknowledgement(daemon: Daemon, sink: Sink):
+def test_a_customer_mail_becomes_a_case_with_an_acknowledgement(
+    daemon: Daemon, sink: Sink, database
+):
     first = mail("Jane <jane@acme.test>", "Portal login fails", "invalid session since 9:00")
     send(daemon.port, first)
     ack = acknowledgement(sink, "jane@acme.test")
@@ -45,7 +47,7 @@ def test_a_customer_mail_becomes_a_case_with_an_acknowledgement(daemon: Daemon, 
     assert ref in ack.get_content()
 
 
-def test_replies_by_tag_and_by_in_reply_to_join_the_case(daemon: Daemon, sink: Sink):
+def test_replies_by_tag_and_by_in_reply_to_join_the_case(daemon: Daemon, sink: Sink, database):
     send(daemon.port, mail("jane@acme.test", "Printer on fire", "it is burning"))
     ack = acknowledgement(sink, "jane@acme.test")
     [case] = cases(daemon.config)
@@ -125,7 +127,7 @@ def test_long_lines_and_8bit_mail_are_accepted(daemon: Daemon, sink: Sink):
     assert "café" in str(ack["Subject"])
 
 
-def test_the_same_message_by_smtp_then_ingest_is_one_case(daemon: Daemon, sink: Sink):
+def test_the_same_message_by_smtp_then_ingest_is_one_case(daemon: Daemon, sink: Sink, database):
     msg = mail("jane@acme.test", "Twice", "delivered twice")
     send(daemon.port, msg)
     acknowledgement(sink, "jane@acme.test")

@@ -1,4 +1,5 @@
-"""Engineers work cases by email, end to end: the daemon, smtplib, a real aiosmtpd relay."""
+"""Engineers work cases by email, end to end: the daemon, smtplib, a real aiosmtpd relay; on
+SQLite and on PostgreSQL (the `database` fixture)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ CUSTOMER = "jane@globex.test"
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, sink: Sink):
+def daemon(tmp_path: Path, sink: Sink, database):
     port = free_port()
     # Globex is on the 08-17 "standard" plan; the rest of the suite uses Acme's 24x7 plan
     config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)

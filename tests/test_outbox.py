@@ -1,5 +1,6 @@
 """Delivery of the outbox to a real aiosmtpd relay: retries with backoff, permanent refusals,
-and the admins told once while mail is being given up on."""
+and the admins told once while mail is being given up on. The courier's own bookkeeping runs
+on SQLite and on PostgreSQL (the `store` and `database` fixtures)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from helpdeskd import config as configuration
 from helpdeskd.adapters import outbox
-from helpdeskd.adapters.store import OutboxQueue, Store
+from helpdeskd.adapters.store import OutboxQueue, Store, open_store
 from helpdeskd.service import Service
 from tests.support import Sink, free_port, mail, self_signed_certificate, write_config
 
@@ -54,10 +55,9 @@ def queue(store: Store, to: str, n: int = 0, automatic: bool = False) -> int:
     )
 
 
-def test_a_relay_that_is_down_is_retried_with_backoff_then_given_up(tmp_path: Path):
+def test_a_relay_that_is_down_is_retried_with_backoff_then_given_up(tmp_path: Path, store):
     config = configuration.load(write_config(tmp_path, relay_port=free_port()))  # nobody there
     outbound = replace(config.outbound, max_attempts=3, backoff=60, backoff_max=600)
-    store = Store.open(tmp_path / "db")
     queue(store, "jane@acme.test")
     rng = random.Random(1)
     first = outbox.flush(store, outbound, NOW, rng=rng)
@@ -72,9 +72,8 @@ def test_a_relay_that_is_down_is_retried_with_backoff_then_given_up(tmp_path: Pa
     assert store.row("SELECT state FROM outbox")["state"] == "failed"
 
 
-def test_a_permanent_refusal_is_not_retried(tmp_path: Path, sink: Sink):
+def test_a_permanent_refusal_is_not_retried(tmp_path: Path, sink: Sink, store):
     config = configuration.load(write_config(tmp_path, relay_port=sink.port))
-    store = Store.open(tmp_path / "db")
     queue(store, "gone@acme.test")
     result = outbox.flush(store, config.outbound, NOW)
     assert len(result.failed) == 1
@@ -100,9 +99,9 @@ def test_admins_hear_once_while_mail_is_given_up_on_and_once_when_it_flows(
     ]
 
 
-def test_two_flushes_at_once_send_each_message_once(tmp_path: Path, sink: Sink):
+def test_two_flushes_at_once_send_each_message_once(tmp_path: Path, sink: Sink, database):
     config = configuration.load(write_config(tmp_path, relay_port=sink.port))
-    first, second = Store.open(tmp_path / "db"), Store(tmp_path / "db")
+    first, second = open_store(database), open_store(database, migrate=False)
     queue(first, "jane@acme.test")
     due = OutboxQueue(first).due(NOW)  # both flushers saw it due...
     assert OutboxQueue(first).claim(due[0].id, NOW, NOW + outbox.LEASE)
@@ -124,10 +123,9 @@ class DeferringSink(Sink):
         return "250 OK"
 
 
-def test_only_the_deferred_recipients_are_tried_again(tmp_path: Path):
+def test_only_the_deferred_recipients_are_tried_again(tmp_path: Path, store):
     with DeferringSink() as relay:
         config = configuration.load(write_config(tmp_path, relay_port=relay.port))
-        store = Store.open(tmp_path / "db")
         raw = mail("support@helpdesk.test", "Two", "x", to="now@acme.test").as_bytes()
         OutboxQueue(store).enqueue(
             case_id=None,

@@ -1,4 +1,5 @@
-"""The store and the spool on real SQLite files: dedup, migrations, recovery, quarantine."""
+"""The store and the spool, on SQLite and PostgreSQL (the `database` and `store` fixtures):
+dedup, migrations, recovery, quarantine."""
 
 from __future__ import annotations
 
@@ -11,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from helpdeskd import config as configuration
-from helpdeskd.adapters.store import Cases, Store, dedup_key, migrations
+from helpdeskd.adapters.store import Cases, Store, dedup_key, migrations, open_store
 from helpdeskd.service import Service
 from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
 
-def test_the_same_mail_relayed_twice_is_one_spool_row(tmp_path: Path):
-    store = Store.open(tmp_path / "db")
+def test_the_same_mail_relayed_twice_is_one_spool_row(store):
     raw = mail("jane@acme.test", "Twice", "body").as_bytes()
     first = store.spool(raw, source="smtp", now=NOW)
     again = store.spool(
@@ -48,12 +48,12 @@ def test_an_older_database_upgrades_in_place(tmp_path: Path):
     assert "next_due" in upgraded.db["cases"].columns_dict
 
 
-def test_spooled_but_unprocessed_mail_is_processed_at_start(tmp_path: Path):
+def test_spooled_but_unprocessed_mail_is_processed_at_start(tmp_path: Path, database):
     """What a crash (kill -9) between the 250 and the processing leaves behind."""
     with Sink() as sink:
         port = free_port()
         config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
-        store = Store.open(tmp_path / "helpdesk.db")
+        store = open_store(database)
         store.spool(
             mail("jane@acme.test", "Before the crash", "x").as_bytes(), source="smtp", now=NOW
         )
@@ -63,7 +63,7 @@ def test_spooled_but_unprocessed_mail_is_processed_at_start(tmp_path: Path):
         assert acks and "Before the crash" in str(acks[0]["Subject"])
 
 
-def test_kill_9_after_the_250_loses_nothing(tmp_path: Path):
+def test_kill_9_after_the_250_loses_nothing(tmp_path: Path, database):
     with Sink() as sink:
         port = free_port()
         config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
@@ -84,7 +84,7 @@ def test_kill_9_after_the_250_loses_nothing(tmp_path: Path):
         assert [c["subject"] for c in subjects] == [f"Mail {i}" for i in range(5)]
 
 
-def test_unparseable_mail_is_quarantined_with_its_reason(tmp_path: Path):
+def test_unparseable_mail_is_quarantined_with_its_reason(tmp_path: Path, database):
     config = write_config(tmp_path)
     result = cli(config, "ingest", "-", stdin=b"this is not a mail at all\n")
     assert result.returncode == 0
@@ -94,7 +94,7 @@ def test_unparseable_mail_is_quarantined_with_its_reason(tmp_path: Path):
 
 
 def test_a_message_that_keeps_failing_is_retried_later_then_quarantined(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, database, monkeypatch
 ):
     config = configuration.load(write_config(tmp_path))
     clock = [NOW]
@@ -124,9 +124,9 @@ def attempts(service, spool_id: int) -> int:
     return service.store.row("SELECT attempts FROM spool WHERE id = ?", [spool_id])["attempts"]
 
 
-def test_quarantined_mail_comes_back_with_requeue_or_a_second_delivery(tmp_path: Path):
+def test_quarantined_mail_comes_back_with_requeue_or_a_second_delivery(tmp_path: Path, database):
     config = write_config(tmp_path)
-    store = Store.open(tmp_path / "helpdesk.db")
+    store = open_store(database)
     raw = mail("jane@acme.test", "Was stuck", "x").as_bytes()
     spool_id, _ = store.spool(raw, source="smtp", now=NOW)
     store.quarantine(spool_id, "templates missing", NOW)
@@ -140,8 +140,7 @@ def test_quarantined_mail_comes_back_with_requeue_or_a_second_delivery(tmp_path:
     assert store.pending()[0].id == other
 
 
-def test_references_never_repeat(tmp_path: Path):
-    store = Store.open(tmp_path / "db")
+def test_references_never_repeat(store):
     cases = Cases(store)
     with store.transaction():
         refs = [cases.next_reference("HD", 2026) for _ in range(3)]

@@ -1,5 +1,6 @@
 """Scheduler flows driven through the command line, `ingest --now` and `sweep --now`, against a
-real SQLite file, with outgoing mail written to a Maildir.
+real SQLite file and a real PostgreSQL database (the `database` fixture), with outgoing mail
+written to a Maildir.
 
 The test configuration's `standard` plan counts on America/Chicago business hours, Monday to
 Friday 08:00-17:00 (UTC-5 in April 2026); "urgent" in a subject makes a case P2 (first response
@@ -20,14 +21,14 @@ import pytest
 
 from helpdeskd import config as configuration
 from helpdeskd import sweep as sweep_module
-from helpdeskd.adapters.store import Cases, Store
+from helpdeskd.adapters.store import Cases, open_store
 from tests.support import cli, mail, write_config
 
 FRIDAY_1630 = "2026-04-17T16:30:00-05:00"
 
 
 @pytest.fixture
-def config(tmp_path):
+def config(tmp_path, database):
     return write_config(tmp_path)
 
 
@@ -258,7 +259,7 @@ def test_due_cases_are_read_in_batches_until_none_is_left(config, monkeypatch):
     refs = [open_case(config, f"user{i}@example.org") for i in range(5)]
     monkeypatch.setattr(sweep_module, "BATCH", 2)
     settings = configuration.load(config)
-    store = Store.open(settings.helpdesk.database)
+    store = open_store(settings.helpdesk.database)
     monday = datetime(2026, 4, 20, 19, 0, tzinfo=UTC)
     assert len(sweep_module.run(store, settings, monday, dry_run=True)) == 10
     found = sweep_module.run(store, settings, monday)
@@ -297,7 +298,7 @@ def test_a_broken_case_is_undone_alone_and_stays_due(config, monkeypatch):
 
     monkeypatch.setattr(sweep_module, "queue_step", breaks_on_the_second)
     settings = configuration.load(config)
-    store = Store.open(settings.helpdesk.database)
+    store = open_store(settings.helpdesk.database)
     monday = datetime(2026, 4, 20, 19, 0, tzinfo=UTC)
     found = sweep_module.run(store, settings, monday)
     assert sorted({a["reference"] for a in found}) == [refs[0], refs[2]]

@@ -1,5 +1,6 @@
 """The status page over real HTTP against the daemon: sign-in by mailed link, who sees what,
-and every action entering the pipeline as its mail twin does."""
+and every action entering the pipeline as its mail twin does; on SQLite and on PostgreSQL (the
+`database` fixture behind `site` and `store`)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ LINK = re.compile(r"http://127\.0\.0\.1:\d+/signin/[\w-]+")
 
 
 @pytest.fixture
-def site(tmp_path: Path, sink: Sink):
+def site(tmp_path: Path, sink: Sink, database):
     with running_site(tmp_path, sink) as running:
         yield running
 
@@ -171,8 +172,7 @@ def test_the_session_cookie_is_signed_and_expires():
     assert signin.unseal(secret, forged, now) is None
 
 
-def test_an_expired_link_is_refused(tmp_path: Path):
-    store = Store.open(tmp_path / "h.db")
+def test_an_expired_link_is_refused(store: Store):
     now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     SignIns(store).issue(signin.token_hash("t"), "jane@acme.test", now, now + timedelta(minutes=15))
     assert signin.redeem(store, "t", now + timedelta(minutes=16)) is None

@@ -43,7 +43,12 @@ KEPT = timedelta(days=1)  # links and counts older than this serve nothing: they
 
 
 def secret_path(config: Config) -> Path:
-    return config.web.secret_file or config.helpdesk.database.parent / "web-secret"
+    if config.web.secret_file:
+        return config.web.secret_file
+    database = config.helpdesk.database
+    # beside the database file, or where that file would be by default
+    folder = database.parent if isinstance(database, Path) else config.path.parent / "var"
+    return folder / "web-secret"
 
 
 def load_secret(config: Config) -> bytes:

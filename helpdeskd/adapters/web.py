@@ -33,7 +33,7 @@ from starlette.types import Message, Receive
 
 from helpdeskd import portal
 from helpdeskd.adapters import signin
-from helpdeskd.adapters.store import Store
+from helpdeskd.adapters.store import Store, open_store
 from helpdeskd.config import PACKAGED_TEMPLATES, Config
 from helpdeskd.core import access, submission
 from helpdeskd.core.access import Viewer
@@ -84,7 +84,7 @@ class Web:
     # -- plumbing ---------------------------------------------------------------------------
 
     def store(self) -> Store:
-        return Store(self.config().helpdesk.database)
+        return open_store(self.config().helpdesk.database, migrate=False)
 
     def session(self, request: Request) -> signin.Session | None:
         """The request's session, as `CheckedSessions` found it before the route ran."""

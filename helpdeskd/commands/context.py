@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from pathlib import Path
 
 from helpdeskd import config as configuration
 from helpdeskd import exits
-from helpdeskd.adapters.store import Store
+from helpdeskd.adapters import store as stores
+from helpdeskd.adapters.store import Database, DatabaseUrl, Store, StoreUnavailable
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.exits import Failure
 
@@ -42,20 +42,21 @@ def config_problems(path: Path, exc: ConfigError) -> str:
     return "\n".join(lines + [f"  {key}: {why}" for key, why in exc.problems])
 
 
-def open_store(config: Config) -> Store:
-    path = config.helpdesk.database
+def open_store(config: Config, database: Path | DatabaseUrl | None = None) -> Store:
+    """The configured store (or `database`), or one failure naming it."""
+    database = database or config.helpdesk.database
     try:
-        return Store.open(path)
-    except (OSError, sqlite3.Error) as exc:
-        raise exits.database_failure(Path(path), exc, config.path) from exc
+        return stores.open_store(database)
+    except (OSError, StoreUnavailable, *Database.errors) as exc:
+        raise exits.database_failure(database, exc, config.path) from exc
 
 
 def read_store(config: Config, *, say_so: bool = True) -> Store | None:
     """The database for a command that only reads it, or None while there is none yet (said
     on stderr unless the caller says it): such a command never makes it. A place it could
     never be made is still the one-line failure."""
-    path = Path(config.helpdesk.database)
-    if path.exists() or exits.blocking_file(path):
+    path = config.helpdesk.database
+    if isinstance(path, DatabaseUrl) or path.exists() or exits.blocking_file(path):
         return open_store(config)
     if say_so:
         tell_no_database(config)

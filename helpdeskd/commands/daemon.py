@@ -1,4 +1,5 @@
-"""The daemon and its upkeep: `run`, `check-config`, `status`, `backup`, `purge`, `web`."""
+"""The daemon and its upkeep: `run`, `check-config`, `status`, `backup`, `migrate`, `purge`,
+`web`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import sys
 from argparse import Namespace
 from datetime import UTC, datetime
 
-from helpdeskd import backup, exits, health, paths, retention, service
+from helpdeskd import backup, exits, health, migrate, paths, retention, service
 from helpdeskd import config as configuration
 from helpdeskd.adapters import signin
+from helpdeskd.adapters.store import SQLITE, DatabaseUrl
 from helpdeskd.commands.context import no_database, open_store, read_store
 from helpdeskd.config import Config
 from helpdeskd.exits import Failure
@@ -57,12 +59,29 @@ def cmd_status(config: Config, args: Namespace) -> int:
 
 
 def cmd_backup(config: Config, args: Namespace) -> int:
+    store = open_store(config)
+    if store.dialect is not SQLITE:
+        raise Failure(backup.USE_PG_DUMP, exits.UNAVAILABLE)
     try:
-        copy = backup.backup(open_store(config), args.dest, datetime.now(UTC), force=args.force)
+        copy = backup.backup(store, args.dest, datetime.now(UTC), force=args.force)
     except (OSError, backup.BackupFailed) as exc:
         why = exits.why(exc) if isinstance(exc, OSError) else str(exc)
         raise Failure(f"backup to {args.dest} failed: {why}", exits.CANTCREAT) from exc
     print(f"backed up to {copy}")
+    return 0
+
+
+def cmd_migrate(config: Config, args: Namespace) -> int:
+    if why := migrate.unusable(config, args.to):
+        raise Failure(f"migrate --to: {why}", exits.USAGE)
+    if migrate.listener_answers(config):
+        raise Failure("helpdeskd is running (its SMTP port answers): stop it first", exits.TEMPFAIL)
+    source, target = open_store(config), open_store(config, DatabaseUrl(args.to))
+    try:
+        moved = migrate.move(source, target)
+    except migrate.MoveRefused as exc:
+        raise Failure(str(exc), exits.CANTCREAT) from exc
+    print(migrate.summary(moved, target, config))
     return 0
 
 

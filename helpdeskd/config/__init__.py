@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpdeskd import database_url
 from helpdeskd.config.agreements import (
     ClockRule,
     EscalationLevel,
@@ -52,6 +53,7 @@ from helpdeskd.config.policy import Policy, _policy
 from helpdeskd.config.reader import ConfigError, Reader
 from helpdeskd.config.web import Web, _web
 from helpdeskd.core.calendar import Calendar
+from helpdeskd.database_url import DatabaseUrl
 from helpdeskd.names import PRIORITIES
 
 
@@ -197,6 +199,7 @@ def warnings(config: Config) -> list[tuple[str, str]]:
                 "proof (DMARC or aligned DKIM). For test set-ups only.",
             )
         )
+    found += _database_warnings(config)
     if config.smtp.enabled and not config.smtp.first_hop and not config.policy.trusted_authserv_id:
         found.append(
             (
@@ -212,6 +215,30 @@ def warnings(config: Config) -> list[tuple[str, str]]:
                 "lmtp = true, yet the listener is taken for the first hop: LMTP comes from an MTA "
                 "in front, whose address SPF would judge instead of the sender's. Set first_hop = "
                 "false and trusted_authserv_id to the MTA's authserv-id",
+            )
+        )
+    return found
+
+
+def _database_warnings(config: Config) -> list[tuple[str, str]]:
+    database = config.helpdesk.database
+    if not isinstance(database, DatabaseUrl):
+        return []
+    found = []
+    if database_url.has_password(database.url):
+        found.append(
+            (
+                "helpdesk.database",
+                "the URL holds the password: put it in database_password_file (or PGPASSFILE) "
+                "instead, so the configuration can be shown without it",
+            )
+        )
+    if config.web.enabled and config.web.secret_file is None:
+        found.append(
+            (
+                "web.secret_file",
+                "each node makes its own sign-in secret: with several nodes, links and sessions "
+                "work only on the node that made them; give every node the same file",
             )
         )
     return found

@@ -7,7 +7,9 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpdeskd.config.reader import Reader, _port
+from helpdeskd import database_url
+from helpdeskd.config.reader import Reader, _port, _readable
+from helpdeskd.database_url import DatabaseUrl
 
 # Installed, the templates sit inside the package; in a source checkout, beside it.
 PACKAGED_TEMPLATES = next(
@@ -56,7 +58,7 @@ class Helpdesk:
     addresses: tuple[str, ...]
     admins: tuple[str, ...]
     reference_prefix: str
-    database: Path
+    database: Path | DatabaseUrl  # an SQLite file, or a PostgreSQL server
     timezone: str
     templates: Path
     allowlist: Path | None = None  # machine-managed file of allow-list changes, merged in
@@ -105,6 +107,7 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
             "admins",
             "reference_prefix",
             "database",
+            "database_password_file",
             "timezone",
             "templates",
             "allowlist",
@@ -123,13 +126,28 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         addresses=addresses or ("support@localhost.localdomain",),
         admins=r.addresses(t, "admins", p),
         reference_prefix=prefix,
-        database=r.path(t, "database", p, "var/helpdesk.db"),
+        database=_database(r, t, p),
         timezone=r.timezone(r.get(t, "timezone", p, str, "UTC"), f"{p}.timezone") or "UTC",
         templates=_templates(r, r.path(t, "templates", p), f"{p}.templates"),
         allowlist=r.path(t, "allowlist", p),
         node=_node(r, r.get(t, "node", p, str), f"{p}.node"),
         min_free_space=_free_space(r, r.get(t, "min_free_space", p, str), f"{p}.min_free_space"),
     )
+
+
+def _database(r: Reader, t: dict, p: str) -> Path | DatabaseUrl:
+    """A path is an SQLite file; a value written as a URL is never taken for one (it would
+    make a folder named `postgresql:`), and only postgresql:// ones are accepted."""
+    text = r.get(t, "database", p, str)
+    password_file = r.path(t, "database_password_file", p)
+    if text is None or not database_url.looks_like_url(text):
+        if password_file:
+            r.problem(f"{p}.database_password_file", "is for a postgresql:// database only")
+        return r.path(t, "database", p, "var/helpdesk.db")
+    if why := database_url.problem(text.strip()):
+        r.problem(f"{p}.database", why)
+    password_file = _readable(r, password_file, f"{p}.database_password_file")
+    return DatabaseUrl(text.strip(), password_file)
 
 
 def _node(r: Reader, name: str | None, key: str) -> str:

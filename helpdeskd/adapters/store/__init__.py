@@ -5,6 +5,10 @@ Everything a caller needs is importable from here."""
 
 from __future__ import annotations
 
+import sqlite3
+import sys
+from pathlib import Path
+
 from helpdeskd.adapters.store.cases import CLOCK_COLUMNS, Cases, Conversations, case_row, row_case
 from helpdeskd.adapters.store.customers import Ratings, SentOnce
 from helpdeskd.adapters.store.database import (
@@ -16,6 +20,7 @@ from helpdeskd.adapters.store.database import (
     parse_iso,
     write_lock,
 )
+from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE, Dialect
 from helpdeskd.adapters.store.figures import OPEN_STATUSES, Figures
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.adapters.store.operations import Heartbeats, Incidents, MailboxState
@@ -32,20 +37,68 @@ from helpdeskd.adapters.store.spool import (
     sniff_message_id,
     split_head,
 )
+from helpdeskd.database_url import DatabaseUrl, looks_like_url
 
 
 class Store(Spool, Database):
     """A database with its spool: what every entrance, the worker and the CLI open."""
 
 
+def open_store(database: Path | str | DatabaseUrl, *, migrate: bool = True) -> Store:
+    """The store the configured `[helpdesk] database` names: a PostgreSQL URL, else an SQLite
+    file. With `migrate`, its schema is brought up to date first (once per process is enough:
+    the threads that open their own store later pass False).
+
+    Raises StoreUnavailable when a PostgreSQL server cannot be reached or refuses us (the
+    URL shown masked); SQLite's own errors pass through, for the caller to judge the file."""
+    if isinstance(database, str) and looks_like_url(database):
+        database = DatabaseUrl(database)
+    if isinstance(database, DatabaseUrl):
+        return _open_postgres(database, migrate)
+    store = Store(database)
+    if migrate:
+        store.migrate()
+    return store
+
+
+def _open_postgres(url: DatabaseUrl, migrate: bool) -> Store:
+    import psycopg  # a tenth of a second of imports that SQLite set-ups never pay
+
+    from helpdeskd.adapters.store.postgres import PostgresStore
+
+    try:
+        store = PostgresStore(url)
+        if migrate:
+            store.migrate()
+    except (psycopg.Error, OSError) as exc:  # OSError: the password file
+        # libpq's words span lines; one line names the URL, masked
+        raise StoreUnavailable(" ".join(f"{url}: {exc}".split())) from exc
+    return store
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is busy or out of reach for now (try again later),
+    rather than a fault: SQLite's lock, PostgreSQL's lost connection."""
+    if isinstance(exc, StoreUnavailable):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc)
+    psycopg = sys.modules.get("psycopg")  # imported only when PostgreSQL is in use
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
+
+
 __all__ = [
     "ADMIN_KINDS",
     "CLOCK_COLUMNS",
     "OPEN_STATUSES",
+    "POSTGRESQL",
+    "SQLITE",
     "Arrival",
     "Cases",
     "Conversations",
     "Database",
+    "DatabaseUrl",
+    "Dialect",
     "Figures",
     "Heartbeats",
     "Incidents",
@@ -67,11 +120,13 @@ __all__ = [
     "integrity",
     "iso",
     "migrations",
+    "open_store",
     "parse_iso",
     "purge_raw",
     "raw_of",
     "row_case",
     "sniff_message_id",
     "split_head",
+    "unavailable",
     "write_lock",
 ]

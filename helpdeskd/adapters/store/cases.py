@@ -137,7 +137,7 @@ class Cases:
         """The sequence never repeats: it lives in the same transaction as the case."""
         self.store.execute(
             "INSERT INTO sequences (prefix, year, last) VALUES (?, ?, 1) "
-            "ON CONFLICT (prefix, year) DO UPDATE SET last = last + 1",
+            "ON CONFLICT (prefix, year) DO UPDATE SET last = sequences.last + 1",
             [prefix, year],
         )
         last = self.store.row(
@@ -280,10 +280,13 @@ class Cases:
             "messages WHERE case_id IS NULL ORDER BY id"
         )
 
-    def due(self, now: datetime, limit: int = 1000) -> list[Case]:
-        rows = self.store.rows(
-            "SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due LIMIT ?", [iso(now), limit]
-        )
+    def due(self, now: datetime, limit: int | None = 1000) -> list[Case]:
+        """The first `limit` cases due (all of them with None)."""
+        sql = "SELECT * FROM cases WHERE next_due <= ? ORDER BY next_due"
+        if limit is None:
+            rows = self.store.rows(sql, [iso(now)])
+        else:
+            rows = self.store.rows(f"{sql} LIMIT ?", [iso(now), limit])
         return self._cases(rows)
 
     def customers(self) -> list[str]:

@@ -19,7 +19,9 @@ from typing import Any
 
 import sqlite_utils
 
+from helpdeskd.adapters.store.dialect import SQLITE
 from helpdeskd.adapters.store.migrations import migrations
+from helpdeskd.database_url import looks_like_url, masked
 
 
 class StoreUnavailable(Exception):
@@ -61,8 +63,11 @@ class Database:
     WAL_RESTART_FRAMES = 8192
     # what the driver raises when the database cannot do what was asked
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    dialect = SQLITE
 
     def __init__(self, path: Path | str):
+        if looks_like_url(str(path)):  # it would make a folder named "postgresql:"
+            raise ValueError(f"{masked(str(path))} is a URL, not an SQLite file: use open_store")
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +89,8 @@ class Database:
         store.migrate()
         return store
 
-    def migrate(self) -> None:
-        migrations.apply(self.db)
+    def migrate(self, stop_before: str | None = None) -> None:
+        migrations.apply(self.db, stop_before=stop_before)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -97,6 +102,11 @@ class Database:
         from a thread of its own."""
         self.db.execute("PRAGMA wal_autocheckpoint=0")
         return self
+
+    def large_cache(self) -> None:
+        """A page cache of 32 MiB instead of SQLite's 2, for the connection that inserts into
+        indexes of millions of random keys (Message-IDs): their upper levels stay in memory."""
+        self.db.execute("PRAGMA cache_size = -32768")
 
     def checkpoint(self) -> None:
         """Copy committed WAL frames into the database beside the writers (PASSIVE: no
@@ -168,6 +178,10 @@ class Database:
             finally:
                 self._depth = 0
 
+    def exclusive(self, name: str) -> None:
+        """Inside a transaction: no other transaction that asks for `name` runs until this one
+        ends. SQLite's write transactions already run one at a time."""
+
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """One statement; every query of the store goes through here (or the calls below)."""
         return self.db.execute(sql, params)
@@ -205,6 +219,15 @@ class Database:
 
     def count(self, table: str, where: str, params: Any = ()) -> int:
         return self.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+
+    def tables(self) -> list[str]:
+        """helpdeskd's tables, without the migrations' own record."""
+        rows = self.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != ? ORDER BY name",
+            [migrations.migrations_table],
+        )
+        return [r["name"] for r in rows]
 
 
 def backup_to(store: Database, dest: Path) -> str:

@@ -67,8 +67,7 @@ class OutboxQueue:
         return bool(
             self.store.count(
                 "outbox",
-                "kind = ? AND created_at >= ? AND EXISTS "
-                "(SELECT 1 FROM json_each(outbox.recipients) WHERE value = ?)",
+                f"kind = ? AND created_at >= ? AND {self.store.dialect.recipient_listed}",
                 [kind, iso(since), recipient],
             )
         )
