@@ -5,7 +5,6 @@ the status page and is on Acme's allow-list."""
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from datetime import UTC, datetime, timedelta
