@@ -14,6 +14,7 @@ import pytest
 from helpdeskd import allowlist
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Sessions, SignIns
+from helpdeskd.adapters.store.persons import Person
 from tests.support import mail
 from tests.test_customer import MON, customer, customer_config, engineer, ingest, run, store_of
 
@@ -122,3 +123,22 @@ def test_export_then_erase_leaves_figures_and_others_words_and_no_trace(config, 
     # the same address gives the same pseudonym: a second request finds nothing left
     again = run(config, "person", "erase", "jane@acme.test")
     assert pseudonym in again and "rows" not in again
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("mary.jane@acme.test wrote", True),  # another address ending in Jane's
+        ("see jane@acme.test.example", True),  # another domain beginning with hers
+        ("Jane Roes are many", True),  # another word beginning with her name
+        ("Write to JANE@Acme.test.", False),
+        ("<jane@acme.test>", False),
+        ('["jane@acme.test"]', False),
+        ("Thanks, jane roe!", False),
+    ],
+)
+def test_only_her_address_and_name_are_replaced(text, kept):
+    jane = Person.of("jane@acme.test", ("Jane Roe",))
+    assert (jane.masked(text) == text) is kept
+    assert (jane.masked_bytes(text.encode()) == text.encode()) is kept
+    assert jane.mentioned(text) is not kept

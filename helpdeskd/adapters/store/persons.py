@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from helpdeskd.adapters.store.database import Database
 
@@ -44,28 +45,31 @@ class Person:
         """What names the person in text: the address, then each name (longest first)."""
         return (self.address, *self.names)
 
-    @property
-    def replacements(self) -> list[tuple[str, str]]:
+    @cached_property  # compiled once, used on every row
+    def replacements(self) -> list[tuple[re.Pattern, str]]:
         """(what names them, what takes its place): the pseudonym for the address, its
-        local part for a name."""
+        local part for a name; each whole, never inside another address or word."""
         alias = self.pseudonym
-        return [(self.address, alias)] + [(n, alias.partition("@")[0]) for n in self.names]
+        address = rf"(?<![\w.+-]){re.escape(self.address)}(?![\w-]|\.\w)"
+        found = [(address, alias)] + [
+            (rf"(?<!\w){re.escape(n)}(?!\w)", alias.partition("@")[0]) for n in self.names
+        ]
+        return [(re.compile(pattern, re.I), by) for pattern, by in found]
 
     def masked(self, text: str | None) -> str | None:
         """`text` with the address and names replaced, whatever their case."""
-        for word, by in self.replacements if text else ():
-            text = re.sub(re.escape(word), by, text, flags=re.I)
+        for pattern, by in self.replacements if text else ():
+            text = pattern.sub(by, text)
         return text
 
     def masked_bytes(self, raw: bytes) -> bytes:
         """Raw mail with the address and names replaced where they are written as they are
         (headers, plain text; an encoded part carries none that a reader could search)."""
-        for word, by in self.replacements:
-            raw = re.sub(re.escape(word.encode()), by.encode(), raw, flags=re.I)
-        return raw
+        text = raw.decode("utf-8", "surrogateescape")  # every byte kept, whatever the charset
+        return self.masked(text).encode("utf-8", "surrogateescape")
 
     def mentioned(self, text: str | None) -> bool:
-        return bool(text) and any(w.lower() in text.lower() for w in self.words)
+        return bool(text) and any(pattern.search(text) for pattern, _ in self.replacements)
 
     def listed(self, addresses: str | None) -> bool:
         """Whether a JSON list of addresses holds the person's."""
