@@ -10,13 +10,23 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog.testing
 
-from helpdeskd import allowlist
+from helpdeskd import allowlist, exits
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Sessions, SignIns
 from helpdeskd.adapters.store.persons import Person
 from tests.support import mail
-from tests.test_customer import MON, customer, customer_config, engineer, ingest, run, store_of
+from tests.test_customer import (
+    MON,
+    call,
+    customer,
+    customer_config,
+    engineer,
+    ingest,
+    run,
+    store_of,
+)
 
 JANE = "Jane Roe <jane@acme.test>"
 TRACES = (b"jane@acme.test", b"jane roe")
@@ -142,3 +152,28 @@ def test_only_her_address_and_name_are_replaced(text, kept):
     assert (jane.masked(text) == text) is kept
     assert (jane.masked_bytes(text.encode()) == text.encode()) is kept
     assert jane.mentioned(text) is not kept
+
+
+def test_both_are_audited_by_pseudonym_and_the_admins_file_is_named_not_rewritten(config):
+    """Acme's primary contact is in the admin's own file: erasure says so and leaves it."""
+    ingest(config, mail("it@acme.test", "Backups", "Are they running?"), MON)
+    admins_file = config.read_text()
+    with structlog.testing.capture_logs() as logged:
+        run(config, "person", "export", "it@acme.test", "--output", str(config.parent / "it.zip"))
+        done = run(config, "person", "erase", "it@acme.test")
+    assert f"still named in {config} (customers.Acme)" in done, done
+    assert config.read_text() == admins_file
+    pseudonym = Person.of("it@acme.test").pseudonym
+    audit = [(e["action"], e["person"]) for e in logged if e["event"] == "audit"]
+    assert audit == [("person.export", pseudonym), ("person.erase", pseudonym)]
+    assert "it@acme.test" not in repr(logged)
+
+
+def test_an_export_never_replaces_a_file_unasked(config):
+    archive = config.parent / "kept.zip"
+    archive.write_bytes(b"an earlier export")
+    code, _, err = call(config, "person", "export", "jane@acme.test", "--output", str(archive))
+    assert code == exits.CANTCREAT and "--force" in err, err
+    assert archive.read_bytes() == b"an earlier export"
+    run(config, "person", "export", "jane@acme.test", "--output", str(archive), "--force")
+    assert json.loads(zipfile.ZipFile(archive).read("person.json"))["cases"] == []
