@@ -396,4 +396,4 @@ CASE_TEXT = ["subject", "opener", "contacts", "assignee", "followers"]
 MESSAGE_TEXT = [
     *("from_addr", "to_addrs", "subject", "body", "elided", "attachments", "auth", "route_reason")
 ]
-register("cases", _export_person, _erase_person)
+register(("cases", "messages", "events", "case_clocks"), _export_person, _erase_person)

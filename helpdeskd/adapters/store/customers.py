@@ -83,4 +83,4 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     }
 
 
-register("customers", _export_person, _erase_person)
+register(("ratings", "sent_once"), _export_person, _erase_person)

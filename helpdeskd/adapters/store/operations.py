@@ -95,4 +95,4 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     return {"incidents": mask_rows(store, person, "incidents", "key", ["detail"])}
 
 
-register("operations", lambda store, person: Found(), _erase_person)
+register(("incidents",), lambda store, person: Found(), _erase_person)

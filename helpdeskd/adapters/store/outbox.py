@@ -298,4 +298,4 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     }
 
 
-register("outbox", _export_person, _erase_person)
+register(("outbox", "auto_sent", "mail_sent"), _export_person, _erase_person)

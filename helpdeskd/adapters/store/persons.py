@@ -91,17 +91,19 @@ class Found:
 
 @dataclass(frozen=True)
 class Holding:
-    name: str
+    tables: tuple[str, ...]  # what the step covers
     export: Callable[[Database, Person], Found]
     # changes the rows inside the caller's transaction; how many changed, by table
     erase: Callable[[Database, Person], dict[str, int]]
 
 
 HOLDINGS: list[Holding] = []
+# Tables that hold nothing about a person; any other table is covered by a step
+NO_PERSONAL_DATA = frozenset({"sequences", "imap_state", "heartbeats"})
 
 
-def register(name: str, export: Callable, erase: Callable) -> None:
-    HOLDINGS.append(Holding(name, export, erase))
+def register(tables: tuple[str, ...], export: Callable, erase: Callable) -> None:
+    HOLDINGS.append(Holding(tables, export, erase))
 
 
 def export(store: Database, person: Person) -> Found:

@@ -122,4 +122,4 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     }
 
 
-register("signins", _export_person, _erase_person)
+register(("web_links", "web_sessions", "web_requests"), _export_person, _erase_person)

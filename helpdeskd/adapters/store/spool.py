@@ -323,4 +323,4 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     }
 
 
-register("spool", _export_person, _erase_person)
+register(("spool",), _export_person, _erase_person)
