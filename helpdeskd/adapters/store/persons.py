@@ -186,16 +186,18 @@ def _quoted(address: str) -> str:
 
 def _display_names(store: Database, address: str) -> set[str]:
     """The names written beside the address in the headers of mail from or to it."""
-    from helpdeskd.adapters.store.spool import head_of  # spool registers its step here
+    # spool.py registers its step here: imported when first used
+    from helpdeskd.adapters.store.spool import HEAD_BYTES, head_of
 
+    head = f"substr(raw, 1, {HEAD_BYTES}) AS raw"  # not the attachments
     rows = store.rows(
-        "SELECT raw FROM spool WHERE lower(envelope_from) = ? UNION ALL "
-        "SELECT s.raw FROM spool s JOIN messages m ON m.spool_id = s.id "
-        "WHERE lower(m.from_addr) = ?",
+        f"SELECT {head} FROM spool WHERE lower(envelope_from) = ? UNION ALL "
+        f"SELECT substr(s.raw, 1, {HEAD_BYTES}) AS raw FROM spool s "
+        "JOIN messages m ON m.spool_id = s.id WHERE lower(m.from_addr) = ?",
         [address, address],
     )
     rows += store.rows(
-        "SELECT raw FROM outbox WHERE lower(recipients) LIKE ?", [f"%{_quoted(address)}%"]
+        f"SELECT {head} FROM outbox WHERE lower(recipients) LIKE ?", [f"%{_quoted(address)}%"]
     )
     names = set()
     for row in rows:
