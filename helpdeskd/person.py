@@ -25,7 +25,7 @@ def export(
     store: Store, config: Config, address: str, output: Path, now: datetime, *, overwrite: bool
 ) -> dict[str, int]:
     """Write the archive (person.json, the raw mail, their attachments); what it holds, by
-    kind. False from `files.write_private` (the file exists) is the caller's to report."""
+    kind. FileExistsError when `output` exists and may not be replaced."""
     person = persons.find(store, address)
     found = persons.export(store, person)
     found.records["allow_list"] = allowlist.entries(config, person.address)

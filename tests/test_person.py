@@ -170,6 +170,7 @@ def test_both_are_audited_by_pseudonym_and_the_admins_file_is_named_not_rewritte
 
 
 def test_an_export_never_replaces_a_file_unasked(config):
+    ingest(config, mail("joe@acme.test", "Printer", "The printer jams."), MON)
     archive = config.parent / "kept.zip"
     archive.write_bytes(b"an earlier export")
     code, _, err = call(config, "person", "export", "jane@acme.test", "--output", str(archive))
@@ -183,3 +184,10 @@ def test_every_table_has_its_step_or_is_declared_free_of_personal_data(store):
     """A table added without a step of its own (or a place in NO_PERSONAL_DATA) fails here."""
     covered = {t for holding in persons.HOLDINGS for t in holding.tables}
     assert set(store.tables()) == covered | persons.NO_PERSONAL_DATA
+
+
+def test_before_any_mail_there_is_nothing_to_export_and_no_database_is_made(tmp_path):
+    config = customer_config(tmp_path)
+    code, _, err = call(config, "person", "export", "jane@acme.test", "--output", "x.zip")
+    assert code == exits.NOINPUT and "no database yet" in err, err
+    assert not (tmp_path / "helpdesk.db").exists()

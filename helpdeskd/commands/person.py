@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from helpdeskd import config as configuration
 from helpdeskd import exits, person
-from helpdeskd.commands.context import open_store
+from helpdeskd.adapters.store import Store
+from helpdeskd.commands.context import no_database, read_store
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.exits import Failure
 
@@ -16,18 +17,28 @@ def cmd_person(config: Config, args: Namespace) -> int:
     address = args.address.strip().lower()
     if "@" not in address:
         raise Failure(f"person: not an address: {args.address!r}", exits.USAGE)
-    store = open_store(config)
+    if args.action == "export" and not args.output:
+        raise Failure("person export needs --output FILE", exits.USAGE)
+    store = read_store(config, say_so=False)  # a command that never makes the database
+    if store is None:
+        raise Failure(no_database(config), exits.NOINPUT)
     if args.action == "export":
-        if not args.output:
-            raise Failure("person export needs --output FILE", exits.USAGE)
-        try:
-            held = person.export(
-                store, config, address, args.output, datetime.now(UTC), overwrite=args.force
-            )
-        except FileExistsError as exc:
-            raise Failure(f"{exc} exists: give --force to replace it", exits.CANTCREAT) from exc
-        print(f"{args.output}: " + ", ".join(f"{n} {kind}" for kind, n in held.items()))
-        return 0
+        return _export(store, config, address, args)
+    return _erase(store, config, address, args)
+
+
+def _export(store: Store, config: Config, address: str, args: Namespace) -> int:
+    try:
+        held = person.export(
+            store, config, address, args.output, datetime.now(UTC), overwrite=args.force
+        )
+    except FileExistsError as exc:
+        raise Failure(f"{exc} exists: give --force to replace it", exits.CANTCREAT) from exc
+    print(f"{args.output}: " + ", ".join(f"{n} {kind}" for kind, n in held.items()))
+    return 0
+
+
+def _erase(store: Store, config: Config, address: str, args: Namespace) -> int:
     try:
         who, done, listed = person.erase(
             store, config, address, dry_run=args.dry_run, names=tuple(args.name or ())
