@@ -188,6 +188,8 @@ def test_every_table_has_its_step_or_is_declared_free_of_personal_data(store):
 
 def test_before_any_mail_there_is_nothing_to_export_and_no_database_is_made(tmp_path):
     config = customer_config(tmp_path)
-    code, _, err = call(config, "person", "export", "jane@acme.test", "--output", "x.zip")
+    code, _, err = call(
+        config, "person", "export", "jane@acme.test", "--output", str(tmp_path / "x.zip")
+    )
     assert code == exits.NOINPUT and "no database yet" in err, err
     assert not (tmp_path / "helpdesk.db").exists()
