@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import tomllib
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -81,13 +82,19 @@ def erase(
     return person, done, listed
 
 
-def named_in_config(config: Config, address: str) -> list[str]:
-    """Where the admin's own configuration still names the address (never rewritten)."""
-    places = [
-        f"customers.{c.name}"
-        for c in config.customers
-        if address in {a.lower() for a in (*c.addresses, *c.stand_in_contacts)}
-        or (c.primary_contact or "").lower() == address
-    ]
-    places += [f"engineers.{e.name}" for e in config.engineers if e.email.lower() == address]
-    return places
+def named_in_config(path: Path, address: str) -> list[str]:
+    """Where the admin's own file names the address (helpdeskd never rewrites it), read
+    without the allow-list file merged in."""
+    return _places(tomllib.loads(path.read_text(encoding="utf-8")), address, "")
+
+
+def _places(value: object, address: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [where] if value.strip().lower() == address else []
+    if isinstance(value, dict):
+        keyed = [(f"{where}.{k}" if where else k, v) for k, v in value.items()]
+    elif isinstance(value, list):
+        keyed = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return []
+    return [place for key, v in keyed for place in _places(v, address, key)]

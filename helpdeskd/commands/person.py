@@ -5,7 +5,6 @@ from __future__ import annotations
 from argparse import Namespace
 from datetime import UTC, datetime
 
-from helpdeskd import config as configuration
 from helpdeskd import exits, person
 from helpdeskd.adapters.store import Store
 from helpdeskd.commands.context import no_database, read_store
@@ -46,7 +45,7 @@ def _erase(store: Store, config: Config, address: str, args: Namespace) -> int:
     except ConfigError as exc:
         raise Failure(f"the allow-list was not changed: {exc}", exits.CONFIG) from exc
     _print_erasure(who, done, listed, args.dry_run)
-    for place in person.named_in_config(configuration.load(config.path), address):
+    for place in person.named_in_config(config.path, address):
         print(f"still named in {config.path} ({place}): remove it there by hand")
     return 0
 
