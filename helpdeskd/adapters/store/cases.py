@@ -367,7 +367,7 @@ class Conversations:
 
 
 def _export_person(store: Database, person: Person) -> Found:
-    cases = store.rows_in("SELECT * FROM cases WHERE id IN ({marks})", list(person.cases))
+    cases = store.rows_in("SELECT * FROM cases WHERE id IN ({marks})", [*person.cases])
     messages = [
         m
         for m in store.rows_in("SELECT * FROM messages WHERE case_id IN ({marks})", [*person.cases])
@@ -393,7 +393,6 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
 
 
 CASE_TEXT = ["subject", "opener", "contacts", "assignee", "followers"]
-MESSAGE_TEXT = [
-    *("from_addr", "to_addrs", "subject", "body", "elided", "attachments", "auth", "route_reason")
-]
+MESSAGE_TEXT = ["from_addr", "to_addrs", "subject", "body", "elided", "attachments"]
+MESSAGE_TEXT += ["auth", "route_reason"]
 register(("cases", "messages", "events", "case_clocks"), _export_person, _erase_person)
