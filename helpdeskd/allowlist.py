@@ -55,6 +55,13 @@ def change(
     entry = data.setdefault("customers", {}).setdefault(customer, {})
     for one in changes:
         changed(entry, *one.split(" ", 1))
+    return write(config, data, keep)
+
+
+def write(config: configuration.Config, data: dict, keep: bool = True) -> str | None:
+    """Write the whole allow-list, kept only when the configuration loads with it; None when
+    done, else why not."""
+    path = config.helpdesk.allowlist
     # the caller holds the database's "allowlist" lock (store.exclusive) in the message's
     # transaction, so two processes never write the candidate at once
     candidate = path.with_name(path.name + ".new")
@@ -97,3 +104,34 @@ def mtime(config: configuration.Config) -> float | None:
         return path.stat().st_mtime if path else None
     except OSError:
         return None
+
+
+def forget(config: configuration.Config, address: str) -> list[str]:
+    """Take `address` out of every customer's lists (`removed` too: an erased person leaves
+    no trace); the customers it was listed for."""
+    path = config.helpdesk.allowlist
+    data = read(path) if path else {}
+    found = []
+    for customer, entry in data.get("customers", {}).items():
+        for key in ("addresses", "removed"):
+            kept = [v for v in entry.get(key, []) if v.lower() != address]
+            if len(kept) != len(entry.get(key, [])):
+                entry[key] = kept
+                found.append(customer)
+    if found:
+        problem = write(config, data)
+        if problem:
+            raise ConfigError([("allowlist", problem)])
+    return sorted(set(found))
+
+
+def entries(config: configuration.Config, address: str) -> list[dict]:
+    """The allow-list entries that name `address`: the customer and the list."""
+    path = config.helpdesk.allowlist
+    data = read(path) if path else {}
+    return [
+        {"customer": customer, "list": key}
+        for customer, entry in data.get("customers", {}).items()
+        for key in ("addresses", "removed")
+        if address in [v.lower() for v in entry.get(key, [])]
+    ]

@@ -43,6 +43,7 @@ COMMANDS = {
     "purge": "helpdeskd.commands.daemon:cmd_purge",
     "announce": "helpdeskd.commands.mail:cmd_announce",
     "web": "helpdeskd.commands.daemon:cmd_web",
+    "person": "helpdeskd.commands.person:cmd_person",
 }
 NO_CONFIG = {"completion"}  # commands that run without reading the configuration
 # shtab's file completion, named here so the parser is built without importing shtab
@@ -156,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="the status page: end an address's sessions")
     web.add_argument("action", choices=("sign-out",), help="sign-out: end every session")
     web.add_argument("address", help="whose sessions")
+    _person_command(sub)
     comp = sub.add_parser("completion", help="print the shell completion script")
     comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
     return p
@@ -180,6 +182,18 @@ def _ops_commands(sub) -> None:
         type=_days,
         metavar="DAYS",
         help='cases closed more than this long ago, in days ("365d" or 365)',
+    )
+
+
+def _person_command(sub) -> None:
+    who = sub.add_parser("person", help="a person's data: export it to one archive, or erase it")
+    who.add_argument("action", choices=("export", "erase"), help="export or erase")
+    who.add_argument("address", help="the person's email address")
+    who.add_argument("--output", type=Path, help="export: the archive (a ZIP file) to write")
+    who.add_argument("--force", action="store_true", help="export: replace an existing file")
+    who.add_argument("--dry-run", action="store_true", help="erase: say what it would do")
+    who.add_argument(
+        "--name", action="append", help="erase: a name of theirs to replace too (repeatable)"
     )
 
 

@@ -103,6 +103,9 @@ TABLE = [
     (["announce", "--subject", "S"], USAGE, "--body"),
     (["web", "sign-in", "jane@acme.test"], USAGE, "sign-in"),
     (["web", "sign-out"], USAGE, "address"),
+    (["person", "forget", "jane@acme.test"], USAGE, "forget"),
+    (["person", "erase", "jane"], USAGE, "not an address"),
+    (["person", "export", "jane@acme.test"], USAGE, "--output"),
     (["announce", "--subject", "S", "--body", "{folder}/none.txt"], NOINPUT, "cannot read"),
 ]
 CONFIG_TABLE = [

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso, parse_iso
+from helpdeskd.adapters.store.persons import ERASED, Found, Person, mask_rows, register
 from helpdeskd.model import CUSTOMER_THREAD, Case, Clock, Clocks
 
 # The columns older versions kept the two clocks in, read for a case saved by one of them.
@@ -360,3 +361,38 @@ class Conversations:
 
     def mail_sent_since(self, recipient: str, since: datetime) -> int:
         return self.store.count("mail_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])
+
+
+# -- a person's data (persons.py): the cases they took part in, their messages and history --
+
+
+def _export_person(store: Database, person: Person) -> Found:
+    cases = store.rows_in("SELECT * FROM cases WHERE id IN ({marks})", [*person.cases])
+    messages = [
+        m
+        for m in store.rows_in("SELECT * FROM messages WHERE case_id IN ({marks})", [*person.cases])
+        if (m["from_addr"] or "").lower() == person.address or person.listed(m["to_addrs"])
+    ]
+    events = store.rows_in("SELECT * FROM events WHERE case_id IN ({marks})", [*person.cases])
+    return Found({"cases": cases, "messages": messages, "events": events})
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    """Their own words go; their address and names elsewhere become the pseudonym."""
+    own = store.execute(
+        "UPDATE messages SET body = ?, elided = NULL, attachments = ? WHERE lower(from_addr) = ?",
+        [ERASED, "[]", person.address],
+    ).rowcount
+    return {
+        "messages (their words)": own,
+        "cases": mask_rows(store, person, "cases", "id", CASE_TEXT),
+        "messages": mask_rows(store, person, "messages", "id", MESSAGE_TEXT),
+        "events": mask_rows(store, person, "events", "id", ["detail"]),
+        "case_clocks": mask_rows(store, person, "case_clocks", "case_id,name", ["agreed_by"]),
+    }
+
+
+CASE_TEXT = ["subject", "opener", "contacts", "assignee", "followers"]
+MESSAGE_TEXT = ["from_addr", "to_addrs", "subject", "body", "elided", "attachments"]
+MESSAGE_TEXT += ["auth", "route_reason"]
+register(("cases", "messages", "events", "case_clocks"), _export_person, _erase_person)

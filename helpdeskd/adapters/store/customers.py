@@ -6,6 +6,7 @@ from datetime import datetime
 
 from helpdeskd.adapters.store.cases import Cases
 from helpdeskd.adapters.store.database import Database, iso
+from helpdeskd.adapters.store.persons import ERASED, Found, Person, mask_rows, register
 
 
 class Ratings:
@@ -56,3 +57,30 @@ class SentOnce:
         """Those of the keys already claimed."""
         rows = self.store.rows_in("SELECT key FROM sent_once WHERE key IN ({marks})", keys)
         return {r["key"] for r in rows}
+
+
+# -- a person's data (persons.py): their ratings, and mail sent once to them --
+
+
+def _export_person(store: Database, person: Person) -> Found:
+    ratings = store.rows(
+        "SELECT r.*, c.reference FROM ratings r JOIN cases c ON c.id = r.case_id "
+        "WHERE lower(r.by_addr) = ?",
+        [person.address],
+    )
+    return Found({"ratings": ratings})
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    """The score stays for the figures; the comment was their words."""
+    store.execute(
+        "UPDATE ratings SET comment = ? WHERE lower(by_addr) = ? AND comment != ''",
+        [ERASED, person.address],
+    )
+    return {
+        "ratings": mask_rows(store, person, "ratings", "case_id", ["by_addr", "comment"]),
+        "sent_once": mask_rows(store, person, "sent_once", "key", ["key"]),
+    }
+
+
+register(("ratings", "sent_once"), _export_person, _erase_person)

@@ -178,6 +178,19 @@ class Database:
             finally:
                 self._depth = 0
 
+    @contextmanager
+    def wiping(self) -> Iterator[None]:
+        """Writes meanwhile leave no copy of what they delete or overwrite in the file's free
+        space (`secure_delete`), and the WAL that held the old pages is emptied afterwards: an
+        erasure leaves nothing behind for someone who reads the file's bytes."""
+        self.db.execute("PRAGMA secure_delete=ON")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA secure_delete=OFF")
+        with self.lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
     def exclusive(self, name: str) -> None:
         """Inside a transaction: no other transaction that asks for `name` runs until this one
         ends. SQLite's write transactions already run one at a time."""

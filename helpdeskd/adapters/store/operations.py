@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso, parse_iso
+from helpdeskd.adapters.store.persons import Found, Person, mask_rows, register
 
 
 class Incidents:
@@ -85,3 +86,13 @@ class Heartbeats:
 
     def all(self) -> dict[str, datetime]:
         return {r["name"]: parse_iso(r["at"]) for r in self.store.rows("SELECT * FROM heartbeats")}
+
+
+# -- a person's data (persons.py): an incident's detail may quote an address --
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    return {"incidents": mask_rows(store, person, "incidents", "key", ["detail"])}
+
+
+register(("incidents",), lambda store, person: Found(), _erase_person)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso
+from helpdeskd.adapters.store.persons import Found, Person, mask_rows, plain, register
 
 # Mail to [helpdesk] admins about the daemon's own trouble: sent before any other.
 ADMIN_KINDS = ("admin_alert", "admin_recovered")
@@ -249,3 +250,52 @@ class OutboxQueue:
                 f"DELETE FROM outbox WHERE state != 'sent' AND id IN ({marks})", outbox_ids
             )
         return cursor.rowcount
+
+
+# -- a person's data (persons.py): the mail sent to them and the mail that names them --
+
+
+def _raw_of_person(store: Database, person: Person) -> tuple[list[dict], list[dict]]:
+    """(mail to them, other mail of their cases that names them), with the raw."""
+    listed = f"%{json.dumps(person.address)}%"
+    to_them = store.rows("SELECT * FROM outbox WHERE lower(recipients) LIKE ?", [listed])
+    theirs = {r["id"] for r in to_them}
+    linked = store.rows_in("SELECT * FROM outbox WHERE case_id IN ({marks})", [*person.cases])
+    others = [
+        r
+        for r in linked
+        if r["id"] not in theirs and person.masked_bytes(bytes(r["raw"])) != bytes(r["raw"])
+    ]
+    return to_them, others
+
+
+def _export_person(store: Database, person: Person) -> Found:
+    to_them, _ = _raw_of_person(store, person)
+    files = {f"mail/outbound-{r['id']}.eml": bytes(r["raw"]) for r in to_them if r["raw"]}
+    return Found({"outbound_mail": [plain(r) for r in to_them]}, files)
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    """Mail to them is emptied (what still waited is cancelled: it must not go now); the
+    team's mail that names them keeps the pseudonym in its place."""
+    to_them, others = _raw_of_person(store, person)
+    for row in to_them:
+        store.execute(
+            "UPDATE outbox SET raw = ?, state = CASE WHEN state = 'queued' THEN 'cancelled' "
+            "ELSE state END WHERE id = ?",
+            [b"", row["id"]],
+        )
+    for row in others:
+        raw = person.masked_bytes(bytes(row["raw"]))
+        store.execute("UPDATE outbox SET raw = ? WHERE id = ?", [raw, row["id"]])
+    text = ["mail_from", "recipients", "last_error"]
+    return {
+        "outbox (mail to them emptied)": len(to_them),
+        "outbox (mail naming them)": len(others),
+        "outbox": mask_rows(store, person, "outbox", "id", text),
+        "auto_sent": mask_rows(store, person, "auto_sent", "id", ["recipient"]),
+        "mail_sent": mask_rows(store, person, "mail_sent", "id", ["recipient"]),
+    }
+
+
+register(("outbox", "auto_sent", "mail_sent"), _export_person, _erase_person)

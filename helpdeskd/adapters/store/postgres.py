@@ -126,6 +126,17 @@ class PostgresDatabase(Database):
             finally:
                 self._depth -= 1
 
+    @contextmanager
+    def lazy_commits(self) -> Iterator[None]:
+        """No PRAGMA to set: the server keeps its own `synchronous_commit`."""
+        yield
+
+    @contextmanager
+    def wiping(self) -> Iterator[None]:
+        """The old row versions are the server's to reclaim (autovacuum, or `VACUUM FULL`,
+        docs/privacy.md): nothing to set for one transaction."""
+        yield
+
     def exclusive(self, name: str) -> None:
         """Inside a transaction: other transactions asking for `name` (in this process or on
         another node) wait until this one ends; PostgreSQL's transactions otherwise run side

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso
+from helpdeskd.adapters.store.persons import Found, Person, mask_rows, register
 
 
 class SignIns:
@@ -90,3 +91,35 @@ class Sessions:
         with self.store.transaction():
             ended = self.store.execute("DELETE FROM web_sessions WHERE address = ?", [address])
         return ended.rowcount
+
+
+# -- a person's data (persons.py): their sign-in links and sessions --
+
+
+def _export_person(store: Database, person: Person) -> Found:
+    """When they asked for links and signed in; the hashes are of no use to them."""
+    links = store.rows(
+        "SELECT created_at, expires_at, used_at FROM web_links WHERE lower(address) = ?",
+        [person.address],
+    )
+    sessions = store.rows(
+        "SELECT role, created_at, expires_at FROM web_sessions WHERE lower(address) = ?",
+        [person.address],
+    )
+    return Found({"sign_ins": links, "sessions": sessions})
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    """Links and sessions go (a session of an erased address must not go on); the request
+    counts stay, under the pseudonym, for the rate limit."""
+    address = [person.address]
+    links = store.execute("DELETE FROM web_links WHERE lower(address) = ?", address)
+    sessions = store.execute("DELETE FROM web_sessions WHERE lower(address) = ?", address)
+    return {
+        "web_links": links.rowcount,
+        "web_sessions": sessions.rowcount,
+        "web_requests": mask_rows(store, person, "web_requests", "id", ["key"]),
+    }
+
+
+register(("web_links", "web_sessions", "web_requests"), _export_person, _erase_person)

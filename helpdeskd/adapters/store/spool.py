@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from helpdeskd.adapters.store.database import Database, StoreUnavailable, iso, parse_iso
+from helpdeskd.adapters.store.persons import Found, Person, mask_rows, plain, register
 from helpdeskd.core.parse import header_summary
 
 BLANK_LINE = re.compile(rb"\r?\n\r?\n|\r\r")
@@ -275,3 +276,51 @@ def raw_of(store: Database, message: dict) -> bytes | None:
     else:
         return None
     return row["raw"] if row else None
+
+
+# -- a person's data (persons.py): the raw mail from them and the mail that names them --
+
+
+def _raw_of_person(store: Database, person: Person) -> tuple[list[dict], list[dict]]:
+    """(their own mail, other mail of their cases or addressed to them), with the raw."""
+    own = store.rows("SELECT * FROM spool WHERE lower(envelope_from) = ?", [person.address])
+    own += store.rows_in("SELECT * FROM spool WHERE id IN ({marks})", [*person.mail])
+    own = list({r["id"]: r for r in own}.values())
+    mine = {r["id"] for r in own}
+    linked = store.rows_in(
+        "SELECT * FROM spool WHERE id IN (SELECT spool_id FROM messages WHERE case_id IN "
+        "({marks}))",
+        [*person.cases],
+    )
+    listed = store.rows(
+        "SELECT * FROM spool WHERE lower(recipients) LIKE ?", [f"%{json.dumps(person.address)}%"]
+    )
+    others = {r["id"]: r for r in linked + listed if r["id"] not in mine}
+    return own, [r for r in others.values() if person.masked_bytes(bytes(r["raw"])) != r["raw"]]
+
+
+def _export_person(store: Database, person: Person) -> Found:
+    own, others = _raw_of_person(store, person)
+    rows = sorted(own + others, key=lambda r: r["id"])
+    files = {f"mail/inbound-{r['id']}.eml": bytes(r["raw"]) for r in rows if r["raw"]}
+    return Found({"inbound_mail": [plain(r) for r in rows]}, files)
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    """Their mail, attachments and all, is emptied; others' mail that names them is kept
+    with the pseudonym written in its place."""
+    own, others = _raw_of_person(store, person)
+    for row in own:
+        store.execute("UPDATE spool SET raw = ? WHERE id = ?", [b"", row["id"]])
+    for row in others:
+        raw = person.masked_bytes(bytes(row["raw"]))
+        store.execute("UPDATE spool SET raw = ? WHERE id = ?", [raw, row["id"]])
+    text = ["envelope_from", "recipients", "reason", "auth_results"]
+    return {
+        "spool (their mail emptied)": len(own),
+        "spool (mail naming them)": len(others),
+        "spool": mask_rows(store, person, "spool", "id", text),
+    }
+
+
+register(("spool",), _export_person, _erase_person)
