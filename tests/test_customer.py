@@ -419,7 +419,7 @@ def test_an_unauthorised_colleague_joins_no_case_by_its_reference(config):
     (forward,) = to(config, "boss@globex.test", "jane@globex.test")
     assert "Let me see this case." in text(forward)
     loaded = configuration.load(config)
-    stored = Cases(Store.open(loaded.helpdesk.database)).get(ref)
+    stored = Cases(open_store(loaded.helpdesk.database)).get(ref)
     assert not access.may_see(access.viewer_for("jane@globex.test", loaded), stored)
     assert access.may_see(access.viewer_for("boss@globex.test", loaded), stored)
 
