@@ -311,9 +311,7 @@ def queue_mail(
 ) -> dict | None:
     """Render one mail into the outbox, unless every recipient is filtered out or it was
     to go once and went already."""
-    mail = replace(mail, to=addressable(mail))
-    mail = replace(mail, to=allowed_recipients(store, config, mail, now))
-    mail = replace(mail, to=within_mail_limit(store, config, mail, now))
+    mail = guarded(store, config, mail, now)
     if not mail.to or (mail.once and not SentOnce(store).claim(mail.once, now)):
         return None
     reference = case.reference if case else None
@@ -324,15 +322,28 @@ def queue_mail(
         kind=mail.kind,
         message_id=message_id,
         mail_from="" if mail.automatic else config.helpdesk.address,
-        recipients=mail.to,
+        recipients=(*mail.to, *mail.cc),
         raw=msg.raw,
         automatic=bool(mail.automatic),
         now=now,
     )
-    Conversations(store).mail_sent(tuple(r for r in mail.to if r not in config.staff), now)
+    outside = tuple(r for r in (*mail.to, *mail.cc) if r not in config.staff)
+    Conversations(store).mail_sent(outside, now)
     if case is not None:
         Cases(store).add_message(outbound_row(mail, msg, case, message_id, outbox_id, now))
     return {"kind": mail.kind, "to": list(mail.to), "subject": msg.subject}
+
+
+def guarded(store: Store, config: Config, mail: Mail, now: datetime) -> Mail:
+    """The mail with only the recipients, in To and Cc alike, that every guard lets through;
+    a Cc repeating a To goes once."""
+    for field in ("to", "cc"):
+        kept = tuple(r for r in getattr(mail, field) if field == "to" or r not in mail.to)
+        one = replace(mail, to=kept)
+        one = replace(one, to=addressable(one))
+        one = replace(one, to=allowed_recipients(store, config, one, now))
+        mail = replace(mail, **{field: within_mail_limit(store, config, one, now)})
+    return mail
 
 
 def threading_for(
@@ -401,7 +412,7 @@ def outbound_row(
         "direction": "out",
         "kind": mail.kind,
         "from_addr": msg.sender,
-        "to_addrs": json.dumps(list(mail.to)),
+        "to_addrs": json.dumps([*mail.to, *mail.cc]),
         "subject": msg.subject,
         "at": iso(now),
         "message_id": message_id,

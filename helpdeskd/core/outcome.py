@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, sla, survey
+from helpdeskd.core import agreed, calendar, participants, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
 from helpdeskd.core.commands import (
@@ -106,6 +106,8 @@ def opened(ctx: Context, reference: str) -> Outcome:
     )
     if facts.sender.authenticated is False:
         case = replace(case, notices=frozenset({UNPROVEN_OPENER}))
+    if not facts.auto:
+        case = participants.joined(case, inbound, ctx.config)
     case = sla.start_clocks(case, ctx.config)
     events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), plan {case.plan}")]
     if case.related:
@@ -150,6 +152,7 @@ def notification(ctx: Context, case: Case) -> Mail:
             "sender_name": ctx.inbound.from_name,
             "omitted": omitted,
             "demoted": ctx.facts.sender.demoted,
+            "external": participants.external(case, ctx.config),
         },
         automatic="auto-generated",
         reply_to=ctx.config.helpdesk.address,
@@ -223,10 +226,12 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
     rated = survey.answer(case, reply.new)
     if rated:
         return rating_reply(ctx, case, *rated)
-    contacts = case.contacts + (
-        (ctx.inbound.from_addr,) if ctx.inbound.from_addr not in case.contacts else ()
-    )
+    sender = ctx.inbound.from_addr
+    # a participant answering stays a participant: in Cc, not the requester
+    new = sender not in (*case.contacts, *case.participants)
+    contacts = case.contacts + ((sender,) if new else ())
     before = case
+    case = participants.joined(case, ctx.inbound, ctx.config)
     case = replace(
         case,
         contacts=contacts,
@@ -423,6 +428,7 @@ def relay_to_customer(ctx: Context, case: Case, body: str) -> tuple[Case, Mail]:
         case.contacts,
         {"body": body, "engineer": engineer.name},
         attachments=ctx.inbound.attachments,
+        cc=case.participants,  # the engineer's own Cc stays theirs: never copied out
     )
     case = sla.stop(case, "reply", ctx.now)[0]
     if case.first_response_at is None:
@@ -540,6 +546,11 @@ def _allow(ctx: Context, case: Case, value: str):
     return case, ("allowlist", f"{value} for {case.customer} by {ctx.inbound.from_addr}"), ()
 
 
+def _cc(ctx: Context, case: Case, value: str):
+    event = ("participants", f"{value} by {ctx.inbound.from_addr}")
+    return participants.changed(case, value), event, ()
+
+
 CHANGES = {
     "priority": _priority,
     "assign": _assign,
@@ -547,6 +558,7 @@ CHANGES = {
     "escalate": _escalate,
     "note": _note,
     "allow": _allow,
+    "cc": _cc,
     **agreed.CHANGES,
 }
 

@@ -272,3 +272,9 @@ def m016_case_clocks(db: sqlite_utils.Database) -> None:
     )
     db["cases"].add_column("tier", int)
     db["cases"].add_column("followers", str)
+
+
+@migrations()
+def m017_participants(db: sqlite_utils.Database) -> None:
+    """The people a customer copied on a case, as a JSON list beside `contacts`."""
+    db["cases"].add_column("participants", str)
