@@ -30,12 +30,13 @@ from helpdeskd.adapters.store import (
 )
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
-from helpdeskd.core import authres, loops, sla
+from helpdeskd.core import authres, behalf, loops, sla
 from helpdeskd.core.address import usable
 from helpdeskd.core.authres import Verdict, header_value
 from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
-from helpdeskd.core.outcome import Context, Outcome, outcome
+from helpdeskd.core.commands import CommandError, command_line
+from helpdeskd.core.outcome import Context, Outcome, command_error, outcome
 from helpdeskd.core.parse import ParseError
 from helpdeskd.core.render import Rendered, Threading, message_id_for, render
 from helpdeskd.core.route import Candidates, Decision, route, tags
@@ -175,7 +176,26 @@ def handle(
     """`dry_run`: the caller rolls the transaction back; files outside it stay untouched."""
     cases = Cases(store)
     facts = facts or classify(inbound, config, own(config), now.date(), verdict)
-    decision = route(inbound, facts, candidates(cases, inbound, config, now), config, now)
+    found = candidates(cases, inbound, config, now)
+    if found.tagged is None and found.threaded is None and asks_for(inbound, facts):
+        return for_customer(store, config, inbound, facts, spool_id, now, dry_run)
+    decision = route(inbound, facts, found, config, now)
+    return decided(store, config, inbound, facts, decision, spool_id, now, verdict, dry_run)
+
+
+def decided(
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    facts: Facts,
+    decision: Decision,
+    spool_id: int | None,
+    now: datetime,
+    verdict: Verdict | None = None,
+    dry_run: bool = False,
+) -> Processed:
+    """A routed message applied: its outcome stored and its mail queued."""
+    cases = Cases(store)
     reference = None
     if decision.action == "new":
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
@@ -198,6 +218,65 @@ def handle(
         auth=verdict.summary() if verdict else None,
     )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
+
+
+def asks_for(inbound: Inbound, facts: Facts) -> bool:
+    """A proven engineer's new mail with `#for` on its first line."""
+    sender = facts.sender
+    return sender.role == "engineer" and sender.proven and behalf.asks(inbound)
+
+
+def for_customer(
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    facts: Facts,
+    spool_id: int | None,
+    now: datetime,
+    dry_run: bool = False,
+) -> Processed:
+    """The forwarded mail opens a case as the customer's own: their customer, plan and
+    allow-list, their acknowledgement; the engineer vouches for it, so no proof is asked of
+    the original. The engineer's words are kept as a note; an unreadable forward is answered
+    to the engineer and opens nothing."""
+    unwrapped = behalf.unwrap(inbound)
+    if isinstance(unwrapped, str):
+        line, number = command_line(inbound.text, "for")
+        ctx = Context(inbound, facts, Decision("keep", "kept: #for not applied"), config, now)
+        result = command_error(ctx, None, (CommandError(line, number, unwrapped),))
+        queued = apply(store, config, result, inbound, spool_id, now)
+        return Processed(spool_id or 0, facts, ctx.decision, None, queued)
+    original = unwrapped.original
+    facts = classify(original, config, own(config), now.date())
+    decision = route(original, facts, candidates(Cases(store), original, config, now), config, now)
+    why = f"{decision.reason}, forwarded by {unwrapped.engineer} (#for)"
+    decision = replace(decision, reason=why)
+    done = decided(store, config, original, facts, decision, spool_id, now, dry_run=dry_run)
+    if done.reference:
+        note(store, done.reference, unwrapped, now)
+    return done
+
+
+def note(store: Store, reference: str, unwrapped: behalf.OnBehalf, now: datetime) -> None:
+    """The engineer's words on the forward: an internal note on the case they opened."""
+    cases = Cases(store)
+    case = cases.get(reference)
+    cases.add_event(case.id, now, "on_behalf", f"opened for the customer by {unwrapped.engineer}")
+    if unwrapped.note:
+        cases.add_message(
+            {
+                "case_id": case.id,
+                "direction": "in",
+                "kind": "note",
+                "from_addr": unwrapped.engineer,
+                "to_addrs": "[]",
+                "subject": case.subject,
+                "at": iso(now),
+                "body": unwrapped.note,
+                "route_reason": "the words of a forward with #for",
+                "attachments": "[]",
+            }
+        )
 
 
 def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:

@@ -104,6 +104,14 @@ TABLE = [
     (["web", "sign-in", "jane@acme.test"], USAGE, "sign-in"),
     (["web", "sign-out"], USAGE, "address"),
     (["announce", "--subject", "S", "--body", "{folder}/none.txt"], NOINPUT, "cannot read"),
+    (["open", "--subject", "S"], USAGE, "--for"),
+    (["open", "--for", "jane@acme.test", "--subject", "S", "--at", "soon"], USAGE, "'soon'"),
+    (["open", "--for", "jane@acme.test", "--subject", "S", "--channel", "fax"], USAGE, "fax"),
+    (
+        ["open", "--for", "a@acme.test", "--subject", "S", "--body-file", "{folder}/none.txt"],
+        NOINPUT,
+        "none.txt: no such file",
+    ),
 ]
 CONFIG_TABLE = [
     ("missing.toml", ["cases"], CONFIG, "cannot read {folder}/missing.toml"),
