@@ -17,6 +17,7 @@ from helpdeskd.core.commands import INVISIBLE_LEAD
 from helpdeskd.core.parse import ParseError, parse
 from helpdeskd.model import Inbound
 
+FORWARD_LINE = "---------- Forwarded message ---------"  # as Gmail writes it; one we read
 FOR_LINE = re.compile(r"\s*#for(?:\s+(?P<address>\S*))?\s*$", re.I)
 MARKER = re.compile(
     r"^\s*(?:-{2,}\s*(?:forwarded message|original message)\s*-{2,}"
