@@ -72,6 +72,7 @@ class Case:
     tier: int | None = None  # the tier it was handed to (#tier N); None: the plan's notify_tier
     followers: tuple[str, ...] = ()  # whoever an escalation notified, until it is resolved
     participants: tuple[str, ...] = ()  # copied by the customer: in Cc of engineers' replies
+    merged_into: str | None = None  # the case it was folded into (#merge): it threads there
     id: int | None = None
 
 
@@ -143,6 +144,8 @@ CUSTOMER_THREAD = frozenset(
         "rating",
         "agreed_deadline",
         "action_plan",
+        "merged",
+        "unmerged",
     }
 )
 

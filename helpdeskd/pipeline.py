@@ -16,7 +16,7 @@ from functools import partial
 
 import structlog
 
-from helpdeskd import allowlist
+from helpdeskd import allowlist, merging
 from helpdeskd.adapters import authres as authentication
 from helpdeskd.adapters.store import (
     Cases,
@@ -201,11 +201,15 @@ def decided(
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
     ctx = Context(inbound, facts, decision, config, now)
     result = outcome(ctx, reference)
+    if result.merging and (refused := merging.refusals(store, ctx, result)):
+        result = command_error(ctx, decision.case, refused)
     if result.allowlist:
         store.exclusive("allowlist")  # one writer of the file at a time, whatever the store
         result = allowlist.apply(ctx, result, write=not dry_run)
     result = loop_guard(store, ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)
+    if result.merging:
+        queued += carried_out(store, config, ctx, result)
     case_ref = result.case.reference if result.case else None
     log.info(
         "processed",
@@ -218,6 +222,15 @@ def decided(
         auth=verdict.summary() if verdict else None,
     )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
+
+
+def carried_out(store: Store, config: Config, ctx: Context, result: Outcome) -> tuple[dict, ...]:
+    """#merge, #unmerge and #split done, and the mail each of their cases sends queued."""
+    queued = []
+    for case, mail in merging.carry_out(store, config, ctx, result):
+        thread = Cases(store).thread_ids(case.id)
+        queued.append(queue_mail(store, config, mail, case, thread, None, ctx.now))
+    return tuple(q for q in queued if q)
 
 
 def asks_for(inbound: Inbound, facts: Facts) -> bool:
@@ -301,6 +314,7 @@ def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:
 def candidates(cases: Cases, inbound: Inbound, config: Config, now: datetime) -> Candidates:
     prefix = config.helpdesk.reference_prefix
     tagged = next((c for ref in tags(inbound.subject, prefix) if (c := cases.get(ref))), None)
+    tagged = tagged and surviving(cases, tagged)
     ids = (*inbound.references, *inbound.in_reply_to)
     # every Message-ID we sent is stored, so a reply whose client dropped the tag still finds
     # its case here; guessing a reference into a made-up Message-ID finds nothing
@@ -309,6 +323,15 @@ def candidates(cases: Cases, inbound: Inbound, config: Config, now: datetime) ->
     return Candidates(
         tagged, threaded[0] if threaded else None, threaded[1] if threaded else None, recent
     )
+
+
+def surviving(cases: Cases, case: Case) -> Case:
+    """A case folded into another threads there, for ever (a few hops at most)."""
+    for _ in range(8):
+        if not case.merged_into or (into := cases.get(case.merged_into)) is None:
+            break
+        case = into
+    return case
 
 
 def apply(

@@ -52,6 +52,7 @@ def case_summary(case: Case, config: Config) -> dict:
         "tier": sla.tier_of(case, config),
         "followers": list(case.followers),
         "participants": list(case.participants),
+        "merged_into": case.merged_into,
         **_next_deadline(case, tz),
     }
 
@@ -190,6 +191,8 @@ def show_text(detail: dict, timezone: str) -> str:
         head.append(f"names {detail['related']}")
     if detail["followers"]:
         head.append(f"followers {', '.join(detail['followers'])}")
+    if detail["merged_into"]:
+        head.append(f"merged into {detail['merged_into']}")
     if detail["participants"]:
         head.append(f"participants {', '.join(detail['participants'])}")
     head.append("")

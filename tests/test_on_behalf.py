@@ -5,15 +5,12 @@ outbox, where the test reads it."""
 
 from __future__ import annotations
 
-import email.policy
 import json
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from helpdeskd.adapters.store import open_store
-from tests.support import cli, free_port, mail, write_config
+from tests.support import cli, free_port, mail, queued, write_config
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -33,25 +30,6 @@ def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
     return result.stdout.decode()
 
 
-def outbox(config: Path) -> list[tuple[str, list[str], EmailMessage]]:
-    """(kind, recipients, message) of every mail queued, oldest first."""
-    from helpdeskd.config import load
-
-    store = open_store(load(config).helpdesk.database)
-    try:
-        rows = store.rows("SELECT kind, recipients, raw FROM outbox ORDER BY id")
-    finally:
-        store.close()
-    return [
-        (
-            r["kind"],
-            json.loads(r["recipients"]),
-            email.message_from_bytes(bytes(r["raw"]), policy=email.policy.default),
-        )
-        for r in rows
-    ]
-
-
 def only_case(config: Path) -> dict:
     (listed,) = json.loads(run(config, "cases", "--json"))
     return json.loads(run(config, "show", listed["reference"], "--json", "--now", NOW))
@@ -65,7 +43,7 @@ def assert_opened_for_jane(config: Path, words: str) -> dict:
     assert "Printing stopped" in customer["body"] and words not in customer["body"]
     assert [(m["from"], m["body"]) for m in note] == [(ENGINEER, words)]
     assert "forwarded by alice@helpdesk.test (#for)" in customer["route_reason"]
-    acks = [(to, m) for kind, to, m in outbox(config) if kind == "acknowledgement"]
+    acks = [(to, m) for kind, to, m in queued(config) if kind == "acknowledgement"]
     assert [to for to, _ in acks] == [[CUSTOMER]]
     assert words not in acks[0][1].as_string()
     return case
@@ -104,7 +82,7 @@ def test_for_without_a_forward_opens_nothing_and_answers_the_engineer(config: Pa
     forward = mail(f"Alice Engineer <{ENGINEER}>", "Printing stopped", "#for\nJane called.\n")
     run(config, "ingest", "--now", NOW, "-", stdin=forward.as_bytes())
     assert json.loads(run(config, "cases", "--json")) == []
-    ((kind, to, message),) = outbox(config)
+    ((kind, to, message),) = queued(config)
     assert (kind, to) == ("command_error", [ENGINEER])
     assert "#for needs a forwarded message" in message.get_body(("plain",)).get_content()
 
@@ -126,7 +104,7 @@ def test_open_for_at_starts_the_clocks_when_the_customer_phoned(config: Path, tm
     assert case["messages"][0]["entrance"] == "open:phone"
     assert "The scanner on floor 3 is down." in case["messages"][0]["body"]
     assert any(e["kind"] == "on_behalf" and "(phone)" in e["detail"] for e in case["events"])
-    assert [to for kind, to, _ in outbox(config) if kind == "acknowledgement"] == [[CUSTOMER]]
+    assert [to for kind, to, _ in queued(config) if kind == "acknowledgement"] == [[CUSTOMER]]
 
 
 def test_open_for_an_address_that_may_not_open_says_so(tmp_path: Path, database):

@@ -15,6 +15,7 @@ from helpdeskd.core import agreed, calendar, participants, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
 from helpdeskd.core.commands import (
+    Change,
     CommandError,
     command_line,
     customer_asks_close,
@@ -49,6 +50,7 @@ class Outcome:
     bounced: tuple[str, ...] = ()  # Message-IDs of our own mail that bounced
     rating: survey.Rating | None = None  # the customer's answer to the survey
     allowlist: tuple[str, ...] = ()  # "add ADDRESS", ... for the case's customer (#allow)
+    merging: tuple[Change, ...] = ()  # #merge, #unmerge, #split: carried out by the store
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if allow:
         mails.append(allowlist_confirmation(ctx, case, allow))
+    merging = tuple(c for c in parsed.changes if c.kind in MERGING)
     if any(c.kind == "note" for c in parsed.changes):
         # a noted #plan stays inside: the customer does not get it
         mails = [m for m in mails if m.kind != "action_plan"]
@@ -348,6 +351,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
             record(ctx, "note", reply.new, reply.elided),
             tuple(events),
             (*mails, note_mail(ctx, case, reply.new)),
+            merging=merging,
         )
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
@@ -359,6 +363,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         tuple(events),
         tuple(mails),
         allowlist=allow,
+        merging=merging,
     )
 
 
@@ -546,6 +551,20 @@ def _allow(ctx: Context, case: Case, value: str):
     return case, ("allowlist", f"{value} for {case.customer} by {ctx.inbound.from_addr}"), ()
 
 
+def _merge(ctx: Context, case: Case, value: str):
+    """The folded case is closed, its clocks settled, and names the case it went into; its
+    messages and history move there when the store carries the merge out."""
+    folded = replace(case, status="closed", closed_at=ctx.now, merged_into=value)
+    return sla.settle(folded, ctx.now), ("merged", f"into {value} by {ctx.inbound.from_addr}"), ()
+
+
+def _carried_by_store(ctx: Context, case: Case, value: None):
+    return case, None, ()
+
+
+MERGING = ("merge", "unmerge", "split")
+
+
 def _cc(ctx: Context, case: Case, value: str):
     event = ("participants", f"{value} by {ctx.inbound.from_addr}")
     return participants.changed(case, value), event, ()
@@ -559,6 +578,9 @@ CHANGES = {
     "note": _note,
     "allow": _allow,
     "cc": _cc,
+    "merge": _merge,
+    "unmerge": _carried_by_store,
+    "split": _carried_by_store,
     **agreed.CHANGES,
 }
 

@@ -39,6 +39,7 @@ def case_row(case: Case, next_due: datetime | None) -> dict:
         "tier": case.tier,
         "followers": json.dumps(list(case.followers)),
         "participants": json.dumps(list(case.participants)),
+        "merged_into": case.merged_into,
     }
 
 
@@ -105,6 +106,7 @@ def row_case(row: dict, clocks: list[dict] | None = None) -> Case:
         tier=row.get("tier"),
         followers=tuple(json.loads(row.get("followers") or "[]")),
         participants=tuple(json.loads(row.get("participants") or "[]")),
+        merged_into=row.get("merged_into"),
     )
 
 
