@@ -254,20 +254,37 @@ def for_customer(
     to the engineer and opens nothing."""
     unwrapped = behalf.unwrap(inbound)
     if isinstance(unwrapped, str):
-        line, number = command_line(inbound.text, "for")
-        ctx = Context(inbound, facts, Decision("keep", "kept: #for not applied"), config, now)
-        result = command_error(ctx, None, (CommandError(line, number, unwrapped),))
-        queued = apply(store, config, result, inbound, spool_id, now)
-        return Processed(spool_id or 0, facts, ctx.decision, None, queued)
+        return for_refused(store, config, inbound, facts, spool_id, now, unwrapped)
     original = unwrapped.original
-    facts = classify(original, config, own(config), now.date())
-    decision = route(original, facts, candidates(Cases(store), original, config, now), config, now)
-    why = f"{decision.reason}, forwarded by {unwrapped.engineer} (#for)"
-    decision = replace(decision, reason=why)
-    done = decided(store, config, original, facts, decision, spool_id, now, dry_run=dry_run)
-    if done.reference:
-        note(store, done.reference, unwrapped, now)
+    customer = classify(original, config, own(config), now.date())
+    found = candidates(Cases(store), original, config, now)
+    decision = route(original, customer, found, config, now)
+    if decision.action != "new":
+        why = f"{original.from_addr} cannot have a case opened ({decision.reason}); nothing opened"
+        return for_refused(store, config, inbound, facts, spool_id, now, why)
+    decision = replace(
+        decision, reason=f"{decision.reason}, forwarded by {unwrapped.engineer} (#for)"
+    )
+    done = decided(store, config, original, customer, decision, spool_id, now, dry_run=dry_run)
+    note(store, done.reference, unwrapped, now)
     return done
+
+
+def for_refused(
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    facts: Facts,
+    spool_id: int | None,
+    now: datetime,
+    why: str,
+) -> Processed:
+    """A `#for` that opens nothing: kept, and answered to the engineer alone."""
+    line, number = command_line(inbound.text, "for")
+    ctx = Context(inbound, facts, Decision("keep", "kept: #for not applied"), config, now)
+    result = command_error(ctx, None, (CommandError(line, number, why),))
+    queued = apply(store, config, result, inbound, spool_id, now)
+    return Processed(spool_id or 0, facts, ctx.decision, None, queued)
 
 
 def note(store: Store, reference: str, unwrapped: behalf.OnBehalf, now: datetime) -> None:

@@ -87,6 +87,17 @@ def test_for_without_a_forward_opens_nothing_and_answers_the_engineer(config: Pa
     assert "#for needs a forwarded message" in message.get_body(("plain",)).get_content()
 
 
+def test_for_an_address_that_may_not_open_answers_the_engineer_alone(tmp_path: Path, database):
+    config = write_config(tmp_path, relay_port=free_port(), unknown_sender="reject")
+    body = "#for x@nowhere.test\n\n-----Original Message-----\n\nHello.\n"
+    forward = mail(f"Alice Engineer <{ENGINEER}>", "Fwd: Hello", body)
+    run(config, "ingest", "--now", NOW, "-", stdin=forward.as_bytes())
+    assert json.loads(run(config, "cases", "--json")) == []
+    ((kind, to, message),) = queued(config)
+    assert (kind, to) == ("command_error", [ENGINEER])
+    assert "x@nowhere.test cannot have a case opened" in message.get_body(("plain",)).get_content()
+
+
 def test_open_for_at_starts_the_clocks_when_the_customer_phoned(config: Path, tmp_path: Path):
     words = tmp_path / "call.txt"
     words.write_text("The scanner on floor 3 is down.\n", encoding="utf-8")
