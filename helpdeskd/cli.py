@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from helpdeskd import __version__, arguments, exits
 from helpdeskd.exits import Failure
 from helpdeskd.files import make_private
-from helpdeskd.names import PRIORITIES, REPORT_FORMATS, REPORT_PARTS, STATUSES
+from helpdeskd.names import CHANNELS, PRIORITIES, REPORT_FORMATS, REPORT_PARTS, STATUSES
 
 if TYPE_CHECKING:
     from helpdeskd.config import Config
@@ -30,6 +30,7 @@ COMMANDS = {
     "run": "helpdeskd.commands.daemon:cmd_run",
     "check-config": "helpdeskd.commands.daemon:cmd_check_config",
     "ingest": "helpdeskd.commands.mail:cmd_ingest",
+    "open": "helpdeskd.commands.mail:cmd_open",
     "sweep": "helpdeskd.commands.mail:cmd_sweep",
     "cases": "helpdeskd.commands.cases:cmd_cases",
     "show": "helpdeskd.commands.cases:cmd_show",
@@ -79,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
         "file", nargs="?", default="-", help="the message file, or - for stdin"
     ).complete = FILE
     _clock_options(ingest, "how it would be classified and routed, writing nothing")
+    _open_options(sub.add_parser("open", help="open a case on a customer's behalf"))
     sw = sub.add_parser("sweep", help="one scheduler pass: warnings, escalations, closings")
     _clock_options(sw, "only list what is due")
     sw.add_argument("--json", action="store_true", help="machine-readable output")
@@ -203,6 +205,27 @@ def _announce_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--customers", nargs="+", metavar="C", help="these customers (name or domain)")
     p.add_argument("--plans", nargs="+", metavar="P", help="the customers on these plans")
     p.add_argument("--dry-run", action="store_true", help="list the recipients, send nothing")
+
+
+def _open_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--for", dest="for_address", required=True, metavar="ADDRESS", help="the customer"
+    )
+    p.add_argument("--subject", required=True, help="what the case is about")
+    p.add_argument(
+        "--priority", type=arguments.priority, choices=PRIORITIES, metavar="P",
+        help="the priority (default: as the customer's own mail would get)",
+    )  # fmt: skip
+    p.add_argument(
+        "--channel", choices=CHANNELS, default="phone",
+        help="how the customer told us (default: phone)",
+    )  # fmt: skip
+    p.add_argument(
+        "--at", type=arguments.instant, help="when the customer told us: the clocks start here"
+    )
+    p.add_argument(
+        "--body-file", type=Path, help="a file with the customer's words"
+    ).complete = FILE
 
 
 def _clock_options(p: argparse.ArgumentParser, dry_help: str) -> None:

@@ -71,6 +71,8 @@ class Case:
     notices: frozenset[str] = frozenset()  # scheduler notices already sent, so none goes twice
     tier: int | None = None  # the tier it was handed to (#tier N); None: the plan's notify_tier
     followers: tuple[str, ...] = ()  # whoever an escalation notified, until it is resolved
+    participants: tuple[str, ...] = ()  # copied by the customer: in Cc of engineers' replies
+    merged_into: str | None = None  # the case it was folded into (#merge): it threads there
     id: int | None = None
 
 
@@ -142,6 +144,8 @@ CUSTOMER_THREAD = frozenset(
         "rating",
         "agreed_deadline",
         "action_plan",
+        "merged",
+        "unmerged",
     }
 )
 
@@ -159,3 +163,4 @@ class Mail:
     attachments: tuple[Attachment, ...] = ()
     threaded: bool = True  # In-Reply-To/References point at the case's conversation
     once: str | None = None  # a key: mail with a key already sent is not sent again
+    cc: tuple[str, ...] = ()  # in the Cc header; delivered to as `to` is

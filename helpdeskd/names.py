@@ -8,3 +8,4 @@ STATUSES = ("new", "open", "waiting", "resolved", "closed")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 REPORT_FORMATS = ("table", "csv", "json")
 REPORT_PARTS = ("sla", "satisfaction", "fair-use")  # in the order the table shows them
+CHANNELS = ("phone", "mail", "chat", "visit")  # how a customer told an engineer (`open`)

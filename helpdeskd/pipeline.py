@@ -16,7 +16,7 @@ from functools import partial
 
 import structlog
 
-from helpdeskd import allowlist
+from helpdeskd import allowlist, merging
 from helpdeskd.adapters import authres as authentication
 from helpdeskd.adapters.store import (
     Cases,
@@ -30,12 +30,13 @@ from helpdeskd.adapters.store import (
 )
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
-from helpdeskd.core import authres, loops, sla
+from helpdeskd.core import authres, behalf, loops, sla
 from helpdeskd.core.address import usable
 from helpdeskd.core.authres import Verdict, header_value
 from helpdeskd.core.autogen import Own
 from helpdeskd.core.classify import Facts, classify
-from helpdeskd.core.outcome import Context, Outcome, outcome
+from helpdeskd.core.commands import CommandError, command_line
+from helpdeskd.core.outcome import Context, Outcome, command_error, outcome
 from helpdeskd.core.parse import ParseError
 from helpdeskd.core.render import Rendered, Threading, message_id_for, render
 from helpdeskd.core.route import Candidates, Decision, route, tags
@@ -175,17 +176,40 @@ def handle(
     """`dry_run`: the caller rolls the transaction back; files outside it stay untouched."""
     cases = Cases(store)
     facts = facts or classify(inbound, config, own(config), now.date(), verdict)
-    decision = route(inbound, facts, candidates(cases, inbound, config, now), config, now)
+    found = candidates(cases, inbound, config, now)
+    if found.tagged is None and found.threaded is None and asks_for(inbound, facts):
+        return for_customer(store, config, inbound, facts, spool_id, now, dry_run)
+    decision = route(inbound, facts, found, config, now)
+    return decided(store, config, inbound, facts, decision, spool_id, now, verdict, dry_run)
+
+
+def decided(
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    facts: Facts,
+    decision: Decision,
+    spool_id: int | None,
+    now: datetime,
+    verdict: Verdict | None = None,
+    dry_run: bool = False,
+) -> Processed:
+    """A routed message applied: its outcome stored and its mail queued."""
+    cases = Cases(store)
     reference = None
     if decision.action == "new":
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
     ctx = Context(inbound, facts, decision, config, now)
     result = outcome(ctx, reference)
+    if result.merging and (refused := merging.refusals(store, ctx, result)):
+        result = command_error(ctx, decision.case, refused)
     if result.allowlist:
         store.exclusive("allowlist")  # one writer of the file at a time, whatever the store
         result = allowlist.apply(ctx, result, write=not dry_run)
     result = loop_guard(store, ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)
+    if result.merging:
+        queued += carried_out(store, config, ctx, result)
     case_ref = result.case.reference if result.case else None
     log.info(
         "processed",
@@ -198,6 +222,91 @@ def handle(
         auth=verdict.summary() if verdict else None,
     )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
+
+
+def carried_out(store: Store, config: Config, ctx: Context, result: Outcome) -> tuple[dict, ...]:
+    """#merge, #unmerge and #split done, and the mail each of their cases sends queued."""
+    queued = []
+    for case, mail in merging.carry_out(store, config, ctx, result):
+        thread = Cases(store).thread_ids(case.id)
+        queued.append(queue_mail(store, config, mail, case, thread, None, ctx.now))
+    return tuple(q for q in queued if q)
+
+
+def asks_for(inbound: Inbound, facts: Facts) -> bool:
+    """A proven engineer's new mail with `#for` on its first line."""
+    sender = facts.sender
+    return sender.role == "engineer" and sender.proven and behalf.asks(inbound)
+
+
+def for_customer(
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    facts: Facts,
+    spool_id: int | None,
+    now: datetime,
+    dry_run: bool = False,
+) -> Processed:
+    """The forwarded mail opens a case as the customer's own: their customer, plan and
+    allow-list, their acknowledgement; the engineer vouches for it, so no proof is asked of
+    the original. The engineer's words are kept as a note; an unreadable forward is answered
+    to the engineer and opens nothing."""
+    unwrapped = behalf.unwrap(inbound)
+    if isinstance(unwrapped, str):
+        return for_refused(store, config, inbound, facts, spool_id, now, unwrapped)
+    original = unwrapped.original
+    customer = classify(original, config, own(config), now.date())
+    found = candidates(Cases(store), original, config, now)
+    decision = route(original, customer, found, config, now)
+    if decision.action != "new":
+        why = f"{original.from_addr} cannot have a case opened ({decision.reason}); nothing opened"
+        return for_refused(store, config, inbound, facts, spool_id, now, why)
+    decision = replace(
+        decision, reason=f"{decision.reason}, forwarded by {unwrapped.engineer} (#for)"
+    )
+    done = decided(store, config, original, customer, decision, spool_id, now, dry_run=dry_run)
+    note(store, done.reference, unwrapped, now)
+    return done
+
+
+def for_refused(
+    store: Store,
+    config: Config,
+    inbound: Inbound,
+    facts: Facts,
+    spool_id: int | None,
+    now: datetime,
+    why: str,
+) -> Processed:
+    """A `#for` that opens nothing: kept, and answered to the engineer alone."""
+    line, number = command_line(inbound.text, "for")
+    ctx = Context(inbound, facts, Decision("keep", "kept: #for not applied"), config, now)
+    result = command_error(ctx, None, (CommandError(line, number, why),))
+    queued = apply(store, config, result, inbound, spool_id, now)
+    return Processed(spool_id or 0, facts, ctx.decision, None, queued)
+
+
+def note(store: Store, reference: str, unwrapped: behalf.OnBehalf, now: datetime) -> None:
+    """The engineer's words on the forward: an internal note on the case they opened."""
+    cases = Cases(store)
+    case = cases.get(reference)
+    cases.add_event(case.id, now, "on_behalf", f"opened for the customer by {unwrapped.engineer}")
+    if unwrapped.note:
+        cases.add_message(
+            {
+                "case_id": case.id,
+                "direction": "in",
+                "kind": "note",
+                "from_addr": unwrapped.engineer,
+                "to_addrs": "[]",
+                "subject": case.subject,
+                "at": iso(now),
+                "body": unwrapped.note,
+                "route_reason": "the words of a forward with #for",
+                "attachments": "[]",
+            }
+        )
 
 
 def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:
@@ -222,6 +331,7 @@ def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:
 def candidates(cases: Cases, inbound: Inbound, config: Config, now: datetime) -> Candidates:
     prefix = config.helpdesk.reference_prefix
     tagged = next((c for ref in tags(inbound.subject, prefix) if (c := cases.get(ref))), None)
+    tagged = tagged and surviving(cases, tagged)
     ids = (*inbound.references, *inbound.in_reply_to)
     # every Message-ID we sent is stored, so a reply whose client dropped the tag still finds
     # its case here; guessing a reference into a made-up Message-ID finds nothing
@@ -230,6 +340,15 @@ def candidates(cases: Cases, inbound: Inbound, config: Config, now: datetime) ->
     return Candidates(
         tagged, threaded[0] if threaded else None, threaded[1] if threaded else None, recent
     )
+
+
+def surviving(cases: Cases, case: Case) -> Case:
+    """A case folded into another threads there, for ever (a few hops at most)."""
+    for _ in range(8):
+        if not case.merged_into or (into := cases.get(case.merged_into)) is None:
+            break
+        case = into
+    return case
 
 
 def apply(
@@ -311,9 +430,7 @@ def queue_mail(
 ) -> dict | None:
     """Render one mail into the outbox, unless every recipient is filtered out or it was
     to go once and went already."""
-    mail = replace(mail, to=addressable(mail))
-    mail = replace(mail, to=allowed_recipients(store, config, mail, now))
-    mail = replace(mail, to=within_mail_limit(store, config, mail, now))
+    mail = guarded(store, config, mail, now)
     if not mail.to or (mail.once and not SentOnce(store).claim(mail.once, now)):
         return None
     reference = case.reference if case else None
@@ -324,15 +441,28 @@ def queue_mail(
         kind=mail.kind,
         message_id=message_id,
         mail_from="" if mail.automatic else config.helpdesk.address,
-        recipients=mail.to,
+        recipients=(*mail.to, *mail.cc),
         raw=msg.raw,
         automatic=bool(mail.automatic),
         now=now,
     )
-    Conversations(store).mail_sent(tuple(r for r in mail.to if r not in config.staff), now)
+    outside = tuple(r for r in (*mail.to, *mail.cc) if r not in config.staff)
+    Conversations(store).mail_sent(outside, now)
     if case is not None:
         Cases(store).add_message(outbound_row(mail, msg, case, message_id, outbox_id, now))
     return {"kind": mail.kind, "to": list(mail.to), "subject": msg.subject}
+
+
+def guarded(store: Store, config: Config, mail: Mail, now: datetime) -> Mail:
+    """The mail with only the recipients, in To and Cc alike, that every guard lets through;
+    a Cc repeating a To goes once."""
+    for field in ("to", "cc"):
+        kept = tuple(r for r in getattr(mail, field) if field == "to" or r not in mail.to)
+        one = replace(mail, to=kept)
+        one = replace(one, to=addressable(one))
+        one = replace(one, to=allowed_recipients(store, config, one, now))
+        mail = replace(mail, **{field: within_mail_limit(store, config, one, now)})
+    return mail
 
 
 def threading_for(
@@ -401,7 +531,7 @@ def outbound_row(
         "direction": "out",
         "kind": mail.kind,
         "from_addr": msg.sender,
-        "to_addrs": json.dumps(list(mail.to)),
+        "to_addrs": json.dumps([*mail.to, *mail.cc]),
         "subject": msg.subject,
         "at": iso(now),
         "message_id": message_id,

@@ -51,6 +51,8 @@ def case_summary(case: Case, config: Config) -> dict:
         "related": case.related,
         "tier": sla.tier_of(case, config),
         "followers": list(case.followers),
+        "participants": list(case.participants),
+        "merged_into": case.merged_into,
         **_next_deadline(case, tz),
     }
 
@@ -189,6 +191,10 @@ def show_text(detail: dict, timezone: str) -> str:
         head.append(f"names {detail['related']}")
     if detail["followers"]:
         head.append(f"followers {', '.join(detail['followers'])}")
+    if detail["merged_into"]:
+        head.append(f"merged into {detail['merged_into']}")
+    if detail["participants"]:
+        head.append(f"participants {', '.join(detail['participants'])}")
     head.append("")
     head.append("clocks (deadlines in the calendar's time zone):")
     head += [_clock_line(c) for c in detail["clocks"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import json
 import os
 import signal
 import smtplib
@@ -312,6 +313,27 @@ def cli(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.Comp
         capture_output=True,
         timeout=120,
     )
+
+
+def queued(config: Path) -> list[tuple[str, list[str], EmailMessage]]:
+    """(kind, recipients, message) of every mail in the configuration's outbox, oldest first:
+    what a test reads when the relay is not there."""
+    from helpdeskd.adapters.store import open_store
+    from helpdeskd.config import load
+
+    store = open_store(load(config).helpdesk.database)
+    try:
+        rows = store.rows("SELECT kind, recipients, raw FROM outbox ORDER BY id")
+    finally:
+        store.close()
+    return [
+        (
+            r["kind"],
+            json.loads(r["recipients"]),
+            email.message_from_bytes(bytes(r["raw"]), policy=email.policy.default),
+        )
+        for r in rows
+    ]
 
 
 def sample_case(**changes) -> Case:

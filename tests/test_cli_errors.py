@@ -107,6 +107,14 @@ TABLE = [
     (["person", "erase", "jane"], USAGE, "not an address"),
     (["person", "export", "jane@acme.test"], USAGE, "--output"),
     (["announce", "--subject", "S", "--body", "{folder}/none.txt"], NOINPUT, "cannot read"),
+    (["open", "--subject", "S"], USAGE, "--for"),
+    (["open", "--for", "jane@acme.test", "--subject", "S", "--at", "soon"], USAGE, "'soon'"),
+    (["open", "--for", "jane@acme.test", "--subject", "S", "--channel", "fax"], USAGE, "fax"),
+    (
+        ["open", "--for", "a@acme.test", "--subject", "S", "--body-file", "{folder}/none.txt"],
+        NOINPUT,
+        "none.txt: no such file",
+    ),
 ]
 CONFIG_TABLE = [
     ("missing.toml", ["cases"], CONFIG, "cannot read {folder}/missing.toml"),

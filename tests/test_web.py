@@ -281,6 +281,34 @@ def test_a_new_case_from_the_form_lands_as_a_mail_does(site: Site):
     assert first["entrance"] == "web"
 
 
+def test_an_engineer_opens_a_case_on_a_customers_behalf(site: Site):
+    browser = site.signed_in("alice@helpdesk.test")
+    form = browser.get("/new")
+    assert 'name="for"' in form.text
+    fields = {"csrf": form.csrf, "subject": "Scanner lost settings", "description": "Called in."}
+    assert browser.post("/new", {**fields, "for": "jane@acme.test"}).status == 200
+    ack = site.sink.wait_for(
+        lambda m: "jane@acme.test" in str(m["To"]) and "Scanner lost" in str(m["Subject"])
+    )
+    assert ack, "no acknowledgement to the customer"
+    reference = str(ack[0]["Subject"]).split("]")[0].lstrip("[")
+    detail = site.show(reference)
+    assert (detail["customer"], detail["opener"]) == ("Acme", "jane@acme.test")
+    first = detail["messages"][0]
+    assert (first["from"], first["kind"], first["body"].strip()) == (
+        "jane@acme.test", "customer", "Called in."
+    )  # fmt: skip
+    assert "alice@helpdesk.test" not in ack[0].as_string()
+
+
+def test_only_engineers_open_a_case_for_someone_else(site: Site):
+    browser = site.signed_in("jane@acme.test")
+    form = browser.get("/new")
+    assert 'name="for"' not in form.text
+    fields = {"csrf": form.csrf, "subject": "For Pete", "description": "Hello."}
+    assert browser.post("/new", {**fields, "for": "pete@acme.test"}).status == 403
+
+
 def test_engineers_see_the_queue_by_nearest_deadline(site: Site):
     late = site.open_case("jane@acme.test", "Urgent outage", "outage everywhere")
     calm = site.open_case("ann@initech.test", "A question")

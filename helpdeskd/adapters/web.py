@@ -37,6 +37,7 @@ from helpdeskd.adapters.store import Store, open_store
 from helpdeskd.config import PACKAGED_TEMPLATES, Config
 from helpdeskd.core import access, submission
 from helpdeskd.core.access import Viewer
+from helpdeskd.core.address import usable
 from helpdeskd.core.submission import Submission, Upload
 
 log = structlog.get_logger("helpdeskd.web")
@@ -407,17 +408,28 @@ async def new_case(request: Request) -> Response:
     subject, description = str(form.get("subject") or ""), str(form.get("description") or "")
     if not subject.strip() or not description.strip():
         raise HTTPException(400, "A new case needs a subject and a description.")
-    web.submit(
-        submission.new_case(
-            viewer.address,
-            subject,
-            description,
-            str(form.get("urgency") or "normal"),
-            str(form.get("environment") or ""),
-            await uploads(form),
-        )
+    sub = submission.new_case(
+        viewer.address,
+        subject,
+        description,
+        str(form.get("urgency") or "normal"),
+        str(form.get("environment") or ""),
+        await uploads(form),
     )
+    customer = str(form.get("for") or "").strip().lower()
+    if customer:
+        sub = submission.for_customer(sub, on_behalf_of(web, viewer, customer))
+    web.submit(sub)
     return web.page(request, "received", case=None, action="new")
+
+
+def on_behalf_of(web: Web, viewer: Viewer, customer: str) -> str:
+    """Only an engineer opens a case for someone else, and only for an address."""
+    if web.config().engineer(viewer.address) is None:
+        raise HTTPException(403, "Only engineers open cases on a customer's behalf.")
+    if not usable(customer):
+        raise HTTPException(400, f"{customer!r} is not an email address.")
+    return customer
 
 
 # -- reports and the queue ----------------------------------------------------------------------

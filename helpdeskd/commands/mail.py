@@ -1,4 +1,4 @@
-"""Mail in and out: `ingest`, `sweep`, `outbox`, `requeue`, `announce`."""
+"""Mail in and out: `ingest`, `open`, `sweep`, `outbox`, `requeue`, `announce`."""
 
 from __future__ import annotations
 
@@ -236,4 +236,29 @@ def cmd_announce(config: Config, args: Namespace) -> int:
     if not args.dry_run:
         outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
     print(views.table(done, ["customer", "to", "queued"]) if done else "no recipients")
+    return 0
+
+
+def cmd_open(config: Config, args: Namespace) -> int:
+    """A case on a customer's behalf, through the whole flow; prints its reference."""
+    from helpdeskd.on_behalf import Request, open_for
+
+    body = ""
+    if args.body_file is not None:
+        try:
+            body = args.body_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise exits.unreadable(args.body_file, exc) from exc
+        except UnicodeDecodeError as exc:
+            raise Failure(
+                f"{args.body_file} is not UTF-8 text; no case opened", exits.DATAERR
+            ) from exc
+    request = Request(args.for_address, args.subject, body, args.priority, args.channel)
+    store = open_store(config)
+    at = args.at or datetime.now(UTC)
+    result = open_for(store, config, request, at)
+    outbox.flush(store, config.outbound, at, node=config.helpdesk.node)
+    if result.decision is None or result.decision.action != "new":
+        raise Failure(f"no case opened for {args.for_address}: {_describe(result)}", exits.DATAERR)
+    print(result.reference)
     return 0

@@ -27,7 +27,7 @@ from datetime import datetime
 @dataclass(frozen=True)
 class Change:
     kind: str  # "priority", "assign", "status", "escalate", "note", "allow", "due", "tier",
-    # "plan" or "workaround"
+    # "plan", "workaround", "cc", "merge", "unmerge" or "split"
     value: str | None = None  # "P1".."P4", an address, a status, "add ADDRESS", "CLOCK WHEN",
     # "2", the text of a plan or workaround; None for others
 
@@ -76,6 +76,15 @@ COMMANDS: tuple[Command, ...] = (
     Command("plan", "TEXT", "record the action plan; the customer gets it unless #note is given",
             "plan"),
     Command("workaround", "TEXT", "record the patch or workaround given", "workaround"),
+    Command("cc", "add ADDRESS|remove ADDRESS",
+            "change the case's participants, who get your replies in Cc", "cc"),
+    Command("merge", "REFERENCE",
+            "fold this case into that one; the customers are told which reference to use",
+            "merge"),
+    Command("unmerge", "", "undo the last merge into this case (within 30 days)", "unmerge"),
+    Command("split", "",
+            "make the customer's message you answer a case of its own, with its acknowledgement",
+            "split"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -256,6 +265,28 @@ def _allow(command: Command, argument: str, context: _Context) -> Change | str:
     return Change(command.kind, f"{action} {target}")
 
 
+def _cc(command: Command, argument: str, context: _Context) -> Change | str:
+    """ "add jane@acme.com" or "remove jane@acme.com"; never one of our engineers, whose
+    private mailbox a customer's conversation must not reach."""
+    action, _, target = argument.partition(" ")
+    action, target = action.lower(), target.strip().strip("<>").lower()
+    if action not in ("add", "remove") or not _ADDRESS.fullmatch(target):
+        return f'"{argument}" is not a participant change; accepted: {syntax(command)}'
+    if action == "add" and target in context.engineers:
+        return f'"{target}" is an engineer: engineers are never copied on a customer\'s mail'
+    return Change(command.kind, f"{action} {target}")
+
+
+_REFERENCE = re.compile(r"[A-Za-z][A-Za-z0-9]*-\d{4}-\d{5,}")
+
+
+def _reference(command: Command, argument: str, context: _Context) -> Change | str:
+    reference = argument.strip().strip("[]")
+    if not _REFERENCE.fullmatch(reference):
+        return f'"{argument}" is not a case reference; accepted: {syntax(command)}'
+    return Change(command.kind, reference.upper())
+
+
 _DUE_WHEN = re.compile(r"(\d{4}-\d{2}-\d{2})(?: (\d{1,2}:\d{2}))?|\d+[mhd]")
 _CLOCK = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -303,6 +334,10 @@ _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] =
     "tier": _tier,
     "plan": _text,
     "workaround": _text,
+    "cc": _cc,
+    "merge": _reference,
+    "unmerge": _no_argument,
+    "split": _no_argument,
 }
 
 
@@ -318,7 +353,7 @@ def _conflicts(applied: list[_Applied]) -> list[CommandError]:
     first: dict[str, _Applied] = {}
     errors = []
     for later in applied:
-        if later.change.kind == "allow":  # several allow-list changes go together
+        if later.change.kind in ("allow", "cc"):  # several such changes go together
             continue
         earlier = first.setdefault(_sets(later.change), later)
         if earlier.change != later.change:

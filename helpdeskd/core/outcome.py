@@ -11,10 +11,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, sla, survey
+from helpdeskd.core import agreed, calendar, participants, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
 from helpdeskd.core.commands import (
+    Change,
     CommandError,
     command_line,
     customer_asks_close,
@@ -49,6 +50,7 @@ class Outcome:
     bounced: tuple[str, ...] = ()  # Message-IDs of our own mail that bounced
     rating: survey.Rating | None = None  # the customer's answer to the survey
     allowlist: tuple[str, ...] = ()  # "add ADDRESS", ... for the case's customer (#allow)
+    merging: tuple[Change, ...] = ()  # #merge, #unmerge, #split: carried out by the store
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def opened(ctx: Context, reference: str) -> Outcome:
     )
     if facts.sender.authenticated is False:
         case = replace(case, notices=frozenset({UNPROVEN_OPENER}))
+    if not facts.auto:
+        case = participants.joined(case, inbound, ctx.config)
     case = sla.start_clocks(case, ctx.config)
     events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), plan {case.plan}")]
     if case.related:
@@ -150,6 +154,7 @@ def notification(ctx: Context, case: Case) -> Mail:
             "sender_name": ctx.inbound.from_name,
             "omitted": omitted,
             "demoted": ctx.facts.sender.demoted,
+            "external": participants.external(case, ctx.config),
         },
         automatic="auto-generated",
         reply_to=ctx.config.helpdesk.address,
@@ -223,10 +228,12 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
     rated = survey.answer(case, reply.new)
     if rated:
         return rating_reply(ctx, case, *rated)
-    contacts = case.contacts + (
-        (ctx.inbound.from_addr,) if ctx.inbound.from_addr not in case.contacts else ()
-    )
+    sender = ctx.inbound.from_addr
+    # a participant answering stays a participant: in Cc, not the requester
+    new = sender not in (*case.contacts, *case.participants)
+    contacts = case.contacts + ((sender,) if new else ())
     before = case
+    case = participants.joined(case, ctx.inbound, ctx.config)
     case = replace(
         case,
         contacts=contacts,
@@ -334,6 +341,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if allow:
         mails.append(allowlist_confirmation(ctx, case, allow))
+    merging = tuple(c for c in parsed.changes if c.kind in MERGING)
     if any(c.kind == "note" for c in parsed.changes):
         # a noted #plan stays inside: the customer does not get it
         mails = [m for m in mails if m.kind != "action_plan"]
@@ -343,6 +351,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
             record(ctx, "note", reply.new, reply.elided),
             tuple(events),
             (*mails, note_mail(ctx, case, reply.new)),
+            merging=merging,
         )
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
@@ -354,6 +363,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         tuple(events),
         tuple(mails),
         allowlist=allow,
+        merging=merging,
     )
 
 
@@ -423,6 +433,7 @@ def relay_to_customer(ctx: Context, case: Case, body: str) -> tuple[Case, Mail]:
         case.contacts,
         {"body": body, "engineer": engineer.name},
         attachments=ctx.inbound.attachments,
+        cc=case.participants,  # the engineer's own Cc stays theirs: never copied out
     )
     case = sla.stop(case, "reply", ctx.now)[0]
     if case.first_response_at is None:
@@ -540,6 +551,25 @@ def _allow(ctx: Context, case: Case, value: str):
     return case, ("allowlist", f"{value} for {case.customer} by {ctx.inbound.from_addr}"), ()
 
 
+def _merge(ctx: Context, case: Case, value: str):
+    """The folded case is closed, its clocks settled, and names the case it went into; its
+    messages and history move there when the store carries the merge out."""
+    folded = replace(case, status="closed", closed_at=ctx.now, merged_into=value)
+    return sla.settle(folded, ctx.now), ("merged", f"into {value} by {ctx.inbound.from_addr}"), ()
+
+
+def _carried_by_store(ctx: Context, case: Case, value: None):
+    return case, None, ()
+
+
+MERGING = ("merge", "unmerge", "split")
+
+
+def _cc(ctx: Context, case: Case, value: str):
+    event = ("participants", f"{value} by {ctx.inbound.from_addr}")
+    return participants.changed(case, value), event, ()
+
+
 CHANGES = {
     "priority": _priority,
     "assign": _assign,
@@ -547,6 +577,10 @@ CHANGES = {
     "escalate": _escalate,
     "note": _note,
     "allow": _allow,
+    "cc": _cc,
+    "merge": _merge,
+    "unmerge": _carried_by_store,
+    "split": _carried_by_store,
     **agreed.CHANGES,
 }
 

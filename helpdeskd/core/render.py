@@ -104,9 +104,8 @@ def render(
     )
     headers = [
         mime.header("From", sender_words),
-        mime.header(
-            "To", [f"{clean(a)}," for a in mail.to[:-1]] + [clean(a) for a in mail.to[-1:]]
-        ),
+        mime.header("To", address_list(mail.to)),
+        *([mime.header("Cc", address_list(mail.cc))] if mail.cc else []),
         mime.unstructured("Subject", subject),
         f"Date: {format_datetime(now)}",
         f"Message-ID: <{clean(threading.message_id)}>",
@@ -122,6 +121,11 @@ def render(
     parts = [text, *(attachment_part(a) for a in mail.attachments)]
     raw = mime.message(headers, parts, threading.message_id)
     return Rendered(raw, sender, subject, "".join(f"{line}\n" for line in lines))
+
+
+def address_list(addresses: tuple[str, ...]) -> list[str]:
+    """The words of a To or Cc header: addresses separated by commas."""
+    return [f"{clean(a)}," for a in addresses[:-1]] + [clean(a) for a in addresses[-1:]]
 
 
 def template_context(

@@ -71,12 +71,14 @@ def words(inbound: Inbound) -> str:
 
 
 def trusted_for(facts: Facts, address: str, case: Case) -> bool:
-    """Our own people, the case's contacts, and whoever of its customer may open cases: a
-    sender who may not open a case (authorized_only) or was demoted joins none by naming it."""
+    """Our own people, the case's contacts and participants, and whoever of its customer may
+    open cases: a sender who may not open a case (authorized_only) or was demoted joins none
+    by naming it."""
     sender = facts.sender
     return (
         sender.role in ("engineer", "staff")
         or address in case.contacts
+        or address in case.participants
         or address == case.opener
         or (sender.role == "customer" and sender.may_open and sender.customer == case.customer)
     )

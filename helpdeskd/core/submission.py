@@ -9,11 +9,12 @@ mail gets; only the spool records that it came through the web.
 from __future__ import annotations
 
 import email.policy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from helpdeskd.core.behalf import FORWARD_LINE
 from helpdeskd.model import Case
 
 # Urgency as the form offers it, and the word the priority rules of the policy can read.
@@ -64,6 +65,13 @@ def new_case(
     if environment.strip():
         lines.append(f"Environment: {one_line(environment)}")
     return Submission(sender, one_line(subject), "\n".join(lines).strip(), uploads)
+
+
+def for_customer(sub: Submission, customer: str) -> Submission:
+    """An engineer's new case on a customer's behalf: the forward with `#for ADDRESS` that an
+    engineer would mail, so it opens the case as mail does (see core/behalf.py)."""
+    text = f"#for {customer}\n(opened on the status page)\n\n{FORWARD_LINE}\n\n{sub.text}"
+    return replace(sub, text=text)
 
 
 def one_line(text: str) -> str:

@@ -22,6 +22,7 @@ from helpdeskd.adapters.store.database import (
 )
 from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE, Dialect
 from helpdeskd.adapters.store.figures import OPEN_STATUSES, Figures
+from helpdeskd.adapters.store.merges import Merges
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.adapters.store.operations import Heartbeats, Incidents, MailboxState
 from helpdeskd.adapters.store.outbox import ADMIN_KINDS, OutboxQueue, Queued
@@ -103,6 +104,7 @@ __all__ = [
     "Heartbeats",
     "Incidents",
     "MailboxState",
+    "Merges",
     "OutboxQueue",
     "Queued",
     "Ratings",

@@ -39,6 +39,8 @@ def case_row(case: Case, next_due: datetime | None) -> dict:
         "next_due": iso(next_due),
         "tier": case.tier,
         "followers": json.dumps(list(case.followers)),
+        "participants": json.dumps(list(case.participants)),
+        "merged_into": case.merged_into,
     }
 
 
@@ -104,6 +106,8 @@ def row_case(row: dict, clocks: list[dict] | None = None) -> Case:
         notices=frozenset(json.loads(row["notices"] or "[]")),
         tier=row.get("tier"),
         followers=tuple(json.loads(row.get("followers") or "[]")),
+        participants=tuple(json.loads(row.get("participants") or "[]")),
+        merged_into=row.get("merged_into"),
     )
 
 

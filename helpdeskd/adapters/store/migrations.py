@@ -272,3 +272,29 @@ def m016_case_clocks(db: sqlite_utils.Database) -> None:
     )
     db["cases"].add_column("tier", int)
     db["cases"].add_column("followers", str)
+
+
+@migrations()
+def m017_participants(db: sqlite_utils.Database) -> None:
+    """The people a customer copied on a case, as a JSON list beside `contacts`."""
+    db["cases"].add_column("participants", str)
+
+
+@migrations()
+def m018_merges(db: sqlite_utils.Database) -> None:
+    """A case folded into another (`#merge`) names it, so its reference threads there for ever;
+    each merge keeps what it moved, so `#unmerge` can put it back."""
+    db["cases"].add_column("merged_into", str)
+    db["merges"].create(
+        {
+            "id": int,
+            "folded_id": int,
+            "surviving_id": int,
+            "at": str,
+            "by_addr": str,
+            "moved": str,  # JSON: message and event ids, contacts and participants added
+            "undone_at": str,
+        },
+        pk="id",
+    )
+    db["merges"].create_index(["surviving_id", "at"])
