@@ -131,11 +131,6 @@ class PostgresDatabase(Database):
                 self._depth -= 1
 
     @contextmanager
-    def lazy_commits(self) -> Iterator[None]:
-        """No PRAGMA to set: the server keeps its own `synchronous_commit`."""
-        yield
-
-    @contextmanager
     def wiping(self) -> Iterator[None]:
         """The old row versions are the server's to reclaim (autovacuum, or `VACUUM FULL`,
         docs/privacy.md): nothing to set for one transaction."""
