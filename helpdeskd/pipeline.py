@@ -16,7 +16,7 @@ from functools import partial
 
 import structlog
 
-from helpdeskd import allowlist
+from helpdeskd import allowlist, report
 from helpdeskd.adapters import authres as authentication
 from helpdeskd.adapters.store import (
     Cases,
@@ -179,7 +179,8 @@ def handle(
     reference = None
     if decision.action == "new":
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
-    ctx = Context(inbound, facts, decision, config, now)
+    fair_use = fair_use_of(store, config, facts, decision, now)
+    ctx = Context(inbound, facts, decision, config, now, fair_use)
     result = outcome(ctx, reference)
     if result.allowlist:
         store.exclusive("allowlist")  # one writer of the file at a time, whatever the store
@@ -198,6 +199,17 @@ def handle(
         auth=verdict.summary() if verdict else None,
     )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
+
+
+def fair_use_of(
+    store: Store, config: Config, facts: Facts, decision: Decision, now: datetime
+) -> str:
+    """Why the sender's customer is flagged for fair use this month: the engineers' notice of
+    its new case says so. Asked only when a customer's mail opens a case."""
+    customer = facts.sender.customer
+    if customer is None or decision.action != "new":
+        return ""
+    return report.flagged_this_month(store, config, now).get(customer, "")
 
 
 def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:

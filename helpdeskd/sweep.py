@@ -16,7 +16,7 @@ from datetime import datetime
 
 import structlog
 
-from helpdeskd import monthly
+from helpdeskd import customer_notices, monthly
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
 from helpdeskd.core import agreed, calendar, sla
@@ -66,6 +66,10 @@ def run(
     except Exception:
         # the cases are settled; the reports are tried again at the next sweep
         log.exception("monthly reports failed")
+    try:
+        done += customer_notices.run(store, config, now, dry_run=dry_run)
+    except Exception:
+        log.exception("customer notices failed")  # tried again at the next sweep
     return done
 
 

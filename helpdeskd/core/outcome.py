@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from helpdeskd.config import Config, Customer
 from helpdeskd.core import agreed, calendar, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
-from helpdeskd.core.classify import Facts
+from helpdeskd.core.classify import Facts, plan_why
 from helpdeskd.core.commands import (
     CommandError,
     command_line,
@@ -58,6 +58,7 @@ class Context:
     decision: Decision
     config: Config
     now: datetime
+    fair_use: str = ""  # why the sender's customer is flagged for fair use this month, if it is
 
 
 def outcome(ctx: Context, reference: str | None = None) -> Outcome:
@@ -108,6 +109,8 @@ def opened(ctx: Context, reference: str) -> Outcome:
         case = replace(case, notices=frozenset({UNPROVEN_OPENER}))
     case = sla.start_clocks(case, ctx.config)
     events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), plan {case.plan}")]
+    if why := served_by(ctx):
+        events.append(("plan", why))
     if case.related:
         events.append(("related", f"names {case.related}"))
     mails = [notification(ctx, case)]
@@ -122,9 +125,14 @@ def acknowledgement(ctx: Context, case: Case) -> Mail:
         "acknowledgement",
         "acknowledgement",
         (ctx.inbound.from_addr,),
-        {"first_response": sla.promised_reply(case, ctx.config)},
+        {"first_response": sla.promised_reply(case, ctx.config), "plan_why": served_by(ctx)},
         automatic="auto-replied",
     )
+
+
+def served_by(ctx: Context) -> str:
+    customer = customer_named(ctx.config, ctx.facts.sender.customer)
+    return plan_why(customer, ctx.config, ctx.now.date())
 
 
 def forwarded(ctx: Context) -> tuple[tuple[Attachment, ...], tuple[Attachment, ...]]:
@@ -150,6 +158,7 @@ def notification(ctx: Context, case: Case) -> Mail:
             "sender_name": ctx.inbound.from_name,
             "omitted": omitted,
             "demoted": ctx.facts.sender.demoted,
+            "fair_use": ctx.fair_use,
         },
         automatic="auto-generated",
         reply_to=ctx.config.helpdesk.address,
