@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from helpdeskd.adapters.store import Cases, Store, parse_iso
 from helpdeskd.config import Config
-from helpdeskd.core import sla
+from helpdeskd.core import reply_due, sla
 from helpdeskd.model import Case, Clock
 
 OUT_KINDS = {"relay": "engineer"}
@@ -51,8 +51,14 @@ def case_summary(case: Case, config: Config) -> dict:
         "related": case.related,
         "tier": sla.tier_of(case, config),
         "followers": list(case.followers),
+        "reply_due": replies_owed(case, tz),
         **_next_deadline(case, tz),
     }
+
+
+def replies_owed(case: Case, tz: str) -> list[dict]:
+    """Who owes the customer a written reply since its `#escalate`, and since when."""
+    return [{"from": o.address, "since": local(o.since, tz)} for o in reply_due.owed(case)]
 
 
 # `cases` as a table: the clock due first beside each case
@@ -189,6 +195,8 @@ def show_text(detail: dict, timezone: str) -> str:
         head.append(f"names {detail['related']}")
     if detail["followers"]:
         head.append(f"followers {', '.join(detail['followers'])}")
+    for owed in detail["reply_due"]:
+        head.append(f"reply due from {owed['from']} since {shown_text(owed['since'], timezone)}")
     head.append("")
     head.append("clocks (deadlines in the calendar's time zone):")
     head += [_clock_line(c) for c in detail["clocks"]]

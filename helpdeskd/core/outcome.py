@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, sla, survey
+from helpdeskd.core import agreed, calendar, reply_due, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts, plan_why
 from helpdeskd.core.commands import (
@@ -63,6 +63,10 @@ class Context:
 
 def outcome(ctx: Context, reference: str | None = None) -> Outcome:
     """`reference` is the one the store allocated, for a decision that opens a case."""
+    return reply_given(ctx, dispatch(ctx, reference))
+
+
+def dispatch(ctx: Context, reference: str | None) -> Outcome:
     action = ctx.decision.action
     if action == "new":
         return opened(ctx, reference)
@@ -80,6 +84,18 @@ def outcome(ctx: Context, reference: str | None = None) -> Outcome:
     if ctx.facts.sender.role == "staff":
         return staff_reply(ctx, case)
     return customer_reply(ctx, case)
+
+
+def reply_given(ctx: Context, result: Outcome) -> Outcome:
+    """Whoever owed the customer a reply (reply_due) and now wrote on the case, proven and by
+    hand, owes it no more."""
+    if result.case is None or ctx.facts.auto or not ctx.facts.sender.proven:
+        return result
+    case = reply_due.answered(result.case, ctx.inbound.from_addr)
+    if case is None:
+        return result
+    event = ("reply_due", f"answered by {ctx.inbound.from_addr}")
+    return replace(result, case=case, events=(*result.events, event))
 
 
 # in Case.notices: the opening mail could have been proven and was not, so the opener's word on
@@ -629,7 +645,16 @@ def escalation_request(
     )
     words = without_escalation_line(text) or reason or "(no words besides #escalate)"
     mails = escalation_mails(config, case, level, why, words)
-    return case, ("escalate", f"level {level} {why}"), mails
+    case, owes = reply_owed(case, config, level, now)
+    return case, ("escalate", f"level {level} {why}{owes}"), mails
+
+
+def reply_owed(case: Case, config: Config, level: int, now: datetime) -> tuple[Case, str]:
+    """The level's first address owes the customer a written reply (XMPro §5)."""
+    first = sla.level_notify(case, config, level)[:1]
+    if not first:
+        return case, ""
+    return reply_due.opened(case, first[0], sla.stamp(now)), f"; a reply is due from {first[0]}"
 
 
 def next_request_at(case: Case, config: Config) -> datetime | None:
