@@ -16,7 +16,7 @@ from functools import partial
 
 import structlog
 
-from helpdeskd import allowlist, report
+from helpdeskd import allowlist, report, stand_ins
 from helpdeskd.adapters import authres as authentication
 from helpdeskd.adapters.store import (
     Cases,
@@ -185,6 +185,7 @@ def handle(
     if result.allowlist:
         store.exclusive("allowlist")  # one writer of the file at a time, whatever the store
         result = allowlist.apply(ctx, result, write=not dry_run)
+    result = stand_ins.redirect(store, config, result, now)
     result = loop_guard(store, ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)
     case_ref = result.case.reference if result.case else None
