@@ -1,6 +1,7 @@
 """The monthly service report: on the first working day of a month (the default plan's calendar,
-months counted in the helpdesk's time zone), each customer's primary and stand-in contacts get
-last month's figures, plain text with an HTML alternative that draws them as bars.
+months counted in the helpdesk's time zone), each customer's primary and stand-in contacts and
+its nominated report viewers get last month's figures, plain text with an HTML alternative that
+draws them as bars.
 
 It runs with every sweep and costs one lookup per customer until it is due. What was sent is
 recorded (`sent_once`), in the transaction that queues it, so each customer gets one report a
@@ -47,7 +48,7 @@ def run(store: Store, config: Config, now: datetime, *, dry_run: bool = False) -
     if month is None:
         return []
     sent = SentOnce(store).sent([key(c, month) for c in config.customers])
-    waiting = [c for c in config.customers if c.contacts and key(c, month) not in sent]
+    waiting = [c for c in config.customers if c.report_readers and key(c, month) not in sent]
     if not waiting:
         return []
     start, end = report.month_bounds(*month, config.helpdesk.timezone)
@@ -106,7 +107,7 @@ def report_mail(customer: Customer, month: tuple[int, int], figures: dict, once:
     return Mail(
         "monthly_report",
         "monthly_report",
-        customer.contacts,
+        customer.report_readers,
         context,
         automatic="auto-generated",
         threaded=False,

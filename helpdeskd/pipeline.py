@@ -16,7 +16,7 @@ from functools import partial
 
 import structlog
 
-from helpdeskd import allowlist, merging
+from helpdeskd import allowlist, merging, report, stand_ins
 from helpdeskd.adapters import authres as authentication
 from helpdeskd.adapters.store import (
     Cases,
@@ -199,13 +199,15 @@ def decided(
     reference = None
     if decision.action == "new":
         reference = cases.next_reference(config.helpdesk.reference_prefix, now.year)
-    ctx = Context(inbound, facts, decision, config, now)
+    fair_use = fair_use_of(store, config, facts, decision, now)
+    ctx = Context(inbound, facts, decision, config, now, fair_use)
     result = outcome(ctx, reference)
     if result.merging and (refused := merging.refusals(store, ctx, result)):
         result = command_error(ctx, decision.case, refused)
     if result.allowlist:
         store.exclusive("allowlist")  # one writer of the file at a time, whatever the store
         result = allowlist.apply(ctx, result, write=not dry_run)
+    result = stand_ins.redirect(store, config, result, now)
     result = loop_guard(store, ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)
     if result.merging:
@@ -307,6 +309,17 @@ def note(store: Store, reference: str, unwrapped: behalf.OnBehalf, now: datetime
                 "attachments": "[]",
             }
         )
+
+
+def fair_use_of(
+    store: Store, config: Config, facts: Facts, decision: Decision, now: datetime
+) -> str:
+    """Why the sender's customer is flagged for fair use this month: the engineers' notice of
+    its new case says so. Asked only when a customer's mail opens a case."""
+    customer = facts.sender.customer
+    if customer is None or decision.action != "new":
+        return ""
+    return report.flagged_this_month(store, config, now).get(customer, "")
 
 
 def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:

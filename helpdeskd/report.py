@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
 from helpdeskd.core import sla, survey
 from helpdeskd.model import Case
@@ -242,6 +243,11 @@ def fair_use(cases: Iterable[Case], config: Config) -> list[dict]:
         if case.customer:
             counts[case.customer] += 1
             plans[case.customer] = case.plan
+    return flagged(counts, plans, config)
+
+
+def flagged(counts: dict[str, int], plans: dict[str, str], config: Config) -> list[dict]:
+    """The fair-use rows of customers' case counts in a period (and the plan of each)."""
     if not counts:
         return []
     median = statistics.median(counts.values())
@@ -268,6 +274,19 @@ def fair_use(cases: Iterable[Case], config: Config) -> list[dict]:
                 }
             )
     return rows
+
+
+def fair_use_period(config: Config, now: datetime) -> str:
+    """The period a fair-use notice goes once in: the month, in the helpdesk's zone."""
+    return f"{now.astimezone(ZoneInfo(config.helpdesk.timezone)):%Y-%m}"
+
+
+def flagged_this_month(store: Store, config: Config, now: datetime) -> dict[str, str]:
+    """The customers flagged for fair use this month so far, and why."""
+    local = now.astimezone(ZoneInfo(config.helpdesk.timezone))
+    start, _ = month_bounds(local.year, local.month, config.helpdesk.timezone)
+    counts, plans = Cases(store).opened_per_customer(start)
+    return {row["customer"]: row["why"] for row in flagged(counts, plans, config)}
 
 
 def render_parts(parts: dict[str, list[dict]], form: str, part: str | None) -> str:

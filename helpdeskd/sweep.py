@@ -16,10 +16,10 @@ from datetime import datetime
 
 import structlog
 
-from helpdeskd import monthly
+from helpdeskd import customer_notices, monthly
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
-from helpdeskd.core import agreed, calendar, sla
+from helpdeskd.core import agreed, calendar, reply_due, sla
 from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
@@ -66,6 +66,10 @@ def run(
     except Exception:
         # the cases are settled; the reports are tried again at the next sweep
         log.exception("monthly reports failed")
+    try:
+        done += customer_notices.run(store, config, now, dry_run=dry_run)
+    except Exception:
+        log.exception("customer notices failed")  # tried again at the next sweep
     return done
 
 
@@ -161,6 +165,8 @@ def event_for(case: Case, action: sla.Action, config: Config, now: datetime) -> 
         return "escalate", f"level {action.level} by the scheduler: {late}"
     if action.kind == "closing_warning":
         return "closing_warning", "no reply from the customer: closing warning sent"
+    if action.kind == "reply_due":
+        return "reply_due", f"reminder to {owing(action)}: the customer still waits for a reply"
     return "status", "waiting -> closed (no reply after the closing warning)"
 
 
@@ -178,7 +184,28 @@ def mails_for(case: Case, action: sla.Action, config: Config, now: datetime) -> 
         return (team_notice(case, action, config, now),)
     if action.kind == "escalate":
         return escalation(case, action, config, now)
+    if action.kind == "reply_due":
+        return (reply_reminder(case, action, config),)
     return (closing_warning(case, config, now),)
+
+
+def owing(action: sla.Action) -> str:
+    """Who a reply_due reminder goes to: its key names them."""
+    return next(iter(action.records)).removeprefix(reply_due.REMINDED)
+
+
+def reply_reminder(case: Case, action: sla.Action, config: Config) -> Mail:
+    """Once, a working day after a customer's `#escalate` reached them: they owe a reply."""
+    address = owing(action)
+    since = next((o.since for o in reply_due.owed(case) if o.address == address), action.due_at)
+    return Mail(
+        "reply_due",
+        "reply_due",
+        (address,),
+        {"since": since},
+        automatic="auto-generated",
+        reply_to=config.helpdesk.address,
+    )
 
 
 def clock_lines(case: Case, config: Config, now: datetime) -> list[sla.Standing]:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from helpdeskd.adapters.store import Cases, Store, parse_iso
 from helpdeskd.config import Config
-from helpdeskd.core import sla
+from helpdeskd.core import reply_due, sla
 from helpdeskd.model import Case, Clock
 
 OUT_KINDS = {"relay": "engineer"}
@@ -53,8 +53,14 @@ def case_summary(case: Case, config: Config) -> dict:
         "followers": list(case.followers),
         "participants": list(case.participants),
         "merged_into": case.merged_into,
+        "reply_due": replies_owed(case, tz),
         **_next_deadline(case, tz),
     }
+
+
+def replies_owed(case: Case, tz: str) -> list[dict]:
+    """Who owes the customer a written reply since its `#escalate`, and since when."""
+    return [{"from": o.address, "since": local(o.since, tz)} for o in reply_due.owed(case)]
 
 
 # `cases` as a table: the clock due first beside each case
@@ -195,6 +201,8 @@ def show_text(detail: dict, timezone: str) -> str:
         head.append(f"merged into {detail['merged_into']}")
     if detail["participants"]:
         head.append(f"participants {', '.join(detail['participants'])}")
+    for owed in detail["reply_due"]:
+        head.append(f"reply due from {owed['from']} since {shown_text(owed['since'], timezone)}")
     head.append("")
     head.append("clocks (deadlines in the calendar's time zone):")
     head += [_clock_line(c) for c in detail["clocks"]]

@@ -6,7 +6,7 @@ import dataclasses
 import email
 import email.policy
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -22,6 +22,19 @@ NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
 CONTEXTS = {
     "acknowledgement": {"first_response": "4 working hours"},
+    "plan_lapsed": {
+        "customer": "Acme",
+        "plan": "gold",
+        "expired": date(2026, 11, 30),
+        "now_plan": "standard",
+        "renewal_note": "Call us to renew.",
+    },
+    "fair_use_notice": {
+        "customer": "Acme",
+        "why": "over the gold plan's cap of 2",
+        "month": "2026-12",
+    },
+    "reply_due": {"since": datetime(2026, 11, 23, 16, 0, tzinfo=UTC)},
     "reject_notice": {"subject": "Hello"},
     "notification": {
         "body": "The portal is down.",

@@ -49,6 +49,7 @@ class Plan:
     fair_use_cap: int | None = None  # new cases per customer in a report's period
     clocks: tuple[ClockRule, ...] = ()  # the named clocks; built from the shorthand when empty
     escalation: tuple[EscalationLevel, ...] | None = None  # None: the helpdesk's ladder
+    renewal_note: str = ""  # told to the primary contact when a customer's plan lapses
 
     def calendar_for(self, priority: str) -> str:
         return self.calendars.get(priority, self.calendar)
@@ -152,6 +153,7 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
             "fair_use_cap",
             "clocks",
             "escalation",
+            "renewal_note",
         },
     )
     calendar = r.required(t, "calendar", p, str)
@@ -176,7 +178,13 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
         fair_use_cap=r.positive(t, "fair_use_cap", p, 0) or None if "fair_use_cap" in t else None,
         clocks=clocks,
         escalation=_ladder(r, t["escalation"], f"{p}.escalation") if "escalation" in t else None,
+        renewal_note=_renewal_note(r, t, p),
     )
+
+
+def _renewal_note(r: Reader, t: dict, p: str) -> str:
+    """IPcelerate, Pro Plus: what a customer whose plan lapsed is told about renewing it."""
+    return r.get(t, "renewal_note", p, str, "").strip()
 
 
 def _calendar_overrides(r: Reader, t: dict, p: str, calendars: dict) -> dict[str, str]:

@@ -21,12 +21,18 @@ class Customer:
     authorized_only: bool = False
     primary_contact: str | None = None
     stand_in_contacts: tuple[str, ...] = ()
+    report_viewers: tuple[str, ...] = ()  # nominated to read its reports and cases (XMPro §7)
 
     @property
     def contacts(self) -> tuple[str, ...]:
         """Who hears about the service itself: reports, announcements."""
         primary = (self.primary_contact,) if self.primary_contact else ()
         return tuple(dict.fromkeys((*primary, *self.stand_in_contacts)))
+
+    @property
+    def report_readers(self) -> tuple[str, ...]:
+        """Who gets the monthly report: the contacts and the nominated report viewers."""
+        return tuple(dict.fromkeys((*self.contacts, *self.report_viewers)))
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
             "authorized_only",
             "primary_contact",
             "stand_in_contacts",
+            "report_viewers",
         },
     )
     domains = _domains(r, t, p)
@@ -132,6 +139,7 @@ def _customer(r: Reader, p: str, t: dict, plans: dict) -> Customer:
         authorized_only=r.get(t, "authorized_only", p, bool, False),
         primary_contact=r.address(r.get(t, "primary_contact", p, str), f"{p}.primary_contact"),
         stand_in_contacts=r.addresses(t, "stand_in_contacts", p),
+        report_viewers=r.addresses(t, "report_viewers", p),
     )
 
 

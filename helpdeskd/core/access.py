@@ -1,16 +1,17 @@
 """Who may see what on the status page (pure).
 
 The rules are the mail rules seen from the other side: a contact sees the cases they opened or
-are on, a customer's primary and stand-in contacts see all of that customer's cases and its
-reports, engineers see the team's queue. Nobody sees another customer's case, and no customer
-sees internal mail (notes, engineer notifications, escalations to staff).
+are on, a customer's primary and stand-in contacts and its nominated report viewers see all of
+that customer's cases and its reports, engineers see the team's queue. Nobody sees another
+customer's case, and no customer sees internal mail (notes, engineer notifications, escalations
+to staff).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from helpdeskd.config import Config
+from helpdeskd.config import Config, Customer
 from helpdeskd.core.classify import find_customer
 from helpdeskd.model import Case
 
@@ -34,10 +35,17 @@ def viewer_for(address: str, config: Config) -> Viewer:
     if address in config.staff:
         return Viewer(address, "engineer", None)
     customer, _ = find_customer(address, config)
+    customer = customer or nominated(address, config)
     if customer is None:
         return Viewer(address, "contact", None)
     representatives = {customer.primary_contact, *customer.stand_in_contacts}
+    representatives |= set(customer.report_viewers)
     return Viewer(address, "contact", customer.name, address in representatives)
+
+
+def nominated(address: str, config: Config) -> Customer | None:
+    """The customer that nominated `address` a report viewer (XMPro §7), whatever its domain."""
+    return next((c for c in config.customers if address in c.report_viewers), None)
 
 
 def known(viewer: Viewer, opened_cases: int) -> bool:

@@ -119,8 +119,23 @@ def find_customer(address: str, config: Config) -> tuple[Customer | None, str]:
 
 
 def plan_of(customer: Customer, config: Config, today: date) -> str:
-    expired = customer.plan_expires is not None and today > customer.plan_expires
-    return config.policy.default_plan if expired else customer.plan
+    return config.policy.default_plan if lapsed(customer, today) else customer.plan
+
+
+def lapsed(customer: Customer, today: date) -> bool:
+    """The customer's plan ran out: the day after `plan_expires`, the default plan serves."""
+    return customer.plan_expires is not None and today > customer.plan_expires
+
+
+def plan_why(customer: Customer | None, config: Config, today: date) -> str:
+    """Why a case is served by a plan other than its customer's own: said in `show` and in
+    the acknowledgement (IPcelerate, Pro Plus); "" when it is the customer's own."""
+    if customer is None or not lapsed(customer, today):
+        return ""
+    return (
+        f"the {customer.plan} plan lapsed on {customer.plan_expires.isoformat()}, so the "
+        f"{config.policy.default_plan} plan serves this case"
+    )
 
 
 def priority_of(inbound: Inbound, config: Config) -> tuple[str, str]:

@@ -11,9 +11,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, participants, sla, survey
+from helpdeskd.core import agreed, calendar, participants, reply_due, sla, survey
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
-from helpdeskd.core.classify import Facts
+from helpdeskd.core.classify import Facts, plan_why
 from helpdeskd.core.commands import (
     Change,
     CommandError,
@@ -60,10 +60,15 @@ class Context:
     decision: Decision
     config: Config
     now: datetime
+    fair_use: str = ""  # why the sender's customer is flagged for fair use this month, if it is
 
 
 def outcome(ctx: Context, reference: str | None = None) -> Outcome:
     """`reference` is the one the store allocated, for a decision that opens a case."""
+    return reply_given(ctx, dispatch(ctx, reference))
+
+
+def dispatch(ctx: Context, reference: str | None) -> Outcome:
     action = ctx.decision.action
     if action == "new":
         return opened(ctx, reference)
@@ -81,6 +86,18 @@ def outcome(ctx: Context, reference: str | None = None) -> Outcome:
     if ctx.facts.sender.role == "staff":
         return staff_reply(ctx, case)
     return customer_reply(ctx, case)
+
+
+def reply_given(ctx: Context, result: Outcome) -> Outcome:
+    """Whoever owed the customer a reply (reply_due) and now wrote on the case, proven and by
+    hand, owes it no more."""
+    if result.case is None or ctx.facts.auto or not ctx.facts.sender.proven:
+        return result
+    case = reply_due.answered(result.case, ctx.inbound.from_addr)
+    if case is None:
+        return result
+    event = ("reply_due", f"answered by {ctx.inbound.from_addr}")
+    return replace(result, case=case, events=(*result.events, event))
 
 
 # in Case.notices: the opening mail could have been proven and was not, so the opener's word on
@@ -112,6 +129,8 @@ def opened(ctx: Context, reference: str) -> Outcome:
         case = participants.joined(case, inbound, ctx.config)
     case = sla.start_clocks(case, ctx.config)
     events = [("opened", f"priority {facts.priority} ({facts.priority_reason}), plan {case.plan}")]
+    if why := served_by(ctx):
+        events.append(("plan", why))
     if case.related:
         events.append(("related", f"names {case.related}"))
     mails = [notification(ctx, case)]
@@ -126,9 +145,14 @@ def acknowledgement(ctx: Context, case: Case) -> Mail:
         "acknowledgement",
         "acknowledgement",
         (ctx.inbound.from_addr,),
-        {"first_response": sla.promised_reply(case, ctx.config)},
+        {"first_response": sla.promised_reply(case, ctx.config), "plan_why": served_by(ctx)},
         automatic="auto-replied",
     )
+
+
+def served_by(ctx: Context) -> str:
+    customer = customer_named(ctx.config, ctx.facts.sender.customer)
+    return plan_why(customer, ctx.config, ctx.now.date())
 
 
 def forwarded(ctx: Context) -> tuple[tuple[Attachment, ...], tuple[Attachment, ...]]:
@@ -155,6 +179,7 @@ def notification(ctx: Context, case: Case) -> Mail:
             "omitted": omitted,
             "demoted": ctx.facts.sender.demoted,
             "external": participants.external(case, ctx.config),
+            "fair_use": ctx.fair_use,
         },
         automatic="auto-generated",
         reply_to=ctx.config.helpdesk.address,
@@ -654,7 +679,16 @@ def escalation_request(
     )
     words = without_escalation_line(text) or reason or "(no words besides #escalate)"
     mails = escalation_mails(config, case, level, why, words)
-    return case, ("escalate", f"level {level} {why}"), mails
+    case, owes = reply_owed(case, config, level, now)
+    return case, ("escalate", f"level {level} {why}{owes}"), mails
+
+
+def reply_owed(case: Case, config: Config, level: int, now: datetime) -> tuple[Case, str]:
+    """The level's first address owes the customer a written reply (XMPro §5)."""
+    first = sla.level_notify(case, config, level)[:1]
+    if not first:
+        return case, ""
+    return reply_due.opened(case, first[0], sla.stamp(now)), f"; a reply is due from {first[0]}"
 
 
 def next_request_at(case: Case, config: Config) -> datetime | None:

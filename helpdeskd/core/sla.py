@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from helpdeskd.config import ClockRule, Config, EscalationLevel, Plan
 from helpdeskd.config.agreements import BUILT_IN
-from helpdeskd.core import calendar
+from helpdeskd.core import calendar, reply_due
 from helpdeskd.core.calendar import Duration
 from helpdeskd.model import Case, Clock, Clocks
 
@@ -286,7 +286,7 @@ def running(case: Case) -> list[Clock]:
 class Pending:
     """One notice not yet sent, and the instant it falls due."""
 
-    kind: str  # warn | breach | escalate | closing_warning | close
+    kind: str  # warn | breach | escalate | closing_warning | close | reply_due
     key: str  # the notice key; closing_warning's gets its instant when it is sent
     at: datetime
     clock: str | None = None
@@ -301,9 +301,10 @@ def pending(case: Case, config: Config) -> list[Pending]:
     """Every notice the case still owes, due or not."""
     if case.status in SETTLED or case.clocks is None:
         return []
+    owed = reply_due_pending(case, config)
     if case.waiting_since is not None:
-        return closing_pending(case, config) if case.status == "waiting" else []
-    return clock_pending(case) + escalation_pending(case, config)
+        return (closing_pending(case, config) if case.status == "waiting" else []) + owed
+    return clock_pending(case) + escalation_pending(case, config) + owed
 
 
 def clock_pending(case: Case) -> list[Pending]:
@@ -346,6 +347,19 @@ def closing_pending(case: Case, config: Config) -> list[Pending]:
     return [Pending("close", CLOSED, calendar.add(cal, warned, policy.close_after_warning))]
 
 
+REPLY_REMINDER_AFTER = Duration(1, "d")  # of working time, on the case's calendar
+
+
+def reply_due_pending(case: Case, config: Config) -> list[Pending]:
+    """A reminder to whoever owes the customer a reply, one working day after it was owed."""
+    cal = calendar_of(case, config)
+    return [
+        Pending("reply_due", key, calendar.add(cal, o.since, REPLY_REMINDER_AFTER))
+        for o in reply_due.owed(case)
+        if (key := reply_due.reminded(o.address)) not in case.notices
+    ]
+
+
 def warned_at(case: Case) -> datetime | None:
     """When the closing warning went out; the close counts from there, not from when it was
     due, so a customer always gets the full time to answer."""
@@ -374,7 +388,7 @@ def next_due(case: Case, config: Config, now: datetime | None = None) -> datetim
 class Action:
     """A notice to send now, and the notice keys it settles."""
 
-    kind: str  # warn | breach | escalate | closing_warning | close
+    kind: str  # warn | breach | escalate | closing_warning | close | reply_due
     due_at: datetime  # when it fell due (the earliest of what it settles)
     records: frozenset[str]
     clocks: tuple[str, ...] = ()
@@ -390,6 +404,7 @@ def due_actions(case: Case, config: Config, now: datetime) -> list[Action]:
         *_clock_actions(due),
         *_escalation_action(due),
         *(_closing_action(p, now) for p in due if p.closing),
+        *(Action(p.kind, p.at, frozenset({p.key})) for p in due if p.kind == "reply_due"),
     ]
 
 

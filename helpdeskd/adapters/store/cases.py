@@ -254,6 +254,34 @@ class Cases:
         rows = self.store.rows(f"SELECT * FROM cases WHERE {where} ORDER BY id", params)
         return self._cases(rows)
 
+    def opened_per_customer(self, since: datetime) -> tuple[dict[str, int], dict[str, str]]:
+        """New cases per customer since `since`, and the plan each was served by: what fair
+        use is judged on, counted by the database rather than read case by case."""
+        rows = self.store.rows(
+            "SELECT customer, MAX(plan) AS plan, COUNT(*) AS opened FROM cases "
+            "WHERE opened_at >= ? AND customer IS NOT NULL GROUP BY customer",
+            [iso(since)],
+        )
+        return {r["customer"]: r["opened"] for r in rows}, {r["customer"]: r["plan"] for r in rows}
+
+    def last_mail_to_failed(self, address: str) -> bool:
+        """Whether the last mail a case sent to `address` came back undeliverable."""
+        row = self.store.row(
+            "SELECT status FROM messages WHERE direction = 'out' AND to_addrs LIKE ? "
+            "ORDER BY id DESC LIMIT 1",
+            [f'%"{address}"%'],
+        )
+        return row is not None and row["status"] == "failed"
+
+    def auto_reply_from_since(self, address: str, since: datetime) -> bool:
+        """Whether `address` itself sent auto-generated mail (an out-of-office) since `since`."""
+        row = self.store.row(
+            "SELECT 1 FROM messages WHERE direction = 'in' AND kind = 'auto' AND from_addr = ? "
+            "AND at >= ? LIMIT 1",
+            [address, iso(since)],
+        )
+        return row is not None
+
     def any_opened_before(self, until: datetime) -> bool:
         """Cases go in by time, so the first rows answer this at once once there are some."""
         return (
