@@ -107,6 +107,16 @@ class PostgresDatabase(Database):
     def large_cache(self) -> None:
         pass  # shared_buffers is the server's to set
 
+    @contextmanager
+    def lazy_commits(self) -> Iterator[None]:
+        """As on SQLite: commits meanwhile do not wait for the server's WAL flush; they
+        survive this process being killed, and only a crash of the server loses them."""
+        self.execute("SET synchronous_commit = off")
+        try:
+            yield
+        finally:
+            self.execute("RESET synchronous_commit")
+
     def connection(self) -> psycopg.Connection:
         """The store's connection, a new one when the server dropped it (a restart, a
         fail-over): the statement that found it dropped failed, the next ones need not.
