@@ -272,3 +272,15 @@ def m016_case_clocks(db: sqlite_utils.Database) -> None:
     )
     db["cases"].add_column("tier", int)
     db["cases"].add_column("followers", str)
+
+
+@migrations()
+def m017_nodes_and_leases(db: sqlite_utils.Database) -> None:
+    """Several nodes on one database: each node's heartbeat, and the leases that let one node
+    at a time run the sweep and each IMAP mailbox (taken over once a holder stops renewing)."""
+    db["nodes"].create({"name": str, "pid": int, "started_at": str, "heartbeat": str}, pk="name")
+    db["leases"].create(
+        {"name": str, "holder": str, "taken_at": str, "heartbeat": str, "expires_at": str},
+        pk="name",
+        not_null={"holder", "expires_at"},
+    )
