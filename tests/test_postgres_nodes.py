@@ -55,6 +55,31 @@ def test_status_shows_every_node_and_what_it_holds(store, database, tmp_path):
     assert "node         a: heartbeat" in text and "node         b: heartbeat" in text
 
 
+def test_only_the_node_holding_the_sweeps_lease_sweeps(database, tmp_path):
+    from dataclasses import replace
+
+    from helpdeskd import config as configuration
+    from helpdeskd.adapters.store import Heartbeats
+    from helpdeskd.service import Service
+
+    loaded = configuration.load(write_config(tmp_path))
+    a, b = (
+        Service(replace(loaded, helpdesk=replace(loaded.helpdesk, node=name)), clock=lambda: NOW)
+        for name in "ab"
+    )
+    b.renew_leases()
+    a.renew_leases()
+    assert (a.held, b.held) == (frozenset(), frozenset({"sweep"}))
+    a.request_sweep()
+    a.work()
+    assert "sweep" not in Heartbeats(a.store).all()
+    b.work()  # b asked itself to sweep when it took the lease
+    assert Heartbeats(a.store).all()["sweep"] == NOW
+    b.release_leases()
+    a.renew_leases()
+    assert a.held == frozenset({"sweep"})
+
+
 class Node:
     """One `helpdeskd run` of the pair: its own folder, port and node name."""
 
