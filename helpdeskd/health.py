@@ -12,7 +12,15 @@ import socket
 from datetime import datetime, timedelta
 
 from helpdeskd import demotions, disk
-from helpdeskd.adapters.store import Figures, Heartbeats, Incidents, Store, iso, parse_iso
+from helpdeskd.adapters.store import (
+    Figures,
+    Heartbeats,
+    Incidents,
+    Nodes,
+    Store,
+    iso,
+    parse_iso,
+)
 from helpdeskd.config import Config
 from helpdeskd.views import shown
 
@@ -40,6 +48,7 @@ def assess(config: Config, store: Store, now: datetime, *, probe: bool = True) -
         "incidents": _incidents(incidents, tz, problems, warnings),
         "last_sweep": _sweep(beats.get("sweep"), now, tz, problems),
         "next_deadlines": Figures(store).next_deadlines(),
+        "nodes": _nodes(store, config, now),
     }
     return {"healthy": not problems, "problems": problems, "warnings": warnings, **report}
 
@@ -151,6 +160,23 @@ def _when(moment: datetime | None, tz: str) -> str:
     return "ever" if moment is None else shown(moment, tz)
 
 
+def _nodes(store: Store, config: Config, now: datetime) -> list[dict]:
+    """Every node that ever ran here: its last heartbeat, whether it still beats (within a
+    lease), and its role, the leases it holds now."""
+    late = timedelta(seconds=config.helpdesk.lease_seconds)
+    return [
+        {
+            "name": node["name"],
+            "pid": node["pid"],
+            "started_at": iso(node["started_at"]),
+            "heartbeat": iso(node["heartbeat"]),
+            "alive": now - node["heartbeat"] <= late,
+            "leases": [lease["name"] for lease in node["leases"] if lease["expires_at"] >= now],
+        }
+        for node in Nodes(store).listing()
+    ]
+
+
 def _stored(text: str | None, tz: str, never: str = "-") -> str:
     """An ISO 8601 instant as stored (or as `--json` gives it), for people."""
     return never if text is None else shown(parse_iso(text), tz)
@@ -183,6 +209,11 @@ def text(report: dict, tz: str) -> str:
         f"  incidents    {', '.join(i['key'] for i in report['incidents']) or 'none'}",
         f"  last sweep   {_stored(report['last_sweep']['at'], tz, 'never')}",
     ]
+    for node in report["nodes"]:
+        beat = _stored(node["heartbeat"], tz)
+        role = ", ".join(node["leases"]) or "no lease"
+        state = "" if node["alive"] else ", silent"
+        lines.append(f"  node         {node['name']}: heartbeat {beat}{state}; holds {role}")
     for due in report["next_deadlines"]:
         when = _stored(due["next_due"], tz)
         lines.append(f"  next due     {when}  {due['reference']} ({due['status']})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import signal
 import socket
 import ssl
@@ -36,7 +37,7 @@ from helpdeskd import (
 )
 from helpdeskd import config as configuration
 from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp
-from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Store, open_store
+from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Leases, Nodes, Store, open_store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
 from helpdeskd.pipeline import Prepared, check, looks_up, prepare, settle
@@ -140,8 +141,14 @@ class Service:
         self.worker = Loop("worker", self.work, 5)
         self.courier = Loop("courier", self.deliver, 30)
         self.checkpoints = Loop("checkpoint", self.checkpoint, CHECKPOINT_SECONDS)
+        # the node's heartbeat and its leases, renewed three times a lease
+        self.lease_store = self.open_store()
+        self.leasing = Loop("leases", self.renew_leases, config.helpdesk.lease_seconds / 3)
+        self.started_at = clock()
+        self.held: frozenset[str] = frozenset()  # the leases this node holds
+        self.pollers_guard = threading.Lock()
         self.alerts = AdminAlerts(self.open_store, lambda: self.config, self.courier.wake)
-        self.pollers: list[tuple[threading.Thread, threading.Event]] = []
+        self.pollers: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self.server: asyncio.base_events.Server | None = None
         self.listener: smtp.SpoolHandler | None = None
         self.scheduler = None
@@ -198,6 +205,38 @@ class Service:
     def request_sweep(self) -> None:
         self.sweep_requested.set()
         self.worker.wake()
+
+    # -- one node at a time: the sweep and each mailbox ------------------------------------
+
+    def renew_leases(self) -> bool:
+        """The node's heartbeat, then its leases taken or renewed: the sweep (with the monthly
+        reports) and each IMAP mailbox run where their lease is held. A lease newly taken
+        (its holder died) starts its work at once."""
+        now, node, seconds = (
+            self.clock(),
+            self.config.helpdesk.node,
+            self.config.helpdesk.lease_seconds,
+        )
+        leases = Leases(self.lease_store)
+        Nodes(self.lease_store).beat(node, os.getpid(), self.started_at, now)
+        wanted = ["sweep", *(f"imap:{box.name}" for box in self.config.imap)]
+        held = frozenset(name for name in wanted if leases.take(name, node, now, seconds))
+        gained, lost = held - self.held, self.held - held
+        self.held = held
+        if gained or lost:
+            log.info("leases changed", gained=sorted(gained), lost=sorted(lost))
+        if "sweep" in gained:
+            self.request_sweep()
+        if any(name.startswith("imap:") for name in gained | lost):
+            self.start_pollers()
+        return False
+
+    def release_leases(self) -> None:
+        """A node stopping lets its leases go, so another takes over at once."""
+        leases = Leases(self.lease_store)
+        for name in self.held:
+            leases.release(name, self.config.helpdesk.node)
+        self.held = frozenset()
 
     def work(self) -> bool:
         """Process what is spooled, oldest first, then what the scheduler asked for; one thread
@@ -265,6 +304,8 @@ class Service:
     def sweep_slice(self) -> None:
         """A slice of what is due, so a Monday with thousands of due cases never keeps new
         mail waiting: the next slice comes after the mail in hand."""
+        if "sweep" not in self.held:
+            return  # another node sweeps
         now = self.clock()
         actions = sweep.run(self.worker_store, self.config, now, max_cases=SWEEP_SLICE)
         metrics.swept(actions)
@@ -384,6 +425,8 @@ class Service:
         outbox.take_back(self.courier_store, self.config.helpdesk.node, self.clock())
         self.courier.start()
         self.checkpoints.start()
+        self.renew_leases()  # before the scheduler's first sweep
+        self.leasing.start()
         await self.start_listener()
         try:
             await self.start_web()
@@ -497,25 +540,37 @@ class Service:
             self.web = None
 
     def start_pollers(self) -> None:
-        for mailbox in self.config.imap:
-            poller = imap.MailboxPoller(
-                mailbox,
-                self.open_store,
-                self.worker.wake,
-                self.alerts,
-                clock=self.clock,
-                ssl_context=imap.tls_context(mailbox.ca_file),
-                max_message_size=self.config.smtp.max_message_size,  # one limit, every entrance
-            )
-            stop = threading.Event()
-            self.pollers.append((poller.start(stop), stop))
+        """A poller for each mailbox whose lease this node holds, none for the others."""
+        with self.pollers_guard:
+            held = {m.name for m in self.config.imap if f"imap:{m.name}" in self.held}
+            self._stop_pollers(set(self.pollers) - held)
+            for mailbox in self.config.imap:
+                if mailbox.name in held and mailbox.name not in self.pollers:
+                    self.pollers[mailbox.name] = self.start_poller(mailbox)
+
+    def start_poller(self, mailbox) -> tuple[threading.Thread, threading.Event]:
+        poller = imap.MailboxPoller(
+            mailbox,
+            self.open_store,
+            self.worker.wake,
+            self.alerts,
+            clock=self.clock,
+            ssl_context=imap.tls_context(mailbox.ca_file),
+            max_message_size=self.config.smtp.max_message_size,  # one limit, every entrance
+        )
+        stop = threading.Event()
+        return poller.start(stop), stop
 
     def stop_pollers(self) -> None:
-        for _, stop in self.pollers:
+        with self.pollers_guard:
+            self._stop_pollers(set(self.pollers))
+
+    def _stop_pollers(self, names: set[str]) -> None:
+        stopping = [self.pollers.pop(name) for name in names]
+        for _, stop in stopping:
             stop.set()
-        for thread, _ in self.pollers:
+        for thread, _ in stopping:
             thread.join(DRAIN_SECONDS)
-        self.pollers = []
 
     def reload(self) -> None:
         """SIGHUP: the work is done in a task, so the signal handler never blocks the loop."""
@@ -575,10 +630,13 @@ class Service:
         await self.stop_web()
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
+        self.leasing.stop()
+        self.leasing.join(DRAIN_SECONDS)
         self.stop_pollers()
         for loop in (self.worker, self.courier, self.checkpoints):
             loop.stop()
             loop.join(DRAIN_SECONDS)
+        self.release_leases()
         self.ahead.close()
         self.lookups.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")

@@ -277,6 +277,7 @@ def test_the_daemon_sweeps_in_slices_between_looks_at_the_spool(config, monkeypa
     later = datetime(2026, 4, 20, 21, 0, tzinfo=UTC)  # 16:00 in Chicago, both clocks past due
     daemon = service.Service(configuration.load(config), clock=lambda: later)
     monkeypatch.setattr(service, "SWEEP_SLICE", 2)
+    daemon.renew_leases()  # the sweep's lease, taken as at the daemon's start
     daemon.request_sweep()
     assert daemon.work() is True  # two settled, one left: the worker comes back for it
     daemon.work()

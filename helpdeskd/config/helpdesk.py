@@ -66,6 +66,9 @@ class Helpdesk:
     node: str = field(default_factory=socket.gethostname)
     # below this much free space mail is refused with 452 and `status` is unhealthy
     min_free_space: FreeSpace = FreeSpace()
+    # a node's hold on the sweep and on each IMAP mailbox lasts this long without renewal:
+    # the longest another node waits before it takes over from a dead one
+    lease_seconds: int = 30
 
     @property
     def address(self) -> str:
@@ -113,6 +116,7 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
             "allowlist",
             "node",
             "min_free_space",
+            "lease_seconds",
         },
     )
     addresses = r.addresses(t, "addresses", p)
@@ -132,6 +136,9 @@ def _helpdesk(r: Reader, t: dict) -> Helpdesk:
         allowlist=r.path(t, "allowlist", p),
         node=_node(r, r.get(t, "node", p, str), f"{p}.node"),
         min_free_space=_free_space(r, r.get(t, "min_free_space", p, str), f"{p}.min_free_space"),
+        lease_seconds=_lease_seconds(
+            r, r.get(t, "lease_seconds", p, int, 30), f"{p}.lease_seconds"
+        ),
     )
 
 
@@ -156,6 +163,13 @@ def _node(r: Reader, name: str | None, key: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
         r.problem(key, f"must be a name of letters, digits, '.', '_' or '-', not {name!r}")
     return name
+
+
+def _lease_seconds(r: Reader, seconds: int, key: str) -> int:
+    if not 3 <= seconds <= 3600:
+        r.problem(key, f"must be between 3 and 3600 seconds, not {seconds}")
+        return 30
+    return seconds
 
 
 def _free_space(r: Reader, text: str | None, key: str) -> FreeSpace:

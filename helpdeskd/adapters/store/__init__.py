@@ -22,6 +22,7 @@ from helpdeskd.adapters.store.database import (
 )
 from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE, Dialect
 from helpdeskd.adapters.store.figures import OPEN_STATUSES, Figures
+from helpdeskd.adapters.store.leases import Leases, Nodes
 from helpdeskd.adapters.store.merges import Merges
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.adapters.store.operations import Heartbeats, Incidents, MailboxState
@@ -103,8 +104,10 @@ __all__ = [
     "Figures",
     "Heartbeats",
     "Incidents",
+    "Leases",
     "MailboxState",
     "Merges",
+    "Nodes",
     "OutboxQueue",
     "Queued",
     "Ratings",

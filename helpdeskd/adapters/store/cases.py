@@ -179,11 +179,17 @@ class Cases:
     def _case(self, row: dict | None) -> Case | None:
         return self._cases([row])[0] if row else None
 
+    # Read inside a transaction, a case is that transaction's until it ends: a sweep on one
+    # node and a reply on another change it one after the other, each seeing the other's work.
     def get(self, reference: str) -> Case | None:
-        return self._case(self.store.row("SELECT * FROM cases WHERE reference = ?", [reference]))
+        locked = self.store.dialect.for_update
+        return self._case(
+            self.store.row(f"SELECT * FROM cases WHERE reference = ?{locked}", [reference])
+        )
 
     def by_id(self, case_id: int) -> Case:
-        return self._case(self.store.row("SELECT * FROM cases WHERE id = ?", [case_id]))
+        locked = self.store.dialect.for_update
+        return self._case(self.store.row(f"SELECT * FROM cases WHERE id = ?{locked}", [case_id]))
 
     def by_message_ids(self, ids: tuple[str, ...]) -> tuple[Case, str] | None:
         """The case a message threads onto: the newest of its ids that we know wins."""

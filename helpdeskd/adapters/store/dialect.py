@@ -13,12 +13,19 @@ class Dialect:
     recipient_listed: str
     # the column types of the migrations' Python types (sqlite-utils maps them for SQLite)
     column_types: dict[type, str]
+    # after a SELECT inside a transaction: its rows stay this transaction's until it ends
+    for_update: str
+    # ...and rows another transaction holds are passed over rather than waited for: nodes
+    # claiming from one queue each take their own (SQLite has one writer: nothing to skip)
+    skip_locked: str
 
 
 SQLITE = Dialect(
     name="sqlite",
     recipient_listed="EXISTS (SELECT 1 FROM json_each(outbox.recipients) WHERE value = ?)",
     column_types={int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "FLOAT"},
+    for_update="",
+    skip_locked="",
 )
 
 POSTGRESQL = Dialect(
@@ -35,4 +42,6 @@ POSTGRESQL = Dialect(
         bytes: "BYTEA",
         float: "DOUBLE PRECISION",
     },
+    for_update=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
 )

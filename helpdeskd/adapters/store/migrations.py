@@ -298,3 +298,15 @@ def m018_merges(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     db["merges"].create_index(["surviving_id", "at"])
+
+
+@migrations()
+def m019_nodes_and_leases(db: sqlite_utils.Database) -> None:
+    """Several nodes on one database: each node's heartbeat, and the leases that let one node
+    at a time run the sweep and each IMAP mailbox (taken over once a holder stops renewing)."""
+    db["nodes"].create({"name": str, "pid": int, "started_at": str, "heartbeat": str}, pk="name")
+    db["leases"].create(
+        {"name": str, "holder": str, "taken_at": str, "heartbeat": str, "expires_at": str},
+        pk="name",
+        not_null={"holder", "expires_at"},
+    )

@@ -100,12 +100,14 @@ class OutboxQueue:
         self, outbox_id: int, now: datetime, until: datetime, owner: str | None = None
     ) -> bool:
         """Take a due message for delivery until `until`: a second process flushing at the same
-        time skips it, and a crash mid-delivery delays it to `until` at most (a courier that
-        restarts takes back what `owner`, its dead predecessor, held: `release`)."""
+        time (another node's courier too) skips it, and a crash mid-delivery delays it to
+        `until` at most (a courier that restarts takes back what `owner`, its dead
+        predecessor, held: `release`)."""
         with self.store.transaction():
             cursor = self.store.execute(
-                "UPDATE outbox SET next_attempt_at = ?, leased_by = ? WHERE id = ? "
-                "AND state = 'queued' AND next_attempt_at <= ?",
+                "UPDATE outbox SET next_attempt_at = ?, leased_by = ? WHERE id = (SELECT id "
+                "FROM outbox WHERE id = ? AND state = 'queued' AND next_attempt_at <= ?"
+                f"{self.store.dialect.skip_locked})",
                 [iso(until), owner, outbox_id, iso(now)],
             )
         return cursor.rowcount == 1

@@ -109,7 +109,13 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def lazy_commits(self) -> Iterator[None]:
-        yield  # every commit is the server's to make durable: nothing to relax per connection
+        """As on SQLite: commits meanwhile do not wait for the server's WAL flush; they
+        survive this process being killed, and only a crash of the server loses them."""
+        self.execute("SET synchronous_commit = off")
+        try:
+            yield
+        finally:
+            self.execute("RESET synchronous_commit")
 
     def connection(self) -> psycopg.Connection:
         """The store's connection, a new one when the server dropped it (a restart, a

@@ -155,9 +155,12 @@ class Spool:
 
     def claim(self, spool_id: int, now: datetime) -> bool:
         """Mark a new message done, inside the transaction that processes it. False when
-        another process (the daemon's worker, an `ingest`) got there first."""
+        another process (the daemon's worker, an `ingest`, another node) got there first."""
+        # a row another node's worker holds is passed over, not waited for: that worker
+        # applies it, or, if it dies first, leaves it new for the next pass
         cursor = self.execute(
-            "UPDATE spool SET state = 'done', processed_at = ? WHERE id = ? AND state = 'new'",
+            "UPDATE spool SET state = 'done', processed_at = ? WHERE id = (SELECT id FROM spool "
+            f"WHERE id = ? AND state = 'new'{self.dialect.skip_locked})",
             [iso(now), spool_id],
         )
         return cursor.rowcount == 1
