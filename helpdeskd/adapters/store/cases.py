@@ -430,7 +430,7 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     }
 
 
-CASE_TEXT = ["subject", "opener", "contacts", "assignee", "followers"]
+CASE_TEXT = ["subject", "opener", "contacts", "participants", "assignee", "followers"]
 MESSAGE_TEXT = ["from_addr", "to_addrs", "subject", "body", "elided", "attachments"]
 MESSAGE_TEXT += ["auth", "route_reason"]
 register(("cases", "messages", "events", "case_clocks"), _export_person, _erase_person)

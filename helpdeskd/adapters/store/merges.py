@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso, parse_iso
+from helpdeskd.adapters.store.persons import Found, Person, mask_rows, register
 
 
 class Merges:
@@ -62,3 +63,13 @@ class Merges:
         self.store.executemany(
             f"UPDATE {table} SET case_id = ? WHERE id = ?", [(case_id, i) for i in ids]
         )
+
+
+# -- a person's data (persons.py): a merge keeps the contacts and participants it added --
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    return {"merges": mask_rows(store, person, "merges", "id", ["by_addr", "moved"])}
+
+
+register(("merges",), lambda store, person: Found(), _erase_person)

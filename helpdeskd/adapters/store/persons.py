@@ -99,7 +99,7 @@ class Holding:
 
 HOLDINGS: list[Holding] = []
 # Tables that hold nothing about a person; any other table is covered by a step
-NO_PERSONAL_DATA = frozenset({"sequences", "imap_state", "heartbeats"})
+NO_PERSONAL_DATA = frozenset({"sequences", "imap_state", "heartbeats", "nodes", "leases"})
 
 
 def register(tables: tuple[str, ...], export: Callable, erase: Callable) -> None:
@@ -161,15 +161,16 @@ def plain(row: dict) -> dict:
 
 def find(store: Database, address: str, names: tuple[str, ...] = ()) -> Person:
     """The person at `address`, with the display names their mail shows and the cases they
-    opened, are a contact of, or wrote or were sent a message in."""
+    opened, are a contact or a participant of, or wrote or were sent a message in."""
     person = Person.of(address, names)
     seen = _display_names(store, person.address)
     like = f"%{_quoted(person.address)}%"
     rows = store.rows(
         "SELECT id FROM cases WHERE lower(opener) = ? OR lower(contacts) LIKE ? "
+        "OR lower(participants) LIKE ? "
         "UNION SELECT case_id FROM messages WHERE case_id IS NOT NULL "
         "AND (lower(from_addr) = ? OR lower(to_addrs) LIKE ?)",
-        [person.address, like, person.address, like],
+        [person.address, like, like, person.address, like],
     )
     mail = store.rows(
         "SELECT spool_id FROM messages WHERE spool_id IS NOT NULL AND lower(from_addr) = ?",
