@@ -43,6 +43,8 @@ COMMANDS = {
     "purge": "helpdeskd.commands.daemon:cmd_purge",
     "announce": "helpdeskd.commands.mail:cmd_announce",
     "web": "helpdeskd.commands.daemon:cmd_web",
+    "webhooks": "helpdeskd.commands.integrations:cmd_webhooks",
+    "token": "helpdeskd.commands.integrations:cmd_token",
 }
 NO_CONFIG = {"completion"}  # commands that run without reading the configuration
 # shtab's file completion, named here so the parser is built without importing shtab
@@ -156,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="the status page: end an address's sessions")
     web.add_argument("action", choices=("sign-out",), help="sign-out: end every session")
     web.add_argument("address", help="whose sessions")
+    _integration_commands(sub)
     comp = sub.add_parser("completion", help="print the shell completion script")
     comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
     return p
@@ -181,6 +184,22 @@ def _ops_commands(sub) -> None:
         metavar="DAYS",
         help='cases closed more than this long ago, in days ("365d" or 365)',
     )
+
+
+def _integration_commands(sub) -> None:
+    hooks = sub.add_parser("webhooks", help="webhook deliveries and their states")
+    delivery_id = arguments.number("a delivery", "helpdeskd webhooks")
+    hooks.add_argument(
+        "--retry", nargs="+", type=delivery_id, metavar="ID", help="deliver these again now"
+    )
+    hooks.add_argument(
+        "--drop", nargs="+", type=delivery_id, metavar="ID", help="remove undelivered ones"
+    )
+    hooks.add_argument("--json", action="store_true", help="machine-readable output")
+    token = sub.add_parser("token", help="the read API's bearer tokens: create, revoke, list")
+    token.add_argument("action", choices=("create", "revoke", "list"), help="what to do")
+    token.add_argument("name", nargs="?", help="the token's name (create, revoke)")
+    token.add_argument("--customer", help="create: a token that sees this customer's cases only")
 
 
 def _announce_options(p: argparse.ArgumentParser) -> None:

@@ -8,3 +8,15 @@ STATUSES = ("new", "open", "waiting", "resolved", "closed")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 REPORT_FORMATS = ("table", "csv", "json")
 REPORT_PARTS = ("sla", "satisfaction", "fair-use")  # in the order the table shows them
+
+# what `[[webhooks]]` may listen to (helpdeskd.core.webhooks says when each happens)
+EVENTS = (
+    "case.opened",
+    "case.replied",
+    "case.escalated",
+    "case.breached",
+    "case.resolved",
+    "case.closed",
+    "case.reopened",
+    "rating.received",
+)

@@ -18,6 +18,7 @@ import structlog
 
 from helpdeskd import allowlist
 from helpdeskd.adapters import authres as authentication
+from helpdeskd.adapters import webhooks as hooks
 from helpdeskd.adapters.store import (
     Cases,
     Conversations,
@@ -39,6 +40,7 @@ from helpdeskd.core.outcome import Context, Outcome, outcome
 from helpdeskd.core.parse import ParseError
 from helpdeskd.core.render import Rendered, Threading, message_id_for, render
 from helpdeskd.core.route import Candidates, Decision, route, tags
+from helpdeskd.core.webhooks import REPLIES
 from helpdeskd.model import Case, Inbound, Mail
 
 log = structlog.get_logger("helpdeskd.pipeline")
@@ -186,6 +188,7 @@ def handle(
         result = allowlist.apply(ctx, result, write=not dry_run)
     result = loop_guard(store, ctx, result)
     queued = apply(store, config, result, inbound, spool_id, now)
+    tell_webhooks(store, config, decision.case, result, now)
     case_ref = result.case.reference if result.case else None
     log.info(
         "processed",
@@ -198,6 +201,19 @@ def handle(
         auth=verdict.summary() if verdict else None,
     )
     return Processed(spool_id or 0, facts, decision, case_ref, queued)
+
+
+def tell_webhooks(
+    store: Store, config: Config, before: Case | None, result: Outcome, now: datetime
+) -> None:
+    """The change's events queued for `[[webhooks]]`, in its own transaction."""
+    if result.case is None:
+        return
+    kinds = [kind for kind, _ in result.events] + (["rating"] if result.rating else [])
+    replied = not result.created and result.record.kind in REPLIES
+    hooks.announce(
+        store, config, None if result.created else before, result.case, kinds, now, replied
+    )
 
 
 def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:

@@ -22,6 +22,7 @@ from helpdeskd.adapters.store.database import (
 )
 from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE, Dialect
 from helpdeskd.adapters.store.figures import OPEN_STATUSES, Figures
+from helpdeskd.adapters.store.integrations import Deliveries, Delivery, Tokens
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.adapters.store.operations import Heartbeats, Incidents, MailboxState
 from helpdeskd.adapters.store.outbox import ADMIN_KINDS, OutboxQueue, Queued
@@ -98,6 +99,8 @@ __all__ = [
     "Conversations",
     "Database",
     "DatabaseUrl",
+    "Deliveries",
+    "Delivery",
     "Dialect",
     "Figures",
     "Heartbeats",
@@ -113,6 +116,7 @@ __all__ = [
     "SpoolItem",
     "Store",
     "StoreUnavailable",
+    "Tokens",
     "backup_to",
     "case_row",
     "dedup_key",

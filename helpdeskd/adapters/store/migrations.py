@@ -272,3 +272,35 @@ def m016_case_clocks(db: sqlite_utils.Database) -> None:
     )
     db["cases"].add_column("tier", int)
     db["cases"].add_column("followers", str)
+
+
+@migrations()
+def m017_integrations(db: sqlite_utils.Database) -> None:
+    """Webhook deliveries, queued in the transaction of the change they tell of; and the read
+    API's tokens, kept as hashes like the sign-in links."""
+    db["webhook_deliveries"].create(
+        {
+            "id": int,
+            "url": str,
+            "event": str,
+            "reference": str,
+            "body": bytes,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "created_at": str,
+            "delivered_at": str,
+            "last_error": str,
+        },
+        pk="id",
+        not_null={"url", "body", "state"},
+        defaults={"state": "queued", "attempts": 0},
+    )
+    db["webhook_deliveries"].create_index(["state", "next_attempt_at"])
+    db["webhook_deliveries"].create_index(["url", "reference", "state"])
+    db["api_tokens"].create(
+        {"name": str, "token_hash": str, "customer": str, "created_at": str, "revoked_at": str},
+        pk="name",
+        not_null={"token_hash"},
+    )
+    db["api_tokens"].create_index(["token_hash"], unique=True)
