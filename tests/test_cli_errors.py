@@ -104,6 +104,12 @@ TABLE = [
     (["web", "sign-in", "jane@acme.test"], USAGE, "sign-in"),
     (["web", "sign-out"], USAGE, "address"),
     (["announce", "--subject", "S", "--body", "{folder}/none.txt"], NOINPUT, "cannot read"),
+    (["webhooks", "--drop", "first"], USAGE, "not a delivery id"),
+    (["token", "create"], USAGE, "name the token"),
+    (["token", "mint", "crm"], USAGE, "invalid choice"),
+    (["token", "create", "crm", "--customer", "Nobody"], USAGE, "Nobody"),
+    (["token", "revoke", "crm", "--customer", "Acme"], USAGE, "no --customer"),
+    (["token", "revoke", "nobody"], NOINPUT, "no live token named 'nobody'"),
 ]
 CONFIG_TABLE = [
     ("missing.toml", ["cases"], CONFIG, "cannot read {folder}/missing.toml"),

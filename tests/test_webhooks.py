@@ -236,3 +236,44 @@ def test_the_command_lists_retries_and_drops_deliveries(tmp_path, database):
     assert cli(config, "webhooks", "--drop", "3").stdout.decode().startswith("dropped 1")
     states = [d["state"] for d in json.loads(cli(config, "webhooks", "--json").stdout)]
     assert states == ["delivered", "delivered"]
+
+
+# -- the sweep's events, queued with its changes -------------------------------------------------
+
+
+def test_the_sweeps_escalations_and_breaches_are_queued_with_them(tmp_path, database):
+    config = hook_config(
+        tmp_path,
+        "http://127.0.0.1:9/hook",
+        events=["case.escalated", "case.breached", "case.closed", "case.opened"],
+        plans=["standard"],
+    )
+
+    def run(*args: str) -> None:
+        done = cli(config, *args)
+        assert done.returncode == 0, done.stderr.decode()
+
+    urgent = mail("boss@globex.test", "urgent: the printer is on fire", "Smoke everywhere.")
+    run_in = cli(config, "ingest", "--now", "2026-04-17T16:30:00-05:00", stdin=bytes(urgent))
+    assert run_in.returncode == 0, run_in.stderr.decode()
+    gold = mail("jane@acme.test", "urgent: not on the standard plan", "no events for us")
+    cli(config, "ingest", "--now", "2026-04-17T16:31:00-05:00", stdin=bytes(gold))
+    cli(
+        config,
+        "ingest",
+        "--dry-run",
+        "--now",
+        "2026-04-17T16:32:00-05:00",
+        stdin=bytes(mail("joe@globex.test", "urgent: a dry run", "writes nothing")),
+    )
+    run("sweep", "--now", "2026-04-20T10:42:00-05:00", "--dry-run")
+    run("sweep", "--now", "2026-04-20T10:42:00-05:00")
+    run("sweep", "--now", "2026-04-20T11:30:00-05:00")
+    queued = json.loads(cli(config, "webhooks", "--json").stdout)
+    assert [d["event"] for d in queued] == [
+        "case.opened",
+        "case.escalated",  # level 1 at warn_at (the warning itself is no event)
+        "case.escalated",  # level 2 at the deadline
+        "case.breached",
+    ]
+    assert {d["reference"] for d in queued} == {"HD-2026-00001"}

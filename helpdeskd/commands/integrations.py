@@ -70,8 +70,8 @@ def cmd_token(config: Config, args: Namespace) -> int:
 def create_token(config: Config, name: str, customer_text: str | None) -> int:
     from helpdeskd.adapters.api import token_hash  # one hash, the API's own
 
-    store = open_store(config)
     customer = arguments.customer(config, customer_text) if customer_text else None
+    store = open_store(config)
     token = "hdk_" + secrets.token_urlsafe(32)
     if not Tokens(store).create(name, token_hash(token), customer, datetime.now(UTC)):
         raise Failure(f"a token named {name!r} exists already: choose another name", exits.USAGE)
