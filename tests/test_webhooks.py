@@ -148,7 +148,7 @@ def test_a_hanging_receiver_does_not_slow_mail_intake(tmp_path, sink: Sink):
             took = time.monotonic() - start
             receiver.hang.clear()
             print(f"a mail became a case in {took:.2f}s while the receiver hung")
-    assert took < 5, f"{took:.1f}s while a 30s webhook hung"
+    assert took < 2, f"{took:.1f}s while a 30s webhook hung"  # about 0.1s, as without a hook
 
 
 # -- the delivery loop, with a fixed clock ----------------------------------------------------
