@@ -187,6 +187,8 @@ def test_a_receiver_down_then_up_gets_each_event_once_in_order_per_case(tmp_path
     ]
     assert len(got) == 4
     assert all(signed(SECRET, r) for r in receiver.requests)
+    assert webhooks.flush(store, config, NOW + timedelta(days=8)) == 0
+    assert Deliveries(store).listed() == []  # delivered a week ago: forgotten
 
 
 def test_a_redirect_to_another_host_is_not_followed(tmp_path, store):

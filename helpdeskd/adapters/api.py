@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helpdeskd import report, views
+from helpdeskd.adapters import signin
 from helpdeskd.adapters.store import Cases, SignIns, Store, Tokens
 from helpdeskd.config import Config
 
@@ -50,9 +51,11 @@ def admitted(store: Store, token: str | None, now: datetime) -> dict:
         raise Denied(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
     key = f"api:{found['name']}"
     requests = SignIns(store)
-    if requests.count(key, now - WINDOW) >= PER_MINUTE:
-        raise Denied(429, f"more than {PER_MINUTE} requests a minute", {"Retry-After": "60"})
-    requests.note([key], now)
+    with store.transaction():
+        requests.forget(now - signin.KEPT)
+        if requests.count(key, now - WINDOW) >= PER_MINUTE:
+            raise Denied(429, f"more than {PER_MINUTE} requests a minute", {"Retry-After": "60"})
+        requests.note([key], now)
     return found
 
 

@@ -23,6 +23,7 @@ from helpdeskd.model import Case
 log = structlog.get_logger("helpdeskd.webhooks")
 
 EXCERPT = 200  # characters of a receiver's answer kept, for `helpdeskd webhooks`
+KEPT = timedelta(days=7)  # delivered ones stay listed by `helpdeskd webhooks` this long
 LEASE = timedelta(minutes=5)  # a delivery in hand is not taken by another flush before then
 
 
@@ -133,6 +134,7 @@ def flush(store: Store, config: Config, now: datetime, rng: random.Random | None
     total, rng = 0, rng or random.Random()
     while done := flush_pass(store, config, now, rng):
         total += done
+    Deliveries(store).forget(now - KEPT)
     return total
 
 

@@ -79,6 +79,14 @@ class Deliveries:
                 [*params, said, delivery_id],
             )
 
+    def forget(self, before: datetime) -> int:
+        """Deliveries made before then are of no more use: the receiver has them."""
+        cursor = self.store.execute(
+            "DELETE FROM webhook_deliveries WHERE state = 'delivered' AND delivered_at < ?",
+            [iso(before)],
+        )
+        return cursor.rowcount
+
     def listed(self) -> list[dict]:
         return self.store.rows(
             "SELECT id, url, event, reference, state, attempts, created_at, next_attempt_at, "

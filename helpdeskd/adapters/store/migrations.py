@@ -298,6 +298,7 @@ def m017_integrations(db: sqlite_utils.Database) -> None:
     )
     db["webhook_deliveries"].create_index(["state", "next_attempt_at"])
     db["webhook_deliveries"].create_index(["url", "reference", "state"])
+    db["webhook_deliveries"].create_index(["state", "delivered_at"])  # forgetting old ones
     db["api_tokens"].create(
         {"name": str, "token_hash": str, "customer": str, "created_at": str, "revoked_at": str},
         pk="name",
