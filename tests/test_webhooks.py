@@ -279,3 +279,13 @@ def test_the_sweeps_escalations_and_breaches_are_queued_with_them(tmp_path, data
         "case.breached",
     ]
     assert {d["reference"] for d in queued} == {"HD-2026-00001"}
+
+
+def test_slack_and_matrix_hooks_get_one_readable_line(tmp_path):
+    for form in ("slack", "matrix"):
+        config = configuration.load(hook_config(tmp_path, "https://chat.example/h", format=form))
+        case = sample_case(priority="P1", subject="Portal down")
+        document = webhooks.event_document("case.opened", case, config, NOW)
+        assert json.loads(webhooks.body(config.webhooks[0], document)) == {
+            "text": "HD-2026-00042 opened: Portal down (P1, Acme, open)"
+        }
