@@ -45,6 +45,8 @@ COMMANDS = {
     "announce": "helpdeskd.commands.mail:cmd_announce",
     "web": "helpdeskd.commands.daemon:cmd_web",
     "person": "helpdeskd.commands.person:cmd_person",
+    "webhooks": "helpdeskd.commands.integrations:cmd_webhooks",
+    "token": "helpdeskd.commands.integrations:cmd_token",
 }
 NO_CONFIG = {"completion"}  # commands that run without reading the configuration
 # shtab's file completion, named here so the parser is built without importing shtab
@@ -160,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     web.add_argument("action", choices=("sign-out",), help="sign-out: end every session")
     web.add_argument("address", help="whose sessions")
     _person_command(sub)
+    _integration_commands(sub)
     comp = sub.add_parser("completion", help="print the shell completion script")
     comp.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
     return p
@@ -197,6 +200,22 @@ def _person_command(sub) -> None:
     who.add_argument(
         "--name", action="append", help="erase: a name of theirs to replace too (repeatable)"
     )
+
+
+def _integration_commands(sub) -> None:
+    hooks = sub.add_parser("webhooks", help="webhook deliveries and their states")
+    delivery_id = arguments.number("a delivery", "helpdeskd webhooks")
+    hooks.add_argument(
+        "--retry", nargs="+", type=delivery_id, metavar="ID", help="deliver these again now"
+    )
+    hooks.add_argument(
+        "--drop", nargs="+", type=delivery_id, metavar="ID", help="remove undelivered ones"
+    )
+    hooks.add_argument("--json", action="store_true", help="machine-readable output")
+    token = sub.add_parser("token", help="the read API's bearer tokens: create, revoke, list")
+    token.add_argument("action", choices=("create", "revoke", "list"), help="what to do")
+    token.add_argument("name", nargs="?", help="the token's name (create, revoke)")
+    token.add_argument("--customer", help="create: a token that sees this customer's cases only")
 
 
 def _announce_options(p: argparse.ArgumentParser) -> None:

@@ -9,3 +9,15 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 REPORT_FORMATS = ("table", "csv", "json")
 REPORT_PARTS = ("sla", "satisfaction", "fair-use")  # in the order the table shows them
 CHANNELS = ("phone", "mail", "chat", "visit")  # how a customer told an engineer (`open`)
+
+# what `[[webhooks]]` may listen to (helpdeskd.core.webhooks says when each happens)
+EVENTS = (
+    "case.opened",
+    "case.replied",
+    "case.escalated",
+    "case.breached",
+    "case.resolved",
+    "case.closed",
+    "case.reopened",
+    "rating.received",
+)

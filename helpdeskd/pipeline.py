@@ -18,6 +18,7 @@ import structlog
 
 from helpdeskd import allowlist, merging, report, stand_ins
 from helpdeskd.adapters import authres as authentication
+from helpdeskd.adapters import webhooks as hooks
 from helpdeskd.adapters.store import (
     Cases,
     Conversations,
@@ -40,6 +41,7 @@ from helpdeskd.core.outcome import Context, Outcome, command_error, outcome
 from helpdeskd.core.parse import ParseError
 from helpdeskd.core.render import Rendered, Threading, message_id_for, render
 from helpdeskd.core.route import Candidates, Decision, route, tags
+from helpdeskd.core.webhooks import REPLIES
 from helpdeskd.model import Case, Inbound, Mail
 
 log = structlog.get_logger("helpdeskd.pipeline")
@@ -212,6 +214,7 @@ def decided(
     queued = apply(store, config, result, inbound, spool_id, now)
     if result.merging:
         queued += carried_out(store, config, ctx, result)
+    tell_webhooks(store, config, decision.case, result, now)
     case_ref = result.case.reference if result.case else None
     log.info(
         "processed",
@@ -320,6 +323,19 @@ def fair_use_of(
     if customer is None or decision.action != "new":
         return ""
     return report.flagged_this_month(store, config, now).get(customer, "")
+
+
+def tell_webhooks(
+    store: Store, config: Config, before: Case | None, result: Outcome, now: datetime
+) -> None:
+    """The change's events queued for `[[webhooks]]`, in its own transaction."""
+    if result.case is None:
+        return
+    kinds = [kind for kind, _ in result.events] + (["rating"] if result.rating else [])
+    replied = not result.created and result.record.kind in REPLIES
+    hooks.announce(
+        store, config, None if result.created else before, result.case, kinds, now, replied
+    )
 
 
 def loop_guard(store: Store, ctx: Context, result: Outcome) -> Outcome:

@@ -36,7 +36,7 @@ from helpdeskd import (
     sweep,
 )
 from helpdeskd import config as configuration
-from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp
+from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp, webhooks
 from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Leases, Nodes, Store, open_store
 from helpdeskd.alerts import AdminAlerts
 from helpdeskd.config import Config, ConfigError
@@ -50,6 +50,7 @@ GROUP_COMMIT = 8  # spooled messages applied in one transaction: one fsync, a sh
 # A backlog while the listener is quiet: longer transactions delay nobody's `250`
 GROUP_COMMIT_BACKLOG = 25
 QUIET_SECONDS = 0.5
+WEBHOOK_SECONDS = 5  # how often due webhook retries are looked for
 CHECKPOINT_SECONDS = 1  # the WAL is copied into the database this often, off the commits
 # While mail pours in, the worker rests this many times as long as each group took: the
 # listener gets the interpreter first (one GIL for both), and the backlog follows the burst.
@@ -140,6 +141,9 @@ class Service:
         self.lookups = ThreadPoolExecutor(LOOKUPS_SIDE_BY_SIDE, "lookups")
         self.worker = Loop("worker", self.work, 5)
         self.courier = Loop("courier", self.deliver, 30)
+        # webhooks in a thread of their own: a receiver that hangs holds up neither mail nor cases
+        self.hooks_store = self.open_store()
+        self.hooks = Loop("webhooks", self.tell_webhooks, WEBHOOK_SECONDS)
         self.checkpoints = Loop("checkpoint", self.checkpoint, CHECKPOINT_SECONDS)
         # the node's heartbeat and its leases, renewed three times a lease
         self.lease_store = self.open_store()
@@ -259,6 +263,7 @@ class Service:
             start = end
         if items:
             self.courier.wake()
+            self.hooks.wake()
         return len(items) == 50 or self.sweep_requested.is_set()
 
     def group_size(self, room: disk.Space | None) -> int:
@@ -315,6 +320,7 @@ class Service:
         else:
             self.apply_retention(now)
         self.courier.wake()
+        self.hooks.wake()
 
     def apply_retention(self, now: datetime) -> None:
         """`[retention]` once an hour, after a sweep has caught up: it is housekeeping."""
@@ -409,6 +415,12 @@ class Service:
             self.alerts.recovered("outbox", "outgoing mail given up on", self.clock())
         return False
 
+    def tell_webhooks(self) -> bool:
+        return (
+            bool(self.config.webhooks)
+            and webhooks.flush(self.hooks_store, self.config, self.clock()) > 0
+        )
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -424,6 +436,7 @@ class Service:
         # and whatever a killed courier of this node held: due now, not when its lease ends
         outbox.take_back(self.courier_store, self.config.helpdesk.node, self.clock())
         self.courier.start()
+        self.hooks.start()
         self.checkpoints.start()
         self.renew_leases()  # before the scheduler's first sweep
         self.leasing.start()
@@ -633,7 +646,7 @@ class Service:
         self.leasing.stop()
         self.leasing.join(DRAIN_SECONDS)
         self.stop_pollers()
-        for loop in (self.worker, self.courier, self.checkpoints):
+        for loop in (self.worker, self.courier, self.hooks, self.checkpoints):
             loop.stop()
             loop.join(DRAIN_SECONDS)
         self.release_leases()

@@ -17,6 +17,7 @@ from datetime import datetime
 import structlog
 
 from helpdeskd import customer_notices, monthly
+from helpdeskd.adapters import webhooks
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
 from helpdeskd.core import agreed, calendar, reply_due, sla
@@ -106,10 +107,12 @@ def sweep_case(store: Store, config: Config, case_id: int, now: datetime) -> lis
     cases = Cases(store)
     with store.transaction():
         # read again inside the transaction: a reply may have changed the case since the query
-        case, steps = settle(cases.by_id(case_id), config, now)
+        before = cases.by_id(case_id)
+        case, steps = settle(before, config, now)
         cases.save(case, sla.next_due(case, config, now))
         thread = cases.thread_ids(case.id)
         done = [queue_step(store, config, case, step, thread, now) for step in steps]
+        webhooks.announce(store, config, before, case, [s.event[0] for s in steps], now)
     for item in done:
         log.info("swept", reference=item["reference"], action=item["action"], to=item["to"])
     return done

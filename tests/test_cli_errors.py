@@ -115,6 +115,12 @@ TABLE = [
         NOINPUT,
         "none.txt: no such file",
     ),
+    (["webhooks", "--drop", "first"], USAGE, "not a delivery id"),
+    (["token", "create"], USAGE, "name the token"),
+    (["token", "mint", "crm"], USAGE, "invalid choice"),
+    (["token", "create", "crm", "--customer", "Nobody"], USAGE, "Nobody"),
+    (["token", "revoke", "crm", "--customer", "Acme"], USAGE, "no --customer"),
+    (["token", "revoke", "nobody"], NOINPUT, "no live token named 'nobody'"),
 ]
 CONFIG_TABLE = [
     ("missing.toml", ["cases"], CONFIG, "cannot read {folder}/missing.toml"),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from helpdeskd import config as configuration
 from helpdeskd import sweep
-from helpdeskd.adapters import outbox
-from helpdeskd.adapters.store import Cases, Store
+from helpdeskd.adapters import outbox, webhooks
+from helpdeskd.adapters.store import Cases, Store, Tokens
 from helpdeskd.pipeline import process
 from tests.support import mail, write_config
 
@@ -34,12 +34,16 @@ GROWING = {
     "sent_once",
     "web_links",
     "web_requests",
+    "webhook_deliveries",
+    "api_tokens",
 }
 SCAN = re.compile(r"\bSCAN (\w+)")
 
 
 def traced_flow(tmp_path: Path) -> list[str]:
-    config = configuration.load(write_config(tmp_path, auto_limit=1000))
+    # a hook nobody answers: its deliveries are queued, tried and retried
+    hook = '[[webhooks]]\nurl = "http://127.0.0.1:9/hook"\n'
+    config = configuration.load(write_config(tmp_path, auto_limit=1000, extra=hook))
     store = Store.open(config.helpdesk.database)
     look = Store(config.helpdesk.database)  # the test's own questions stay out of the trace
     statements: list[str] = []
@@ -62,6 +66,8 @@ def traced_flow(tmp_path: Path) -> list[str]:
     arrive(bounce)
     store.pending(NOW)
     outbox.flush(store, config.outbound, NOW)
+    webhooks.flush(store, config, NOW)
+    Tokens(store).find("0" * 64)
     sweep.run(store, config, NOW + timedelta(days=10))
     spool_id, _ = store.spool(b"not a mail", source="smtp", now=NOW)
     store.quarantine(spool_id, "test", NOW)

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive
 
 from helpdeskd import portal
-from helpdeskd.adapters import signin
+from helpdeskd.adapters import api, signin
 from helpdeskd.adapters.store import Store, open_store
 from helpdeskd.config import PACKAGED_TEMPLATES, Config
 from helpdeskd.core import access, submission
@@ -498,6 +498,7 @@ def ROUTES(web: Web) -> list[Route]:
         Route("/new", new_case, methods=["POST"]),
         Route("/reports", monthly_report),
         Route("/queue", team_queue),
+        *api.ROUTES,
     ]
 
 

@@ -52,6 +52,7 @@ from helpdeskd.config.mail import (
 from helpdeskd.config.policy import Policy, _policy
 from helpdeskd.config.reader import ConfigError, Reader
 from helpdeskd.config.web import Web, _web
+from helpdeskd.config.webhooks import Webhook, _webhooks
 from helpdeskd.core.calendar import Calendar
 from helpdeskd.database_url import DatabaseUrl
 from helpdeskd.names import PRIORITIES
@@ -78,6 +79,7 @@ class Config:
 
     web: Web = Web()
     tiers: dict[int, Tier] = field(default_factory=dict)
+    webhooks: tuple[Webhook, ...] = ()
 
     def first_hop(self, source: str) -> bool:
         """Whether mail from this entrance (a spool row's source) comes straight from the
@@ -156,6 +158,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "authentication",
             "web",
             "tiers",
+            "webhooks",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -185,6 +188,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         ),
         web=_web(r, r.table(data, "web", "web")),
         tiers=_tiers(r, r.table(data, "tiers", "tiers"), calendars),
+        webhooks=_webhooks(r, data, plans),
     )
 
 
@@ -269,6 +273,7 @@ __all__ = [
     "Smtp",
     "Tier",
     "Web",
+    "Webhook",
     "default_path",
     "load",
     "retention_days",

@@ -22,6 +22,7 @@ from helpdeskd.adapters.store.database import (
 )
 from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE, Dialect
 from helpdeskd.adapters.store.figures import OPEN_STATUSES, Figures
+from helpdeskd.adapters.store.integrations import Deliveries, Delivery, Tokens
 from helpdeskd.adapters.store.leases import Leases, Nodes
 from helpdeskd.adapters.store.merges import Merges
 from helpdeskd.adapters.store.migrations import migrations
@@ -100,6 +101,8 @@ __all__ = [
     "Conversations",
     "Database",
     "DatabaseUrl",
+    "Deliveries",
+    "Delivery",
     "Dialect",
     "Figures",
     "Heartbeats",
@@ -118,6 +121,7 @@ __all__ = [
     "SpoolItem",
     "Store",
     "StoreUnavailable",
+    "Tokens",
     "backup_to",
     "case_row",
     "dedup_key",

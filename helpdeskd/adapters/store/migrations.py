@@ -310,3 +310,36 @@ def m019_nodes_and_leases(db: sqlite_utils.Database) -> None:
         pk="name",
         not_null={"holder", "expires_at"},
     )
+
+
+@migrations()
+def m020_integrations(db: sqlite_utils.Database) -> None:
+    """Webhook deliveries, queued in the transaction of the change they tell of; and the read
+    API's tokens, kept as hashes like the sign-in links."""
+    db["webhook_deliveries"].create(
+        {
+            "id": int,
+            "url": str,
+            "event": str,
+            "reference": str,
+            "body": bytes,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "created_at": str,
+            "delivered_at": str,
+            "last_error": str,
+        },
+        pk="id",
+        not_null={"url", "body", "state"},
+        defaults={"state": "queued", "attempts": 0},
+    )
+    db["webhook_deliveries"].create_index(["state", "next_attempt_at"])
+    db["webhook_deliveries"].create_index(["url", "reference", "state"])
+    db["webhook_deliveries"].create_index(["state", "delivered_at"])  # forgetting old ones
+    db["api_tokens"].create(
+        {"name": str, "token_hash": str, "customer": str, "created_at": str, "revoked_at": str},
+        pk="name",
+        not_null={"token_hash"},
+    )
+    db["api_tokens"].create_index(["token_hash"], unique=True)
