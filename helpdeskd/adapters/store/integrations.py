@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso
+from helpdeskd.adapters.store.persons import Found, Person, register
 
 
 @dataclass(frozen=True)
@@ -143,3 +144,18 @@ class Tokens:
         return self.store.rows(
             "SELECT name, customer, created_at, revoked_at FROM api_tokens ORDER BY name"
         )
+
+
+# -- a person's data (persons.py): an event's JSON may name them (a subject, a customer's name) --
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    """Deliveries are forgotten a week after they went; those still kept are masked."""
+    rows = store.rows("SELECT id, body FROM webhook_deliveries")
+    named = [(person.masked_bytes(bytes(r["body"])), r["id"]) for r in rows]
+    named = [(body, i) for (body, i), r in zip(named, rows, strict=True) if body != r["body"]]
+    store.executemany("UPDATE webhook_deliveries SET body = ? WHERE id = ?", named)
+    return {"webhook_deliveries": len(named)}
+
+
+register(("webhook_deliveries",), lambda store, person: Found(), _erase_person)

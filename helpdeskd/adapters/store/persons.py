@@ -99,7 +99,9 @@ class Holding:
 
 HOLDINGS: list[Holding] = []
 # Tables that hold nothing about a person; any other table is covered by a step
-NO_PERSONAL_DATA = frozenset({"sequences", "imap_state", "heartbeats", "nodes", "leases"})
+NO_PERSONAL_DATA = frozenset(
+    {"sequences", "imap_state", "heartbeats", "nodes", "leases", "api_tokens"}
+)
 
 
 def register(tables: tuple[str, ...], export: Callable, erase: Callable) -> None:
