@@ -51,7 +51,7 @@ class Case:
     """A case as the core sees it; the store maps it to and from its row."""
 
     reference: str
-    status: str  # new | open | waiting | resolved | closed
+    status: str  # new | open | waiting | pending_close | resolved | closed
     priority: str  # P1..P4
     plan: str
     customer: str | None
@@ -71,6 +71,7 @@ class Case:
     notices: frozenset[str] = frozenset()  # scheduler notices already sent, so none goes twice
     tier: int | None = None  # the tier it was handed to (#tier N); None: the plan's notify_tier
     followers: tuple[str, ...] = ()  # whoever an escalation notified, until it is resolved
+    category: str | None = None  # [categories.NAME] an engineer gave it (#category)
     id: int | None = None
 
 
@@ -139,6 +140,8 @@ CUSTOMER_THREAD = frozenset(
         "escalation_request",
         "allowlist_changed",
         "close_refused",
+        "close_not_allowed",
+        "not_covered",
         "rating",
         "agreed_deadline",
         "action_plan",

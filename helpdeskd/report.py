@@ -201,6 +201,14 @@ PARTS = REPORT_PARTS
 UNASSIGNED = "(unassigned)"
 SATISFACTION_COLUMNS = ["by", "name", "asked", "rated", "average", "response_rate"]
 FAIR_USE_COLUMNS = ["customer", "plan", "cases", "median", "threshold", "cap", "why"]
+CATEGORY_COLUMNS = ["category", "cases"]
+PART_COLUMNS = {
+    "satisfaction": SATISFACTION_COLUMNS,
+    "fair-use": FAIR_USE_COLUMNS,
+    "categories": CATEGORY_COLUMNS,
+}
+PART_TITLES = {"satisfaction": "Satisfaction", "fair-use": "Fair use", "categories": "Categories"}
+UNCATEGORISED = "(none)"
 
 
 def satisfaction(cases: Iterable[Case], ratings: dict[int, dict]) -> list[dict]:
@@ -270,6 +278,20 @@ def fair_use(cases: Iterable[Case], config: Config) -> list[dict]:
     return rows
 
 
+def categories(cases: Iterable[Case]) -> list[dict]:
+    """Cases per category (#category), the most frequent first: what the customers need,
+    training included, read from the statistics."""
+    counts = category_counts(cases)
+    return [{"category": name, "cases": n} for name, n in counts.items()]
+
+
+def category_counts(cases: Iterable[Case]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for case in cases:
+        counts[case.category or UNCATEGORISED] += 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 def render_parts(parts: dict[str, list[dict]], form: str, part: str | None) -> str:
     """A table shows every part that has rows; csv and json one part, SLA compliance unless
     `part` names another (their SLA output stays what scripts already read)."""
@@ -288,8 +310,7 @@ def render_parts(parts: dict[str, list[dict]], form: str, part: str | None) -> s
 def part_table(name: str, rows: list[dict]) -> str:
     if name == "sla":
         return as_table(rows)
-    title = {"satisfaction": "Satisfaction", "fair-use": "Fair use"}[name]
-    columns = SATISFACTION_COLUMNS if name == "satisfaction" else FAIR_USE_COLUMNS
+    title, columns = PART_TITLES[name], PART_COLUMNS[name]
     if not rows:
         return f"{title}: nothing to show"
     shown = [{k: "-" if r[k] is None else str(r[k]) for k in columns} for r in rows]
@@ -297,7 +318,7 @@ def part_table(name: str, rows: list[dict]) -> str:
 
 
 def plain_csv(rows: list[dict], name: str) -> str:
-    columns = SATISFACTION_COLUMNS if name == "satisfaction" else FAIR_USE_COLUMNS
+    columns = PART_COLUMNS[name]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
@@ -345,6 +366,7 @@ def customer_month(
             "mean_minutes": found["mean_minutes"],
         }
     figures["escalated"] = sum(1 for c in opened if c.escalation_level > 0)
+    figures["categories"] = category_counts(opened)
     figures["ratings"] = len(scores)
     figures["satisfaction"] = round(statistics.mean(scores), 2) if scores else None
     return figures

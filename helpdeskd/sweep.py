@@ -19,7 +19,7 @@ import structlog
 from helpdeskd import monthly
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
-from helpdeskd.core import agreed, calendar, sla
+from helpdeskd.core import agreed, calendar, sla, terms
 from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
@@ -142,7 +142,9 @@ def settle(case: Case, config: Config, now: datetime) -> tuple[Case, list[Step]]
     steps = []
     for action in sla.due_actions(case, config, now):
         case = sla.apply_action(case, action, config, now)
-        if action.kind == "close":
+        if case.status == sla.PENDING_CLOSE:
+            mails: tuple[Mail, ...] = (terms.pending_close_mail(case, config),)
+        elif action.kind == "close":
             case, closed = milestone(config, case, "closed", "timeout")
             mails: tuple[Mail, ...] = (closed, *agreed.follow(config, case, "closed"))
         else:
@@ -161,6 +163,10 @@ def event_for(case: Case, action: sla.Action, config: Config, now: datetime) -> 
         return "escalate", f"level {action.level} by the scheduler: {late}"
     if action.kind == "closing_warning":
         return "closing_warning", "no reply from the customer: closing warning sent"
+    if case.status == sla.PENDING_CLOSE:
+        manager = sla.plan_of(case, config).terms.service_manager
+        why = "no reply after the closing warning"
+        return "status", f"waiting -> pending_close ({why}): {manager} decides"
     return "status", "waiting -> closed (no reply after the closing warning)"
 
 

@@ -51,6 +51,7 @@ def case_summary(case: Case, config: Config) -> dict:
         "related": case.related,
         "tier": sla.tier_of(case, config),
         "followers": list(case.followers),
+        "category": case.category,
         **_next_deadline(case, tz),
     }
 

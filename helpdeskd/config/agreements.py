@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpdeskd.config.reader import Reader
+from helpdeskd.config.terms import TERMS_KEYS, Terms, _terms
 from helpdeskd.core.calendar import Calendar, CalendarError, Duration
 from helpdeskd.names import PRIORITIES
 
@@ -49,6 +50,7 @@ class Plan:
     fair_use_cap: int | None = None  # new cases per customer in a report's period
     clocks: tuple[ClockRule, ...] = ()  # the named clocks; built from the shorthand when empty
     escalation: tuple[EscalationLevel, ...] | None = None  # None: the helpdesk's ladder
+    terms: Terms = Terms()  # the small print: who may close, reopening, notes, definitions
 
     def calendar_for(self, priority: str) -> str:
         return self.calendars.get(priority, self.calendar)
@@ -152,6 +154,7 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
             "fair_use_cap",
             "clocks",
             "escalation",
+            *TERMS_KEYS,
         },
     )
     calendar = r.required(t, "calendar", p, str)
@@ -176,6 +179,7 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
         fair_use_cap=r.positive(t, "fair_use_cap", p, 0) or None if "fair_use_cap" in t else None,
         clocks=clocks,
         escalation=_ladder(r, t["escalation"], f"{p}.escalation") if "escalation" in t else None,
+        terms=_terms(r, t, p),
     )
 
 

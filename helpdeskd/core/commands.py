@@ -76,6 +76,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("plan", "TEXT", "record the action plan; the customer gets it unless #note is given",
             "plan"),
     Command("workaround", "TEXT", "record the patch or workaround given", "workaround"),
+    Command("category", "NAME", "file the case under a category; one not covered stops its "
+            "clocks and tells the customer", "category"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -292,6 +294,14 @@ def _text(command: Command, argument: str, context: _Context) -> Change | str:
     return Change(command.kind, argument.strip())
 
 
+def _category(command: Command, argument: str, context: _Context) -> Change | str:
+    """A category's name; whether it is configured is checked against the configuration."""
+    name = argument.strip().lower()
+    if not _CLOCK.fullmatch(name):
+        return f'"{argument}" is not a category\'s name; accepted: {syntax(command)}'
+    return Change(command.kind, name)
+
+
 _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] = {
     "priority": _priority,
     "assign": _assignee,
@@ -303,6 +313,7 @@ _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] =
     "tier": _tier,
     "plan": _text,
     "workaround": _text,
+    "category": _category,
 }
 
 

@@ -38,6 +38,7 @@ def case_row(case: Case, next_due: datetime | None) -> dict:
         "next_due": iso(next_due),
         "tier": case.tier,
         "followers": json.dumps(list(case.followers)),
+        "category": case.category,
     }
 
 
@@ -103,6 +104,7 @@ def row_case(row: dict, clocks: list[dict] | None = None) -> Case:
         notices=frozenset(json.loads(row["notices"] or "[]")),
         tier=row.get("tier"),
         followers=tuple(json.loads(row.get("followers") or "[]")),
+        category=row.get("category"),
     )
 
 

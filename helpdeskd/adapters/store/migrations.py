@@ -272,3 +272,9 @@ def m016_case_clocks(db: sqlite_utils.Database) -> None:
     )
     db["cases"].add_column("tier", int)
     db["cases"].add_column("followers", str)
+
+
+@migrations()
+def m017_case_category(db: sqlite_utils.Database) -> None:
+    """The category an engineer gives a case (#category), counted by the reports."""
+    db["cases"].add_column("category", str)
