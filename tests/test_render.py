@@ -81,7 +81,6 @@ CONTEXTS = {
     "close_not_allowed": {"why": "only the person who opened the case may close it"},
     "pending_close": {"customer": "Acme", "contacts": ("jane@acme.test",)},
     "not_covered": {"note": "Training is billed separately.", "category": "not_covered"},
-
     "agreed_deadline": {"clock": "resolution", "deadline": NOW, "again": True},
     "action_plan": {"plan": "Reproduce on 4.2, then patch the parser."},
     "tier_handover": {"tier": 2, "by": "alice@helpdesk.test", "started": ["level_two"]},

@@ -245,3 +245,35 @@ def test_a_category_not_covered_stops_the_clocks_and_tells_the_customer_once(con
     assert len(saying(config, REQUESTER, "Category not_covered")) == 1
     later = sweep(config, "2026-05-29T10:00:00-05:00")
     assert [a for a in later if a["reference"] == ref] == []  # no clock left to breach
+
+
+# -- check-config -----------------------------------------------------------------------------
+
+REFUSED = """
+[plans.strict]
+calendar = "business"
+first_response = { P1 = "2h", P2 = "4h", P3 = "1d", P4 = "3d" }
+resolution = { P1 = "3d", P2 = "5d", P3 = "20d", P4 = "20d" }
+auto_close = false
+reopen_window = "sometimes"
+
+[plans.strict.priorities]
+P5 = "Whenever"
+
+[categories.training]
+stops_clock = true
+
+[categories.Not-Covered]
+stops_clocks = true
+"""
+
+
+def test_check_config_refuses_what_the_small_print_cannot_mean(tmp_path):
+    done = cli(write_config(tmp_path, extra=REFUSED), "check-config")
+    assert done.returncode == 78  # EX_CONFIG
+    err = done.stderr.decode()
+    assert "plans.strict.service_manager: is required with auto_close = false" in err
+    assert "plans.strict.reopen_window: must be a duration like \"30d\" or \"forever\"" in err
+    assert "plans.strict.priorities.P5: unknown priority" in err
+    assert "categories.training.stops_clock" in err  # a category key it does not know
+    assert "categories.Not-Covered: a category's name is lower-case" in err
