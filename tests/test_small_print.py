@@ -273,7 +273,7 @@ def test_check_config_refuses_what_the_small_print_cannot_mean(tmp_path):
     assert done.returncode == 78  # EX_CONFIG
     err = done.stderr.decode()
     assert "plans.strict.service_manager: is required with auto_close = false" in err
-    assert "plans.strict.reopen_window: must be a duration like \"30d\" or \"forever\"" in err
+    assert 'plans.strict.reopen_window: must be a duration like "30d" or "forever"' in err
     assert "plans.strict.priorities.P5: unknown priority" in err
     assert "categories.training.stops_clock" in err  # a category key it does not know
     assert "categories.Not-Covered: a category's name is lower-case" in err
