@@ -280,8 +280,10 @@ def fair_use(cases: Iterable[Case], config: Config) -> list[dict]:
 
 def categories(cases: Iterable[Case]) -> list[dict]:
     """Cases per category (#category), the most frequent first: what the customers need,
-    training included, read from the statistics."""
+    training included, read from the statistics. None while no case has a category."""
     counts = category_counts(cases)
+    if set(counts) <= {UNCATEGORISED}:
+        return []
     return [{"category": name, "cases": n} for name, n in counts.items()]
 
 

@@ -142,11 +142,12 @@ def settle(case: Case, config: Config, now: datetime) -> tuple[Case, list[Step]]
     steps = []
     for action in sla.due_actions(case, config, now):
         case = sla.apply_action(case, action, config, now)
-        if case.status == sla.PENDING_CLOSE:
-            mails: tuple[Mail, ...] = (terms.pending_close_mail(case, config),)
+        mails: tuple[Mail, ...]
+        if action.kind == "close" and case.status == sla.PENDING_CLOSE:
+            mails = (terms.pending_close_mail(case, config),)
         elif action.kind == "close":
             case, closed = milestone(config, case, "closed", "timeout")
-            mails: tuple[Mail, ...] = (closed, *agreed.follow(config, case, "closed"))
+            mails = (closed, *agreed.follow(config, case, "closed"))
         else:
             mails = mails_for(case, action, config, now)
         steps.append(Step(action, event_for(case, action, config, now), mails))

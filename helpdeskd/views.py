@@ -190,6 +190,8 @@ def show_text(detail: dict, timezone: str) -> str:
         head.append(f"names {detail['related']}")
     if detail["followers"]:
         head.append(f"followers {', '.join(detail['followers'])}")
+    if detail.get("category"):
+        head.append(f"category {detail['category']}")
     head.append("")
     head.append("clocks (deadlines in the calendar's time zone):")
     head += [_clock_line(c) for c in detail["clocks"]]

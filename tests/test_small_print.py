@@ -214,6 +214,7 @@ def test_a_category_not_covered_stops_the_clocks_and_tells_the_customer_once(con
     detail = show(config, ref)
     assert detail["category"] == "not_covered"
     assert all(c["met"] is not None for c in detail["clocks"])
+    assert "category not_covered" in run(config, "show", ref)
     assert events(detail, "category") == [
         "not_covered by alice@helpdesk.test; not covered: stopped first_response, resolution"
     ]

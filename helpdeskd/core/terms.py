@@ -61,7 +61,9 @@ def engineer_errors(ctx: Context, case: Case, changes: tuple[Change, ...]) -> li
     found = []
     for change in changes:
         if change.kind == "status" and change.value == "closed":
-            if case.status == sla.PENDING_CLOSE:
+            if case.status == sla.PENDING_CLOSE and ctx.inbound.from_addr not in deciders(
+                case, ctx.config
+            ):
                 who = " or ".join(deciders(case, ctx.config))
                 why = f"{case.reference} is pending close: only {who} may close it"
                 found.append(CommandError(*command_line(ctx.inbound.text, "close"), why))
