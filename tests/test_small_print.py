@@ -124,7 +124,7 @@ def test_only_the_requester_closes_and_the_service_manager_decides_a_timed_out_c
         "alice@helpdesk.test",
         ref,
         "#waiting\n\nWhich version?",
-        MONDAY[:11] + "11:00:00-05:00",
+        "2026-04-13T11:00:00-05:00",
     )
     warned = sweep(config, "2026-04-16T11:00:00-05:00")
     assert [a["action"] for a in warned] == ["closing_warning"]
@@ -144,6 +144,8 @@ def test_only_the_requester_closes_and_the_service_manager_decides_a_timed_out_c
     detail = show(config, ref)
     assert detail["status"] == "closed"
     assert any(f"by {MANAGER}" in d for d in events(detail, "status"))
+    assert len(sent_to(config, MANAGER)) == 1  # the one question, nothing more
+    assert len([m for m in sent_to(config, REQUESTER) if "Closed:" in str(m["Subject"])]) == 1
 
 
 def test_the_requesters_close_and_an_engineers_are_applied(config):
@@ -165,6 +167,7 @@ def test_a_reply_reopens_a_case_of_a_forever_plan_whatever_its_age(config):
     detail = show(config, ref)
     assert detail["status"] == "open"
     assert len(json.loads(run(config, "cases", "--json"))) == 1  # no new case was opened
+    assert len(saying(config, REQUESTER, f"case {ref} has been reopened")) == 1
 
 
 # -- 3 and 4. what the acknowledgement says ---------------------------------------------------
