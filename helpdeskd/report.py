@@ -281,16 +281,16 @@ def fair_use(cases: Iterable[Case], config: Config) -> list[dict]:
 def categories(cases: Iterable[Case]) -> list[dict]:
     """Cases per category (#category), the most frequent first: what the customers need,
     training included, read from the statistics. None while no case has a category."""
-    counts = category_counts(cases)
-    if set(counts) <= {UNCATEGORISED}:
-        return []
-    return [{"category": name, "cases": n} for name, n in counts.items()]
+    return [{"category": name, "cases": n} for name, n in category_counts(cases).items()]
 
 
 def category_counts(cases: Iterable[Case]) -> dict[str, int]:
+    """Cases per category, the most frequent first; empty while none has a category."""
     counts: dict[str, int] = defaultdict(int)
     for case in cases:
         counts[case.category or UNCATEGORISED] += 1
+    if set(counts) <= {UNCATEGORISED}:
+        return {}
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
@@ -368,7 +368,8 @@ def customer_month(
             "mean_minutes": found["mean_minutes"],
         }
     figures["escalated"] = sum(1 for c in opened if c.escalation_level > 0)
-    figures["categories"] = category_counts(opened)
+    if categories := category_counts(opened):
+        figures["categories"] = categories
     figures["ratings"] = len(scores)
     figures["satisfaction"] = round(statistics.mean(scores), 2) if scores else None
     return figures
