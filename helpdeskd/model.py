@@ -51,7 +51,7 @@ class Case:
     """A case as the core sees it; the store maps it to and from its row."""
 
     reference: str
-    status: str  # new | open | waiting | resolved | closed
+    status: str  # new | open | waiting | pending_close | resolved | closed
     priority: str  # P1..P4
     plan: str
     customer: str | None
@@ -73,6 +73,7 @@ class Case:
     followers: tuple[str, ...] = ()  # whoever an escalation notified, until it is resolved
     participants: tuple[str, ...] = ()  # copied by the customer: in Cc of engineers' replies
     merged_into: str | None = None  # the case it was folded into (#merge): it threads there
+    category: str | None = None  # [categories.NAME] an engineer gave it (#category)
     id: int | None = None
 
 
@@ -141,6 +142,8 @@ CUSTOMER_THREAD = frozenset(
         "escalation_request",
         "allowlist_changed",
         "close_refused",
+        "close_not_allowed",
+        "not_covered",
         "rating",
         "agreed_deadline",
         "action_plan",

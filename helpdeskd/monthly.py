@@ -132,6 +132,9 @@ def bars(figures: dict) -> list[dict]:
             )
         label = f"{name.replace('_', ' ').capitalize()} met"
         found.append(bar(label, text, (share or 0) / 100))
+    categories = figures.get("categories", {})
+    top = max(categories.values(), default=0) or 1
+    found += [bar(f"Category {n}", str(v), v / top) for n, v in categories.items()]
     score = figures["satisfaction"]
     count = figures["ratings"]
     text = "-" if score is None else f"{score} of 5 ({count} rating{'' if count == 1 else 's'})"

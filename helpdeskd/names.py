@@ -4,10 +4,11 @@ A module of its own, importing nothing, so the command line lists them (in its p
 help and its shell completion) without loading the library.
 """
 
-STATUSES = ("new", "open", "waiting", "resolved", "closed")
+STATUSES = ("new", "open", "waiting", "pending_close", "resolved", "closed")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 REPORT_FORMATS = ("table", "csv", "json")
-REPORT_PARTS = ("sla", "satisfaction", "fair-use")  # in the order the table shows them
+# in the order the table shows them
+REPORT_PARTS = ("sla", "satisfaction", "fair-use", "categories")
 CHANNELS = ("phone", "mail", "chat", "visit")  # how a customer told an engineer (`open`)
 
 # what `[[webhooks]]` may listen to (helpdeskd.core.webhooks says when each happens)

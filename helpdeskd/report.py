@@ -202,6 +202,14 @@ PARTS = REPORT_PARTS
 UNASSIGNED = "(unassigned)"
 SATISFACTION_COLUMNS = ["by", "name", "asked", "rated", "average", "response_rate"]
 FAIR_USE_COLUMNS = ["customer", "plan", "cases", "median", "threshold", "cap", "why"]
+CATEGORY_COLUMNS = ["category", "cases"]
+PART_COLUMNS = {
+    "satisfaction": SATISFACTION_COLUMNS,
+    "fair-use": FAIR_USE_COLUMNS,
+    "categories": CATEGORY_COLUMNS,
+}
+PART_TITLES = {"satisfaction": "Satisfaction", "fair-use": "Fair use", "categories": "Categories"}
+UNCATEGORISED = "(none)"
 
 
 def satisfaction(cases: Iterable[Case], ratings: dict[int, dict]) -> list[dict]:
@@ -289,6 +297,22 @@ def flagged_this_month(store: Store, config: Config, now: datetime) -> dict[str,
     return {row["customer"]: row["why"] for row in flagged(counts, plans, config)}
 
 
+def categories(cases: Iterable[Case]) -> list[dict]:
+    """Cases per category (#category), the most frequent first: what the customers need,
+    training included, read from the statistics. None while no case has a category."""
+    return [{"category": name, "cases": n} for name, n in category_counts(cases).items()]
+
+
+def category_counts(cases: Iterable[Case]) -> dict[str, int]:
+    """Cases per category, the most frequent first; empty while none has a category."""
+    counts: dict[str, int] = defaultdict(int)
+    for case in cases:
+        counts[case.category or UNCATEGORISED] += 1
+    if set(counts) <= {UNCATEGORISED}:
+        return {}
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 def render_parts(parts: dict[str, list[dict]], form: str, part: str | None) -> str:
     """A table shows every part that has rows; csv and json one part, SLA compliance unless
     `part` names another (their SLA output stays what scripts already read)."""
@@ -307,8 +331,7 @@ def render_parts(parts: dict[str, list[dict]], form: str, part: str | None) -> s
 def part_table(name: str, rows: list[dict]) -> str:
     if name == "sla":
         return as_table(rows)
-    title = {"satisfaction": "Satisfaction", "fair-use": "Fair use"}[name]
-    columns = SATISFACTION_COLUMNS if name == "satisfaction" else FAIR_USE_COLUMNS
+    title, columns = PART_TITLES[name], PART_COLUMNS[name]
     if not rows:
         return f"{title}: nothing to show"
     shown = [{k: "-" if r[k] is None else str(r[k]) for k in columns} for r in rows]
@@ -316,7 +339,7 @@ def part_table(name: str, rows: list[dict]) -> str:
 
 
 def plain_csv(rows: list[dict], name: str) -> str:
-    columns = SATISFACTION_COLUMNS if name == "satisfaction" else FAIR_USE_COLUMNS
+    columns = PART_COLUMNS[name]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
@@ -364,6 +387,8 @@ def customer_month(
             "mean_minutes": found["mean_minutes"],
         }
     figures["escalated"] = sum(1 for c in opened if c.escalation_level > 0)
+    if categories := category_counts(opened):
+        figures["categories"] = categories
     figures["ratings"] = len(scores)
     figures["satisfaction"] = round(statistics.mean(scores), 2) if scores else None
     return figures

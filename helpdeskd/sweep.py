@@ -20,7 +20,7 @@ from helpdeskd import customer_notices, monthly
 from helpdeskd.adapters import webhooks
 from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Config
-from helpdeskd.core import agreed, calendar, reply_due, sla
+from helpdeskd.core import agreed, calendar, reply_due, sla, terms
 from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
@@ -149,9 +149,12 @@ def settle(case: Case, config: Config, now: datetime) -> tuple[Case, list[Step]]
     steps = []
     for action in sla.due_actions(case, config, now):
         case = sla.apply_action(case, action, config, now)
-        if action.kind == "close":
+        mails: tuple[Mail, ...]
+        if action.kind == "close" and case.status == sla.PENDING_CLOSE:
+            mails = (terms.pending_close_mail(case, config),)
+        elif action.kind == "close":
             case, closed = milestone(config, case, "closed", "timeout")
-            mails: tuple[Mail, ...] = (closed, *agreed.follow(config, case, "closed"))
+            mails = (closed, *agreed.follow(config, case, "closed"))
         else:
             mails = mails_for(case, action, config, now)
         steps.append(Step(action, event_for(case, action, config, now), mails))
@@ -170,6 +173,10 @@ def event_for(case: Case, action: sla.Action, config: Config, now: datetime) -> 
         return "closing_warning", "no reply from the customer: closing warning sent"
     if action.kind == "reply_due":
         return "reply_due", f"reminder to {owing(action)}: the customer still waits for a reply"
+    if case.status == sla.PENDING_CLOSE:
+        manager = sla.plan_of(case, config).terms.service_manager
+        why = "no reply after the closing warning"
+        return "status", f"waiting -> pending_close ({why}): {manager} decides"
     return "status", "waiting -> closed (no reply after the closing warning)"
 
 

@@ -54,6 +54,7 @@ def case_summary(case: Case, config: Config) -> dict:
         "participants": list(case.participants),
         "merged_into": case.merged_into,
         "reply_due": replies_owed(case, tz),
+        "category": case.category,
         **_next_deadline(case, tz),
     }
 
@@ -203,6 +204,8 @@ def show_text(detail: dict, timezone: str) -> str:
         head.append(f"participants {', '.join(detail['participants'])}")
     for owed in detail["reply_due"]:
         head.append(f"reply due from {owed['from']} since {shown_text(owed['since'], timezone)}")
+    if detail.get("category"):
+        head.append(f"category {detail['category']}")
     head.append("")
     head.append("clocks (deadlines in the calendar's time zone):")
     head += [_clock_line(c) for c in detail["clocks"]]

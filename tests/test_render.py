@@ -21,7 +21,11 @@ from tests.support import sample_case, write_config
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
 CONTEXTS = {
-    "acknowledgement": {"first_response": "4 working hours"},
+    "acknowledgement": {
+        "first_response": "4 working hours",
+        "after_hours_note": "After hours, call +1 555 0100.",
+        "definition": "Business is not operational",
+    },
     "plan_lapsed": {
         "customer": "Acme",
         "plan": "gold",
@@ -87,6 +91,9 @@ CONTEXTS = {
     "admin_recovered": {"summary": "mailbox support unreachable"},
     "unverified_notice": {"original_subject": "Re: x", "proof": "dkim=none dmarc=fail (x.test)"},
     "close_refused": {"proof": "dkim=none dmarc=fail (acme.test)"},
+    "close_not_allowed": {"why": "only the person who opened the case may close it"},
+    "pending_close": {"customer": "Acme", "contacts": ("jane@acme.test",)},
+    "not_covered": {"note": "Training is billed separately.", "category": "not_covered"},
     "agreed_deadline": {"clock": "resolution", "deadline": NOW, "again": True},
     "action_plan": {"plan": "Reproduce on 4.2, then patch the parser."},
     "tier_handover": {"tier": 2, "by": "alice@helpdesk.test", "started": ["level_two"]},

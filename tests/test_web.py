@@ -27,6 +27,10 @@ from tests.webclient import Browser
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 WEB = """
+[plans.gold.priorities]
+P1 = "Business is not operational"
+P2 = "Business is operational, with a severe loss of function"
+
 [[customers]]
 name = "Initech"
 domains = ["initech.test"]
@@ -261,13 +265,15 @@ def test_a_web_reply_lands_as_its_mail_twin(site: Site):
 def test_a_new_case_from_the_form_lands_as_a_mail_does(site: Site):
     browser = site.signed_in("jane@acme.test")
     form = browser.get("/new")
+    # the plan's definitions are offered instead of a bare urgency
+    assert "P1: Business is not operational" in form.text
     answer = browser.post(
         "/new",
         {
             "csrf": form.csrf,
             "subject": "Portal down",
             "description": "Nobody can log in.",
-            "urgency": "high",
+            "priority": "P2",
             "environment": "Firefox 128",
         },
     )
@@ -275,7 +281,8 @@ def test_a_new_case_from_the_form_lands_as_a_mail_does(site: Site):
     ack = site.sink.wait_for(lambda m: "Portal down" in str(m["Subject"]))
     reference = str(ack[0]["Subject"]).split("]")[0].lstrip("[")
     detail = site.show(reference)
-    assert detail["customer"] == "Acme" and detail["priority"] == "P1"  # "down" is a P1 word
+    # the priority chosen on the form is the case's, whatever words ("down") it holds
+    assert detail["customer"] == "Acme" and detail["priority"] == "P2"
     first = detail["messages"][0]
     assert first["kind"] == "customer" and "Environment: Firefox 128" in first["body"]
     assert first["entrance"] == "web"

@@ -35,7 +35,7 @@ from helpdeskd import portal
 from helpdeskd.adapters import api, signin
 from helpdeskd.adapters.store import Store, open_store
 from helpdeskd.config import PACKAGED_TEMPLATES, Config
-from helpdeskd.core import access, submission
+from helpdeskd.core import access, submission, terms
 from helpdeskd.core.access import Viewer
 from helpdeskd.core.address import usable
 from helpdeskd.core.submission import Submission, Upload
@@ -397,8 +397,9 @@ def as_attachment(filename: str) -> str:
 
 async def new_case_form(request: Request) -> Response:
     web: Web = request.app.state.web
-    web.signed_in(request)
-    return web.page(request, "new", urgencies=submission.URGENCIES)
+    viewer = web.signed_in(request)
+    choices = terms.form_priorities(viewer.address, web.config(), web.clock().date())
+    return web.page(request, "new", priorities=choices)
 
 
 async def new_case(request: Request) -> Response:
@@ -412,7 +413,7 @@ async def new_case(request: Request) -> Response:
         viewer.address,
         subject,
         description,
-        str(form.get("urgency") or "normal"),
+        str(form.get("priority") or ""),
         str(form.get("environment") or ""),
         await uploads(form),
     )

@@ -122,6 +122,7 @@ def cmd_report(config: Config, args: Namespace) -> int:
         "sla": report.compliance(cases, config, args.now or datetime.now(UTC)),
         "satisfaction": report.satisfaction(cases, ratings),
         "fair-use": report.fair_use(cases, config),
+        "categories": report.categories(cases),
     }
     print(report.render_parts(parts, args.format, args.part))
     if args.format == "table" and parts["sla"] and (since or until):

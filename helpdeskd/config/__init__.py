@@ -51,6 +51,7 @@ from helpdeskd.config.mail import (
 )
 from helpdeskd.config.policy import Policy, _policy
 from helpdeskd.config.reader import ConfigError, Reader
+from helpdeskd.config.terms import Category, Terms, _categories
 from helpdeskd.config.web import Web, _web
 from helpdeskd.config.webhooks import Webhook, _webhooks
 from helpdeskd.core.calendar import Calendar
@@ -80,6 +81,7 @@ class Config:
     web: Web = Web()
     tiers: dict[int, Tier] = field(default_factory=dict)
     webhooks: tuple[Webhook, ...] = ()
+    categories: dict[str, Category] = field(default_factory=dict)
 
     def first_hop(self, source: str) -> bool:
         """Whether mail from this entrance (a spool row's source) comes straight from the
@@ -96,11 +98,19 @@ class Config:
 
     @functools.cached_property
     def staff(self) -> frozenset[str]:
-        """Our own people: engineers, escalation contacts and admins (asked per recipient and
-        per message, so worked out once per loaded config)."""
+        """Our own people: engineers, escalation contacts, service managers and admins (asked
+        per recipient and per message, so worked out once per loaded config)."""
         ladders = [self.escalation, *(p.escalation or () for p in self.plans.values())]
         levels = (a for ladder in ladders for level in ladder for a in level.notify)
-        return frozenset((*(e.email for e in self.engineers), *levels, *self.helpdesk.admins))
+        managers = (p.terms.service_manager for p in self.plans.values())
+        return frozenset(
+            (
+                *(e.email for e in self.engineers),
+                *levels,
+                *(m for m in managers if m),
+                *self.helpdesk.admins,
+            )
+        )
 
 
 SYSTEM_CONFIG = Path("/etc/helpdeskd/helpdeskd.toml")
@@ -159,6 +169,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "web",
             "tiers",
             "webhooks",
+            "categories",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -189,6 +200,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         web=_web(r, r.table(data, "web", "web")),
         tiers=_tiers(r, r.table(data, "tiers", "tiers"), calendars),
         webhooks=_webhooks(r, data, plans),
+        categories=_categories(r, r.table(data, "categories", "categories")),
     )
 
 
@@ -255,6 +267,7 @@ __all__ = [
     "SYSTEM_CONFIG",
     "AlertRoutes",
     "Authentication",
+    "Category",
     "ClockRule",
     "Config",
     "ConfigError",
@@ -271,6 +284,7 @@ __all__ = [
     "Policy",
     "Retention",
     "Smtp",
+    "Terms",
     "Tier",
     "Web",
     "Webhook",

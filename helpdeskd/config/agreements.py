@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpdeskd.config.reader import Reader
+from helpdeskd.config.terms import TERMS_KEYS, Terms, _terms
 from helpdeskd.core.calendar import Calendar, CalendarError, Duration
 from helpdeskd.names import PRIORITIES
 
@@ -50,6 +51,7 @@ class Plan:
     clocks: tuple[ClockRule, ...] = ()  # the named clocks; built from the shorthand when empty
     escalation: tuple[EscalationLevel, ...] | None = None  # None: the helpdesk's ladder
     renewal_note: str = ""  # told to the primary contact when a customer's plan lapses
+    terms: Terms = Terms()  # the small print: who may close, reopening, notes, definitions
 
     def calendar_for(self, priority: str) -> str:
         return self.calendars.get(priority, self.calendar)
@@ -154,6 +156,7 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
             "clocks",
             "escalation",
             "renewal_note",
+            *TERMS_KEYS,
         },
     )
     calendar = r.required(t, "calendar", p, str)
@@ -179,6 +182,7 @@ def _plan(r: Reader, name: str, p: str, t: dict, calendars: dict) -> Plan:
         clocks=clocks,
         escalation=_ladder(r, t["escalation"], f"{p}.escalation") if "escalation" in t else None,
         renewal_note=_renewal_note(r, t, p),
+        terms=_terms(r, t, p),
     )
 
 

@@ -15,7 +15,7 @@ from helpdeskd.config import Config, Customer
 from helpdeskd.core.classify import find_customer
 from helpdeskd.model import Case
 
-OPEN_STATUSES = ("new", "open", "waiting")
+OPEN_STATUSES = ("new", "open", "waiting", "pending_close")
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import date
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import authres
+from helpdeskd.core import authres, urgency
 from helpdeskd.core.autogen import Own, auto_generated, is_alert
 from helpdeskd.model import Inbound
 
@@ -139,12 +138,10 @@ def plan_why(customer: Customer | None, config: Config, today: date) -> str:
 
 
 def priority_of(inbound: Inbound, config: Config) -> tuple[str, str]:
-    text = f"{inbound.subject}\n{inbound.text[:4000]}".lower()
-    for priority, words in sorted(config.policy.priority_keywords.items()):
-        for word in words:
-            if re.search(rf"\b{re.escape(word)}\b", text):
-                return priority, f"keyword {word!r}"
-    return config.policy.default_priority, "default"
+    policy = config.policy
+    return urgency.priority_of(
+        inbound.subject, inbound.text, policy.priority_keywords, policy.default_priority
+    )
 
 
 # -- DMARC, as the trusted hop saw it (RFC 8601) ------------------------------------------------

@@ -85,6 +85,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("split", "",
             "make the customer's message you answer a case of its own, with its acknowledgement",
             "split"),
+    Command("category", "NAME", "file the case under a category; one not covered stops its "
+            "clocks and tells the customer", "category"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -323,6 +325,14 @@ def _text(command: Command, argument: str, context: _Context) -> Change | str:
     return Change(command.kind, argument.strip())
 
 
+def _category(command: Command, argument: str, context: _Context) -> Change | str:
+    """A category's name; whether it is configured is checked against the configuration."""
+    name = argument.strip().lower()
+    if not _CLOCK.fullmatch(name):
+        return f'"{argument}" is not a category\'s name; accepted: {syntax(command)}'
+    return Change(command.kind, name)
+
+
 _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] = {
     "priority": _priority,
     "assign": _assignee,
@@ -338,6 +348,7 @@ _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] =
     "merge": _reference,
     "unmerge": _no_argument,
     "split": _no_argument,
+    "category": _category,
 }
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, participants, reply_due, sla, survey
+from helpdeskd.core import agreed, calendar, participants, reply_due, sla, survey, terms
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts, plan_why
 from helpdeskd.core.commands import (
@@ -145,7 +145,12 @@ def acknowledgement(ctx: Context, case: Case) -> Mail:
         "acknowledgement",
         "acknowledgement",
         (ctx.inbound.from_addr,),
-        {"first_response": sla.promised_reply(case, ctx.config), "plan_why": served_by(ctx)},
+        {
+            "first_response": sla.promised_reply(case, ctx.config),
+            "plan_why": served_by(ctx),
+            "after_hours_note": terms.after_hours_note(case, ctx.config, ctx.now),
+            "definition": terms.definitions(case.plan, ctx.config).get(case.priority),
+        },
         automatic="auto-replied",
     )
 
@@ -266,16 +271,21 @@ def customer_reply(ctx: Context, case: Case) -> Outcome:
         notices=frozenset(n for n in case.notices if not n.startswith("closing")),
     )
     events = []
-    if ctx.decision.action == "reopen" or case.status in ("waiting", "resolved"):
+    if ctx.decision.action == "reopen" or case.status in ("waiting", sla.PENDING_CLOSE, "resolved"):
         case, events = _reopen(case, ctx, before.status)
     rec = record(ctx, "customer", reply.new, reply.elided)
     asks_close = customer_asks_close(reply.new)
-    if asks_close and ctx.facts.sender.authenticated is not False:
+    not_theirs = terms.customer_may_not_close(ctx, before) if asks_close else None
+    if asks_close and ctx.facts.sender.authenticated is not False and not not_theirs:
         return close_by_customer(ctx, case, rec, events)
     if ctx.facts.sender.authenticated and ctx.inbound.from_addr == case.opener:
         case = replace(case, notices=case.notices - {UNPROVEN_OPENER})
     mails = []
-    if asks_close:
+    if not_theirs:
+        refused, answer = terms.close_not_yours(ctx, case, not_theirs, local_day(ctx))
+        events.append(refused)
+        mails.append(answer)
+    elif asks_close:
         refused, answer = close_refused(ctx, case)
         events.append(refused)
         mails.append(answer)
@@ -359,6 +369,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         or stray_notes(parsed.body)
         or allow_errors(ctx, case, allow)
         or agreed.errors(ctx, case, parsed.changes)
+        or tuple(terms.engineer_errors(ctx, case, parsed.changes))
     )
     if errors:
         return command_error(ctx, case, errors)
@@ -406,12 +417,18 @@ def staff_reply(ctx: Context, case: Case) -> Outcome:
     """A manager answering an escalation is not an engineer: what they write stays inside,
     as a note to the engineers, and never reaches the customer by accident."""
     reply = split_reply(ctx.inbound.text)
+    events, mails = (), ()
+    decided = terms.decision(ctx, case, reply.new)
+    if decided:
+        # the service manager closes or keeps a case pending close
+        case, event, mails = _status(ctx, case, decided)
+        events = (event,)
     return Outcome(
         replace(case, updated_at=ctx.now),
         False,
         record(ctx, "note", reply.new, reply.elided),
-        (),
-        (note_mail(ctx, case, reply.new),),
+        events,
+        (*mails, note_mail(ctx, case, reply.new)),
     )
 
 
@@ -508,7 +525,7 @@ def _status(ctx: Context, case: Case, value: str):
     changed = replace(case, status=value)
     if case.status in sla.SETTLED and value not in sla.SETTLED:
         changed = sla.reopen(changed, ctx.config, ctx.now)
-    elif case.status == "waiting":
+    elif case.status in ("waiting", sla.PENDING_CLOSE):
         changed = sla.resume(changed, ctx.config, ctx.now)
     if value == "waiting":
         changed = sla.pause(changed, ctx.now)
@@ -607,6 +624,7 @@ CHANGES = {
     "unmerge": _carried_by_store,
     "split": _carried_by_store,
     **agreed.CHANGES,
+    "category": terms.category,
 }
 
 

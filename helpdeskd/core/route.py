@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from helpdeskd.config import Config
+from helpdeskd.config.terms import FOREVER
 from helpdeskd.core import calendar, sla, survey
 from helpdeskd.core.classify import Facts
 from helpdeskd.core.quotes import split_reply
@@ -102,8 +103,13 @@ def follow_up(
 
 
 def within_reopen_window(case: Case, config: Config, now: datetime) -> bool:
+    """The plan's own window when it names one ("forever" reopens whatever the age), else the
+    helpdesk's."""
+    window = sla.plan_of(case, config).terms.reopen_window or config.policy.reopen_window
+    if window == FOREVER:
+        return True
     closed = case.closed_at or case.updated_at
-    return now <= calendar.add(sla.calendar_of(case, config), closed, config.policy.reopen_window)
+    return now <= calendar.add(sla.calendar_of(case, config), closed, window)
 
 
 def new_case(

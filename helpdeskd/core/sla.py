@@ -33,6 +33,8 @@ from helpdeskd.model import Case, Clock, Clocks
 CLOSING_WARNING = "closing_warning@"
 CLOSED = "closed:timeout"
 SETTLED = ("resolved", "closed")
+# timed out waiting on the customer, on a plan without auto_close: its service manager decides
+PENDING_CLOSE = "pending_close"
 
 
 def plan_of(case: Case, config: Config) -> Plan:
@@ -242,6 +244,14 @@ def stop(case: Case, event: str, now: datetime) -> tuple[Case, list[str]]:
     returns the case and the names of the clocks met. The first engineer reply meets the
     first-response clock, resolving meets resolution."""
     names = [c.name for c in case.clocks or () if c.running and c.stops == event]
+    for name in names:
+        case = meet(case, name, now)
+    return case, names
+
+
+def stop_all(case: Case, now: datetime) -> tuple[Case, list[str]]:
+    """Every running clock stops now (a category the agreement does not cover)."""
+    names = [c.name for c in running(case)]
     for name in names:
         case = meet(case, name, now)
     return case, names
@@ -462,6 +472,9 @@ def apply_action(case: Case, action: Action, config: Config, now: datetime) -> C
         level = max(case.escalation_level, action.level)
         case = escalated(case, config, action.level, now)
         return replace(case, escalation_level=level, updated_at=now)
+    if action.kind == "close" and not plan_of(case, config).terms.auto_close:
+        # the clocks stay paused: the plan's service manager closes it, or keeps it
+        return replace(case, status=PENDING_CLOSE, updated_at=now)
     if action.kind == "close":
         # resume first, so the resolution clock is judged on the time not spent waiting
         case = settle(resume(case, config, now), now)

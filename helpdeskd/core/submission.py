@@ -16,9 +16,7 @@ from email.utils import format_datetime
 
 from helpdeskd.core.behalf import FORWARD_LINE
 from helpdeskd.model import Case
-
-# Urgency as the form offers it, and the word the priority rules of the policy can read.
-URGENCIES = ("low", "normal", "high", "critical")
+from helpdeskd.names import PRIORITIES
 
 
 @dataclass(frozen=True)
@@ -55,13 +53,14 @@ def new_case(
     sender: str,
     subject: str,
     description: str,
-    urgency: str,
+    priority: str,
     environment: str,
     uploads: tuple[Upload, ...] = (),
 ) -> Submission:
+    """`priority`: the one chosen on the form; the line naming it makes it the case's."""
     lines = [description.strip(), ""]
-    if urgency in URGENCIES and urgency != "normal":
-        lines.append(f"Urgency: {urgency}")
+    if priority in PRIORITIES:
+        lines.append(f"Priority: {priority}")
     if environment.strip():
         lines.append(f"Environment: {one_line(environment)}")
     return Submission(sender, one_line(subject), "\n".join(lines).strip(), uploads)

@@ -41,6 +41,7 @@ def case_row(case: Case, next_due: datetime | None) -> dict:
         "followers": json.dumps(list(case.followers)),
         "participants": json.dumps(list(case.participants)),
         "merged_into": case.merged_into,
+        "category": case.category,
     }
 
 
@@ -108,6 +109,7 @@ def row_case(row: dict, clocks: list[dict] | None = None) -> Case:
         followers=tuple(json.loads(row.get("followers") or "[]")),
         participants=tuple(json.loads(row.get("participants") or "[]")),
         merged_into=row.get("merged_into"),
+        category=row.get("category"),
     )
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso, parse_iso
 
-OPEN_STATUSES = ("new", "open", "waiting", "resolved")
+OPEN_STATUSES = ("new", "open", "waiting", "pending_close", "resolved")
 
 
 class Figures:

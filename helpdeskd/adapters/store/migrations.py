@@ -343,3 +343,9 @@ def m020_integrations(db: sqlite_utils.Database) -> None:
         not_null={"token_hash"},
     )
     db["api_tokens"].create_index(["token_hash"], unique=True)
+
+
+@migrations()
+def m021_case_category(db: sqlite_utils.Database) -> None:
+    """The category an engineer gives a case (#category), counted by the reports."""
+    db["cases"].add_column("category", str)
