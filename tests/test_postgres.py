@@ -25,20 +25,27 @@ from helpdeskd import cli as command_line
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import (
     Cases,
+    Deliveries,
     Heartbeats,
     Incidents,
+    Leases,
     MailboxState,
+    Merges,
+    Nodes,
     OutboxQueue,
     Ratings,
     SentOnce,
+    Sessions,
     SignIns,
     Store,
+    Tokens,
     migrations,
     open_store,
 )
 from helpdeskd.core.survey import Rating
 from helpdeskd.database_url import DatabaseUrl, masked
 from helpdeskd.migrate import key_order
+from helpdeskd.model import Case
 from tests.support import Daemon, cli, free_port, mail, send, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
@@ -60,7 +67,7 @@ def call(config: Path, *args: str) -> tuple[int, str, str]:
     with (
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
-        mock.patch.object(command_line.logs, "configure"),
+        mock.patch("helpdeskd.logs.configure"),
     ):
         code = command_line.main(["--config", str(config), *args])
     return code, out.getvalue(), err.getvalue()
@@ -272,7 +279,21 @@ def a_helpdesk_of_every_kind(config: Path) -> None:
         MailboxState(store).set("support", 1234, 99)
         Heartbeats(store).stamp("sweep", NOW)
         SentOnce(store).claim("monthly:2026-10:Acme", NOW)
+        several_nodes_and_integrations(store, cases.get(refs[0]), cases.get(refs[2]))
     store.close()
+
+
+def several_nodes_and_integrations(store: Store, folded: Case, surviving: Case) -> None:
+    """The tables of later migrations: a session, a merge, nodes and a lease, a webhook
+    delivery and an API token."""
+    Sessions(store).start("b" * 64, "user0@acme.test", "contact", NOW, NOW + timedelta(hours=8))
+    Merges(store).fold(folded.id, surviving.id, "alice@helpdesk.test", {"contacts": []}, NOW)
+    Nodes(store).beat("node-a", 4242, NOW, NOW)
+    Leases(store).take("sweep", "node-a", NOW, 30)
+    Deliveries(store).enqueue(
+        "https://hooks.example/x", "case.opened", folded.reference, b"{}", NOW
+    )
+    Tokens(store).create("crm", "c" * 64, "Acme", NOW)
 
 
 def every_row(store: Store, table: str, order: str) -> list[dict]:
