@@ -107,6 +107,10 @@ class PostgresDatabase(Database):
     def large_cache(self) -> None:
         pass  # shared_buffers is the server's to set
 
+    @contextmanager
+    def lazy_commits(self) -> Iterator[None]:
+        yield  # how a commit reaches the disk is the server's synchronous_commit
+
     def connection(self) -> psycopg.Connection:
         """The store's connection, a new one when the server dropped it (a restart, a
         fail-over): the statement that found it dropped failed, the next ones need not.
