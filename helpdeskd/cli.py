@@ -123,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=REPORT_FORMATS, default="table", help="default: table")
     rep.add_argument("--now", type=arguments.instant, help="judge the clocks at this time")
     rep.add_argument("--part", choices=REPORT_PARTS, help="only this part (csv, json: default sla)")
+    rep.add_argument(
+        "--time",
+        action="store_true",
+        help="time spent (#time) in the period, per customer, plan and priority",
+    )
     requeue = sub.add_parser("requeue", help="give quarantined messages another try")
     requeue.add_argument(
         "ids",

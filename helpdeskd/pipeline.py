@@ -23,9 +23,11 @@ from helpdeskd.adapters.store import (
     Conversations,
     OutboxQueue,
     Ratings,
+    Reminders,
     SentOnce,
     SpoolItem,
     Store,
+    TimeSpent,
     iso,
 )
 from helpdeskd.budget import OverBudget, parse_within
@@ -246,6 +248,7 @@ def apply(
         case = cases.save(case, sla.next_due(case, config))
         for kind, detail in result.events:
             cases.add_event(case.id, now, kind, detail)
+        keep_teamwork(store, result, case.id, inbound.from_addr, now)
     if result.bounced:
         for case_id in cases.mark_bounced(result.bounced):
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
@@ -259,6 +262,14 @@ def apply(
         if not told_today(store, mail, now)
         and (q := queue_mail(store, config, mail, case, thread, inbound, now))
     )
+
+
+def keep_teamwork(store: Store, result: Outcome, case_id: int, writer: str, now: datetime) -> None:
+    """An engineer's reminders and time spent, with the mail that asked for them."""
+    for reminder in result.reminders:
+        Reminders(store).add(case_id, reminder, now)
+    if result.minutes:
+        TimeSpent(store).add(case_id, writer, result.minutes, now)
 
 
 ONCE_A_DAY = frozenset({"unverified_notice"})

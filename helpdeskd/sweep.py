@@ -17,9 +17,9 @@ from datetime import datetime
 import structlog
 
 from helpdeskd import monthly
-from helpdeskd.adapters.store import Cases, Store
+from helpdeskd.adapters.store import Cases, Reminders, Store
 from helpdeskd.config import Config
-from helpdeskd.core import agreed, calendar, sla
+from helpdeskd.core import agreed, calendar, sla, teamwork
 from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
@@ -61,6 +61,7 @@ def run(
                 if count == GROUP:
                     more = True
                     break
+    done += reminders(store, config, now, dry_run)
     try:
         done += monthly.run(store, config, now, dry_run=dry_run)
     except Exception:
@@ -133,6 +134,24 @@ def entry(case: Case, step: Step, to: list[str]) -> dict:
     if action.level:
         found["level"] = action.level
     return found
+
+
+def reminders(store: Store, config: Config, now: datetime, dry_run: bool) -> list[dict]:
+    """Reminders whose moment has come: each mailed once, marked sent with its mail queued."""
+    done = []
+    for row in Reminders(store).due(now):
+        case = Cases(store).by_id(row["case_id"])
+        found = {"reference": case.reference, "action": "remind", "to": [row["recipient"]]}
+        found |= {"due_at": row["due_at"], "detail": f"reminder set by {row['set_by']}"}
+        if not dry_run:
+            with store.transaction():
+                if not Reminders(store).claim(row["id"], now):
+                    continue
+                Cases(store).add_event(case.id, now, "reminder", f"sent to {row['recipient']}")
+                mail = teamwork.reminder_mail(config, case, row)
+                queue_mail(store, config, mail, case, [], None, now)
+        done.append(found)
+    return done
 
 
 # -- the pure part: a case and `now` in, the settled case and its steps out -----------------

@@ -78,6 +78,7 @@ CONTEXTS = {
     "action_plan": {"plan": "Reproduce on 4.2, then patch the parser."},
     "tier_handover": {"tier": 2, "by": "alice@helpdesk.test", "started": ["level_two"]},
     "follower": {"milestone": "action plan", "detail": "Reproduce on 4.2."},
+    "reminder": {"set_by": "alice@helpdesk.test"},
 }
 
 

@@ -27,9 +27,9 @@ from datetime import datetime
 @dataclass(frozen=True)
 class Change:
     kind: str  # "priority", "assign", "status", "escalate", "note", "allow", "due", "tier",
-    # "plan" or "workaround"
+    # "plan", "workaround", "remind" or "time"
     value: str | None = None  # "P1".."P4", an address, a status, "add ADDRESS", "CLOCK WHEN",
-    # "2", the text of a plan or workaround; None for others
+    # "2", the text of a plan or workaround, "ADDRESS WHEN", minutes; None for others
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("plan", "TEXT", "record the action plan; the customer gets it unless #note is given",
             "plan"),
     Command("workaround", "TEXT", "record the patch or workaround given", "workaround"),
+    Command("remind", "[ADDRESS] DATE HH:MM|2d",
+            "mail yourself (or that engineer) the case's summary then, once", "remind"),
+    Command("time", "45m|1h30m", "add the time you spent on the case", "time"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -292,6 +295,36 @@ def _text(command: Command, argument: str, context: _Context) -> Change | str:
     return Change(command.kind, argument.strip())
 
 
+def _remind(command: Command, argument: str, context: _Context) -> Change | str:
+    """ "2026-12-10 09:00", "2d", or an engineer's address before either: "ADDRESS WHEN"."""
+    first, _, rest = argument.partition(" ")
+    if "@" not in first:
+        first, rest = "me", argument
+    who = _assignee(command, first, context)
+    if isinstance(who, str):
+        return who
+    when = " ".join(rest.lower().split())
+    if not _DUE_WHEN.fullmatch(when) or not _real_date(when):
+        return f'"{argument}" is not a moment; accepted: {syntax(command)}'
+    return Change(command.kind, f"{who.value} {when}")
+
+
+_SPENT = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?")
+
+
+def minutes_spent(text: str) -> int:
+    """ "1h30m" -> 90, "45m" -> 45, "2h" -> 120; 0 for anything else."""
+    match = _SPENT.fullmatch(text.strip().lower())
+    return int(match[1] or 0) * 60 + int(match[2] or 0) if match else 0
+
+
+def _time(command: Command, argument: str, context: _Context) -> Change | str:
+    minutes = minutes_spent(argument)
+    if not 0 < minutes <= 24 * 60:
+        return f'"{argument}" is not a time spent (up to 24h); accepted: {syntax(command)}'
+    return Change(command.kind, str(minutes))
+
+
 _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] = {
     "priority": _priority,
     "assign": _assignee,
@@ -303,6 +336,8 @@ _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] =
     "tier": _tier,
     "plan": _text,
     "workaround": _text,
+    "remind": _remind,
+    "time": _time,
 }
 
 
@@ -318,7 +353,7 @@ def _conflicts(applied: list[_Applied]) -> list[CommandError]:
     first: dict[str, _Applied] = {}
     errors = []
     for later in applied:
-        if later.change.kind == "allow":  # several allow-list changes go together
+        if later.change.kind in ("allow", "remind"):  # several of these go together
             continue
         earlier = first.setdefault(_sets(later.change), later)
         if earlier.change != later.change:

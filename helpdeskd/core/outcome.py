@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, sla, survey
+from helpdeskd.core import agreed, calendar, sla, survey, teamwork
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
 from helpdeskd.core.commands import (
@@ -49,6 +49,8 @@ class Outcome:
     bounced: tuple[str, ...] = ()  # Message-IDs of our own mail that bounced
     rating: survey.Rating | None = None  # the customer's answer to the survey
     allowlist: tuple[str, ...] = ()  # "add ADDRESS", ... for the case's customer (#allow)
+    reminders: tuple[teamwork.Reminder, ...] = ()  # #remind
+    minutes: int = 0  # time the engineer spent (#time)
 
 
 @dataclass(frozen=True)
@@ -327,10 +329,15 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         or stray_notes(parsed.body)
         or allow_errors(ctx, case, allow)
         or agreed.errors(ctx, case, parsed.changes)
+        or teamwork.errors(ctx, case, parsed.changes)
     )
     if errors:
         return command_error(ctx, case, errors)
     reply = split_reply(parsed.body)
+    kept = {
+        "reminders": teamwork.planned(ctx, case, parsed.changes),
+        "minutes": teamwork.spent(parsed.changes),
+    }
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if allow:
         mails.append(allowlist_confirmation(ctx, case, allow))
@@ -343,6 +350,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
             record(ctx, "note", reply.new, reply.elided),
             tuple(events),
             (*mails, note_mail(ctx, case, reply.new)),
+            **kept,
         )
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
@@ -354,6 +362,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         tuple(events),
         tuple(mails),
         allowlist=allow,
+        **kept,
     )
 
 
@@ -548,6 +557,7 @@ CHANGES = {
     "note": _note,
     "allow": _allow,
     **agreed.CHANGES,
+    **teamwork.CHANGES,
 }
 
 

@@ -37,6 +37,7 @@ from helpdeskd.adapters.store.spool import (
     sniff_message_id,
     split_head,
 )
+from helpdeskd.adapters.store.teamwork import Reminders, TimeSpent
 from helpdeskd.database_url import DatabaseUrl, looks_like_url
 
 
@@ -106,6 +107,7 @@ __all__ = [
     "OutboxQueue",
     "Queued",
     "Ratings",
+    "Reminders",
     "SentOnce",
     "Sessions",
     "SignIns",
@@ -113,6 +115,7 @@ __all__ = [
     "SpoolItem",
     "Store",
     "StoreUnavailable",
+    "TimeSpent",
     "backup_to",
     "case_row",
     "dedup_key",

@@ -272,3 +272,33 @@ def m016_case_clocks(db: sqlite_utils.Database) -> None:
     )
     db["cases"].add_column("tier", int)
     db["cases"].add_column("followers", str)
+
+
+@migrations()
+def m017_reminders_and_time(db: sqlite_utils.Database) -> None:
+    """Engineers' reminders, sent once by the sweep (`sent_at` set in the same transaction as
+    their mail), and the time they spent on cases, reported by period."""
+    db["reminders"].create(
+        {
+            "id": int,
+            "case_id": int,
+            "recipient": str,
+            "due_at": str,
+            "set_by": str,
+            "set_at": str,
+            "sent_at": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"recipient", "due_at"},
+    )
+    db["reminders"].create_index(["sent_at", "due_at"])
+    db["reminders"].create_index(["case_id"])
+    db["time_spent"].create(
+        {"id": int, "case_id": int, "engineer": str, "minutes": int, "at": str},
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"engineer", "minutes", "at"},
+    )
+    db["time_spent"].create_index(["case_id"])
+    db["time_spent"].create_index(["at"])
