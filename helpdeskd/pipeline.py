@@ -24,6 +24,7 @@ from helpdeskd.adapters.store import (
     OutboxQueue,
     Ratings,
     Reminders,
+    SearchIndex,
     SentOnce,
     SpoolItem,
     Store,
@@ -32,7 +33,7 @@ from helpdeskd.adapters.store import (
 )
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
-from helpdeskd.core import authres, loops, sla
+from helpdeskd.core import authres, loops, search, sla
 from helpdeskd.core.address import usable
 from helpdeskd.core.authres import Verdict, header_value
 from helpdeskd.core.autogen import Own
@@ -254,7 +255,9 @@ def apply(
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
     if result.rating is not None:
         Ratings(store).record(replace(result.rating, case_id=case.id))
-    cases.add_message(inbound_row(inbound, result, case, spool_id, now))
+    message_id = cases.add_message(inbound_row(inbound, result, case, spool_id, now))
+    if case is not None and result.record.kind not in UNSEARCHED:
+        SearchIndex(store).add(case.id, message_id, search.indexed(inbound, result.record.body))
     thread = cases.thread_ids(case.id) if case else []
     return tuple(
         q
@@ -271,6 +274,8 @@ def keep_teamwork(store: Store, result: Outcome, case_id: int, writer: str, now:
     if result.minutes:
         TimeSpent(store).add(case_id, writer, result.minutes, now)
 
+
+UNSEARCHED = frozenset({"command_error"})  # applied nothing: not part of the case's story
 
 ONCE_A_DAY = frozenset({"unverified_notice"})
 

@@ -25,6 +25,7 @@ from helpdeskd.adapters.store.figures import OPEN_STATUSES, Figures
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.adapters.store.operations import Heartbeats, Incidents, MailboxState
 from helpdeskd.adapters.store.outbox import ADMIN_KINDS, OutboxQueue, Queued
+from helpdeskd.adapters.store.search import SearchIndex
 from helpdeskd.adapters.store.signins import Sessions, SignIns
 from helpdeskd.adapters.store.spool import (
     Arrival,
@@ -108,6 +109,7 @@ __all__ = [
     "Queued",
     "Ratings",
     "Reminders",
+    "SearchIndex",
     "SentOnce",
     "Sessions",
     "SignIns",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE
+
 migrations = Migrations("helpdeskd")
 
 
@@ -302,3 +304,26 @@ def m017_reminders_and_time(db: sqlite_utils.Database) -> None:
     )
     db["time_spent"].create_index(["case_id"])
     db["time_spent"].create_index(["at"])
+
+
+@migrations()
+def m018_search(db: sqlite_utils.Database) -> None:
+    """The texts `search` reads, one row per message's subject and body and per text-like
+    attachment, under each store's trigram index (dialect.search_schema); the messages kept
+    so far are indexed here, their attachments from the next mail on."""
+    db["search_texts"].create(
+        {"id": int, "case_id": int, "message_id": int, "part": str, "body": str},
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"case_id", "part", "body"},
+    )
+    db["search_texts"].create_index(["case_id"])
+    dialect = SQLITE if isinstance(db, sqlite_utils.Database) else POSTGRESQL
+    for statement in dialect.search_schema:
+        db.execute(statement)
+    db.execute(
+        "INSERT INTO search_texts (case_id, message_id, part, body) "
+        "SELECT case_id, id, 'message', coalesce(subject, '') || ' ' || coalesce(body, '') "
+        "FROM messages WHERE direction = 'in' AND case_id IS NOT NULL "
+        "AND kind != 'command_error' ORDER BY id"
+    )
