@@ -35,6 +35,7 @@ COMMANDS = {
     "show": "helpdeskd.commands.cases:cmd_show",
     "report": "helpdeskd.commands.cases:cmd_report",
     "search": "helpdeskd.commands.search:cmd_search",
+    "oncall": "helpdeskd.commands.oncall:cmd_oncall",
     "outbox": "helpdeskd.commands.mail:cmd_outbox",
     "requeue": "helpdeskd.commands.mail:cmd_requeue",
     "completion": "helpdeskd.cli:cmd_completion",
@@ -147,6 +148,9 @@ def parser() -> argparse.ArgumentParser:
         help="at most this many cases (default 20)",
     )
     find.add_argument("--json", action="store_true", help="machine-readable output")
+    duty = sub.add_parser("oncall", help="who is on call now, and who takes over next")
+    duty.add_argument("--now", type=arguments.instant, help="as at this time")
+    duty.add_argument("--json", action="store_true", help="machine-readable output")
     requeue = sub.add_parser("requeue", help="give quarantined messages another try")
     requeue.add_argument(
         "ids",

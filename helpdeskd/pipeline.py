@@ -22,6 +22,7 @@ from helpdeskd.adapters.store import (
     Cases,
     Conversations,
     OutboxQueue,
+    Pages,
     Ratings,
     Reminders,
     SearchIndex,
@@ -249,7 +250,7 @@ def apply(
         case = cases.save(case, sla.next_due(case, config))
         for kind, detail in result.events:
             cases.add_event(case.id, now, kind, detail)
-        keep_teamwork(store, result, case.id, inbound.from_addr, now)
+        keep_teamwork(store, config, result, case.id, inbound.from_addr, now)
     if result.bounced:
         for case_id in cases.mark_bounced(result.bounced):
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
@@ -267,12 +268,20 @@ def apply(
     )
 
 
-def keep_teamwork(store: Store, result: Outcome, case_id: int, writer: str, now: datetime) -> None:
-    """An engineer's reminders and time spent, with the mail that asked for them."""
+def keep_teamwork(
+    store: Store, config: Config, result: Outcome, case_id: int, writer: str, now: datetime
+) -> None:
+    """An engineer's reminders, time spent and answer to a page, with the mail that gave
+    them; the page a new case sent."""
     for reminder in result.reminders:
         Reminders(store).add(case_id, reminder, now)
     if result.minutes:
         TimeSpent(store).add(case_id, writer, result.minutes, now)
+    if result.paged:
+        ack_by = now + config.oncall.ack_within.wall
+        Pages(store).add(case_id, result.paged, 0, now, ack_by)
+    if result.answered:
+        Pages(store).ack(case_id, now)
 
 
 UNSEARCHED = frozenset({"command_error"})  # applied nothing: not part of the case's story

@@ -17,9 +17,9 @@ from datetime import datetime
 import structlog
 
 from helpdeskd import monthly
-from helpdeskd.adapters.store import Cases, Reminders, Store
+from helpdeskd.adapters.store import Cases, Pages, Reminders, Store
 from helpdeskd.config import Config
-from helpdeskd.core import agreed, calendar, sla, teamwork
+from helpdeskd.core import agreed, calendar, oncall, sla, teamwork
 from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
@@ -62,6 +62,7 @@ def run(
                     more = True
                     break
     done += reminders(store, config, now, dry_run)
+    done += unanswered_pages(store, config, now, dry_run)
     try:
         done += monthly.run(store, config, now, dry_run=dry_run)
     except Exception:
@@ -152,6 +153,50 @@ def reminders(store: Store, config: Config, now: datetime, dry_run: bool) -> lis
                 queue_mail(store, config, mail, case, [], None, now)
         done.append(found)
     return done
+
+
+def unanswered_pages(store: Store, config: Config, now: datetime, dry_run: bool) -> list[dict]:
+    """A page nobody answered in time: the next person in the rota is paged; after them, the
+    case climbs the escalation ladder."""
+    done = []
+    for row in Pages(store).unanswered(now) if config.oncall else ():
+        case = Cases(store).by_id(row["case_id"])
+        nxt = oncall.paged(config, now, row["step"] + 1) if row["step"] == 0 else None
+        if nxt == row["person"]:  # a rota of one: nobody else to page
+            nxt = None
+        found = {"reference": case.reference, "action": "page" if nxt else "escalate"}
+        if not dry_run:
+            with store.transaction():
+                if not Pages(store).settle(row["id"], now):
+                    continue
+                found["to"] = page_next(store, config, case, row, nxt, now)
+        done.append(found)
+    return done
+
+
+def page_next(
+    store: Store, config: Config, case: Case, row: dict, nxt: str | None, now: datetime
+) -> list[str]:
+    cases = Cases(store)
+    why = f"{row['person']} did not answer the page within {config.oncall.ack_within}"
+    if nxt:
+        ack_by = now + config.oncall.ack_within.wall
+        Pages(store).add(case.id, nxt, row["step"] + 1, now, ack_by)
+        cases.add_event(case.id, now, "page", f"{nxt} paged: {why}")
+        mails: tuple[Mail, ...] = (oncall.page_mail(config, nxt, row["step"] + 1),)
+    elif case.escalation_level >= len(sla.escalation_of(case, config)):
+        cases.add_event(case.id, now, "page", f"{why}; the case is at the top of its ladder")
+        mails = ()
+    else:
+        level = case.escalation_level + 1
+        case = sla.escalated(replace(case, escalation_level=level), config, level, now)
+        case = cases.save(case, sla.next_due(case, config, now))
+        cases.add_event(case.id, now, "escalate", f"level {level}: {why}")
+        mails = escalation_mails(config, case, level, f"by the on-call rota: {why}")
+    queued = [
+        queue_mail(store, config, m, case, cases.thread_ids(case.id), None, now) for m in mails
+    ]
+    return [a for q in queued if q for a in q["to"]]
 
 
 # -- the pure part: a case and `now` in, the settled case and its steps out -----------------

@@ -83,6 +83,8 @@ TABLE = [
     (["report", "--since", "18.11.2026"], USAGE, "write it as YYYY-MM-DD"),
     (["report", "--since", "2026-11-20", "--until", "2026-11-10"], USAGE, "is not after"),
     (["report", "--format", "xml"], USAGE, "xml"),
+    (["oncall"], CONFIG, "has no [oncall] rota"),
+    (["oncall", "--now", "soon"], USAGE, "'soon' is not a date and time"),
     (["search"], USAGE, "WORD"),
     (["search", "%"], USAGE, "nothing to search for"),
     (["search", "x", "--since", "soon"], USAGE, "write it as YYYY-MM-DD"),

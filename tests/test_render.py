@@ -79,6 +79,7 @@ CONTEXTS = {
     "tier_handover": {"tier": 2, "by": "alice@helpdesk.test", "started": ["level_two"]},
     "follower": {"milestone": "action plan", "detail": "Reproduce on 4.2."},
     "reminder": {"set_by": "alice@helpdesk.test"},
+    "page": {"ack_within": "15m", "step": 1},
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli, mail, write_config
+from tests.support import cli, delivered, mail, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -32,12 +32,6 @@ def write(config: Path, sender: str, subject: str, body: str, now: str) -> None:
     message_id = email.utils.make_msgid(domain="laptop.helpdesk.example")
     message = mail(sender, subject, body, message_id=message_id)
     run(config, "ingest", "--now", now, "-", stdin=message.as_bytes())
-
-
-def delivered(folder: Path) -> list[email.message.EmailMessage]:
-    """What the maildir transport delivered, oldest first."""
-    files = sorted((folder / "maildir" / "new").glob("*"), key=lambda f: f.stat().st_mtime_ns)
-    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
 
 
 def reminders(folder: Path) -> list[tuple[str, str]]:

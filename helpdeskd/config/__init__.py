@@ -49,6 +49,7 @@ from helpdeskd.config.mail import (
     _outbound,
     _smtp,
 )
+from helpdeskd.config.oncall import OnCall, _oncall
 from helpdeskd.config.policy import Policy, _policy
 from helpdeskd.config.reader import ConfigError, Reader
 from helpdeskd.config.web import Web, _web
@@ -78,6 +79,7 @@ class Config:
 
     web: Web = Web()
     tiers: dict[int, Tier] = field(default_factory=dict)
+    oncall: OnCall | None = None
 
     def first_hop(self, source: str) -> bool:
         """Whether mail from this entrance (a spool row's source) comes straight from the
@@ -156,6 +158,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "authentication",
             "web",
             "tiers",
+            "oncall",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -185,6 +188,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         ),
         web=_web(r, r.table(data, "web", "web")),
         tiers=_tiers(r, r.table(data, "tiers", "tiers"), calendars),
+        oncall=_oncall(r, r.table(data, "oncall", "oncall"), calendars),
     )
 
 

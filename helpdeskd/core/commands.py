@@ -79,6 +79,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("remind", "[ADDRESS] DATE HH:MM|2d",
             "mail yourself (or that engineer) the case's summary then, once", "remind"),
     Command("time", "45m|1h30m", "add the time you spent on the case", "time"),
+    Command("ack", "", "answer a page: you have the case (any reply answers it too)", "ack"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -338,6 +339,7 @@ _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] =
     "workaround": _text,
     "remind": _remind,
     "time": _time,
+    "ack": _no_argument,
 }
 
 

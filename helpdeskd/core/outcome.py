@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, sla, survey, teamwork
+from helpdeskd.core import agreed, calendar, oncall, sla, survey, teamwork
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts
 from helpdeskd.core.commands import (
@@ -51,6 +51,8 @@ class Outcome:
     allowlist: tuple[str, ...] = ()  # "add ADDRESS", ... for the case's customer (#allow)
     reminders: tuple[teamwork.Reminder, ...] = ()  # #remind
     minutes: int = 0  # time the engineer spent (#time)
+    paged: str | None = None  # the person on call paged for a new case
+    answered: bool = False  # an engineer answered the case: its pages are acknowledged
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,12 @@ def opened(ctx: Context, reference: str) -> Outcome:
     mails = [notification(ctx, case)]
     if not facts.auto:
         mails.insert(0, acknowledgement(ctx, case))
+    paged = oncall.paged(ctx.config, now, 0) if oncall.pages(case, ctx.config, now) else None
+    if paged:
+        mails.append(oncall.page_mail(ctx.config, paged, 0))
+        events.append(("page", f"{paged} paged (on call)"))
     kind = "auto" if facts.auto else "customer"
-    return Outcome(case, True, record(ctx, kind), tuple(events), tuple(mails))
+    return Outcome(case, True, record(ctx, kind), tuple(events), tuple(mails), paged=paged)
 
 
 def acknowledgement(ctx: Context, case: Case) -> Mail:
@@ -337,6 +343,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
     kept = {
         "reminders": teamwork.planned(ctx, case, parsed.changes),
         "minutes": teamwork.spent(parsed.changes),
+        "answered": True,
     }
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if allow:

@@ -88,4 +88,8 @@ def reminder_mail(config: Config, case: Case, reminder: dict) -> Mail:
     )
 
 
-CHANGES = {"remind": remind, "time": time_spent}
+def ack(ctx: Context, case: Case, value: None):
+    return case, ("ack", f"page answered by {ctx.inbound.from_addr}"), ()
+
+
+CHANGES = {"remind": remind, "time": time_spent, "ack": ack}

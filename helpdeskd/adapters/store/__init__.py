@@ -38,7 +38,7 @@ from helpdeskd.adapters.store.spool import (
     sniff_message_id,
     split_head,
 )
-from helpdeskd.adapters.store.teamwork import Reminders, TimeSpent
+from helpdeskd.adapters.store.teamwork import Pages, Reminders, TimeSpent
 from helpdeskd.database_url import DatabaseUrl, looks_like_url
 
 
@@ -106,6 +106,7 @@ __all__ = [
     "Incidents",
     "MailboxState",
     "OutboxQueue",
+    "Pages",
     "Queued",
     "Ratings",
     "Reminders",

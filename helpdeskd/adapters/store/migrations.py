@@ -327,3 +327,26 @@ def m018_search(db: sqlite_utils.Database) -> None:
         "FROM messages WHERE direction = 'in' AND case_id IS NOT NULL "
         "AND kind != 'command_error' ORDER BY id"
     )
+
+
+@migrations()
+def m019_pages(db: sqlite_utils.Database) -> None:
+    """On-call pages: whom, when, until when they have to answer; `acked_at` when someone
+    did, `settled_at` when the sweep paged the next person or escalated instead."""
+    db["pages"].create(
+        {
+            "id": int,
+            "case_id": int,
+            "person": str,
+            "step": int,
+            "paged_at": str,
+            "ack_by": str,
+            "acked_at": str,
+            "settled_at": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"person", "paged_at", "ack_by"},
+    )
+    db["pages"].create_index(["settled_at", "acked_at", "ack_by"])
+    db["pages"].create_index(["case_id"])

@@ -74,3 +74,51 @@ class TimeSpent:
             f"FROM time_spent t JOIN cases c ON c.id = t.case_id WHERE {where} ORDER BY t.id",
             [at for _, at in bounds],
         )
+
+
+class Pages:
+    """On-call pages and their answers."""
+
+    def __init__(self, store: Database):
+        self.store = store
+
+    def add(self, case_id: int, person: str, step: int, now: datetime, ack_by: datetime) -> None:
+        self.store.insert(
+            "pages",
+            {
+                "case_id": case_id,
+                "person": person,
+                "step": step,
+                "paged_at": iso(now),
+                "ack_by": iso(ack_by),
+            },
+        )
+
+    def ack(self, case_id: int, now: datetime) -> int:
+        """Someone answered the case: its open pages are answered."""
+        return self.store.execute(
+            "UPDATE pages SET acked_at = ? WHERE case_id = ? AND acked_at IS NULL "
+            "AND settled_at IS NULL",
+            [iso(now), case_id],
+        ).rowcount
+
+    def unanswered(self, now: datetime) -> list[dict]:
+        return self.store.rows(
+            "SELECT * FROM pages WHERE settled_at IS NULL AND acked_at IS NULL AND ack_by <= ? "
+            "ORDER BY ack_by, id",
+            [iso(now)],
+        )
+
+    def settle(self, page_id: int, now: datetime) -> bool:
+        """True once: a second sweep pages nobody again."""
+        return (
+            self.store.execute(
+                "UPDATE pages SET settled_at = ? WHERE id = ? AND settled_at IS NULL "
+                "AND acked_at IS NULL",
+                [iso(now), page_id],
+            ).rowcount
+            == 1
+        )
+
+    def of_case(self, case_id: int) -> list[dict]:
+        return self.store.rows("SELECT * FROM pages WHERE case_id = ? ORDER BY id", [case_id])
