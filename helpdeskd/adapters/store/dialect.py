@@ -18,7 +18,7 @@ class Dialect:
     search_schema: tuple[str, ...] = ()
     search_table: str = "search_texts"
     search_contains: str = "body LIKE ?"
-    search_newest: str = "s.id DESC"  # the newest texts first, read in the index's order
+    search_row: str = "s.id"  # a text's id as the index reads it: newest first, bounds
 
 
 SQLITE = Dialect(
@@ -39,8 +39,8 @@ SQLITE = Dialect(
     ),
     search_table="search_index",
     search_contains="body LIKE ?",
-    # FTS5 reads its matches in rowid order, so a LIMIT stops it early on a common word
-    search_newest="s.rowid DESC",
+    # FTS5 reads its matches in rowid order, so a LIMIT (or a bound) stops it early
+    search_row="s.rowid",
 )
 
 POSTGRESQL = Dialect(

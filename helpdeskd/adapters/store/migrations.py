@@ -318,6 +318,7 @@ def m018_search(db: sqlite_utils.Database) -> None:
         not_null={"case_id", "part", "body"},
     )
     db["search_texts"].create_index(["case_id"])
+    db["cases"].create_index(["opened_at"])  # search --since finds its first case at once
     dialect = SQLITE if isinstance(db, sqlite_utils.Database) else POSTGRESQL
     for statement in dialect.search_schema:
         db.execute(statement)

@@ -35,6 +35,13 @@ class SearchIndex:
         dialect = self.store.dialect
         where = [f"s.{dialect.search_contains}" for _ in words]
         params: list = [f"%{w}%" for w in words]
+        if since is not None:
+            first = self.first_since(since)
+            if first is None:
+                return []  # no case opened since: nothing to read
+            # the index reads only the texts from there on, not every match of a common word
+            where.append(f"{dialect.search_row} >= ?")
+            params.append(first)
         for sql, value in (
             ("c.customer = ?", customer),
             ("c.status = ?", status),
@@ -46,9 +53,18 @@ class SearchIndex:
         return self.store.rows(
             "SELECT s.body, c.reference, c.subject, c.status, c.customer, c.opened_at "
             f"FROM {dialect.search_table} s JOIN cases c ON c.id = s.case_id "
-            f"WHERE {' AND '.join(where)} ORDER BY {dialect.search_newest} LIMIT ?",
+            f"WHERE {' AND '.join(where)} ORDER BY {dialect.search_row} DESC LIMIT ?",
             [*params, limit],
         )
+
+    def first_since(self, since: datetime) -> int | None:
+        """The first text of the cases opened since then; None when there is none."""
+        row = self.store.row(
+            "SELECT min(s.id) AS first FROM search_texts s JOIN cases c ON c.id = s.case_id "
+            "WHERE c.opened_at >= ?",
+            [iso(since)],
+        )
+        return row["first"] if row else None
 
     def forget_attachments(self, closed_before: datetime) -> int:
         """What retention purges (raw mail, so attachments) leaves the index with it."""
