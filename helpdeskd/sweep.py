@@ -108,6 +108,8 @@ def sweep_case(store: Store, config: Config, case_id: int, now: datetime) -> lis
         cases.save(case, sla.next_due(case, config, now))
         thread = cases.thread_ids(case.id)
         done = [queue_step(store, config, case, step, thread, now) for step in steps]
+        if any(step.action.kind == "warn" for step in steps):
+            done += warning_page(store, config, case, now)
     for item in done:
         log.info("swept", reference=item["reference"], action=item["action"], to=item["to"])
     return done
@@ -153,6 +155,18 @@ def reminders(store: Store, config: Config, now: datetime, dry_run: bool) -> lis
                 queue_mail(store, config, mail, case, [], None, now)
         done.append(found)
     return done
+
+
+def warning_page(store: Store, config: Config, case: Case, now: datetime) -> list[dict]:
+    """A paging case that reaches a warning out of hours, not paged yet, pages the person on
+    call as a new one would."""
+    person = oncall.paged(config, now, 0) if oncall.pages(case, config, now) else None
+    if person is None or Pages(store).of_case(case.id):
+        return []
+    Pages(store).add(case.id, person, 0, now, now + config.oncall.ack_within.wall)
+    Cases(store).add_event(case.id, now, "page", f"{person} paged (on call): SLA warning")
+    queued = queue_mail(store, config, oncall.page_mail(config, person, 0), case, [], None, now)
+    return [{"reference": case.reference, "action": "page", "to": queued["to"] if queued else []}]
 
 
 def unanswered_pages(store: Store, config: Config, now: datetime, dry_run: bool) -> list[dict]:

@@ -99,6 +99,17 @@ def test_nobody_is_paged_in_working_hours_nor_for_a_lesser_priority(config, tmp_
     assert pages(tmp_path) == []
 
 
+def test_a_warning_reached_out_of_hours_pages(config, tmp_path: Path):
+    """Acme's P1 (gold: first response 30m, warned at 24m) opened at 16:50, in working hours,
+    is warned at 17:14, after them: bob is paged then, once."""
+    reference = open_outage(config, "2026-12-09T16:50:00-06:00")
+    assert pages(tmp_path) == []
+    swept = json.loads(run(config, "sweep", "--now", "2026-12-09T17:14:00-06:00", "--json"))
+    assert {"reference": reference, "action": "page", "to": [BOB]} in swept
+    run(config, "sweep", "--now", "2026-12-09T17:16:00-06:00")
+    assert pages(tmp_path) == [BOB]
+
+
 def test_oncall_shows_now_and_next(config):
     shown = json.loads(run(config, "oncall", "--now", NIGHT, "--json"))
     assert shown == {
