@@ -58,10 +58,12 @@ class SearchIndex:
         )
 
     def first_since(self, since: datetime) -> int | None:
-        """The first text of the cases opened since then; None when there is none."""
+        """A bound below every text of the cases opened since then; None when there is none.
+        Those cases' ids are all at least the first one's, so the bound is read from the
+        case_id index of their texts alone."""
         row = self.store.row(
-            "SELECT min(s.id) AS first FROM search_texts s JOIN cases c ON c.id = s.case_id "
-            "WHERE c.opened_at >= ?",
+            "SELECT min(id) AS first FROM search_texts WHERE case_id >= "
+            "(SELECT min(id) FROM cases WHERE opened_at >= ?)",
             [iso(since)],
         )
         return row["first"] if row else None
