@@ -111,6 +111,12 @@ def number(what: str, listed_by: str):
     return convert
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
 def customer(config: Config, text: str, recorded: Iterable[str] = ()) -> str:
     """The customer's name as configured, from its name (any case), a domain or an address;
     a name only found on recorded cases (a former customer) is accepted too."""

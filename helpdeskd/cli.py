@@ -35,6 +35,8 @@ COMMANDS = {
     "cases": "helpdeskd.commands.cases:cmd_cases",
     "show": "helpdeskd.commands.cases:cmd_show",
     "report": "helpdeskd.commands.cases:cmd_report",
+    "search": "helpdeskd.commands.search:cmd_search",
+    "oncall": "helpdeskd.commands.oncall:cmd_oncall",
     "outbox": "helpdeskd.commands.mail:cmd_outbox",
     "requeue": "helpdeskd.commands.mail:cmd_requeue",
     "completion": "helpdeskd.cli:cmd_completion",
@@ -128,6 +130,32 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=REPORT_FORMATS, default="table", help="default: table")
     rep.add_argument("--now", type=arguments.instant, help="judge the clocks at this time")
     rep.add_argument("--part", choices=REPORT_PARTS, help="only this part (csv, json: default sla)")
+    rep.add_argument(
+        "--time",
+        action="store_true",
+        help="time spent (#time) in the period, per customer, plan and priority",
+    )
+    find = sub.add_parser("search", help="cases whose mail, notes or attachments hold the words")
+    find.add_argument("words", nargs="+", metavar="WORD", help="every word must be found")
+    find.add_argument("--customer", help="only this customer's cases: its name or a domain")
+    find.add_argument(
+        "--status",
+        type=arguments.status,
+        choices=STATUSES,
+        metavar="STATUS",
+        help="only cases in this status",
+    )
+    find.add_argument("--since", type=arguments.day, help="only cases opened on or after DATE")
+    find.add_argument(
+        "--limit",
+        type=arguments.positive,
+        default=20,
+        help="at most this many cases (default 20)",
+    )
+    find.add_argument("--json", action="store_true", help="machine-readable output")
+    duty = sub.add_parser("oncall", help="who is on call now, and who takes over next")
+    duty.add_argument("--now", type=arguments.instant, help="as at this time")
+    duty.add_argument("--json", action="store_true", help="machine-readable output")
     requeue = sub.add_parser("requeue", help="give quarantined messages another try")
     requeue.add_argument(
         "ids",

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from helpdeskd import report
-from helpdeskd.adapters.store import Cases, Ratings, SentOnce, Store
+from helpdeskd import report, timesheet
+from helpdeskd.adapters.store import Cases, Ratings, SentOnce, Store, TimeSpent
 from helpdeskd.config import Config, Customer
 from helpdeskd.core import calendar, sla
+from helpdeskd.core.teamwork import duration
 from helpdeskd.model import Mail
 from helpdeskd.pipeline import queue_mail
 
@@ -68,6 +69,9 @@ def run(store: Store, config: Config, now: datetime, *, dry_run: bool = False) -
         config,
         now,
     )
+    spent = TimeSpent(store).between(start, end)
+    for name, found in figures.items():
+        found["time_minutes"] = timesheet.of_customer(spent, name)
     return [send(store, config, c, month, figures[c.name], now, dry_run) for c in waiting]
 
 
@@ -139,6 +143,8 @@ def bars(figures: dict) -> list[dict]:
     count = figures["ratings"]
     text = "-" if score is None else f"{score} of 5 ({count} rating{'' if count == 1 else 's'})"
     found.append(bar("Satisfaction", text, (score or 0) / 5))
+    if figures.get("time_minutes"):  # only customers someone recorded time for
+        found.append(bar("Time spent", duration(figures["time_minutes"]), 1.0))
     return found
 
 

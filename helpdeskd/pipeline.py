@@ -23,15 +23,19 @@ from helpdeskd.adapters.store import (
     Cases,
     Conversations,
     OutboxQueue,
+    Pages,
     Ratings,
+    Reminders,
+    SearchIndex,
     SentOnce,
     SpoolItem,
     Store,
+    TimeSpent,
     iso,
 )
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
-from helpdeskd.core import authres, behalf, loops, sla
+from helpdeskd.core import authres, behalf, loops, search, sla
 from helpdeskd.core.address import usable
 from helpdeskd.core.authres import Verdict, header_value
 from helpdeskd.core.autogen import Own
@@ -394,12 +398,15 @@ def apply(
         case = cases.save(case, sla.next_due(case, config))
         for kind, detail in result.events:
             cases.add_event(case.id, now, kind, detail)
+        keep_teamwork(store, config, result, case.id, inbound.from_addr, now)
     if result.bounced:
         for case_id in cases.mark_bounced(result.bounced):
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
     if result.rating is not None:
         Ratings(store).record(replace(result.rating, case_id=case.id))
-    cases.add_message(inbound_row(inbound, result, case, spool_id, now))
+    message_id = cases.add_message(inbound_row(inbound, result, case, spool_id, now))
+    if case is not None and result.record.kind not in UNSEARCHED:
+        SearchIndex(store).add(case.id, message_id, search.indexed(inbound, result.record.body))
     thread = cases.thread_ids(case.id) if case else []
     return tuple(
         q
@@ -408,6 +415,24 @@ def apply(
         and (q := queue_mail(store, config, mail, case, thread, inbound, now))
     )
 
+
+def keep_teamwork(
+    store: Store, config: Config, result: Outcome, case_id: int, writer: str, now: datetime
+) -> None:
+    """An engineer's reminders, time spent and answer to a page, with the mail that gave
+    them; the page a new case sent."""
+    for reminder in result.reminders:
+        Reminders(store).add(case_id, reminder, now)
+    if result.minutes:
+        TimeSpent(store).add(case_id, writer, result.minutes, now)
+    if result.paged:
+        ack_by = now + config.oncall.ack_within.wall
+        Pages(store).add(case_id, result.paged, 0, now, ack_by)
+    if result.answered:
+        Pages(store).ack(case_id, now)
+
+
+UNSEARCHED = frozenset({"command_error"})  # applied nothing: not part of the case's story
 
 ONCE_A_DAY = frozenset({"unverified_notice"})
 

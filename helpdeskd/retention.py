@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from helpdeskd.adapters.store import Store, purge_raw
+from helpdeskd.adapters.store import SearchIndex, Store, purge_raw
 
 log = structlog.get_logger("helpdeskd.retention")
 
@@ -19,6 +19,8 @@ log = structlog.get_logger("helpdeskd.retention")
 def purge(store: Store, older_than: timedelta, now: datetime) -> dict[str, int]:
     """Empty the raw mail of cases closed before `now - older_than`; returns the counts."""
     counts = purge_raw(store, now - older_than)
+    with store.transaction():
+        counts["search"] = SearchIndex(store).forget_attachments(now - older_than)
     if any(counts.values()):
         log.info("raw mail purged", closed_before=(now - older_than).isoformat(), **counts)
     return counts

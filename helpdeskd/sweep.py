@@ -18,9 +18,9 @@ import structlog
 
 from helpdeskd import customer_notices, monthly
 from helpdeskd.adapters import webhooks
-from helpdeskd.adapters.store import Cases, Store
+from helpdeskd.adapters.store import Cases, Pages, Reminders, Store
 from helpdeskd.config import Config
-from helpdeskd.core import agreed, calendar, reply_due, sla, terms
+from helpdeskd.core import agreed, calendar, oncall, reply_due, sla, teamwork, terms
 from helpdeskd.core.outcome import escalation_mails, milestone, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
@@ -62,6 +62,8 @@ def run(
                 if count == GROUP:
                     more = True
                     break
+    done += reminders(store, config, now, dry_run)
+    done += unanswered_pages(store, config, now, dry_run)
     try:
         done += monthly.run(store, config, now, dry_run=dry_run)
     except Exception:
@@ -113,6 +115,8 @@ def sweep_case(store: Store, config: Config, case_id: int, now: datetime) -> lis
         thread = cases.thread_ids(case.id)
         done = [queue_step(store, config, case, step, thread, now) for step in steps]
         webhooks.announce(store, config, before, case, [s.event[0] for s in steps], now)
+        if any(step.action.kind == "warn" for step in steps):
+            done += warning_page(store, config, case, now)
     for item in done:
         log.info("swept", reference=item["reference"], action=item["action"], to=item["to"])
     return done
@@ -140,6 +144,80 @@ def entry(case: Case, step: Step, to: list[str]) -> dict:
     if action.level:
         found["level"] = action.level
     return found
+
+
+def reminders(store: Store, config: Config, now: datetime, dry_run: bool) -> list[dict]:
+    """Reminders whose moment has come: each mailed once, marked sent with its mail queued."""
+    done = []
+    for row in Reminders(store).due(now):
+        case = Cases(store).by_id(row["case_id"])
+        found = {"reference": case.reference, "action": "remind", "to": [row["recipient"]]}
+        found |= {"due_at": row["due_at"], "detail": f"reminder set by {row['set_by']}"}
+        if not dry_run:
+            with store.transaction():
+                if not Reminders(store).claim(row["id"], now):
+                    continue
+                Cases(store).add_event(case.id, now, "reminder", f"sent to {row['recipient']}")
+                mail = teamwork.reminder_mail(config, case, row)
+                queue_mail(store, config, mail, case, [], None, now)
+        done.append(found)
+    return done
+
+
+def warning_page(store: Store, config: Config, case: Case, now: datetime) -> list[dict]:
+    """A paging case that reaches a warning out of hours, not paged yet, pages the person on
+    call as a new one would."""
+    person = oncall.paged(config, now, 0) if oncall.pages(case, config, now) else None
+    if person is None or Pages(store).of_case(case.id):
+        return []
+    Pages(store).add(case.id, person, 0, now, now + config.oncall.ack_within.wall)
+    Cases(store).add_event(case.id, now, "page", f"{person} paged (on call): SLA warning")
+    queued = queue_mail(store, config, oncall.page_mail(config, person, 0), case, [], None, now)
+    return [{"reference": case.reference, "action": "page", "to": queued["to"] if queued else []}]
+
+
+def unanswered_pages(store: Store, config: Config, now: datetime, dry_run: bool) -> list[dict]:
+    """A page nobody answered in time: the next person in the rota is paged; after them, the
+    case climbs the escalation ladder."""
+    done = []
+    for row in Pages(store).unanswered(now) if config.oncall else ():
+        case = Cases(store).by_id(row["case_id"])
+        nxt = oncall.paged(config, now, row["step"] + 1) if row["step"] == 0 else None
+        if nxt == row["person"]:  # a rota of one: nobody else to page
+            nxt = None
+        found = {"reference": case.reference, "action": "page" if nxt else "escalate"}
+        if not dry_run:
+            with store.transaction():
+                if not Pages(store).settle(row["id"], now):
+                    continue
+                found["to"] = page_next(store, config, case, row, nxt, now)
+        done.append(found)
+    return done
+
+
+def page_next(
+    store: Store, config: Config, case: Case, row: dict, nxt: str | None, now: datetime
+) -> list[str]:
+    cases = Cases(store)
+    why = f"{row['person']} did not answer the page within {config.oncall.ack_within}"
+    if nxt:
+        ack_by = now + config.oncall.ack_within.wall
+        Pages(store).add(case.id, nxt, row["step"] + 1, now, ack_by)
+        cases.add_event(case.id, now, "page", f"{nxt} paged: {why}")
+        mails: tuple[Mail, ...] = (oncall.page_mail(config, nxt, row["step"] + 1),)
+    elif case.escalation_level >= len(sla.escalation_of(case, config)):
+        cases.add_event(case.id, now, "page", f"{why}; the case is at the top of its ladder")
+        mails = ()
+    else:
+        level = case.escalation_level + 1
+        case = sla.escalated(replace(case, escalation_level=level), config, level, now)
+        case = cases.save(case, sla.next_due(case, config, now))
+        cases.add_event(case.id, now, "escalate", f"level {level}: {why}")
+        mails = escalation_mails(config, case, level, f"by the on-call rota: {why}")
+    queued = [
+        queue_mail(store, config, m, case, cases.thread_ids(case.id), None, now) for m in mails
+    ]
+    return [a for q in queued if q for a in q["to"]]
 
 
 # -- the pure part: a case and `now` in, the settled case and its steps out -----------------

@@ -6,9 +6,10 @@ import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from helpdeskd.adapters.store import Cases, Store, parse_iso
+from helpdeskd.adapters.store import Cases, Reminders, Store, TimeSpent, parse_iso
 from helpdeskd.config import Config
 from helpdeskd.core import reply_due, sla
+from helpdeskd.core.teamwork import duration
 from helpdeskd.model import Case, Clock
 
 OUT_KINDS = {"relay": "engineer"}
@@ -98,7 +99,17 @@ def case_detail(store: Store, case: Case, config: Config, now: datetime, full: b
             for e in cases.events(case.id)
         ],
         "clocks": clocks_json(case, config, now),
+        **teamwork_json(store, case, tz),
     }
+
+
+def teamwork_json(store: Store, case: Case, tz: str) -> dict:
+    """Pending reminders, and the minutes each engineer spent on the case."""
+    reminders = [
+        {"to": r["recipient"], "at": local(parse_iso(r["due_at"]), tz), "set_by": r["set_by"]}
+        for r in Reminders(store).pending(case.id)
+    ]
+    return {"reminders": reminders, "time_minutes": TimeSpent(store).per_engineer(case.id)}
 
 
 def message_json(row: dict, tz: str, full: bool) -> dict:
@@ -209,6 +220,7 @@ def show_text(detail: dict, timezone: str) -> str:
     head.append("")
     head.append("clocks (deadlines in the calendar's time zone):")
     head += [_clock_line(c) for c in detail["clocks"]]
+    head += _teamwork_lines(detail, timezone)
     head.append("")
     head.append(f"history ({timezone}):")
     entries = [(m["at"], _message_line(m, timezone)) for m in detail["messages"]]
@@ -218,6 +230,21 @@ def show_text(detail: dict, timezone: str) -> str:
     ]
     head += [line for _, line in sorted(entries, key=lambda e: datetime.fromisoformat(e[0]))]
     return "\n".join(head)
+
+
+def _teamwork_lines(detail: dict, timezone: str) -> list[str]:
+    lines = []
+    if detail["reminders"]:
+        lines += ["", "reminders:"]
+        lines += [
+            f"  {shown_text(r['at'], timezone)}  to {r['to']} (set by {r['set_by']})"
+            for r in detail["reminders"]
+        ]
+    if detail["time_minutes"]:
+        total = sum(detail["time_minutes"].values())
+        lines += ["", f"time spent: {duration(total)}"]
+        lines += [f"  {who}  {duration(m)}" for who, m in detail["time_minutes"].items()]
+    return lines
 
 
 def shown_text(text: str | None, timezone: str) -> str:

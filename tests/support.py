@@ -353,3 +353,9 @@ def sample_case(**changes) -> Case:
         id=1,
     )
     return Case(**{**fields, **changes})
+
+
+def delivered(folder: Path) -> list[EmailMessage]:
+    """What the maildir transport of `write_config(folder)` delivered, oldest first."""
+    files = sorted((folder / "maildir" / "new").glob("*"), key=lambda f: f.stat().st_mtime_ns)
+    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]

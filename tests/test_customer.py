@@ -557,6 +557,7 @@ APRIL = {
     "escalated": 2,
     "ratings": 1,
     "satisfaction": 5,
+    "time_minutes": 90,
 }
 
 
@@ -575,7 +576,7 @@ def test_the_monthly_report_carries_the_customers_figures(config):
     """
     boss = "boss@globex.test"
     c1 = open_case(config, boss, "Printer jam", "2026-04-06T09:00:00-05:00")
-    engineer(config, c1, "Open the tray.", "2026-04-06T10:00:00-05:00")
+    engineer(config, c1, "#time 1h30m\n\nOpen the tray.", "2026-04-06T10:00:00-05:00")
     engineer(config, c1, "#resolve", "2026-04-07T10:00:00-05:00")
     customer(config, c1, "5\nThanks!", "2026-04-07T11:00:00-05:00", sender=boss)
     engineer(config, c1, "#close", "2026-04-08T10:00:00-05:00")
@@ -606,6 +607,7 @@ def test_the_monthly_report_carries_the_customers_figures(config):
         "First response met:  33.3% (1 of 3); median 3h 30m, mean 3h 30m",
         "Resolution met:      50.0% (1 of 2); median 10h, mean 10h",
         "Satisfaction:        5 of 5 (1 rating)",
+        "Time spent:          1h30m",
     ]:
         assert line in plain, plain
     html = mailed.get_body(("html",)).get_content()

@@ -100,6 +100,8 @@ CONTEXTS = {
     "follower": {"milestone": "action plan", "detail": "Reproduce on 4.2."},
     "merged": {"folded": "HD-2026-00007"},
     "unmerged": {"surviving": "HD-2026-00001"},
+    "reminder": {"set_by": "alice@helpdesk.test"},
+    "page": {"ack_within": "15m", "step": 1},
 }
 
 

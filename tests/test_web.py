@@ -8,6 +8,7 @@ import contextlib
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -326,6 +327,18 @@ def test_engineers_see_the_queue_by_nearest_deadline(site: Site):
     assert browser.get(f"/cases/{calm}").status == 200
     refused = browser.post(f"/cases/{calm}/reply", {"csrf": queue.csrf, "text": "hi"})
     assert refused.status == 403
+
+
+def test_engineers_search_the_cases_and_customers_cannot(site: Site):
+    found = site.open_case("jane@acme.test", "Invalid session", "ログインできません after login")
+    site.open_case("ann@initech.test", "A question")
+    browser = site.signed_in("alice@helpdesk.test")
+    page = browser.get("/search?" + urllib.parse.urlencode({"q": "ログイン"}))
+    assert page.status == 200 and found in page.text and "[ログイン]" in page.text
+    assert "A question" not in page.text
+    assert "No case holds" in browser.get("/search?q=nowhere").text
+    customer = site.signed_in("jane@acme.test")
+    assert customer.get("/search?q=session").status == 404
 
 
 def shape(messages: list[dict]) -> list[tuple]:

@@ -33,9 +33,9 @@ from starlette.types import Message, Receive
 
 from helpdeskd import portal
 from helpdeskd.adapters import api, signin
-from helpdeskd.adapters.store import Store, open_store
+from helpdeskd.adapters.store import SearchIndex, Store, open_store
 from helpdeskd.config import PACKAGED_TEMPLATES, Config
-from helpdeskd.core import access, submission, terms
+from helpdeskd.core import access, search, submission, terms
 from helpdeskd.core.access import Viewer
 from helpdeskd.core.address import usable
 from helpdeskd.core.submission import Submission, Upload
@@ -476,6 +476,26 @@ async def team_queue(request: Request) -> Response:
     return web.page(request, "queue", cases=rows)
 
 
+SEARCH_WORDS = 10  # words of one query at most: each is a condition on the index
+SEARCH_RESULTS = 50
+
+
+async def case_search(request: Request) -> Response:
+    """Engineers search every case as `helpdeskd search` does; nobody else has this page."""
+    web: Web = request.app.state.web
+    if not web.signed_in(request).engineer:
+        raise HTTPException(404, "There is no such page here.")
+    query = request.query_params.get("q", "")[:200]
+    words = search.words(query)[:SEARCH_WORDS]
+    found = []
+    if words:
+        found = await run_in_threadpool(
+            web.with_store,
+            lambda s: search.rank(SearchIndex(s).matching(words), words, SEARCH_RESULTS),
+        )
+    return web.page(request, "search", query=query, searched=bool(words), found=found)
+
+
 async def stylesheet(request: Request) -> Response:
     web: Web = request.app.state.web
     css, _, _ = web.pages.loader.get_source(web.pages, "style.css")
@@ -500,6 +520,7 @@ def ROUTES(web: Web) -> list[Route]:
         Route("/reports", monthly_report),
         Route("/queue", team_queue),
         *api.ROUTES,
+        Route("/search", case_search),
     ]
 
 

@@ -7,8 +7,8 @@ from argparse import Namespace
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from helpdeskd import arguments, exits, report, views
-from helpdeskd.adapters.store import Cases, Ratings
+from helpdeskd import arguments, exits, report, timesheet, views
+from helpdeskd.adapters.store import Cases, Ratings, TimeSpent
 from helpdeskd.commands.context import no_database, read_store, tell_no_database
 from helpdeskd.config import Config
 from helpdeskd.core.route import tag_pattern
@@ -116,6 +116,10 @@ def cmd_report(config: Config, args: Namespace) -> int:
     if since and until and since >= until:
         raise Failure(f"--until {args.until} is not after --since {args.since}", exits.USAGE)
     store = read_store(config)
+    if args.time:
+        entries = TimeSpent(store).between(since, until) if store else []
+        print(timesheet.render(timesheet.totals(entries), args.format))
+        return 0
     cases = Cases(store).opened_between(since, until) if store else []
     ratings = Ratings(store).of_cases([c.id for c in cases]) if store else {}
     parts = {

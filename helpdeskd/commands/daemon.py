@@ -87,7 +87,8 @@ def cmd_migrate(config: Config, args: Namespace) -> int:
 
 def cmd_purge(config: Config, args: Namespace) -> int:
     counts = retention.purge(open_store(config), args.older_than, datetime.now(UTC))
-    print(f"raw mail removed: {counts['spool']} inbound, {counts['outbox']} sent")
+    unindexed = f", {counts['search']} attachment(s) out of search" if counts["search"] else ""
+    print(f"raw mail removed: {counts['spool']} inbound, {counts['outbox']} sent{unindexed}")
     return 0
 
 

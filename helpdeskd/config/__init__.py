@@ -49,6 +49,7 @@ from helpdeskd.config.mail import (
     _outbound,
     _smtp,
 )
+from helpdeskd.config.oncall import OnCall, _oncall
 from helpdeskd.config.policy import Policy, _policy
 from helpdeskd.config.reader import ConfigError, Reader
 from helpdeskd.config.terms import Category, Terms, _categories
@@ -82,6 +83,7 @@ class Config:
     tiers: dict[int, Tier] = field(default_factory=dict)
     webhooks: tuple[Webhook, ...] = ()
     categories: dict[str, Category] = field(default_factory=dict)
+    oncall: OnCall | None = None
 
     def first_hop(self, source: str) -> bool:
         """Whether mail from this entrance (a spool row's source) comes straight from the
@@ -170,6 +172,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
             "tiers",
             "webhooks",
             "categories",
+            "oncall",
         },
     )
     calendars = _calendars(r, r.table(data, "calendars", "calendars"))
@@ -201,6 +204,7 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         tiers=_tiers(r, r.table(data, "tiers", "tiers"), calendars),
         webhooks=_webhooks(r, data, plans),
         categories=_categories(r, r.table(data, "categories", "categories")),
+        oncall=_oncall(r, r.table(data, "oncall", "oncall"), calendars),
     )
 
 

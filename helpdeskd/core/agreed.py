@@ -27,6 +27,12 @@ def when(case: Case, clock: str, text: str, config: Config, now: datetime) -> da
     """ "2026-12-20" (the close of that working day), "2026-12-20 15:00", or "5d" (working time
     from now), on the clock's calendar."""
     cal = sla.clock_calendar(case, sla.agreed_clock(case, clock, config), config)
+    return moment(cal, text, now)
+
+
+def moment(cal: calendar.Calendar, text: str, now: datetime) -> datetime:
+    """ "2026-12-20" (the close of that working day), "2026-12-20 15:00" (wall time), or "5d"
+    (working time from now) on a calendar."""
     if "-" not in text:
         return calendar.add(cal, now, calendar.parse_duration(text))
     day, _, at = text.partition(" ")

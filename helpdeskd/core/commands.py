@@ -27,9 +27,9 @@ from datetime import datetime
 @dataclass(frozen=True)
 class Change:
     kind: str  # "priority", "assign", "status", "escalate", "note", "allow", "due", "tier",
-    # "plan", "workaround", "cc", "merge", "unmerge" or "split"
+    # "plan", "workaround", "cc", "merge", "unmerge", "split", "category", "remind" or "time"
     value: str | None = None  # "P1".."P4", an address, a status, "add ADDRESS", "CLOCK WHEN",
-    # "2", the text of a plan or workaround; None for others
+    # "2", the text of a plan or workaround, "ADDRESS WHEN", minutes; None for others
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,10 @@ COMMANDS: tuple[Command, ...] = (
             "split"),
     Command("category", "NAME", "file the case under a category; one not covered stops its "
             "clocks and tells the customer", "category"),
+    Command("remind", "[ADDRESS] DATE HH:MM|2d",
+            "mail yourself (or that engineer) the case's summary then, once", "remind"),
+    Command("time", "45m|1h30m", "add the time you spent on the case", "time"),
+    Command("ack", "", "answer a page: you have the case (any reply answers it too)", "ack"),
 )  # fmt: skip
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -333,6 +337,36 @@ def _category(command: Command, argument: str, context: _Context) -> Change | st
     return Change(command.kind, name)
 
 
+def _remind(command: Command, argument: str, context: _Context) -> Change | str:
+    """ "2026-12-10 09:00", "2d", or an engineer's address before either: "ADDRESS WHEN"."""
+    first, _, rest = argument.partition(" ")
+    if "@" not in first:
+        first, rest = "me", argument
+    who = _assignee(command, first, context)
+    if isinstance(who, str):
+        return who
+    when = " ".join(rest.lower().split())
+    if not _DUE_WHEN.fullmatch(when) or not _real_date(when):
+        return f'"{argument}" is not a moment; accepted: {syntax(command)}'
+    return Change(command.kind, f"{who.value} {when}")
+
+
+_SPENT = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?")
+
+
+def minutes_spent(text: str) -> int:
+    """ "1h30m" -> 90, "45m" -> 45, "2h" -> 120; 0 for anything else."""
+    match = _SPENT.fullmatch(text.strip().lower())
+    return int(match[1] or 0) * 60 + int(match[2] or 0) if match else 0
+
+
+def _time(command: Command, argument: str, context: _Context) -> Change | str:
+    minutes = minutes_spent(argument)
+    if not 0 < minutes <= 24 * 60:
+        return f'"{argument}" is not a time spent (up to 24h); accepted: {syntax(command)}'
+    return Change(command.kind, str(minutes))
+
+
 _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] = {
     "priority": _priority,
     "assign": _assignee,
@@ -349,6 +383,9 @@ _ARGUMENT_READERS: dict[str, Callable[[Command, str, _Context], Change | str]] =
     "unmerge": _no_argument,
     "split": _no_argument,
     "category": _category,
+    "remind": _remind,
+    "time": _time,
+    "ack": _no_argument,
 }
 
 
@@ -364,7 +401,7 @@ def _conflicts(applied: list[_Applied]) -> list[CommandError]:
     first: dict[str, _Applied] = {}
     errors = []
     for later in applied:
-        if later.change.kind in ("allow", "cc"):  # several such changes go together
+        if later.change.kind in ("allow", "cc", "remind"):  # several of these go together
             continue
         earlier = first.setdefault(_sets(later.change), later)
         if earlier.change != later.change:

@@ -11,7 +11,17 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config import Config, Customer
-from helpdeskd.core import agreed, calendar, participants, reply_due, sla, survey, terms
+from helpdeskd.core import (
+    agreed,
+    calendar,
+    oncall,
+    participants,
+    reply_due,
+    sla,
+    survey,
+    teamwork,
+    terms,
+)
 from helpdeskd.core.autogen import bounced_message_ids, is_bounce
 from helpdeskd.core.classify import Facts, plan_why
 from helpdeskd.core.commands import (
@@ -51,6 +61,10 @@ class Outcome:
     rating: survey.Rating | None = None  # the customer's answer to the survey
     allowlist: tuple[str, ...] = ()  # "add ADDRESS", ... for the case's customer (#allow)
     merging: tuple[Change, ...] = ()  # #merge, #unmerge, #split: carried out by the store
+    reminders: tuple[teamwork.Reminder, ...] = ()  # #remind
+    minutes: int = 0  # time the engineer spent (#time)
+    paged: str | None = None  # the person on call paged for a new case
+    answered: bool = False  # an engineer answered the case: its pages are acknowledged
 
 
 @dataclass(frozen=True)
@@ -136,8 +150,12 @@ def opened(ctx: Context, reference: str) -> Outcome:
     mails = [notification(ctx, case)]
     if not facts.auto:
         mails.insert(0, acknowledgement(ctx, case))
+    paged = oncall.paged(ctx.config, now, 0) if oncall.pages(case, ctx.config, now) else None
+    if paged:
+        mails.append(oncall.page_mail(ctx.config, paged, 0))
+        events.append(("page", f"{paged} paged (on call)"))
     kind = "auto" if facts.auto else "customer"
-    return Outcome(case, True, record(ctx, kind), tuple(events), tuple(mails))
+    return Outcome(case, True, record(ctx, kind), tuple(events), tuple(mails), paged=paged)
 
 
 def acknowledgement(ctx: Context, case: Case) -> Mail:
@@ -370,10 +388,16 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         or allow_errors(ctx, case, allow)
         or agreed.errors(ctx, case, parsed.changes)
         or tuple(terms.engineer_errors(ctx, case, parsed.changes))
+        or teamwork.errors(ctx, case, parsed.changes)
     )
     if errors:
         return command_error(ctx, case, errors)
     reply = split_reply(parsed.body)
+    kept = {
+        "reminders": teamwork.planned(ctx, case, parsed.changes),
+        "minutes": teamwork.spent(parsed.changes),
+        "answered": True,
+    }
     case, events, mails = apply_changes(ctx, case, parsed.changes)
     if allow:
         mails.append(allowlist_confirmation(ctx, case, allow))
@@ -388,6 +412,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
             tuple(events),
             (*mails, note_mail(ctx, case, reply.new)),
             merging=merging,
+            **kept,
         )
     if reply.new.strip():
         case, relay = relay_to_customer(ctx, case, reply.new)
@@ -400,6 +425,7 @@ def engineer_reply(ctx: Context, case: Case) -> Outcome:
         tuple(mails),
         allowlist=allow,
         merging=merging,
+        **kept,
     )
 
 
@@ -625,6 +651,7 @@ CHANGES = {
     "split": _carried_by_store,
     **agreed.CHANGES,
     "category": terms.category,
+    **teamwork.CHANGES,
 }
 
 

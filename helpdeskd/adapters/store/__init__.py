@@ -28,6 +28,7 @@ from helpdeskd.adapters.store.merges import Merges
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.adapters.store.operations import Heartbeats, Incidents, MailboxState
 from helpdeskd.adapters.store.outbox import ADMIN_KINDS, OutboxQueue, Queued
+from helpdeskd.adapters.store.search import SearchIndex
 from helpdeskd.adapters.store.signins import Sessions, SignIns
 from helpdeskd.adapters.store.spool import (
     Arrival,
@@ -40,6 +41,7 @@ from helpdeskd.adapters.store.spool import (
     sniff_message_id,
     split_head,
 )
+from helpdeskd.adapters.store.teamwork import Pages, Reminders, TimeSpent
 from helpdeskd.database_url import DatabaseUrl, looks_like_url
 
 
@@ -112,8 +114,11 @@ __all__ = [
     "Merges",
     "Nodes",
     "OutboxQueue",
+    "Pages",
     "Queued",
     "Ratings",
+    "Reminders",
+    "SearchIndex",
     "SentOnce",
     "Sessions",
     "SignIns",
@@ -121,6 +126,7 @@ __all__ = [
     "SpoolItem",
     "Store",
     "StoreUnavailable",
+    "TimeSpent",
     "Tokens",
     "backup_to",
     "case_row",

@@ -234,11 +234,12 @@ class Database:
         return self.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
 
     def tables(self) -> list[str]:
-        """helpdeskd's tables, without the migrations' own record."""
+        """helpdeskd's tables, without the migrations' own record nor the search index (an
+        FTS5 table and its shadow tables: built from search_texts, never copied)."""
         rows = self.rows(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name != ? ORDER BY name",
-            [migrations.migrations_table],
+            "AND name != ? AND name != ? AND substr(name, 1, ?) != ? ORDER BY name",
+            [migrations.migrations_table, "search_index", 13, "search_index_"],
         )
         return [r["name"] for r in rows]
 

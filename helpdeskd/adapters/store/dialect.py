@@ -18,6 +18,12 @@ class Dialect:
     # ...and rows another transaction holds are passed over rather than waited for: nodes
     # claiming from one queue each take their own (SQLite has one writer: nothing to skip)
     skip_locked: str
+    # search: the full-text index over search_texts (built once, by its migration), the table
+    # a query reads to use it, and a condition on its body: contains the parameter, any case
+    search_schema: tuple[str, ...] = ()
+    search_table: str = "search_texts"
+    search_contains: str = "body LIKE ?"
+    search_row: str = "s.id"  # a text's id as the index reads it: newest first, bounds
 
 
 SQLITE = Dialect(
@@ -26,6 +32,22 @@ SQLITE = Dialect(
     column_types={int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "FLOAT"},
     for_update="",
     skip_locked="",
+    # FTS5's trigram tokenizer finds any run of three characters, so Japanese and Chinese words
+    # too; LIKE on the FTS5 table reads that index (case-insensitive: case_sensitive 0)
+    search_schema=(
+        "CREATE VIRTUAL TABLE search_index USING fts5(body, case_id UNINDEXED, "
+        "content='search_texts', content_rowid='id', tokenize='trigram')",
+        "CREATE TRIGGER search_texts_added AFTER INSERT ON search_texts BEGIN "
+        "INSERT INTO search_index (rowid, body, case_id) VALUES (new.id, new.body, new.case_id); "
+        "END",
+        "CREATE TRIGGER search_texts_removed AFTER DELETE ON search_texts BEGIN "
+        "INSERT INTO search_index (search_index, rowid, body, case_id) "
+        "VALUES ('delete', old.id, old.body, old.case_id); END",
+    ),
+    search_table="search_index",
+    search_contains="body LIKE ?",
+    # FTS5 reads its matches in rowid order, so a LIMIT (or a bound) stops it early
+    search_row="s.rowid",
 )
 
 POSTGRESQL = Dialect(
@@ -44,4 +66,11 @@ POSTGRESQL = Dialect(
     },
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    # pg_trgm's GIN index answers ILIKE '%word%' from trigrams, as FTS5's does LIKE
+    search_schema=(
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "CREATE INDEX idx_search_texts_trigrams ON search_texts USING gin (body gin_trgm_ops)",
+    ),
+    search_table="search_texts",
+    search_contains="body ILIKE ?",
 )

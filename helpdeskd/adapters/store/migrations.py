@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE
+
 migrations = Migrations("helpdeskd")
 
 
@@ -349,3 +351,80 @@ def m020_integrations(db: sqlite_utils.Database) -> None:
 def m021_case_category(db: sqlite_utils.Database) -> None:
     """The category an engineer gives a case (#category), counted by the reports."""
     db["cases"].add_column("category", str)
+
+
+@migrations()
+def m022_reminders_and_time(db: sqlite_utils.Database) -> None:
+    """Engineers' reminders, sent once by the sweep (`sent_at` set in the same transaction as
+    their mail), and the time they spent on cases, reported by period."""
+    db["reminders"].create(
+        {
+            "id": int,
+            "case_id": int,
+            "recipient": str,
+            "due_at": str,
+            "set_by": str,
+            "set_at": str,
+            "sent_at": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"recipient", "due_at"},
+    )
+    db["reminders"].create_index(["sent_at", "due_at"])
+    db["reminders"].create_index(["case_id"])
+    db["time_spent"].create(
+        {"id": int, "case_id": int, "engineer": str, "minutes": int, "at": str},
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"engineer", "minutes", "at"},
+    )
+    db["time_spent"].create_index(["case_id"])
+    db["time_spent"].create_index(["at"])
+
+
+@migrations()
+def m023_search(db: sqlite_utils.Database) -> None:
+    """The texts `search` reads, one row per message's subject and body and per text-like
+    attachment, under each store's trigram index (dialect.search_schema); the messages kept
+    so far are indexed here, their attachments from the next mail on."""
+    db["search_texts"].create(
+        {"id": int, "case_id": int, "message_id": int, "part": str, "body": str},
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"case_id", "part", "body"},
+    )
+    db["search_texts"].create_index(["case_id"])
+    db["cases"].create_index(["opened_at"])  # search --since finds its first case at once
+    dialect = SQLITE if isinstance(db, sqlite_utils.Database) else POSTGRESQL
+    for statement in dialect.search_schema:
+        db.execute(statement)
+    db.execute(
+        "INSERT INTO search_texts (case_id, message_id, part, body) "
+        "SELECT case_id, id, 'message', coalesce(subject, '') || ' ' || coalesce(body, '') "
+        "FROM messages WHERE direction = 'in' AND case_id IS NOT NULL "
+        "AND kind != 'command_error' ORDER BY id"
+    )
+
+
+@migrations()
+def m024_pages(db: sqlite_utils.Database) -> None:
+    """On-call pages: whom, when, until when they have to answer; `acked_at` when someone
+    did, `settled_at` when the sweep paged the next person or escalated instead."""
+    db["pages"].create(
+        {
+            "id": int,
+            "case_id": int,
+            "person": str,
+            "step": int,
+            "paged_at": str,
+            "ack_by": str,
+            "acked_at": str,
+            "settled_at": str,
+        },
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+        not_null={"person", "paged_at", "ack_by"},
+    )
+    db["pages"].create_index(["settled_at", "acked_at", "ack_by"])
+    db["pages"].create_index(["case_id"])

@@ -1,0 +1,124 @@
+"""Engineers' reminders on cases and the time they spent on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from helpdeskd.adapters.store.database import Database, iso
+
+
+class Reminders:
+    def __init__(self, store: Database):
+        self.store = store
+
+    def add(self, case_id: int, reminder, now: datetime) -> None:
+        """A `core.teamwork.Reminder`, in the transaction that applies the mail asking it."""
+        self.store.insert(
+            "reminders",
+            {
+                "case_id": case_id,
+                "recipient": reminder.recipient,
+                "due_at": iso(reminder.due_at),
+                "set_by": reminder.set_by,
+                "set_at": iso(now),
+            },
+        )
+
+    def due(self, now: datetime, limit: int = 500) -> list[dict]:
+        return self.store.rows(
+            "SELECT * FROM reminders WHERE sent_at IS NULL AND due_at <= ? "
+            "ORDER BY due_at, id LIMIT ?",
+            [iso(now), limit],
+        )
+
+    def claim(self, reminder_id: int, now: datetime) -> bool:
+        """True once per reminder: a second sweep, or a second node, sends nothing again."""
+        cursor = self.store.execute(
+            "UPDATE reminders SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+            [iso(now), reminder_id],
+        )
+        return cursor.rowcount == 1
+
+    def pending(self, case_id: int) -> list[dict]:
+        return self.store.rows(
+            "SELECT * FROM reminders WHERE case_id = ? AND sent_at IS NULL ORDER BY due_at, id",
+            [case_id],
+        )
+
+
+class TimeSpent:
+    def __init__(self, store: Database):
+        self.store = store
+
+    def add(self, case_id: int, engineer: str, minutes: int, now: datetime) -> None:
+        self.store.insert(
+            "time_spent",
+            {"case_id": case_id, "engineer": engineer, "minutes": minutes, "at": iso(now)},
+        )
+
+    def per_engineer(self, case_id: int) -> dict[str, int]:
+        rows = self.store.rows(
+            "SELECT engineer, SUM(minutes) AS minutes FROM time_spent WHERE case_id = ? "
+            "GROUP BY engineer ORDER BY engineer",
+            [case_id],
+        )
+        return {r["engineer"]: int(r["minutes"]) for r in rows}
+
+    def between(self, since: datetime | None, until: datetime | None) -> list[dict]:
+        """Time recorded in [since, until) (an end left None is open), each entry with its
+        case's customer, plan and priority."""
+        bounds = [(sql, iso(at)) for sql, at in (("t.at >= ?", since), ("t.at < ?", until)) if at]
+        where = " AND ".join(sql for sql, _ in bounds) or "1 = 1"
+        return self.store.rows(
+            "SELECT t.engineer, t.minutes, t.at, c.reference, c.customer, c.plan, c.priority "
+            f"FROM time_spent t JOIN cases c ON c.id = t.case_id WHERE {where} ORDER BY t.id",
+            [at for _, at in bounds],
+        )
+
+
+class Pages:
+    """On-call pages and their answers."""
+
+    def __init__(self, store: Database):
+        self.store = store
+
+    def add(self, case_id: int, person: str, step: int, now: datetime, ack_by: datetime) -> None:
+        self.store.insert(
+            "pages",
+            {
+                "case_id": case_id,
+                "person": person,
+                "step": step,
+                "paged_at": iso(now),
+                "ack_by": iso(ack_by),
+            },
+        )
+
+    def ack(self, case_id: int, now: datetime) -> int:
+        """Someone answered the case: its open pages are answered."""
+        return self.store.execute(
+            "UPDATE pages SET acked_at = ? WHERE case_id = ? AND acked_at IS NULL "
+            "AND settled_at IS NULL",
+            [iso(now), case_id],
+        ).rowcount
+
+    def unanswered(self, now: datetime) -> list[dict]:
+        return self.store.rows(
+            "SELECT * FROM pages WHERE settled_at IS NULL AND acked_at IS NULL AND ack_by <= ? "
+            "ORDER BY ack_by, id",
+            [iso(now)],
+        )
+
+    def settle(self, page_id: int, now: datetime) -> bool:
+        """True once: a second sweep pages nobody again."""
+        return (
+            self.store.execute(
+                "UPDATE pages SET settled_at = ? WHERE id = ? AND settled_at IS NULL "
+                "AND acked_at IS NULL",
+                [iso(now), page_id],
+            ).rowcount
+            == 1
+        )
+
+    def of_case(self, case_id: int) -> list[dict]:
+        return self.store.rows("SELECT * FROM pages WHERE case_id = ? ORDER BY id", [case_id])
