@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso
+from helpdeskd.adapters.store.persons import Found, Person, register
 
 CANDIDATES = 2000  # rows ranked per query at most: the newest cases' first
 
@@ -75,3 +76,31 @@ class SearchIndex:
             "(SELECT id FROM cases WHERE status = 'closed' AND closed_at < ?)",
             [iso(closed_before)],
         ).rowcount
+
+
+# -- a person's data (persons.py): the index holds their words and names --
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    """Their own messages leave the index; other texts naming them are written again with the
+    pseudonym. Deleted and inserted, never updated: SQLite's index follows inserts and
+    deletes of search_texts alone."""
+    own = store.rows_in(
+        "SELECT id FROM search_texts WHERE message_id IN "
+        "(SELECT id FROM messages WHERE spool_id IN ({marks}))",
+        [*person.mail],
+    )
+    where = " OR ".join("lower(body) LIKE ?" for _ in person.words)
+    named = store.rows(
+        f"SELECT * FROM search_texts WHERE {where}", [f"%{w.lower()}%" for w in person.words]
+    )
+    gone = {r["id"] for r in own}
+    kept = [r for r in named if r["id"] not in gone and person.mentioned(r["body"])]
+    for row in [*own, *kept]:
+        store.execute("DELETE FROM search_texts WHERE id = ?", [row["id"]])
+    for row in kept:
+        store.insert("search_texts", {**row, "body": person.masked(row["body"])})
+    return {"search_texts (their words)": len(gone), "search_texts": len(kept)}
+
+
+register(("search_texts",), lambda store, person: Found(), _erase_person)

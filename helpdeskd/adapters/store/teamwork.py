@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso
+from helpdeskd.adapters.store.persons import Found, Person, mask_rows, register
 
 
 class Reminders:
@@ -122,3 +123,17 @@ class Pages:
 
     def of_case(self, case_id: int) -> list[dict]:
         return self.store.rows("SELECT * FROM pages WHERE case_id = ? ORDER BY id", [case_id])
+
+
+# -- a person's data (persons.py): engineers named by reminders, time and pages --
+
+
+def _erase_person(store: Database, person: Person) -> dict[str, int]:
+    return {
+        "reminders": mask_rows(store, person, "reminders", "id", ["recipient", "set_by"]),
+        "time_spent": mask_rows(store, person, "time_spent", "id", ["engineer"]),
+        "pages": mask_rows(store, person, "pages", "id", ["person", "ack_by"]),
+    }
+
+
+register(("reminders", "time_spent", "pages"), lambda store, person: Found(), _erase_person)
