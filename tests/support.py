@@ -305,6 +305,13 @@ def mail(
     return msg
 
 
+def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
+    """A command that must succeed; what it printed."""
+    result = cli(config, *args, stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
 def cli(config: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "helpdeskd", "--config", str(config), *args],

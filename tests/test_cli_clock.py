@@ -14,16 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Sink, cli, mail, write_config
+from tests.support import Sink, mail, run, write_config
 
 OPENED = "2026-11-18T15:00:00Z"  # 09:00 in Chicago (CST, UTC-6)
 LATE = "2026-11-19T03:00:00Z"  # 21:00 on the 18th in Chicago, the 19th in UTC
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 @pytest.fixture(scope="module")

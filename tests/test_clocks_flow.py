@@ -14,18 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.ipcelerate import IPCELERATE
-from tests.support import Sink, cli, mail, write_config
+from tests.support import Sink, mail, run, write_config
 
 OPENED = "2026-11-20T16:00:00-06:00"
 HANDED = "2026-11-20T16:30:00-06:00"
 AGREED = "2026-11-20T16:40:00-06:00"
 NOW = "2026-11-20T17:00:00-06:00"
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def engineer(config: Path, reference: str, body: str, now: str) -> None:

@@ -9,7 +9,7 @@ from collections import Counter
 from email.policy import default
 from pathlib import Path
 
-from tests.support import Sink, cli, mail, write_config
+from tests.support import Sink, mail, run, write_config
 
 PLANS = """
 [plans.proplus]
@@ -37,12 +37,6 @@ domains = ["hooli.test"]
 plan = "capped"
 primary_contact = "gavin@hooli.test"
 """
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def setup(folder: Path) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli, free_port, mail, queued, write_config
+from tests.support import free_port, mail, queued, run, write_config
 
 pytestmark = [pytest.mark.timeout(240)]
 
@@ -23,12 +23,6 @@ DAY1 = "2026-11-20T10:00:00-06:00"
 @pytest.fixture
 def config(tmp_path: Path, database) -> Path:
     return write_config(tmp_path, relay_port=free_port())
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def ingest(config: Path, message, now: str) -> str:

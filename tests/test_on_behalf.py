@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli, free_port, mail, queued, write_config
+from tests.support import cli, free_port, mail, queued, run, write_config
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -22,12 +22,6 @@ ENGINEER = "alice@helpdesk.test"
 @pytest.fixture
 def config(tmp_path: Path, database) -> Path:
     return write_config(tmp_path, relay_port=free_port())
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def only_case(config: Path) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpdeskd import config as configuration
-from tests.support import cli, delivered, mail, write_config
+from tests.support import delivered, mail, run, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -29,12 +29,6 @@ ack_within = "5m"
 """
 ALICE, BOB = "alice@helpdesk.test", "bob@helpdesk.test"
 NIGHT = "2026-12-09T03:00:00-06:00"  # Wednesday, on bob's week
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def write(config: Path, sender: str, subject: str, body: str, now: str) -> None:

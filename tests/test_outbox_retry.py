@@ -7,13 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support import Sink, cli, mail, write_config
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
+from tests.support import Sink, cli, mail, run, write_config
 
 
 def waiting(config: Path) -> list[dict]:

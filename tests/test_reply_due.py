@@ -15,16 +15,10 @@ from pathlib import Path
 from helpdeskd import portal
 from helpdeskd.adapters.store import open_store
 from helpdeskd.config import load
-from tests.support import Sink, cli, mail, write_config
+from tests.support import Sink, mail, run, write_config
 
 OPENED = "2026-11-23T09:00:00-06:00"  # a Monday
 ESCALATED = "2026-11-23T10:00:00-06:00"
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def write(config: Path, sender: str, subject: str, body: str, now: str) -> None:

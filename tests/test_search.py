@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 
 from helpdeskd.core import search
-from tests.support import cli, mail, write_config
+from tests.support import cli, mail, run, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 JAPANESE = "本日からログインできません。認証エラーが出ます。"
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def ingest(config: Path, message, now: str) -> None:

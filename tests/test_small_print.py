@@ -18,7 +18,7 @@ import mailbox
 
 import pytest
 
-from tests.support import cli, mail, write_config
+from tests.support import cli, mail, run, write_config
 
 SMALL_PRINT = """
 [plans.xmpro]
@@ -60,12 +60,6 @@ MANAGER = "manager.services@helpdesk.test"
 @pytest.fixture
 def config(tmp_path, database):
     return write_config(tmp_path, extra=SMALL_PRINT)
-
-
-def run(config, *args: str, stdin: bytes | None = None) -> str:
-    done = cli(config, *args, stdin=stdin)
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout.decode()
 
 
 def ingest(config, message, now: str) -> None:

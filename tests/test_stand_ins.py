@@ -12,7 +12,7 @@ from pathlib import Path
 
 from helpdeskd.config import load
 from helpdeskd.core import access
-from tests.support import Sink, cli, mail, sample_case, write_config
+from tests.support import Sink, mail, run, sample_case, write_config
 
 UMBRELLA = """
 [[customers]]
@@ -27,12 +27,6 @@ report_viewers = ["auditor@consult.test"]
 """
 OPENED = "2026-11-23T09:00:00-06:00"  # a Monday
 UNREACHABLE = "the primary contact pm@umbrella.test is unreachable"
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def setup(folder: Path) -> Path:

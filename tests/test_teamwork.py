@@ -14,18 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli, delivered, mail, write_config
+from tests.support import delivered, mail, run, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 OPENED = "2026-12-07T10:00:00-06:00"
 ALICE, BOB = "alice@helpdesk.test", "bob@helpdesk.test"
-
-
-def run(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    result = cli(config, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def write(config: Path, sender: str, subject: str, body: str, now: str) -> None:
