@@ -5,11 +5,13 @@ arrives, before it answers."""
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,14 +24,15 @@ KILL_AT = 5
 
 
 class KillingSink(Sink):
-    """A relay that SIGKILLs `victim` when the `KILL_AT`th mail arrives, before its `250`."""
+    """A relay that SIGKILLs `victim` when the `KILL_AT`th mail arrives, before its `250`.
+    `victim` is a pid, or asked for one then: a daemon may deliver before its start returns."""
 
-    victim: int | None = None
+    victim: int | Callable[[], int] | None = None
 
     async def handle_DATA(self, server, session, envelope):
         answer = await super().handle_DATA(server, session, envelope)
         if len(self.received) == KILL_AT and self.victim is not None:
-            os.kill(self.victim, signal.SIGKILL)
+            os.kill(self.victim() if callable(self.victim) else self.victim, signal.SIGKILL)
             self.victim = None
         return answer
 
@@ -89,9 +92,11 @@ def test_a_killed_daemon_sends_the_rest_as_soon_as_it_starts_again(tmp_path: Pat
         port = free_port()
         config = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
         queue_mails(tmp_path / "helpdesk.db")
-        with Daemon(config, port) as daemon:
-            sink.victim = daemon.proc.pid
-            assert daemon.proc.wait(60) == -signal.SIGKILL
+        daemon = Daemon(config, port)
+        sink.victim = lambda: daemon.proc.pid
+        with contextlib.suppress(RuntimeError):  # killed before its port was seen open
+            daemon.start()
+        assert daemon.proc.wait(60) == -signal.SIGKILL
         with Daemon(config, port):
             sink.wait_for(lambda m: len(set(sink.subjects())) == MAILS, timeout=20)
         assert_once_but_the_one_in_flight(sink)

@@ -67,7 +67,7 @@ def test_status_metrics_and_healthz_report_free_space_and_fail_below_the_margin(
     short = health.assess(cramped, store, datetime.now(UTC), probe=False)
     assert not short["healthy"]
     assert any(p.startswith("free space:") for p in short["problems"])
-    assert "  disk  " in health.text(short)
+    assert "  disk  " in health.text(short, "UTC")
     assert metrics.liveness(cramped, worker).startswith("free space")
 
     registry = metrics.registry(lambda: str(cramped.helpdesk.database), lambda: disk.space(cramped))
