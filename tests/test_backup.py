@@ -188,6 +188,7 @@ def test_the_sweep_applies_the_retention_setting(tmp_path: Path):
     ingest(config, CLOSE.format(ref=ref, subject="Old"), "2025-01-08T15:00:00")
     service = Service(configuration.load(config), clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     assert service.config.retention.raw_mail_days == 30
+    service.renew_leases()  # the sweep's lease, taken as at the daemon's start
     service.sweep_slice()
     assert raw_sizes(tmp_path / "helpdesk.db") == [0, 0]
 
