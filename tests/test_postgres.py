@@ -39,6 +39,7 @@ from helpdeskd.adapters.store import (
     SignIns,
     Store,
     Tokens,
+    iso,
     migrations,
     open_store,
 )
@@ -285,7 +286,7 @@ def a_helpdesk_of_every_kind(config: Path) -> None:
 
 def several_nodes_and_integrations(store: Store, folded: Case, surviving: Case) -> None:
     """The tables of later migrations: a session, a merge, nodes and a lease, a webhook
-    delivery and an API token."""
+    delivery, an API token, a reminder, time spent and a page."""
     Sessions(store).start("b" * 64, "user0@acme.test", "contact", NOW, NOW + timedelta(hours=8))
     Merges(store).fold(folded.id, surviving.id, "alice@helpdesk.test", {"contacts": []}, NOW)
     Nodes(store).beat("node-a", 4242, NOW, NOW)
@@ -294,6 +295,13 @@ def several_nodes_and_integrations(store: Store, folded: Case, surviving: Case) 
         "https://hooks.example/x", "case.opened", folded.reference, b"{}", NOW
     )
     Tokens(store).create("crm", "c" * 64, "Acme", NOW)
+    at, engineer = iso(NOW), "alice@helpdesk.test"
+    store.insert("reminders", {"case_id": surviving.id, "recipient": engineer, "due_at": at})
+    store.insert(
+        "time_spent", {"case_id": surviving.id, "engineer": engineer, "minutes": 45, "at": at}
+    )
+    page = {"case_id": surviving.id, "person": engineer, "step": 1, "paged_at": at, "ack_by": at}
+    store.insert("pages", page)
 
 
 def every_row(store: Store, table: str, order: str) -> list[dict]:

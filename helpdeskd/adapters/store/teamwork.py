@@ -132,7 +132,7 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     return {
         "reminders": mask_rows(store, person, "reminders", "id", ["recipient", "set_by"]),
         "time_spent": mask_rows(store, person, "time_spent", "id", ["engineer"]),
-        "pages": mask_rows(store, person, "pages", "id", ["person", "ack_by"]),
+        "pages": mask_rows(store, person, "pages", "id", ["person"]),
     }
 
 
