@@ -11,24 +11,22 @@ plans ask for a rating; escalation levels are named "Team lead" and "Support man
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import email.utils
-import io
 import json
 import mailbox
 from datetime import UTC, datetime
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
-from helpdeskd import cli as command_line
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Cases, Ratings, Store, open_store
 from helpdeskd.core import access, survey
 from tests.support import Daemon, Sink, free_port, mail, sample_case, send, write_config
+from tests.support import call_in_process as call
+from tests.support import run_in_process as run
 
 CUSTOMERS = """
 [[customers]]
@@ -83,25 +81,6 @@ def config(tmp_path, database):
 
 def store_of(config: Path) -> Store:
     return open_store(configuration.load(config).helpdesk.database)
-
-
-def call(config: Path, *args: str) -> tuple[int, str, str]:
-    """A command run in this process (fast enough for a month of cases). The session's logging
-    set-up stays: `main` would otherwise bind structlog to this call's stderr for good."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        mock.patch("helpdeskd.logs.configure"),
-    ):
-        code = command_line.main(["--config", str(config), *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def run(config: Path, *args: str) -> str:
-    code, out, err = call(config, *args)
-    assert code == 0, err
-    return out
 
 
 def ingest(config: Path, message, now: str) -> str:

@@ -6,8 +6,6 @@ the `database` fixture."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import smtplib
 import socket
@@ -17,11 +15,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
-from helpdeskd import cli as command_line
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import (
     Cases,
@@ -48,6 +44,8 @@ from helpdeskd.database_url import DatabaseUrl, masked
 from helpdeskd.migrate import key_order
 from helpdeskd.model import Case
 from tests.support import Daemon, cli, free_port, mail, send, write_config
+from tests.support import call_in_process as call
+from tests.support import run_in_process as run
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 SECRET = "s3cret-Pa55"
@@ -60,24 +58,6 @@ def with_database(config: Path, value: str, extra: str = "") -> Path:
     end = text.index("\n", start)
     config.write_text(text[:start] + f'database = "{value}"{extra}' + text[end:])
     return config
-
-
-def call(config: Path, *args: str) -> tuple[int, str, str]:
-    """A command in this process; the session's logging set-up stays."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        mock.patch("helpdeskd.logs.configure"),
-    ):
-        code = command_line.main(["--config", str(config), *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def run(config: Path, *args: str) -> str:
-    code, out, err = call(config, *args)
-    assert code == 0, err
-    return out
 
 
 @pytest.fixture
