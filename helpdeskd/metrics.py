@@ -68,10 +68,10 @@ def swept(actions: Iterable[dict]) -> None:
         SWEEP.labels(action["action"]).inc()
 
 
-def delivered(result) -> None:
-    for name, items in (("sent", result.sent), ("retried", result.retried)):
-        OUTBOX.labels(name).inc(len(items))
-    OUTBOX.labels("failed").inc(len(result.failed))
+def delivered(counts: dict[str, int]) -> None:
+    """A courier's pass: {"sent": n, "retried": n, "failed": n} (delivery.tally)."""
+    for name in ("sent", "retried", "failed"):
+        OUTBOX.labels(name).inc(counts.get(name, 0))
 
 
 class DatabaseGauges(Collector):

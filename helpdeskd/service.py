@@ -1,8 +1,9 @@
 """One object owns the daemon's lifecycle: start-up, supervision, SIGHUP reload, SIGTERM drain.
 
-Threads do the blocking work, each with its own SQLite connection: the worker (spool -> case),
-the courier (outbox delivery) and one poller per IMAP mailbox. The event loop runs the SMTP
-listener and the scheduler, which only wakes the threads.
+The SMTP listener and the courier run in processes of their own (children.py, roles.py), on
+sockets this process binds. Threads here do the rest of the blocking work, each with its own
+store connection: the worker (spool -> case, and the sweep), the webhooks and one poller per
+IMAP mailbox. The event loop runs the status page and the scheduler, which only wakes them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import errno
 import os
 import signal
 import socket
-import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import structlog
 
@@ -36,10 +36,13 @@ from helpdeskd import (
     sweep,
 )
 from helpdeskd import config as configuration
-from helpdeskd.adapters import imap, outbox, scheduler, signin, smtp, webhooks
-from helpdeskd.adapters.store import ADMIN_KINDS, Heartbeats, Leases, Nodes, Store, open_store
+from helpdeskd.adapters import imap, scheduler, signin, smtp, webhooks
+from helpdeskd.adapters.store import Heartbeats, Leases, Nodes, Store, open_store
 from helpdeskd.alerts import AdminAlerts
+from helpdeskd.children import Child, ChildFailed
 from helpdeskd.config import Config, ConfigError
+from helpdeskd.delivery import Delivery, tally
+from helpdeskd.loops import Loop
 from helpdeskd.pipeline import Prepared, check, looks_up, prepare, settle
 
 log = structlog.get_logger("helpdeskd.service")
@@ -50,21 +53,14 @@ GROUP_COMMIT = 8  # spooled messages applied in one transaction: one fsync, a sh
 # A backlog while the listener is quiet: longer transactions delay nobody's `250`
 GROUP_COMMIT_BACKLOG = 25
 QUIET_SECONDS = 0.5
+RESTART_SECONDS = 1.0  # a child process that ended on its own is started again after this
 WEBHOOK_SECONDS = 5  # how often due webhook retries are looked for
 CHECKPOINT_SECONDS = 1  # the WAL is copied into the database this often, off the commits
-# While mail pours in, the worker rests this many times as long as each group took: the
-# listener gets the interpreter first (one GIL for both), and the backlog follows the burst.
-YIELD_TO_LISTENER = 4.0
-# How long the worker may hold the GIL while the listener's thread waits for it after a
-# socket or log write (Python's default is 5 ms): 1 ms keeps the acknowledgement's tail short
-# while the worker applies a group.
-GIL_SWITCH_SECONDS = 0.001
 # Messages whose senders are checked side by side: with a resolver that does not answer, a
 # batch of mail from as many domains waits out this many time-outs at once.
 LOOKUPS_SIDE_BY_SIDE = 16
-# The alerts themselves going out prove nothing about the mail that was given up on.
-ADMIN_MAIL = frozenset(ADMIN_KINDS)
 WEB_FAILED = "the new status page could not start"
+LISTENER_FAILED = "the new SMTP listener could not start"
 
 
 def utcnow() -> datetime:
@@ -76,20 +72,13 @@ class CannotStart(Exception):
     thread starts, in one line."""
 
 
-def preflight(config: Config) -> None:
-    """Bind the listener's address once and let it go: a second `run` fails here, before the
-    worker has started, rather than halfway up."""
-    if not config.smtp.enabled:
-        return
-    where = f"{config.smtp.host}:{config.smtp.port}"
+def bind_listener(config: Config) -> list[socket.socket]:
+    """The listener's sockets, bound here before anything starts: a second `run` fails here,
+    in one line, rather than halfway up."""
     try:
-        for family, kind, proto, _, address in socket.getaddrinfo(
-            config.smtp.host, config.smtp.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        ):
-            with socket.socket(family, kind, proto) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
-                probe.bind(address)
+        return smtp.bind(config.smtp)
     except OSError as exc:
+        where = f"{config.smtp.host}:{config.smtp.port}"
         hint = {
             errno.EADDRINUSE: "is helpdeskd already running? Stop it, or set another [smtp] port",
             errno.EADDRNOTAVAIL: "that address is not one of this machine's: check [smtp] host",
@@ -99,35 +88,6 @@ def preflight(config: Config) -> None:
         raise CannotStart(f"cannot listen on {where}: {why}; {hint}") from exc
 
 
-class Loop(threading.Thread):
-    """A thread that runs `step()` whenever woken, or every `interval` seconds."""
-
-    def __init__(self, name: str, step: Callable[[], bool], interval: float):
-        super().__init__(name=name, daemon=True)
-        self.step, self.interval = step, interval
-        self.woken, self.stopping = threading.Event(), threading.Event()
-        self.beat = time.monotonic()  # stamped each turn: the watchdog's proof of life
-
-    def wake(self) -> None:
-        self.woken.set()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.woken.set()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self.beat = time.monotonic()
-            self.woken.clear()
-            try:
-                more = self.step()
-            except Exception:
-                log.exception("step failed", thread=self.name)
-                more = False
-            if not more:
-                self.woken.wait(self.interval)
-
-
 class Service:
     def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
         self.config = config
@@ -135,7 +95,6 @@ class Service:
         self.store = open_store(config.helpdesk.database)
         self.worker_store = self.open_store()
         self.worker_store.large_cache()
-        self.courier_store = self.open_store()
         self.checkpoint_store = open_store(config.helpdesk.database, migrate=False)
         self.ahead = budget.Ahead()
         self.lookups = ThreadPoolExecutor(LOOKUPS_SIDE_BY_SIDE, "lookups")
@@ -151,10 +110,11 @@ class Service:
         self.started_at = clock()
         self.held: frozenset[str] = frozenset()  # the leases this node holds
         self.pollers_guard = threading.Lock()
-        self.alerts = AdminAlerts(self.open_store, lambda: self.config, self.courier.wake)
+        self.alerts = AdminAlerts(self.open_store, lambda: self.config, lambda: self.courier.wake())
         self.pollers: dict[str, tuple[threading.Thread, threading.Event]] = {}
-        self.server: asyncio.base_events.Server | None = None
-        self.listener: smtp.SpoolHandler | None = None
+        self.listening: list[socket.socket] = []  # bound here, served by the listener process
+        self.listener: Child | None = None
+        self.last_spooled = 0.0  # time.monotonic() of the listener's last spooled mail
         self.scheduler = None
         self.stopped = asyncio.Event()
         self.sweep_requested = threading.Event()
@@ -271,7 +231,7 @@ class Service:
         half of the margin that is the worker's."""
         if room is not None and room.short:
             return 1
-        quiet = self.listener is None or self.listener.quiet(QUIET_SECONDS)
+        quiet = time.monotonic() - self.last_spooled > QUIET_SECONDS
         return GROUP_COMMIT_BACKLOG if quiet else GROUP_COMMIT
 
     def parse_ahead(self, items: list) -> list:
@@ -358,13 +318,6 @@ class Service:
         for item, exc in failed:
             metrics.processing_failed(item.source)
             self.count_failure(item, exc)
-        self.yield_to_listener(spent)
-
-    def yield_to_listener(self, spent: float) -> None:
-        """At a steady pace mail rarely waits for its commit and the worker goes on; in a
-        burst the listener answers at the disk's pace and the worker catches up behind it."""
-        if self.listener is not None and self.listener.busy():
-            self.worker.stopping.wait(min(spent * YIELD_TO_LISTENER, 0.5))
 
     def attempt(self, item, failed: list, step: Callable, *args):
         """One step on one message; a failure is noted, to be counted after the commit."""
@@ -391,28 +344,13 @@ class Service:
         """Every quarantined message reaches the admins at once, one mail per window."""
         quarantine.tell_admins(self.alerts, self.worker_store, spool_id, self.clock())
 
+    @cached_property
+    def delivery(self) -> Delivery:
+        return Delivery(lambda: self.config, self.open_store, self.clock, self.alerts)
+
     def deliver(self) -> bool:
-        """One incident while mail is being given up on, not one alert per message: a relay
-        that is down for a day would otherwise bury the admins."""
-        result = outbox.flush(
-            self.courier_store, self.config.outbound, self.clock(), node=self.config.helpdesk.node
-        )
-        self.alerts.undelivered(result, self.clock())
-        metrics.delivered(result)
-        if result.failed:
-            lines = [
-                f"outbox {i.id} ({i.kind}) to {', '.join(i.recipients)}" for i in result.failed
-            ]
-            self.alerts.trouble(
-                "outbox",
-                "outgoing mail given up on",
-                "Given up after every retry:\n"
-                + "\n".join(lines)
-                + "\n\n`helpdeskd outbox` lists what failed and why.",
-                self.clock(),
-            )
-        elif any(item.kind not in ADMIN_MAIL for item in result.sent):
-            self.alerts.recovered("outbox", "outgoing mail given up on", self.clock())
+        """One courier's turn in this process (the daemon's courier runs in its own)."""
+        metrics.delivered(tally(self.delivery.deliver()))
         return False
 
     def tell_webhooks(self) -> bool:
@@ -425,25 +363,26 @@ class Service:
 
     async def run(self) -> None:
         loop = self.loop = asyncio.get_running_loop()
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         loop.add_signal_handler(signal.SIGTERM, self.stopped.set)
         loop.add_signal_handler(signal.SIGINT, self.stopped.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
-        preflight(self.config)
+        if self.config.smtp.enabled:
+            self.listening = bind_listener(self.config)
         budget.warm_up()  # a spare parse child, ready before the first large message
         files.warn_if_exposed(self.config.helpdesk.database, signin.secret_path(self.config))
         self.worker.start()  # start-up recovery: whatever was spooled but not processed
-        # and whatever a killed courier of this node held: due now, not when its lease ends
-        outbox.take_back(self.courier_store, self.config.helpdesk.node, self.clock())
-        self.courier.start()
-        self.hooks.start()
-        self.checkpoints.start()
-        self.renew_leases()  # before the scheduler's first sweep
-        self.leasing.start()
-        await self.start_listener()
         try:
+            await self.spawn_children()
+            self.hooks.start()
+            self.checkpoints.start()
+            self.renew_leases()  # before the scheduler's first sweep
+            self.leasing.start()
             await self.start_web()
-        except OSError as exc:  # its port taken, its key file out of reach
+        except ChildFailed as exc:
+            await self.stop_children()
+            raise CannotStart(str(exc)) from exc
+        except OSError as exc:  # the status page's port taken, its key file out of reach
+            await self.stop_children()
             raise CannotStart(f"the status page cannot start: {exc}; check [web]") from exc
         self.start_pollers()
         self.scheduler = scheduler.start(self)
@@ -486,20 +425,76 @@ class Service:
         except OSError as exc:  # the mail matters more than its figures: run without them
             log.error("metrics endpoint not started", port=settings.port, error=str(exc))
 
-    async def start_listener(self, config: Config | None = None) -> None:
-        config = config or self.config
-        if not config.smtp.enabled:
-            return
-        handler = smtp.SpoolHandler(
-            self.open_store(),  # its own connection: an old handler may still be finishing
-            config.helpdesk.addresses,
-            self.worker.wake,
-            lmtp=config.smtp.lmtp,
-            clock=self.clock,
-            short_of_space=lambda: disk.short(self.config),
+    # -- the listener's and the courier's processes ------------------------------------------
+
+    async def spawn(self, role: str, sockets: list[socket.socket] = ()) -> Child:
+        """A child process, serving once this returns; ChildFailed with its reason if not."""
+        child = Child(
+            role, self.config.path, self.heard, sockets=sockets, clock_offset=self.clock_offset()
         )
-        self.server = await smtp.start(handler, config.smtp)
-        self.listener = handler
+        child.on_exit = self.child_ended
+        await asyncio.to_thread(child.start)
+        return child
+
+    async def spawn_children(self) -> None:
+        """Both at once (each is an interpreter starting); the courier first takes back
+        whatever a killed courier of this node held."""
+        listening = self.config.smtp.enabled
+        started = await asyncio.gather(
+            self.spawn("courier"),
+            *([self.spawn("listener", self.listening)] if listening else []),
+            return_exceptions=True,
+        )
+        self.courier, self.listener = (*started, None)[:2]
+        failed = [found for found in started if isinstance(found, BaseException)]
+        if failed:
+            raise failed[0]
+
+    def clock_offset(self) -> float:
+        """The children keep this process's time when it is not the machine's."""
+        offset = (self.clock() - utcnow()).total_seconds()
+        return offset if abs(offset) > 1 else 0.0
+
+    def heard(self, message: dict) -> None:
+        """From a child's thread: mail spooled (the worker's turn), mail delivered (counted)."""
+        if "spooled" in message:
+            self.last_spooled = time.monotonic()
+            self.worker.wake()
+        if "delivered" in message:
+            metrics.delivered(message["delivered"])
+
+    def child_ended(self, child: Child) -> None:
+        """From the ended child's thread: it is started again, on the event loop. Meanwhile
+        mail waits in the senders' queues (the listener) or in the outbox (the courier)."""
+        if self.loop is not None and not self.stopped.is_set():
+            self.loop.call_soon_threadsafe(asyncio.ensure_future, self.restart_child(child))
+
+    async def restart_child(self, child: Child, attempt: int = 1) -> None:
+        await asyncio.sleep(min(RESTART_SECONDS * 2 ** (attempt - 1), 60))
+        if self.stopped.is_set() or child not in (self.listener, self.courier):
+            return  # stopping, or replaced meanwhile by a reload
+        try:
+            new = await self.spawn(child.role, child.sockets)
+        except ChildFailed as exc:
+            log.error("process could not start again", role=child.role, error=str(exc))
+            await self.restart_child(child, attempt + 1)
+            return
+        if child is self.listener:
+            self.listener = new
+        else:
+            self.courier = new
+
+    async def stop_listener(self) -> None:
+        """Its sockets closed here too, so that no connection waits for an accept."""
+        for sock in self.listening:
+            sock.close()
+        if isinstance(self.listener, Child):
+            await asyncio.to_thread(self.listener.stop, DRAIN_SECONDS)
+
+    async def stop_children(self) -> None:
+        await self.stop_listener()
+        if isinstance(self.courier, Child):
+            await asyncio.to_thread(self.courier.stop, DRAIN_SECONDS)
 
     async def start_web(self) -> None:
         if self.config.web.enabled:
@@ -605,6 +600,9 @@ class Service:
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
+        elif self.listener is not None:
+            self.listener.reload()
+        self.courier.reload()
         if old.web != new.web:
             await self.restart_web(old)
         if old.imap != new.imap:
@@ -612,43 +610,59 @@ class Service:
             self.start_pollers()
 
     async def restart_listener(self, old: Config) -> None:
-        """If the new listener cannot start (its port taken, its certificate refused), listen
-        as before rather than not at all, and tell the admins."""
-        if self.server:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
+        """The new listener serves before the old one stops: on the same sockets when its
+        address is the same, on sockets bound first when it moved. When either fails (the
+        port taken, the certificate refused), the old one listens on with the old `[smtp]`,
+        which the next reload tries again, and the admins are told."""
+        new = self.config.smtp
+        moved = (old.smtp.host, old.smtp.port) != (new.host, new.port) or not self.listening
+        sockets, child = (self.listening if new.enabled else []), None
         try:
-            await self.start_listener()
-        except (OSError, ssl.SSLError) as exc:
-            # listening again first: what the log and the admins are told is then already true
-            await self.start_listener(old)
+            if new.enabled and moved:
+                sockets = await asyncio.to_thread(bind_listener, self.config)
+            if new.enabled:
+                child = await self.spawn("listener", sockets)
+        except (CannotStart, ChildFailed) as exc:
+            if sockets is not self.listening:
+                for sock in sockets:
+                    sock.close()
+            self.config = replace(self.config, smtp=old.smtp)
             log.error("new SMTP listener failed, listening as before", error=str(exc))
             await asyncio.to_thread(
                 self.alerts.trouble,
                 "listener",
-                "the new SMTP listener could not start",
+                LISTENER_FAILED,
                 f"{exc}\nhelpdeskd listens with the previous [smtp] settings.",
                 self.clock(),
             )
+            return
+        before, self.listener = self.listener, child
+        if sockets is not self.listening:
+            for sock in self.listening:
+                sock.close()
+            self.listening = sockets
+        if before is not None:
+            await asyncio.to_thread(before.stop, DRAIN_SECONDS)
+        await asyncio.to_thread(self.alerts.recovered, "listener", LISTENER_FAILED, self.clock())
 
     async def shutdown(self) -> None:
-        """First stop taking mail in, then let the threads finish what they hold."""
+        """First stop taking mail in, then let the threads finish what they hold, and the
+        courier deliver what the worker's last group queued."""
         log.info("stopping")
         sdnotify.notify("STOPPING=1")
         if self.metrics_server:
             self.metrics_server.shutdown()
-        if self.server:
-            self.server.close()
+        await self.stop_listener()
         await self.stop_web()
         if self.scheduler:
             self.scheduler.shutdown(wait=False)
         self.leasing.stop()
         self.leasing.join(DRAIN_SECONDS)
         self.stop_pollers()
-        for loop in (self.worker, self.courier, self.hooks, self.checkpoints):
+        for loop in (self.worker, self.hooks, self.checkpoints):
             loop.stop()
             loop.join(DRAIN_SECONDS)
+        await self.stop_children()
         self.release_leases()
         self.ahead.close()
         self.lookups.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from helpdeskd import config as configuration
-from helpdeskd.service import Loop, Service
+from helpdeskd.loops import Loop
+from helpdeskd.service import Service
 from tests.support import ROOT, free_port, write_config
 
 UNIT = ROOT / "systemd" / "helpdeskd.service"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ log = structlog.get_logger(LOGGER)
 LINE_LENGTH_LIMIT = 1 << 20
 # Mail committed together at most: bounds one transaction when hundreds of connections send.
 GROUP_COMMIT_MAX = 64
+BACKLOG = 100  # connections the kernel holds for accept(), as asyncio's default
 
 
 class SpoolHandler:
@@ -53,16 +55,14 @@ class SpoolHandler:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-spool")
         self.waiting: list[tuple[Arrival, asyncio.Future]] = []
         self.committing: asyncio.Task | None = None
-        self.last_arrival = 0.0  # time.monotonic() of the last mail to be spooled
 
-    def busy(self) -> bool:
-        """Mail is waiting for its spool commit: a burst is on. Read from other threads
-        without a lock: a hint, not a fact."""
-        return bool(self.waiting) or not (self.committing is None or self.committing.done())
-
-    def quiet(self, seconds: float) -> bool:
-        """No mail has come in for `seconds`: no burst is on, not just a pause within one."""
-        return not self.busy() and time.monotonic() - self.last_arrival > seconds
+    async def drained(self, seconds: float) -> None:
+        """Mail whose DATA has ended is committed and answered, within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while self.committing is not None and not self.committing.done():
+            if time.monotonic() > deadline:
+                return
+            await asyncio.wait({self.committing}, timeout=deadline - time.monotonic())
 
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options):
         if address.lower() not in self.addresses:
@@ -106,7 +106,6 @@ class SpoolHandler:
         """Group commit: mail whose DATA ended while the previous commit ran is committed
         together in the next one, one fsync for all; each is answered after its own commit."""
         future = asyncio.get_running_loop().create_future()
-        self.last_arrival = time.monotonic()
         self.waiting.append((arrival, future))
         if self.committing is None or self.committing.done():
             self.committing = asyncio.ensure_future(self._commit_waiting())
@@ -206,15 +205,39 @@ def server_factory(handler: SpoolHandler, config: Smtp, gate: Gate) -> Callable[
     return factory
 
 
-async def start(handler: SpoolHandler, config: Smtp) -> asyncio.base_events.Server:
+def bind(config: Smtp) -> list[socket.socket]:
+    """The listening sockets of `[smtp]` host and port, one per address the host names (as
+    asyncio binds them): bound by the node's main process, served by its listener process."""
+    found = socket.getaddrinfo(
+        config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sockets = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+async def start(
+    handler: SpoolHandler, config: Smtp, sockets: list[socket.socket]
+) -> list[asyncio.base_events.Server]:
     loop = asyncio.get_running_loop()
     gate = Gate(limits(config))
     # aiosmtpd logs every connection and command (INFO) and every bogus one (WARNING): lines
     # without bound under a flood; the gate's own events say what matters, once
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     install_accept_handler(loop, gate)
-    server = await loop.create_server(
-        server_factory(handler, config, gate), config.host, config.port
-    )
+    factory = server_factory(handler, config, gate)
+    servers = [await loop.create_server(factory, sock=sock, backlog=BACKLOG) for sock in sockets]
     log.info("listening", host=config.host, port=config.port, lmtp=config.lmtp)
-    return server
+    return servers
