@@ -10,7 +10,7 @@ from helpdeskd.adapters import outbox
 from helpdeskd.adapters.outbox import FlushResult
 from helpdeskd.adapters.store import ADMIN_KINDS, Store
 from helpdeskd.alerts import AdminAlerts
-from helpdeskd.config import Config
+from helpdeskd.config import Config, Outbound
 
 # The alerts themselves going out prove nothing about the mail that was given up on.
 ADMIN_MAIL = frozenset(ADMIN_KINDS)
@@ -26,6 +26,20 @@ class Delivery:
     ):
         self.config, self.clock, self.alerts = config, clock, alerts
         self.store = open_store()
+        self.kept: outbox.Lanes | None = None  # relay sessions kept from pass to pass
+
+    def lanes(self, outbound: Outbound) -> outbox.Lanes:
+        """The kept sessions, made anew when a reload changed `[outbound]`."""
+        if self.kept is not None and self.kept.outbound != outbound:
+            self.close()
+        if self.kept is None:
+            self.kept = outbox.Lanes(outbound)
+        return self.kept
+
+    def close(self) -> None:
+        kept, self.kept = self.kept, None
+        if kept is not None:
+            kept.close()
 
     def take_back(self) -> int:
         """At start: whatever a killed courier of this node held is due now, not when its
@@ -36,7 +50,13 @@ class Delivery:
         """One incident while mail is being given up on, not one alert per message: a relay
         that is down for a day would otherwise bury the admins."""
         config = self.config()
-        result = outbox.flush(self.store, config.outbound, self.clock(), node=config.helpdesk.node)
+        result = outbox.flush(
+            self.store,
+            config.outbound,
+            self.clock(),
+            node=config.helpdesk.node,
+            lanes=self.lanes(config.outbound),
+        )
         self.alerts.undelivered(result, self.clock())
         if result.failed:
             lines = [

@@ -148,6 +148,7 @@ class Courier(Role):
     async def stop(self) -> None:
         self.loop.stop()
         await asyncio.to_thread(self.loop.join, DRAIN_SECONDS)
+        self.delivery.close()
 
 
 def shifted(offset: float) -> Callable[[], datetime]:

@@ -244,3 +244,23 @@ def test_relay_tls_mistakes_are_listed_by_key(tmp_path: Path):
         "outbound.starttls",
         "outbound.automatic_sender",
     }
+
+
+def test_the_courier_keeps_its_relay_session_from_pass_to_pass(tmp_path: Path):
+    """One session for many passes (each pass used to open and close its own); a session the
+    relay dropped meanwhile is found by a NOOP and opened again, the pass's mail sent at once."""
+    first, again = Sink(), Sink()
+    again.controller.port = first.port  # the same relay, restarted
+    config = configuration.load(write_config(tmp_path, relay_port=first.port))
+    service = Service(config, clock=lambda: NOW)
+    with first:
+        for n in range(3):
+            queue(service.store, "jane@acme.test", n)
+            assert len(service.delivery.deliver().sent) == 1
+        assert len(first.peers) == 1
+    with again:  # the kept session died with the first relay
+        queue(service.store, "jane@acme.test", 3)
+        result = service.delivery.deliver()
+        assert (len(result.sent), len(result.retried)) == (1, 0)
+        assert len(again.received) == 1
+    service.delivery.close()

@@ -13,6 +13,7 @@ same recipients always takes the same session, so it keeps its order.
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import os
 import random
@@ -20,6 +21,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +49,10 @@ class Deferred(smtplib.SMTPException):
 LEASE = timedelta(minutes=10)
 # Messages claimed together, in one commit; each is recorded on its own once delivered.
 BATCH = 50
+# A relay session the daemon's courier keeps between passes is closed after this long unused:
+# well before a relay's own time-out (Postfix waits 300 s, 10 s when it is under stress), and
+# the NOOP before each pass finds one it closed earlier.
+KEEP_SECONDS = 60
 
 
 class PermanentFailure(Exception):
@@ -61,13 +67,33 @@ class FlushResult:
 
 
 class Courier:
-    """Delivers one flush's messages: one Maildir, or one SMTP session opened at the first
-    message and kept for the next ones (a relay session per message was most of the cost)."""
+    """Delivers messages: to one Maildir, or over one SMTP session opened at the first message
+    and kept for the next ones (a relay session per message was most of the cost), in this
+    flush and, for the daemon's courier, the next ones (`refresh`)."""
 
     def __init__(self, outbound: Outbound):
         self.outbound = outbound
         self.smtp: smtplib.SMTP | None = None
         self.maildir: mailbox.Maildir | None = None
+        self.used = 0.0  # time.monotonic() of the session's last message
+
+    def refresh(self, sending: bool) -> None:
+        """Before a pass on a kept session: closed when it has idled past KEEP_SECONDS (before
+        a relay's own time-out); when mail is to go, asked NOOP first, so that a session the
+        relay closed meanwhile is opened again now instead of failing the first message."""
+        if self.smtp is None:
+            return
+        if time.monotonic() - self.used > KEEP_SECONDS:
+            self.close()
+            return
+        if not sending:
+            return
+        try:
+            alive = self.smtp.noop()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            alive = False
+        if not alive:
+            self.close()
 
     def deliver(self, item: Queued) -> None:
         if self.outbound.transport == "maildir":
@@ -85,6 +111,7 @@ class Courier:
             refused = self.smtp.sendmail(
                 envelope_sender(item, self.outbound), list(item.recipients), item.raw
             )
+            self.used = time.monotonic()
         except smtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients  # smtplib reset the session: it goes on
         except smtplib.SMTPResponseException as exc:
@@ -117,6 +144,7 @@ class Lanes:
     delivers in the calling thread, the others in a pool beside it."""
 
     def __init__(self, outbound: Outbound):
+        self.outbound = outbound
         count = outbound.connections if outbound.transport == "smtp" else 1
         self.couriers = [Courier(outbound) for _ in range(count)]
         self.pool = ThreadPoolExecutor(count - 1, "courier-lane") if count > 1 else None
@@ -137,10 +165,17 @@ class Lanes:
         for future in beside:
             future.result()
 
+    def refresh(self, sending: bool) -> None:
+        for courier in self.couriers:
+            courier.refresh(sending)
+
     def __enter__(self) -> Lanes:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown()
         for courier in self.couriers:
@@ -237,13 +272,20 @@ def flush(
     node: str | None = None,
     rng: random.Random | None = None,
     limit: int = 1000,
+    lanes: Lanes | None = None,
 ) -> FlushResult:
     """Deliver what is due; returns what happened, including what was given up on. `node`
-    names this node in the leases (the host name by default)."""
+    names this node in the leases (the host name by default). `lanes`: sessions kept from
+    the caller's earlier passes (refreshed first); without them, a flush opens its own."""
     queue, owner = OutboxQueue(store), lease_owner(node)
     record = _Records(queue, outbound, now, rng or random.Random())
     due = queue.due(now, limit)
-    with Lanes(outbound) as lanes, store.lazy_commits():
+    with contextlib.ExitStack() as held:
+        if lanes is None:
+            lanes = held.enter_context(Lanes(outbound))
+        else:
+            lanes.refresh(sending=bool(due))
+        held.enter_context(store.lazy_commits())
         for start in range(0, len(due), BATCH):
             batch = due[start : start + BATCH]
             with store.transaction():
