@@ -9,6 +9,7 @@ are tables, so a new mail client's quote header is one more entry, not more code
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,8 +171,10 @@ class Reply:
     elided: str  # what was cut: quoted history, pasted headers, signature
 
 
+@functools.lru_cache(maxsize=16)
 def split_reply(text: str) -> Reply:
-    """The new text of a reply and, apart, the history and signature it carries."""
+    """The new text of a reply and, apart, the history and signature it carries. Kept for
+    the few last texts: the priority, the outcome and the survey each ask of the same one."""
     lines = _prepare(text).split("\n")
     kept = _trim(_kinds(lines), list(range(len(lines))))
     kept_set = set(kept)
