@@ -67,6 +67,11 @@ def test_the_listener_and_the_courier_run_in_processes_of_their_own(node: Daemon
     assert {role: len(pids) for role, pids in roles.items()} == {"listener": 1, "courier": 1}
     send(node.port, mail("jane@acme.test", "Three processes", "Hello."))
     assert acknowledged(sink, "Three processes")
+    lines = node.log.read_text()  # each child's lines say whose they are
+    assert '"event": "accepted"' in lines and '"process": "listener"' in lines
+    assert wait(lambda: '"event": "delivered"' in node.log.read_text())
+    delivered = [line for line in node.log.read_text().split("\n") if '"delivered"' in line]
+    assert all('"process": "courier"' in line for line in delivered)
 
 
 @pytest.mark.parametrize("role", ["listener", "courier"])
