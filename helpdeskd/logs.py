@@ -41,9 +41,11 @@ def configure(
     stream: TextIO | None = None,
     journal_socket: str = JOURNAL_SOCKET,
     timezone: str | None = None,
+    announce: bool = True,
 ) -> None:
     """Route structlog and stdlib logging into one handler; call again to change the level.
-    `timezone`: the helpdesk's, for the times a terminal shows (None: the machine's)."""
+    `timezone`: the helpdesk's, for the times a terminal shows (None: the machine's).
+    `announce`: False in the node's child processes, whose main process says it once."""
     stream = stream or sys.stderr
     threshold = logging.getLevelName(level.upper())
     debug = threshold <= logging.DEBUG
@@ -87,7 +89,7 @@ def configure(
     root.addHandler(handler)
     was_debug = logging.NOTSET < root.level <= logging.DEBUG
     root.setLevel(threshold)
-    if debug and not was_debug:
+    if debug and not was_debug and announce:
         structlog.get_logger("helpdeskd.logs").warning(
             "level DEBUG: personal data is logged (whole addresses, SMTP commands)"
         )

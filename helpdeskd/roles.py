@@ -4,8 +4,9 @@
   wakes the main process's worker.
 - `courier`: delivers the outbox whenever the main process wakes it, and every 30 s.
 
-Each reads the configuration itself, and again on SIGHUP (the main process passes it on);
-SIGTERM or SIGINT, or the end of the channel (the main process gone), stops it after a drain.
+Each runs the configuration the main process sends it, at the start and at each reload (it
+ignores SIGHUP itself); SIGTERM or SIGINT, or the end of the channel (the main process gone),
+stops it after a drain.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from helpdeskd import config as configuration
 from helpdeskd import logs
 from helpdeskd.adapters.store import open_store
-from helpdeskd.children import tell
-from helpdeskd.config import Config, ConfigError
+from helpdeskd.children import Received, first_config, tell
+from helpdeskd.config import Config
 
 log = structlog.get_logger("helpdeskd.roles")
 
@@ -38,6 +38,7 @@ class Role:
 
     def __init__(self, config: Config, channel: socket.socket, clock: Callable[[], datetime]):
         self.config, self.channel, self.clock = config, channel, clock
+        self.received = Received()
         self.stopped = asyncio.Event()
 
     def open_store(self):
@@ -47,7 +48,6 @@ class Role:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopped.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
         loop.add_reader(self.channel.fileno(), self.heard)
         tell(self.channel, ready=True)
@@ -56,28 +56,25 @@ class Role:
         await self.stop()
 
     def heard(self) -> None:
-        """Wakes, or the end: the main process stopped or died."""
+        """Wakes and configurations, or the end: the main process stopped or died."""
         try:
-            data = self.channel.recv(4096)
+            data = self.channel.recv(65536)
         except BlockingIOError:
             return
         except OSError:
             data = b""
         if not data:
             self.stopped.set()
-        elif b"w" in data:
+            return
+        wakes, configs = self.received.feed(data)
+        for config in configs:
+            self.reload(config)
+        if wakes or configs:
             self.wake()
 
-    def reload(self) -> None:
-        try:
-            self.config = configuration.load(self.config.path)
-        except ConfigError:
-            return  # the main process says why, once, and keeps the running configuration
-        logs.configure(
-            self.config.logging.level,
-            self.config.logging.output,
-            timezone=self.config.helpdesk.timezone,
-        )
+    def reload(self, config: Config) -> None:
+        self.config = config
+        configure_logs(config)
 
     async def start(self) -> None: ...
 
@@ -151,6 +148,15 @@ class Courier(Role):
         self.delivery.close()
 
 
+def configure_logs(config: Config) -> None:
+    logs.configure(
+        config.logging.level,
+        config.logging.output,
+        timezone=config.helpdesk.timezone,
+        announce=False,
+    )
+
+
 def shifted(offset: float) -> Callable[[], datetime]:
     """The main process's clock, when it is not the machine's (a benchmark's shifted start)."""
     return lambda: datetime.now(UTC) + timedelta(seconds=offset)
@@ -159,17 +165,15 @@ def shifted(offset: float) -> Callable[[], datetime]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="helpdeskd.roles")
     parser.add_argument("role", choices=("listener", "courier"))
-    parser.add_argument("--config", required=True)
     parser.add_argument("--channel", type=int, required=True)
     parser.add_argument("--listen", type=int, action="append", default=[])
     parser.add_argument("--clock-offset", type=float, default=0.0)
     args = parser.parse_args(argv)
     channel = socket.socket(fileno=args.channel)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the main process sends the reloads
     try:
-        config = configuration.load(args.config)
-        logs.configure(
-            config.logging.level, config.logging.output, timezone=config.helpdesk.timezone
-        )
+        config, received = first_config(channel)
+        configure_logs(config)
         structlog.contextvars.bind_contextvars(process=args.role)
         clock = shifted(args.clock_offset)
         if args.role == "listener":
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             role: Role = Listener(config, channel, clock, sockets)
         else:
             role = Courier(config, channel, clock)
+        role.received = received
         asyncio.run(role.run())
     except Exception as exc:  # said to the main process, which refuses to start with it
         log.exception("process failed", role=args.role)

@@ -430,7 +430,7 @@ class Service:
     async def spawn(self, role: str, sockets: list[socket.socket] = ()) -> Child:
         """A child process, serving once this returns; ChildFailed with its reason if not."""
         child = Child(
-            role, self.config.path, self.heard, sockets=sockets, clock_offset=self.clock_offset()
+            role, self.config, self.heard, sockets=sockets, clock_offset=self.clock_offset()
         )
         child.on_exit = self.child_ended
         await asyncio.to_thread(child.start)
@@ -449,6 +449,13 @@ class Service:
         failed = [found for found in started if isinstance(found, BaseException)]
         if failed:
             raise failed[0]
+        self.pass_on_config()  # a reload while they started
+
+    def pass_on_config(self) -> None:
+        """The children run this process's configuration, never a file of their own reading."""
+        for child in (self.listener, self.courier):
+            if isinstance(child, Child) and child.config is not self.config:
+                child.reload(self.config)
 
     def clock_offset(self) -> float:
         """The children keep this process's time when it is not the machine's."""
@@ -600,9 +607,7 @@ class Service:
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
-        elif self.listener is not None:
-            self.listener.reload()
-        self.courier.reload()
+        self.pass_on_config()
         if old.web != new.web:
             await self.restart_web(old)
         if old.imap != new.imap:

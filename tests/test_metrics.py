@@ -14,6 +14,7 @@ import pytest
 from helpdeskd import config as configuration
 from helpdeskd import metrics
 from helpdeskd.adapters.store import Store
+from helpdeskd.delivery import tally
 from tests.support import Daemon, free_port, mail, send, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -92,7 +93,7 @@ def test_sla_actions_and_deliveries_are_counted(tmp_path: Path):
     failed = 'helpdeskd_outbox_deliveries_total{result="failed"}'
     before = sample(warn), sample(breach), sample(failed)
     metrics.swept([{"action": "warn"}, {"action": "breach"}, {"action": "warn"}])
-    metrics.delivered(FlushResult(sent=(), retried=(), failed=("x",)))
+    metrics.delivered(tally(FlushResult(sent=(), retried=(), failed=("x",))))
     assert (sample(warn), sample(breach), sample(failed)) == (
         before[0] + 2,
         before[1] + 1,

@@ -77,6 +77,7 @@ def test_the_listener_and_the_courier_run_in_processes_of_their_own(node: Daemon
 @pytest.mark.parametrize("role", ["listener", "courier"])
 def test_a_killed_child_is_started_again_and_its_work_goes_on(node: Daemon, sink: Sink, role):
     [before] = children(node.proc.pid)[role]
+    node.config.write_text("[helpdesk\n")  # an admin mid-edit: the new child runs the running one
     os.kill(before, signal.SIGKILL)
     assert wait(lambda: children(node.proc.pid).get(role, [before]) != [before])
     # the listener's sockets are the main process's: connections wait for the new listener

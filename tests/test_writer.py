@@ -12,7 +12,7 @@ from pathlib import Path
 from helpdeskd import config as configuration
 from helpdeskd import pipeline
 from helpdeskd.adapters.store import Store
-from helpdeskd.service import Service
+from helpdeskd.service import Service, bind_listener
 from tests.support import free_port, mail, send, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
@@ -31,11 +31,13 @@ def test_a_slow_worker_does_not_delay_the_250(tmp_path: Path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "classify", slow_classify)
     service = Service(config)
+    sockets = bind_listener(config)
     loop = asyncio.new_event_loop()
     listener = threading.Thread(target=loop.run_forever, daemon=True)
     listener.start()
     try:
-        asyncio.run_coroutine_threadsafe(service.start_listener(), loop).result(10)
+        spawned = service.spawn("listener", sockets)  # its own process, as in the daemon
+        service.listener = asyncio.run_coroutine_threadsafe(spawned, loop).result(60)
         service.worker.start()
         send(port, mail("jane@acme.test", "First", "The worker is slow with this one."))
         assert working.wait(10)
@@ -55,7 +57,10 @@ def test_a_slow_worker_does_not_delay_the_250(tmp_path: Path, monkeypatch):
         finish.set()
         service.worker.stop()
         service.worker.join(10)
-        loop.call_soon_threadsafe(service.server.close)
+        if service.listener is not None:
+            service.listener.stop(10)
+        for sock in sockets:
+            sock.close()
         loop.call_soon_threadsafe(loop.stop)
         listener.join(10)
 
