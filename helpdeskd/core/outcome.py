@@ -380,7 +380,12 @@ def close_refused(ctx: Context, case: Case) -> tuple[tuple[str, str], Mail]:
 
 def engineer_reply(ctx: Context, case: Case) -> Outcome:
     engineers = [e.email for e in ctx.config.engineers]
-    parsed = parse_commands(ctx.inbound.text, sender=ctx.inbound.from_addr, engineers=engineers)
+    parsed = parse_commands(
+        ctx.inbound.text,
+        sender=ctx.inbound.from_addr,
+        engineers=engineers,
+        ours=ctx.config.staff,
+    )
     allow = tuple(c.value for c in parsed.changes if c.kind == "allow")
     errors = (
         parsed.errors
