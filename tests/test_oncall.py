@@ -122,3 +122,12 @@ def test_a_mistaken_rota_is_refused_with_its_keys(tmp_path: Path):
         configuration.load(write_config(tmp_path, extra=bad))
     keys = [key for key, _ in refused.value.problems]
     assert "oncall.handover" in keys and "oncall.team_calendar" in keys
+
+
+def test_the_rota_names_engineers_only(tmp_path: Path):
+    bad = ROTA.replace('"bob@helpdesk.test"]', '"carol@helpdesk.test"]')
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load(write_config(tmp_path, extra=bad))
+    assert refused.value.problems == [
+        ("oncall.rotation[1]", '"carol@helpdesk.test" is not one of [[engineers]]')
+    ]

@@ -27,7 +27,9 @@ class OnCall:
     plans: tuple[str, ...] = ()  # empty: every plan
 
 
-def _oncall(r: Reader, t: dict, calendars: dict[str, Calendar]) -> OnCall | None:
+def _oncall(
+    r: Reader, t: dict, calendars: dict[str, Calendar], engineers: frozenset[str]
+) -> OnCall | None:
     if not t:
         return None
     p = "oncall"
@@ -38,6 +40,8 @@ def _oncall(r: Reader, t: dict, calendars: dict[str, Calendar]) -> OnCall | None
     rotation = r.addresses(t, "rotation", p)
     if not rotation:
         r.problem(f"{p}.rotation", "name at least one engineer's address")
+    for i, address in enumerate(rotation):
+        _engineer(r, address, f"{p}.rotation[{i}]", engineers)
     starts = r.required(t, "starts", p, (str, date))
     try:
         starts = date.fromisoformat(str(starts)) if starts is not None else date.min
@@ -62,6 +66,12 @@ def _oncall(r: Reader, t: dict, calendars: dict[str, Calendar]) -> OnCall | None
         priorities=priorities,
         plans=r.strings(t, "plans", p),
     )
+
+
+def _engineer(r: Reader, address: str | None, path: str, engineers: frozenset[str]) -> None:
+    """Pages go to engineers: another address would be paged without being able to `#ack`."""
+    if address and address not in engineers:
+        r.problem(path, f'"{address}" is not one of [[engineers]]')
 
 
 def _handover(r: Reader, text: str) -> tuple[int, time]:
