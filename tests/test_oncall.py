@@ -109,6 +109,7 @@ def test_oncall_shows_now_and_next(config):
     assert shown == {
         "now": BOB,
         "since": "2026-12-07T09:00:00-06:00",
+        "until": "2026-12-14T09:00:00-06:00",
         "next": ALICE,
         "from": "2026-12-14T09:00:00-06:00",
     }
@@ -130,4 +131,110 @@ def test_the_rota_names_engineers_only(tmp_path: Path):
         configuration.load(write_config(tmp_path, extra=bad))
     assert refused.value.problems == [
         ("oncall.rotation[1]", '"carol@helpdesk.test" is not one of [[engineers]]')
+    ]
+
+
+SHIFTS = """
+[oncall]
+shifts = [
+  { who = "alice@helpdesk.test", from = "2026-12-24 18:00", until = "2026-12-27 09:00" },
+  { who = "bob@helpdesk.test", from = "2026-12-31 18:00", until = "2027-01-04 08:00" },
+]
+team_calendar = "business"
+ack_within = "5m"
+"""
+CHRISTMAS = "2026-12-25T03:00:00-06:00"  # on alice's shift
+GAP = "2026-12-29T03:00:00-06:00"  # between the shifts: nobody on call
+
+
+@pytest.fixture
+def shifts(tmp_path: Path, database) -> Path:
+    return write_config(tmp_path, extra=SHIFTS)
+
+
+def test_a_dated_shift_pages_whoever_holds_it_then_the_next_one(shifts, tmp_path: Path):
+    reference = open_outage(shifts, CHRISTMAS)
+    assert pages(tmp_path) == [ALICE]
+    swept = json.loads(run(shifts, "sweep", "--now", "2026-12-25T03:05:00-06:00", "--json"))
+    assert {"reference": reference, "action": "page", "to": [BOB]} in swept  # who takes over
+
+
+def test_between_shifts_nobody_is_paged_and_the_ladder_is_told_at_once(shifts, tmp_path: Path):
+    reference = open_outage(shifts, GAP)
+    assert pages(tmp_path) == []
+    escalations = [m for m in delivered(tmp_path) if str(m["To"]) == "lead@helpdesk.test"]
+    assert len(escalations) == 1
+    shown = json.loads(run(shifts, "show", reference, "--json"))
+    assert shown["escalation_level"] == 1
+    assert ("escalate", "level 1: nobody is on call") in [
+        (e["kind"], e["detail"]) for e in shown["events"]
+    ]
+
+
+def test_oncall_shows_shifts_and_the_gaps_between_them(shifts):
+    shown = json.loads(run(shifts, "oncall", "--now", CHRISTMAS, "--json"))
+    assert shown == {
+        "now": ALICE,
+        "since": "2026-12-24T18:00:00-06:00",
+        "until": "2026-12-27T09:00:00-06:00",
+        "next": BOB,
+        "from": "2026-12-31T18:00:00-06:00",
+    }
+    text = run(shifts, "oncall", "--now", GAP)
+    assert "now   nobody (between shifts)" in text
+    assert "next  bob@helpdesk.test  from 2026-12-31 18:00 CST" in text
+    text = run(shifts, "oncall", "--now", "2027-01-05T00:00:00-06:00")
+    assert "now   nobody" in text and "next  nobody (no shift after this)" in text
+
+
+def shift(who: str, begins: str, ends: str, until: str = "until") -> str:
+    return f'{{ who = "{who}@helpdesk.test", from = "{begins}", {until} = "{ends}" }}'
+
+
+@pytest.mark.parametrize(
+    ("shifts_text", "key", "why"),
+    [
+        (
+            shift("alice", "2026-12-24 18:00", "2026-12-27 09:00")
+            + ", "
+            + shift("bob", "2026-12-27 08:00", "2026-12-28 09:00"),
+            "oncall.shifts[1]",
+            "overlaps oncall.shifts[0] (alice@helpdesk.test until 2026-12-27 09:00)",
+        ),
+        (
+            shift("alice", "2026-12-24 18:00", "2026-12-24 18:00"),
+            "oncall.shifts[0].until",
+            "must be after from (2026-12-24 18:00)",
+        ),
+        (
+            shift("alice", "2026-12-24 18:00", "2026-12-25 09:00", "to"),
+            "oncall.shifts[0].to",
+            "unknown key (known: from, until, who)",
+        ),
+        (
+            shift("carol", "2026-12-24 18:00", "2026-12-25 09:00"),
+            "oncall.shifts[0].who",
+            '"carol@helpdesk.test" is not one of [[engineers]]',
+        ),
+        (
+            shift("alice", "Christmas eve", "2026-12-25 09:00"),
+            "oncall.shifts[0].from",
+            "'Christmas eve' is not a date and time: write it as YYYY-MM-DD HH:MM",
+        ),
+    ],
+    ids=["overlapping", "empty", "unknown key", "not an engineer", "not a time"],
+)
+def test_mistaken_shifts_are_refused_by_key_path(tmp_path: Path, shifts_text, key, why):
+    text = f'[oncall]\nshifts = [{shifts_text}]\nteam_calendar = "business"\n'
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load(write_config(tmp_path, extra=text))
+    assert (key, why) in refused.value.problems
+
+
+def test_a_rota_and_shifts_together_are_refused(tmp_path: Path):
+    both = ROTA + f"shifts = [{shift('alice', '2026-12-24 18:00', '2026-12-25 09:00')}]\n"
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load(write_config(tmp_path, extra=both))
+    assert refused.value.problems == [
+        ("oncall.shifts", "give either rotation (a weekly rota) or shifts (dated), not both")
     ]
