@@ -171,7 +171,8 @@ def warning_page(store: Store, config: Config, case: Case, now: datetime) -> lis
         return []
     case, person, (kind, detail), mails = on_call(config, case, now)
     if person:
-        Pages(store).add(case.id, person, 0, now, now + config.oncall.ack_within.wall)
+        ack_by, command = now + config.oncall.ack_within.wall, oncall.command(config, case, person)
+        Pages(store).add(case.id, person, 0, now, ack_by, command)
         detail += ": SLA warning"
     else:
         case = Cases(store).save(case, sla.next_due(case, config, now))
@@ -208,7 +209,8 @@ def page_next(
     why = f"{row['person']} did not answer the page within {config.oncall.ack_within}"
     if nxt:
         ack_by = now + config.oncall.ack_within.wall
-        Pages(store).add(case.id, nxt, row["step"] + 1, now, ack_by)
+        command = oncall.command(config, case, nxt)
+        Pages(store).add(case.id, nxt, row["step"] + 1, now, ack_by, command)
         cases.add_event(case.id, now, "page", f"{nxt} paged: {why}")
         mails: tuple[Mail, ...] = (oncall.page_mail(config, nxt, row["step"] + 1),)
     else:

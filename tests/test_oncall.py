@@ -238,3 +238,99 @@ def test_a_rota_and_shifts_together_are_refused(tmp_path: Path):
     assert refused.value.problems == [
         ("oncall.shifts", "give either rotation (a weekly rota) or shifts (dated), not both")
     ]
+
+
+# -- page_command: a program run at each page, besides its mail ------------------------------
+
+RECORDER = """#!/bin/sh
+# what a gateway would be given: each argument on a line of its own, then a separator
+for argument in "$@"; do printf '%s\\n' "$argument" >> "{log}"; done
+echo --- >> "{log}"
+"""
+
+
+def gateway(folder: Path, script: str) -> Path:
+    program = folder / "page-gateway"
+    program.write_text(script.format(log=folder / "gateway.log"), encoding="utf-8")
+    program.chmod(0o755)
+    return program
+
+
+def with_command(folder: Path, program: Path) -> Path:
+    command = f'page_command = ["{program}", "--case", "{{reference}}", "{{summary}}", "{{paged}}"]'
+    return write_config(folder, extra=ROTA + command + "\n")
+
+
+def runs(folder: Path) -> list[list[str]]:
+    log = folder / "gateway.log"
+    text = log.read_text(encoding="utf-8") if log.exists() else ""
+    return [chunk.strip("\n").split("\n") for chunk in text.split("---\n") if chunk.strip()]
+
+
+def test_each_page_runs_the_page_command_once(tmp_path: Path, database):
+    config = with_command(tmp_path, gateway(tmp_path, RECORDER))
+    reference = open_outage(config, NIGHT)
+    assert runs(tmp_path) == [["--case", reference, "P1 Acme: Production is down", BOB]]
+    run(config, "sweep", "--now", "2026-12-09T03:05:00-06:00")  # bob did not answer
+    run(config, "sweep", "--now", "2026-12-09T03:06:00-06:00")
+    run(config, "outbox", "--flush")
+    assert runs(tmp_path) == [
+        ["--case", reference, "P1 Acme: Production is down", BOB],
+        ["--case", reference, "P1 Acme: Production is down", ALICE],
+    ]
+    shown = json.loads(run(config, "show", reference, "--json"))
+    assert [e["detail"] for e in shown["events"] if e["kind"] == "page_command"] == [
+        "ran for bob@helpdesk.test",
+        "ran for alice@helpdesk.test",
+    ]
+
+
+FAILING = "#!/bin/sh\necho 'gateway refused: no credit' >&2\nexit 3\n"
+HANGING = "#!/bin/sh\nsleep 60\n"
+
+
+@pytest.mark.parametrize(
+    ("script", "why"),
+    [(FAILING, "exit status 3: gateway refused: no credit"), (HANGING, "killed after 10s")],
+    ids=["failing", "hanging"],
+)
+def test_a_failed_page_command_tells_the_admins_and_the_mail_still_goes(
+    tmp_path: Path, database, script: str, why: str
+):
+    config = with_command(tmp_path, gateway(tmp_path, script))
+    reference = open_outage(config, NIGHT)
+    assert pages(tmp_path) == [BOB]
+    (alert,) = [m for m in delivered(tmp_path) if str(m["To"]) == "ops@helpdesk.test"]
+    text = alert.get_body(("plain",)).get_content()
+    assert f"page_command for {reference} (bob@helpdesk.test) failed: {why}" in text
+    shown = json.loads(run(config, "show", reference, "--json"))
+    assert [e["detail"] for e in shown["events"] if e["kind"] == "page_command"] == [
+        f"failed for bob@helpdesk.test: {why}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("[]", "must be a list of non-empty strings, the program first"),
+        ('["/bin/true", ""]', "must be a list of non-empty strings, the program first"),
+        ('"/bin/true {reference}"', "must be a list of non-empty strings, the program first"),
+        ('["/nowhere/page-gateway"]', "'/nowhere/page-gateway' is not an executable program"),
+        ('["no-such-gateway-here"]', "'no-such-gateway-here' is not an executable program"),
+    ],
+    ids=["empty", "empty argument", "a shell line", "missing", "not in PATH"],
+)
+def test_a_mistaken_page_command_is_refused(tmp_path: Path, value: str, why: str):
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load(write_config(tmp_path, extra=f"{ROTA}page_command = {value}\n"))
+    assert refused.value.problems == [("oncall.page_command", why)]
+
+
+def test_a_page_command_that_cannot_be_run_is_refused(tmp_path: Path):
+    program = gateway(tmp_path, RECORDER)
+    program.chmod(0o644)
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load(with_command(tmp_path, program))
+    assert refused.value.problems == [
+        ("oncall.page_command", f"'{program}' is not an executable program")
+    ]

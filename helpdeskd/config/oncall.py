@@ -7,8 +7,11 @@ Either a weekly rota: `rotation` in order, the first person's first shift beginn
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from helpdeskd.config.reader import Reader
@@ -17,7 +20,7 @@ from helpdeskd.names import PRIORITIES
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEYS = {"rotation", "starts", "handover", "shifts", "team_calendar", "priorities", "plans",
-        "ack_within"}  # fmt: skip
+        "ack_within", "page_command"}  # fmt: skip
 ROTA_ONLY = ("starts", "handover")
 
 
@@ -39,6 +42,7 @@ class OnCall:
     priorities: tuple[str, ...] = ("P1",)
     plans: tuple[str, ...] = ()  # empty: every plan
     shifts: tuple[Shift, ...] = ()  # in order, none overlapping
+    page_command: tuple[str, ...] = ()  # run at each page besides its mail; empty: none
 
 
 def _oncall(
@@ -77,6 +81,7 @@ def _oncall(
         priorities=priorities,
         plans=r.strings(t, "plans", p),
         shifts=shifts,
+        page_command=_page_command(r, t),
     )
 
 
@@ -137,6 +142,22 @@ def _moment(r: Reader, item: dict, key: str, p: str, zone: ZoneInfo) -> datetime
         r.problem(f"{p}.{key}", f"{value!r} is not a date and time: write it as YYYY-MM-DD HH:MM")
         return None
     return moment.replace(tzinfo=zone)
+
+
+def _page_command(r: Reader, t: dict) -> tuple[str, ...]:
+    """An argv list, run without a shell; its program must be there and executable now, not
+    found missing at the first page at night."""
+    if "page_command" not in t:
+        return ()
+    argv = t["page_command"]
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+        r.problem("oncall.page_command", "must be a list of non-empty strings, the program first")
+        return ()
+    program = argv[0]  # a bare name is looked up in PATH, a relative path beside the file
+    found = shutil.which(program) if os.sep not in program else str(r.base / program)
+    if found is None or not (Path(found).is_file() and os.access(found, os.X_OK)):
+        r.problem("oncall.page_command", f"{program!r} is not an executable program")
+    return (found or program, *argv[1:])
 
 
 def _engineer(r: Reader, address: str | None, path: str, engineers: frozenset[str]) -> None:

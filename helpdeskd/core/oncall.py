@@ -119,6 +119,21 @@ def paged(config: Config, now: datetime, step: int) -> str | None:
     return next_duty(config, now).who if on_duty(config, now).who else None
 
 
+def command(config: Config, case: Case, person_paged: str) -> tuple[str, ...]:
+    """The page_command's arguments for this page: "{reference}", "{summary}" and "{paged}"
+    stand for the case's reference, "P1 Acme: subject" and the address paged; () when there
+    is no page_command."""
+    summary = f"{case.priority} {case.customer or 'unknown sender'}: {case.subject}"
+    given = {"{reference}": case.reference, "{summary}": summary, "{paged}": person_paged}
+    return tuple(_filled(argument, given) for argument in config.oncall.page_command)
+
+
+def _filled(argument: str, given: dict[str, str]) -> str:
+    for placeholder, value in given.items():
+        argument = argument.replace(placeholder, value)
+    return argument
+
+
 def page_mail(config: Config, person_paged: str, step: int) -> Mail:
     return Mail(
         "page",
