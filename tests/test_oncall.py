@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import email.utils
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from helpdeskd import config as configuration
-from tests.support import delivered, mail, run, write_config
+from helpdeskd.config.oncall import DAYS
+from tests.support import Daemon, delivered, free_port, mail, run, send, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -334,3 +336,31 @@ def test_a_page_command_that_cannot_be_run_is_refused(tmp_path: Path):
     assert refused.value.problems == [
         ("oncall.page_command", f"'{program}' is not an executable program")
     ]
+
+
+def test_in_the_daemon_the_courier_runs_the_page_command(tmp_path: Path, sink, database):
+    """The daemon on the wall clock: the team works another weekday than today, so an outage
+    pages bob, alone on the rota; the courier runs the page_command after the commit, and
+    tells the admins it failed."""
+    elsewhen = DAYS[(datetime.now(UTC).weekday() + 3) % 7]
+    program = gateway(tmp_path, FAILING)
+    extra = f"""
+[calendars.elsewhen]
+timezone = "UTC"
+{elsewhen} = "09:00-17:00"
+
+[oncall]
+rotation = ["bob@helpdesk.test"]
+starts = "2020-01-06"
+team_calendar = "elsewhen"
+page_command = ["{program}", "{{reference}}"]
+"""
+    port = free_port()
+    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port, extra=extra)
+    with Daemon(config, port) as daemon:
+        send(daemon.port, mail("ops@acme.test", "Production is down", "Outage."))
+        assert sink.wait_for(lambda m: "PAGE P1" in str(m["Subject"]) and BOB in str(m["To"]))
+        alert = sink.wait_for(lambda m: "page_command for" in str(m["Subject"]))
+        assert alert, [str(m["Subject"]) for m in sink.received]
+        assert "failed: exit status 3: gateway refused: no credit" in str(alert[0]["Subject"])
+        assert str(alert[0]["To"]) == "ops@helpdesk.test"
