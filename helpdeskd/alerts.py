@@ -102,9 +102,20 @@ class AdminAlerts:
             log.warning("incident resolved before its alert was sent: neither is sent", key=key)
         return False
 
+    def pages_failed(self, result: FlushResult, now: datetime) -> None:
+        """Each page_command that failed or hung, once: the page's mail went all the same."""
+        for failed in result.pages_failed:
+            detail = (
+                f"The page's mail was sent; the program [oncall] page_command names was not "
+                f"run well for it: {failed.why}.\nThe daemon's log has the details."
+            )
+            self.notice(f"page_command:{failed.page_id}", failed.summary, detail, now)
+
     def undelivered(self, result: FlushResult, now: datetime) -> None:
         """Admin alerts the relay did not take in this delivery pass: tried by the other
-        routes at their first failure and when given up; CRITICAL when nothing took them."""
+        routes at their first failure and when given up; CRITICAL when nothing took them.
+        Page_commands that failed in it are told too."""
+        self.pages_failed(result, now)
         rerouted = [
             (item, given_up)
             for items, given_up in ((result.retried, False), (result.failed, True))

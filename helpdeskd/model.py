@@ -76,6 +76,10 @@ class Case:
     category: str | None = None  # [categories.NAME] an engineer gave it (#category)
     id: int | None = None
 
+    def has_on_it(self, address: str) -> bool:
+        """The opener, a contact or a participant: someone the case's mail goes to."""
+        return address == self.opener or address in self.contacts or address in self.participants
+
 
 @dataclass(frozen=True)
 class Clock:

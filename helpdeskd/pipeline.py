@@ -35,7 +35,7 @@ from helpdeskd.adapters.store import (
 )
 from helpdeskd.budget import OverBudget, parse_within
 from helpdeskd.config import Config
-from helpdeskd.core import authres, behalf, loops, search, sla
+from helpdeskd.core import authres, behalf, loops, oncall, search, sla
 from helpdeskd.core.address import usable
 from helpdeskd.core.authres import Verdict, header_value
 from helpdeskd.core.autogen import Own
@@ -398,7 +398,7 @@ def apply(
         case = cases.save(case, sla.next_due(case, config))
         for kind, detail in result.events:
             cases.add_event(case.id, now, kind, detail)
-        keep_teamwork(store, config, result, case.id, inbound.from_addr, now)
+        keep_teamwork(store, config, result, case, inbound.from_addr, now)
     if result.bounced:
         for case_id in cases.mark_bounced(result.bounced):
             cases.add_event(case_id, now, "bounce", "outgoing mail reported undeliverable")
@@ -417,19 +417,20 @@ def apply(
 
 
 def keep_teamwork(
-    store: Store, config: Config, result: Outcome, case_id: int, writer: str, now: datetime
+    store: Store, config: Config, result: Outcome, case: Case, writer: str, now: datetime
 ) -> None:
     """An engineer's reminders, time spent and answer to a page, with the mail that gave
-    them; the page a new case sent."""
+    them; the page a new case sent, with its page_command's arguments."""
     for reminder in result.reminders:
-        Reminders(store).add(case_id, reminder, now)
+        Reminders(store).add(case.id, reminder, now)
     if result.minutes:
-        TimeSpent(store).add(case_id, writer, result.minutes, now)
+        TimeSpent(store).add(case.id, writer, result.minutes, now)
     if result.paged:
         ack_by = now + config.oncall.ack_within.wall
-        Pages(store).add(case_id, result.paged, 0, now, ack_by)
+        command = oncall.command(config, case, result.paged)
+        Pages(store).add(case.id, result.paged, 0, now, ack_by, command)
     if result.answered:
-        Pages(store).ack(case_id, now)
+        Pages(store).ack(case.id, now)
 
 
 UNSEARCHED = frozenset({"command_error"})  # applied nothing: not part of the case's story

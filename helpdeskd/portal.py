@@ -18,14 +18,14 @@ from helpdeskd.model import Attachment, Case
 
 
 def visible_cases(store: Store, viewer: Viewer) -> list[Case]:
+    """Newest first: the customer's cases this viewer may see, and the cases they are on
+    whatever customer's (a participant copied from another company)."""
     cases = Cases(store)
-    if viewer.representative and viewer.customer:
-        found = cases.of_customer(viewer.customer)
-    elif viewer.customer:
-        found = [c for c in cases.of_customer(viewer.customer) if access.may_see(viewer, c)]
-    else:
-        found = cases.opened_by(viewer.address)
-    return [c for c in found if access.may_see(viewer, c)]
+    found = cases.of_customer(viewer.customer) if viewer.customer else []
+    if not viewer.representative:
+        found += cases.of_person(viewer.address)
+    unique = {c.id: c for c in found if access.may_see(viewer, c)}
+    return sorted(unique.values(), key=lambda c: c.id, reverse=True)
 
 
 def case_by_reference(store: Store, viewer: Viewer, reference: str) -> Case | None:

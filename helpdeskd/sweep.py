@@ -21,7 +21,7 @@ from helpdeskd.adapters import webhooks
 from helpdeskd.adapters.store import Cases, Pages, Reminders, Store
 from helpdeskd.config import Config
 from helpdeskd.core import agreed, calendar, oncall, reply_due, sla, teamwork, terms
-from helpdeskd.core.outcome import escalation_mails, milestone, team
+from helpdeskd.core.outcome import climbed, escalation_mails, milestone, on_call, team
 from helpdeskd.model import Case, Mail
 from helpdeskd.pipeline import queue_mail
 
@@ -166,14 +166,21 @@ def reminders(store: Store, config: Config, now: datetime, dry_run: bool) -> lis
 
 def warning_page(store: Store, config: Config, case: Case, now: datetime) -> list[dict]:
     """A paging case that reaches a warning out of hours, not paged yet, pages the person on
-    call as a new one would."""
-    person = oncall.paged(config, now, 0) if oncall.pages(case, config, now) else None
-    if person is None or Pages(store).of_case(case.id):
+    call as a new one would (or, with nobody on call, climbs its ladder)."""
+    if not oncall.pages(case, config, now) or Pages(store).of_case(case.id):
         return []
-    Pages(store).add(case.id, person, 0, now, now + config.oncall.ack_within.wall)
-    Cases(store).add_event(case.id, now, "page", f"{person} paged (on call): SLA warning")
-    queued = queue_mail(store, config, oncall.page_mail(config, person, 0), case, [], None, now)
-    return [{"reference": case.reference, "action": "page", "to": queued["to"] if queued else []}]
+    case, person, (kind, detail), mails = on_call(config, case, now)
+    if person:
+        ack_by, command = now + config.oncall.ack_within.wall, oncall.command(config, case, person)
+        Pages(store).add(case.id, person, 0, now, ack_by, command)
+        detail += ": SLA warning"
+    else:
+        case = Cases(store).save(case, sla.next_due(case, config, now))
+    Cases(store).add_event(case.id, now, kind, detail)
+    thread = Cases(store).thread_ids(case.id)
+    queued = [queue_mail(store, config, m, case, thread, None, now) for m in mails]
+    to = [a for q in queued if q for a in q["to"]]
+    return [{"reference": case.reference, "action": "page" if person else kind, "to": to}]
 
 
 def unanswered_pages(store: Store, config: Config, now: datetime, dry_run: bool) -> list[dict]:
@@ -202,18 +209,14 @@ def page_next(
     why = f"{row['person']} did not answer the page within {config.oncall.ack_within}"
     if nxt:
         ack_by = now + config.oncall.ack_within.wall
-        Pages(store).add(case.id, nxt, row["step"] + 1, now, ack_by)
+        command = oncall.command(config, case, nxt)
+        Pages(store).add(case.id, nxt, row["step"] + 1, now, ack_by, command)
         cases.add_event(case.id, now, "page", f"{nxt} paged: {why}")
         mails: tuple[Mail, ...] = (oncall.page_mail(config, nxt, row["step"] + 1),)
-    elif case.escalation_level >= len(sla.escalation_of(case, config)):
-        cases.add_event(case.id, now, "page", f"{why}; the case is at the top of its ladder")
-        mails = ()
     else:
-        level = case.escalation_level + 1
-        case = sla.escalated(replace(case, escalation_level=level), config, level, now)
+        case, event, mails = climbed(config, case, why, now)
         case = cases.save(case, sla.next_due(case, config, now))
-        cases.add_event(case.id, now, "escalate", f"level {level}: {why}")
-        mails = escalation_mails(config, case, level, f"by the on-call rota: {why}")
+        cases.add_event(case.id, now, *event)
     queued = [
         queue_mail(store, config, m, case, cases.thread_ids(case.id), None, now) for m in mails
     ]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Daemon, Sink, cli, mail, send
+from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -106,6 +106,32 @@ def test_an_engineer_is_never_made_a_participant(daemon: Daemon, sink: Sink, dat
     reference, notification = open_copied_case(daemon, sink)
     engineer(daemon, notification, "#cc add bob@helpdesk.test\n\nSecret words.")
     error = one(sink, lambda m: "Not applied" in str(m["Subject"]), "the command error")
-    assert "is an engineer" in text_of(error)
+    assert "is one of our own people" in text_of(error)
     assert not [m for m in sink.received if "Secret words" in text_of(m)]
     assert show(daemon.config, reference)["participants"] == [COLLEAGUE, OUTSIDER]
+
+
+MANAGER_PLAN = """
+[plans.managed]
+calendar = "business"
+first_response = { P1 = "2h", P2 = "4h", P3 = "1d", P4 = "3d" }
+resolution = { P1 = "3d", P2 = "5d", P3 = "20d", P4 = "20d" }
+service_manager = "manager.services@helpdesk.test"
+"""
+
+
+def test_none_of_our_own_people_is_made_a_participant(tmp_path: Path, sink: Sink, database):
+    """A service manager, an escalation contact and an admin are our own people as much as an
+    engineer: each `#cc add` of one is refused, and nothing of the reply is applied."""
+    port = free_port()
+    config = write_config(tmp_path, smtp_port=port, relay_port=sink.port, extra=MANAGER_PLAN)
+    ours = ["manager.services@helpdesk.test", "lead@helpdesk.test", "ops@helpdesk.test"]
+    with Daemon(config, port) as daemon:
+        reference, notification = open_copied_case(daemon, sink)
+        lines = "".join(f"#cc add {address}\n" for address in ours)
+        engineer(daemon, notification, f"{lines}#cc add ann@acme.test\n\nSecret words.")
+        error = one(sink, lambda m: "Not applied" in str(m["Subject"]), "the command error")
+        for address in ours:
+            assert f'"{address}" is one of our own people' in text_of(error)
+        assert not [m for m in sink.received if "Secret words" in text_of(m)]
+        assert show(config, reference)["participants"] == [COLLEAGUE, OUTSIDER]

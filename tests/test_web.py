@@ -237,6 +237,23 @@ def test_the_primary_contact_sees_every_case_of_the_customer(site: Site):
     assert report.status == 200 and "<svg" in report.text
 
 
+def test_participants_see_the_cases_they_are_copied_on_and_nothing_else(site: Site):
+    """A colleague of the customer's and an outsider, both in Cc of Ann's mail: each signs in
+    (the outsider too: they are on a case) and sees that case, not Ann's other one."""
+    copied = "jim@initech.test, consultant@partner.test"
+    send(site.daemon.port, mail("ann@initech.test", "Printer jam", "x", headers={"Cc": copied}))
+    ack = site.sink.wait_for(lambda m: "Printer jam" in str(m["Subject"]))
+    assert ack, "no acknowledgement"
+    theirs = str(ack[0]["Subject"]).split("]")[0].lstrip("[")
+    other = site.open_case("ann@initech.test", "Another Initech matter")
+    for address in ("jim@initech.test", "consultant@partner.test"):
+        browser = site.signed_in(address)
+        assert browser.get(f"/cases/{theirs}").status == 200, address
+        listing = browser.get("/cases").text
+        assert theirs in listing and other not in listing, address
+        assert browser.get(f"/cases/{other}").status == 404, address
+
+
 def test_a_web_reply_lands_as_its_mail_twin(site: Site):
     by_web = site.open_case("jane@acme.test", "Web twin")
     by_mail = site.open_case("jane@acme.test", "Mail twin")

@@ -25,11 +25,12 @@ import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
 
+from helpdeskd.adapters import page_command
 from helpdeskd.adapters.store import OutboxQueue, Queued, Store
 from helpdeskd.config import Outbound
 
@@ -64,6 +65,7 @@ class FlushResult:
     sent: tuple[Queued, ...] = ()
     retried: tuple[Queued, ...] = ()
     failed: tuple[Queued, ...] = ()
+    pages_failed: tuple[page_command.Failed, ...] = ()  # page_commands that did not run well
 
 
 class Courier:
@@ -274,9 +276,10 @@ def flush(
     limit: int = 1000,
     lanes: Lanes | None = None,
 ) -> FlushResult:
-    """Deliver what is due; returns what happened, including what was given up on. `node`
-    names this node in the leases (the host name by default). `lanes`: sessions kept from
-    the caller's earlier passes (refreshed first); without them, a flush opens its own."""
+    """Deliver what is due, then run the page_commands of the pages recorded since; returns
+    what happened, including what was given up on. `node` names this node in the leases (the
+    host name by default). `lanes`: sessions kept from the caller's earlier passes (refreshed
+    first); without them, a flush opens its own."""
     queue, owner = OutboxQueue(store), lease_owner(node)
     record = _Records(queue, outbound, now, rng or random.Random())
     due = queue.due(now, limit)
@@ -291,7 +294,7 @@ def flush(
             with store.transaction():
                 claimed = [item for item in batch if queue.claim(item.id, now, now + LEASE, owner)]
             lanes.deliver(claimed, record)
-    return record.result()
+    return replace(record.result(), pages_failed=page_command.run_due(store, now))
 
 
 class _Records:

@@ -204,7 +204,7 @@ def mail_link(store: Store, config: Config, address: str, now: datetime) -> bool
     address = normal(address)
     with store.transaction():
         viewer = access.viewer_for(address, config)
-        if not access.known(viewer, len(Cases(store).opened_by(address, limit=1))):
+        if not access.known(viewer, len(Cases(store).of_person(address, limit=1))):
             return False
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(seconds=config.web.link_ttl)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from helpdeskd import announce, exits, quarantine, sweep, views
 from helpdeskd.adapters import outbox
+from helpdeskd.adapters import store as stores
 from helpdeskd.adapters.store import OutboxQueue, Store, StoreUnavailable
-from helpdeskd.alerts import incident_report
+from helpdeskd.alerts import AdminAlerts, incident_report
 from helpdeskd.commands.context import open_store, read_store
 from helpdeskd.config import Config
 from helpdeskd.core.autogen import explain
@@ -46,9 +47,20 @@ def cmd_ingest(config: Config, args: Namespace) -> int:
         return 0
     if result.quarantined:
         quarantine.tell_admins_once(config, store, spool_id, now)
-    outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
+    deliver(store, config, now)
     print(_describe(result))
     return 0
+
+
+def deliver(store: Store, config: Config, now: datetime) -> outbox.FlushResult:
+    """The outbox flushed as the daemon's courier does; a page_command that failed in it is
+    told to the admins at once, their alert flushed too."""
+    result = outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
+    if result.pages_failed:
+        alerts = AdminAlerts(lambda: stores.open_store(config.helpdesk.database), lambda: config)
+        alerts.pages_failed(result, now)
+        outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
+    return result
 
 
 def read_message(name: str, limit: int) -> bytes:
@@ -134,7 +146,7 @@ def cmd_sweep(config: Config, args: Namespace) -> int:
     now = args.now or datetime.now(UTC)
     actions = sweep.run(store, config, now, dry_run=args.dry_run)
     if not args.dry_run:
-        outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
+        deliver(store, config, now)
     if args.json:
         print(json.dumps(actions, indent=2))
     else:
@@ -158,7 +170,7 @@ def cmd_outbox(config: Config, args: Namespace) -> int:
         print(f"{queue.hasten(now)} message(s) waiting out a back-off due now")
     if args.flush or args.retry or args.retry_now:
         outbox.take_back(store, config.helpdesk.node, now)
-        result = outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
+        result = deliver(store, config, now)
         print(
             f"sent {len(result.sent)}, deferred {len(result.retried)}, "
             f"given up {len(result.failed)}"
@@ -234,7 +246,7 @@ def cmd_announce(config: Config, args: Namespace) -> int:
     except announce.UnknownSelection as exc:
         raise Failure(str(exc), exits.USAGE) from exc
     if not args.dry_run:
-        outbox.flush(store, config.outbound, now, node=config.helpdesk.node)
+        deliver(store, config, now)
     print(views.table(done, ["customer", "to", "queued"]) if done else "no recipients")
     return 0
 
@@ -257,7 +269,7 @@ def cmd_open(config: Config, args: Namespace) -> int:
     store = open_store(config)
     at = args.at or datetime.now(UTC)
     result = open_for(store, config, request, at)
-    outbox.flush(store, config.outbound, at, node=config.helpdesk.node)
+    deliver(store, config, at)
     if result.decision is None or result.decision.action != "new":
         raise Failure(f"no case opened for {args.for_address}: {_describe(result)}", exits.DATAERR)
     print(result.reference)

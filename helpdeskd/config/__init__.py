@@ -204,7 +204,9 @@ def _build(r: Reader, path: Path, data: dict) -> Config:
         tiers=_tiers(r, r.table(data, "tiers", "tiers"), calendars),
         webhooks=_webhooks(r, data, plans),
         categories=_categories(r, r.table(data, "categories", "categories")),
-        oncall=_oncall(r, r.table(data, "oncall", "oncall"), calendars),
+        oncall=_oncall(
+            r, r.table(data, "oncall", "oncall"), calendars, frozenset(e.email for e in engineers)
+        ),
     )
 
 

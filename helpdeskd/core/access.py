@@ -1,7 +1,8 @@
 """Who may see what on the status page (pure).
 
 The rules are the mail rules seen from the other side: a contact sees the cases they opened or
-are on, a customer's primary and stand-in contacts and its nominated report viewers see all of
+are on (a contact of the case, or a participant copied on it, from any domain), a customer's
+primary and stand-in contacts and its nominated report viewers see all of
 that customer's cases and its reports, engineers see the team's queue. Nobody sees another
 customer's case, and no customer sees internal mail (notes, engineer notifications, escalations
 to staff).
@@ -48,10 +49,11 @@ def nominated(address: str, config: Config) -> Customer | None:
     return next((c for c in config.customers if address in c.report_viewers), None)
 
 
-def known(viewer: Viewer, opened_cases: int) -> bool:
+def known(viewer: Viewer, their_cases: int) -> bool:
     """Whether a sign-in link is worth mailing: staff, a customer's address, or someone who
-    already has a case (an unknown sender whose case was opened anyway)."""
-    return viewer.engineer or viewer.customer is not None or opened_cases > 0
+    already is on a case (an unknown sender whose case was opened anyway, a participant from
+    outside the customer's domains)."""
+    return viewer.engineer or viewer.customer is not None or their_cases > 0
 
 
 def may_see(viewer: Viewer, case: Case) -> bool:
@@ -59,7 +61,7 @@ def may_see(viewer: Viewer, case: Case) -> bool:
         return True
     if viewer.representative and case.customer == viewer.customer:
         return True
-    return viewer.address == case.opener or viewer.address in case.contacts
+    return case.has_on_it(viewer.address)
 
 
 def may_act(viewer: Viewer, case: Case) -> bool:

@@ -122,12 +122,17 @@ def describe_commands() -> str:
 INVISIBLE_LEAD = re.compile(r"^[\ufeff\u200b-\u200d\u2060\u00ad]+", re.M)
 
 
-def parse_commands(text: str, *, sender: str, engineers: Collection[str]) -> CommandResult:
-    """The changes asked for by the '#' lines at the top of an engineer's reply."""
+def parse_commands(
+    text: str, *, sender: str, engineers: Collection[str], ours: Collection[str] = ()
+) -> CommandResult:
+    """The changes asked for by the '#' lines at the top of an engineer's reply. `ours`: our
+    own people besides the engineers (Config.staff), whom `#cc add` refuses too."""
     text = INVISIBLE_LEAD.sub("", text)
     lines = text.splitlines(keepends=True)
     block_end = _block_end(lines)
-    context = _Context(sender.strip().lower(), frozenset(e.strip().lower() for e in engineers))
+    engineers = frozenset(e.strip().lower() for e in engineers)
+    staff = engineers | {a.strip().lower() for a in ours}
+    context = _Context(sender.strip().lower(), engineers, staff)
     applied: list[_Applied] = []
     errors: list[CommandError] = []
     for number, line in enumerate(lines[:block_end], start=1):
@@ -185,6 +190,7 @@ def without_escalation_line(text: str) -> str:
 class _Context:
     sender: str
     engineers: frozenset[str]
+    ours: frozenset[str]  # engineers, escalation contacts, service managers, admins
 
 
 @dataclass(frozen=True)
@@ -272,14 +278,17 @@ def _allow(command: Command, argument: str, context: _Context) -> Change | str:
 
 
 def _cc(command: Command, argument: str, context: _Context) -> Change | str:
-    """ "add jane@acme.com" or "remove jane@acme.com"; never one of our engineers, whose
+    """ "add jane@acme.com" or "remove jane@acme.com"; never one of our own people, whose
     private mailbox a customer's conversation must not reach."""
     action, _, target = argument.partition(" ")
     action, target = action.lower(), target.strip().strip("<>").lower()
     if action not in ("add", "remove") or not _ADDRESS.fullmatch(target):
         return f'"{argument}" is not a participant change; accepted: {syntax(command)}'
-    if action == "add" and target in context.engineers:
-        return f'"{target}" is an engineer: engineers are never copied on a customer\'s mail'
+    if action == "add" and target in context.ours:
+        return (
+            f'"{target}" is one of our own people (engineers, escalation contacts, service '
+            "managers, admins): they are never copied on a customer's mail"
+        )
     return Change(command.kind, f"{action} {target}")
 
 

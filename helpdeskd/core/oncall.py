@@ -2,11 +2,13 @@
 
 A case pages when its priority (and plan, if the rota names plans) is one the rota covers and
 it opens outside the team calendar's working hours. The person on call gets a page; nobody
-answering within `ack_within` (`#ack`, or any reply on the case), the next person in the rota
-is paged, and after them the case climbs the escalation ladder."""
+answering within `ack_within` (`#ack`, or any reply on the case), whoever takes over next is
+paged, and after them the case climbs the escalation ladder. With nobody on call (between
+dated shifts, before the rota starts) the case climbs the ladder at once."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -48,18 +50,55 @@ def team_timezone(config: Config) -> str:
     return config.calendars[config.oncall.team_calendar].timezone
 
 
+@dataclass(frozen=True)
+class Duty:
+    """Who holds a turn on call (None: nobody), from when until when."""
+
+    who: str | None
+    since: datetime | None
+    until: datetime | None
+
+
+NOBODY = Duty(None, None, None)
+
+
+def on_duty(config: Config, now: datetime) -> Duty:
+    """Who is on call at `now`: the rota's shift running, or the dated shift holding `now`."""
+    rota = config.oncall
+    if rota.shifts:
+        held = (Duty(s.who, s.begins, s.ends) for s in rota.shifts if s.begins <= now < s.ends)
+        return next(held, NOBODY)
+    current = shift(rota, team_timezone(config), now)
+    if current is None:
+        return NOBODY
+    number, began = current
+    return Duty(person(rota, number), began, began + WEEK)  # wall-clock weeks
+
+
+def next_duty(config: Config, now: datetime) -> Duty:
+    """Who takes over next, and from when; nobody after the last dated shift."""
+    rota = config.oncall
+    if rota.shifts:
+        later = (Duty(s.who, s.begins, s.ends) for s in rota.shifts if s.begins > now)
+        return next(later, NOBODY)
+    current = shift(rota, team_timezone(config), now)
+    if current is None:
+        first = first_handover(rota, team_timezone(config))
+        return Duty(person(rota, 0), first, first + WEEK)
+    number, began = current
+    return Duty(person(rota, number + 1), began + WEEK, began + 2 * WEEK)
+
+
 def now_and_next(config: Config, now: datetime) -> dict:
-    """Who is on call now (None before the first shift) and who takes over next, when."""
-    rota, tz = config.oncall, team_timezone(config)
-    current = shift(rota, tz, now)
-    number = current[0] if current else -1
-    began = current[1] if current else None
-    handover = began + WEEK if began else first_handover(rota, tz)
+    """Who is on call now (None before the rota starts, between or after dated shifts), since
+    and until when, and who takes over next (None after the last dated shift), from when."""
+    current, later = on_duty(config, now), next_duty(config, now)
     return {
-        "now": person(rota, number) if current else None,
-        "since": began,
-        "next": person(rota, number + 1),
-        "from": handover,
+        "now": current.who,
+        "since": current.since,
+        "until": current.until,
+        "next": later.who,
+        "from": later.since,
     }
 
 
@@ -73,9 +112,26 @@ def pages(case: Case, config: Config, now: datetime) -> bool:
 
 
 def paged(config: Config, now: datetime, step: int) -> str | None:
-    """Who a page of this step goes to: the person on call (step 0), then the next one."""
-    current = shift(config.oncall, team_timezone(config), now)
-    return person(config.oncall, current[0] + step) if current else None
+    """Who a page of this step goes to: the person on call (step 0), then whoever takes over
+    next (step 1); None when nobody is on call."""
+    if step == 0:
+        return on_duty(config, now).who
+    return next_duty(config, now).who if on_duty(config, now).who else None
+
+
+def command(config: Config, case: Case, person_paged: str) -> tuple[str, ...]:
+    """The page_command's arguments for this page: "{reference}", "{summary}" and "{paged}"
+    stand for the case's reference, "P1 Acme: subject" and the address paged; () when there
+    is no page_command."""
+    summary = f"{case.priority} {case.customer or 'unknown sender'}: {case.subject}"
+    given = {"{reference}": case.reference, "{summary}": summary, "{paged}": person_paged}
+    return tuple(_filled(argument, given) for argument in config.oncall.page_command)
+
+
+def _filled(argument: str, given: dict[str, str]) -> str:
+    for placeholder, value in given.items():
+        argument = argument.replace(placeholder, value)
+    return argument
 
 
 def page_mail(config: Config, person_paged: str, step: int) -> Mail:

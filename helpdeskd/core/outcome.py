@@ -150,12 +150,41 @@ def opened(ctx: Context, reference: str) -> Outcome:
     mails = [notification(ctx, case)]
     if not facts.auto:
         mails.insert(0, acknowledgement(ctx, case))
-    paged = oncall.paged(ctx.config, now, 0) if oncall.pages(case, ctx.config, now) else None
-    if paged:
-        mails.append(oncall.page_mail(ctx.config, paged, 0))
-        events.append(("page", f"{paged} paged (on call)"))
+    paged = None
+    if oncall.pages(case, ctx.config, now):
+        case, paged, event, paging = on_call(ctx.config, case, now)
+        events.append(event)
+        mails += paging
     kind = "auto" if facts.auto else "customer"
     return Outcome(case, True, record(ctx, kind), tuple(events), tuple(mails), paged=paged)
+
+
+def on_call(
+    config: Config, case: Case, now: datetime
+) -> tuple[Case, str | None, tuple[str, str], tuple[Mail, ...]]:
+    """A paging case goes to the person on call (the case, who was paged, the event, the
+    mails); with nobody on call, a case not escalated yet climbs its ladder at once, as when
+    nobody answers a page."""
+    paged = oncall.paged(config, now, 0)
+    if paged:
+        page = oncall.page_mail(config, paged, 0)
+        return case, paged, ("page", f"{paged} paged (on call)"), (page,)
+    if case.escalation_level:
+        return case, None, ("page", "nobody is on call; the case is escalated already"), ()
+    case, event, mails = climbed(config, case, "nobody is on call", now)
+    return case, None, event, mails
+
+
+def climbed(
+    config: Config, case: Case, why: str, now: datetime
+) -> tuple[Case, tuple[str, str], tuple[Mail, ...]]:
+    """One level up the case's ladder for the on-call rota's `why`; at its top, only said."""
+    if case.escalation_level >= len(sla.escalation_of(case, config)):
+        return case, ("page", f"{why}; the case is at the top of its ladder"), ()
+    level = case.escalation_level + 1
+    case = sla.escalated(replace(case, escalation_level=level), config, level, now)
+    event = ("escalate", f"level {level}: {why}")
+    return case, event, escalation_mails(config, case, level, f"by the on-call rota: {why}")
 
 
 def acknowledgement(ctx: Context, case: Case) -> Mail:
@@ -380,7 +409,12 @@ def close_refused(ctx: Context, case: Case) -> tuple[tuple[str, str], Mail]:
 
 def engineer_reply(ctx: Context, case: Case) -> Outcome:
     engineers = [e.email for e in ctx.config.engineers]
-    parsed = parse_commands(ctx.inbound.text, sender=ctx.inbound.from_addr, engineers=engineers)
+    parsed = parse_commands(
+        ctx.inbound.text,
+        sender=ctx.inbound.from_addr,
+        engineers=engineers,
+        ours=ctx.config.staff,
+    )
     allow = tuple(c.value for c in parsed.changes if c.kind == "allow")
     errors = (
         parsed.errors

@@ -4,6 +4,7 @@ loop breaker and the per-recipient limit look at."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import datetime
 
@@ -341,9 +342,15 @@ class Cases:
         )
         return self._cases(rows)
 
-    def opened_by(self, address: str, limit: int = 500) -> list[Case]:
+    def of_person(self, address: str, limit: int = 500) -> list[Case]:
+        """Cases `address` opened, or is a contact or participant of, newest first. The lists
+        are JSON text: the address is looked for as JSON writes it, quotes included."""
+        quoted = json.dumps(address)
+        listed = "%" + re.sub(r"([%_\\])", r"\\\1", quoted) + "%"
         rows = self.store.rows(
-            "SELECT * FROM cases WHERE opener = ? ORDER BY id DESC LIMIT ?", [address, limit]
+            "SELECT * FROM cases WHERE opener = ? OR contacts LIKE ? ESCAPE '\\' "
+            "OR participants LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?",
+            [address, listed, listed, limit],
         )
         return self._cases(rows)
 

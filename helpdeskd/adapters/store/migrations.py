@@ -428,3 +428,12 @@ def m024_pages(db: sqlite_utils.Database) -> None:
     )
     db["pages"].create_index(["settled_at", "acked_at", "ack_by"])
     db["pages"].create_index(["case_id"])
+
+
+@migrations()
+def m025_page_commands(db: sqlite_utils.Database) -> None:
+    """`[oncall] page_command` for a page: its arguments (JSON), `command_state` "due" until
+    a courier takes it ("running"), then "ran" or "failed" with `command_result`."""
+    for column in ("command", "command_state", "command_result"):
+        db["pages"].add_column(column, str)
+    db["pages"].create_index(["command_state"])

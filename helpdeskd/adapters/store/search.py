@@ -51,12 +51,16 @@ class SearchIndex:
             if value:
                 where.append(sql)
                 params.append(value)
-        return self.store.rows(
+        sql = (
             "SELECT s.body, c.reference, c.subject, c.status, c.customer, c.opened_at "
             f"FROM {dialect.search_table} s JOIN cases c ON c.id = s.case_id "
-            f"WHERE {' AND '.join(where)} ORDER BY {dialect.search_row} DESC LIMIT ?",
-            [*params, limit],
+            f"WHERE {' AND '.join(where)} ORDER BY {dialect.search_row} DESC LIMIT ?"
         )
+        if not dialect.search_setup:  # SQLite: no transaction, whose write lock a read needs not
+            return self.store.rows(sql, [*params, limit])
+        with self.store.transaction():
+            self.store.execute(dialect.search_setup)
+            return self.store.rows(sql, [*params, limit])
 
     def first_since(self, since: datetime) -> int | None:
         """A bound below every text of the cases opened since then; None when there is none.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from helpdeskd.adapters.store.database import Database, iso
@@ -83,7 +84,16 @@ class Pages:
     def __init__(self, store: Database):
         self.store = store
 
-    def add(self, case_id: int, person: str, step: int, now: datetime, ack_by: datetime) -> None:
+    def add(
+        self,
+        case_id: int,
+        person: str,
+        step: int,
+        now: datetime,
+        ack_by: datetime,
+        command: tuple[str, ...] = (),
+    ) -> None:
+        """`command`: the page_command's arguments for this page, run once after the commit."""
         self.store.insert(
             "pages",
             {
@@ -92,7 +102,32 @@ class Pages:
                 "step": step,
                 "paged_at": iso(now),
                 "ack_by": iso(ack_by),
+                "command": json.dumps(command) if command else None,
+                "command_state": "due" if command else None,
             },
+        )
+
+    def commands_due(self) -> list[dict]:
+        return self.store.rows(
+            "SELECT p.id, p.case_id, p.person, p.command, c.reference FROM pages p "
+            "JOIN cases c ON c.id = p.case_id WHERE p.command_state = 'due' ORDER BY p.id"
+        )
+
+    def take_command(self, page_id: int) -> bool:
+        """True once per page: its command runs once, whichever process (or node) gets it,
+        and not again after a crash half-way (a gateway may have sent its message)."""
+        return (
+            self.store.execute(
+                "UPDATE pages SET command_state = 'running' WHERE id = ? AND command_state = 'due'",
+                [page_id],
+            ).rowcount
+            == 1
+        )
+
+    def command_done(self, page_id: int, failure: str | None) -> None:
+        self.store.execute(
+            "UPDATE pages SET command_state = ?, command_result = ? WHERE id = ?",
+            ["failed" if failure else "ran", failure, page_id],
         )
 
     def ack(self, case_id: int, now: datetime) -> int:
@@ -132,7 +167,7 @@ def _erase_person(store: Database, person: Person) -> dict[str, int]:
     return {
         "reminders": mask_rows(store, person, "reminders", "id", ["recipient", "set_by"]),
         "time_spent": mask_rows(store, person, "time_spent", "id", ["engineer"]),
-        "pages": mask_rows(store, person, "pages", "id", ["person"]),
+        "pages": mask_rows(store, person, "pages", "id", ["person", "command", "command_result"]),
     }
 
 
