@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.pg_server import database_for, yardstick
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script, or with -m
+from pg_server import database_for, yardstick
 
 # e2e_bench.py's SQLite sums of comparisons, as PostgreSQL counts them
 SUM_OF_TEST = re.compile(r"sum\((\w+) = '(\w+)'\)")
