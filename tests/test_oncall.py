@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpdeskd import config as configuration
-from tests.support import delivered, mail, run, write_config
+from tests.support import delivered, mail, write_config
+from tests.support import run_in_process as run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
