@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 PYTEST_ARGS ?=
+# pytest-xdist: one worker per core (each with its own PostgreSQL cluster, ports and folders);
+# PYTEST_WORKERS=0 runs the suite in one process
+PYTEST_WORKERS ?= auto
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: run test lint dovecot postgresql systemd chromium clean venv var
@@ -36,7 +39,7 @@ run: $(VENV)/.runtime var
 	$(BIN)/helpdeskd --config $(CONFIG) run
 
 test: $(VENV)/.installed dovecot postgresql systemd chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

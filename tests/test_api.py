@@ -13,7 +13,18 @@ from pathlib import Path
 import pytest
 
 from helpdeskd.adapters.api import PER_MINUTE
-from tests.support import Daemon, Sink, cli, free_port, mail, send, wait_for_port, write_config
+from tests.support import (
+    Daemon,
+    Sink,
+    call_in_process,
+    cli,
+    free_port,
+    mail,
+    run_in_process,
+    send,
+    wait_for_port,
+    write_config,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -46,9 +57,7 @@ class Api:
         self.config, self.base, self.daemon = config, base, daemon
 
     def token(self, name: str, *options: str) -> str:
-        done = cli(self.config, "token", "create", name, *options)
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout.decode().splitlines()[-1]
+        return run_in_process(self.config, "token", "create", name, *options).splitlines()[-1]
 
     def get(self, path: str, token: str | None = None) -> tuple[int, object]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -61,7 +70,7 @@ class Api:
 
 
 def listed(config: Path) -> list[dict]:
-    return json.loads(cli(config, "cases", "--json").stdout or "[]")
+    return json.loads(call_in_process(config, "cases", "--json")[1] or "[]")
 
 
 def reference_of(config: Path, customer: str) -> str:
@@ -145,7 +154,7 @@ def test_a_token_scoped_to_one_customer_never_sees_another_customers_case(api: A
     assert cases == listed(api.config)  # the same JSON as `cases --json`
     assert api.get("/cases?priority=P1", everyone)[1] == [c for c in cases if c["priority"] == "P1"]
     status, shown = api.get(f"/cases/{theirs}", everyone)
-    by_cli = json.loads(cli(api.config, "show", theirs, "--json").stdout)
+    by_cli = json.loads(run_in_process(api.config, "show", theirs, "--json"))
     assert {k: v for k, v in shown.items() if k != "clocks"} == {
         k: v for k, v in by_cli.items() if k != "clocks"
     }  # clocks measure used and left time at each request's own now
@@ -187,7 +196,7 @@ def test_a_revoked_token_gets_401_and_only_its_hash_is_kept(api: Api, database):
     assert api.get("/cases", token) == (401, {"error": "a valid bearer token is required"})
     assert api.get("/cases", "hdk_made-up")[0] == 401
     assert api.get("/cases")[0] == 401
-    assert "crm" in cli(api.config, "token", "list").stdout.decode()
+    assert "crm" in run_in_process(api.config, "token", "list")
     if isinstance(database, Path):
         assert token.encode() not in database.read_bytes()
     log = api.daemon.log.read_text()

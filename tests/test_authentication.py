@@ -22,7 +22,16 @@ from helpdeskd.adapters.store import Cases, Store
 from helpdeskd.config import Authentication
 from helpdeskd.pipeline import process
 from tests.dnszone import DnsServer, Zone, dkim_key
-from tests.support import Daemon, Sink, cli, free_port, mail, sample_case, write_config
+from tests.support import (
+    Daemon,
+    Sink,
+    cli,
+    free_port,
+    mail,
+    run_in_process,
+    sample_case,
+    write_config,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -135,7 +144,7 @@ def test_an_engineers_signed_mail_applies_its_commands(first_hop: Daemon, sink: 
     assert answer["kind"] == "engineer"
     assert answer["auth"].startswith("dkim=pass (helpdesk.test)")
     assert "dmarc=pass (helpdesk.test)" in answer["auth"]
-    text = cli(first_hop.config, "show", reference).stdout.decode()
+    text = run_in_process(first_hop.config, "show", reference)
     assert "sender: dkim=pass (helpdesk.test)" in text
 
 
@@ -227,13 +236,13 @@ def test_a_customer_domain_with_p_reject_and_a_failing_mail_is_an_unknown_sender
     opened = case["messages"][0]
     assert "domain of Acme demoted: dmarc=fail (p=reject)" in opened["route_reason"]
     assert "dmarc=fail (acme.test)" in opened["auth"]
-    text = cli(first_hop.config, "show", reference).stdout.decode()
+    text = run_in_process(first_hop.config, "show", reference)
     assert "demoted: dmarc=fail (p=reject)" in text
     (notification,) = sink.wait_for(lambda m: f"[{reference}] New case" in str(m["Subject"]))
     lines = notification.get_body(("plain",)).get_content().splitlines()
     demoted = [line for line in lines if "demoted" in line.lower()]
     assert len(demoted) == 1 and "Acme" in demoted[0] and "p=reject" in demoted[0], lines
-    status = json.loads(cli(first_hop.config, "status", "--json").stdout)
+    status = json.loads(run_in_process(first_hop.config, "status", "--json"))
     assert status["demoted"]["count"] == 1
     assert any("demoted" in w for w in status["warnings"]), status["warnings"]
 
@@ -279,7 +288,7 @@ def test_a_customer_without_dmarc_is_served_on_its_plan_at_every_entrance(
         assert sink.wait_for(to(ann, "Through the listener"))
     served = {
         c["subject"]: (c["customer"], c["plan"])
-        for c in json.loads(cli(config, "cases", "--json").stdout)
+        for c in json.loads(run_in_process(config, "cases", "--json"))
     }
     assert served == {
         "Through ingest": ("Smallco", "gold"),
@@ -288,7 +297,7 @@ def test_a_customer_without_dmarc_is_served_on_its_plan_at_every_entrance(
         "Through the listener": ("Smallco", "gold"),
     }
     acme = next(
-        c for c in json.loads(cli(config, "cases", "--json").stdout) if c["customer"] == "Acme"
+        c for c in json.loads(run_in_process(config, "cases", "--json")) if c["customer"] == "Acme"
     )
     opened = show_at(config, acme["reference"])["messages"][0]
     assert opened["route_reason"] == "new: customer Acme by domain"
@@ -307,7 +316,7 @@ def test_require_dmarc_pass_asks_proof_of_every_customer_through_ingest(tmp_path
     signed = mail(CUSTOMER, "Signed", "Help.")
     signed["Authentication-Results"] = "mx.helpdesk.test; dkim=pass header.d=acme.test"
     assert cli(config, "ingest", stdin=signed.as_bytes()).returncode == 0
-    cases = {c["subject"]: c for c in json.loads(cli(config, "cases", "--json").stdout)}
+    cases = {c["subject"]: c for c in json.loads(run_in_process(config, "cases", "--json"))}
     assert (cases["Signed"]["customer"], cases["Signed"]["plan"]) == ("Acme", "gold")
     assert (cases["Unsigned"]["customer"], cases["Unsigned"]["plan"]) == (None, "standard")
     opened = show_at(config, cases["Unsigned"]["reference"])["messages"][0]
@@ -371,11 +380,11 @@ def test_ingest_as_the_first_hop_checks_for_itself(tmp_path: Path, zone: Zone):
     )
     opened = mail(f"Jane <{CUSTOMER}>", "Printer", "It jams.")
     assert cli(config, "ingest", stdin=signed(opened, "acme.test")).returncode == 0
-    reference = json.loads(cli(config, "cases", "--json").stdout)[0]["reference"]
+    reference = json.loads(run_in_process(config, "cases", "--json"))[0]["reference"]
     answer = mail(ENGINEER, f"Re: [{reference}] Printer", "#priority P2\nTry tray 2.\n")
     answer["Authentication-Results"] = "mx.helpdesk.test; dmarc=pass header.from=helpdesk.test"
     forged = answer.as_bytes(policy=email.policy.SMTP)
-    dry = json.loads(cli(config, "ingest", "--dry-run", stdin=forged).stdout)
+    dry = json.loads(run_in_process(config, "ingest", "--dry-run", stdin=forged))
     assert dry["authentication"] == "dkim=none dmarc=fail (helpdesk.test)"
     assert cli(config, "ingest", stdin=forged).returncode == 0
     assert show_at(config, reference)["priority"] == "P3"
@@ -393,7 +402,7 @@ def test_ingest_as_the_first_hop_checks_for_itself(tmp_path: Path, zone: Zone):
 
 
 def show_at(config: Path, reference: str) -> dict:
-    return json.loads(cli(config, "show", reference, "--json").stdout)
+    return json.loads(run_in_process(config, "show", reference, "--json"))
 
 
 # -- the check itself, in-process against the same DNS server ---------------------------------

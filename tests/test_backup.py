@@ -15,11 +15,11 @@ import sqlite_utils
 
 from helpdeskd.adapters import store as store_module
 from helpdeskd.adapters.store import Cases, Store, integrity
-from tests.support import Daemon, cli, free_port, mail, send, write_config
+from tests.support import Daemon, cli, free_port, mail, run_in_process, send, write_config
 
 
 def references(config: Path) -> set[str]:
-    return {c["reference"] for c in json.loads(cli(config, "cases", "--json").stdout)}
+    return {c["reference"] for c in json.loads(run_in_process(config, "cases", "--json"))}
 
 
 @pytest.mark.e2e

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Sink, mail, run, write_config
+from tests.support import Sink, mail, write_config
+from tests.support import run_in_process as run
 
 OPENED = "2026-11-18T15:00:00Z"  # 09:00 in Chicago (CST, UTC-6)
 LATE = "2026-11-19T03:00:00Z"  # 21:00 on the 18th in Chicago, the 19th in UTC

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.ipcelerate import IPCELERATE
-from tests.support import Sink, mail, run, write_config
+from tests.support import Sink, mail, write_config
+from tests.support import run_in_process as run
 
 OPENED = "2026-11-20T16:00:00-06:00"
 HANDED = "2026-11-20T16:30:00-06:00"

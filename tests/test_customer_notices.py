@@ -9,7 +9,8 @@ from collections import Counter
 from email.policy import default
 from pathlib import Path
 
-from tests.support import Sink, mail, run, write_config
+from tests.support import Sink, mail, write_config
+from tests.support import run_in_process as run
 
 PLANS = """
 [plans.proplus]

@@ -9,19 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
+from tests.support import Daemon, Sink, cli, free_port, mail, run_in_process, send, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 def cases(config: Path) -> list[dict]:
-    return json.loads(cli(config, "cases", "--json").stdout)
+    return json.loads(run_in_process(config, "cases", "--json"))
 
 
 def show(config: Path, reference: str) -> dict:
-    result = cli(config, "show", reference, "--json")
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
+    return json.loads(run_in_process(config, "show", reference, "--json"))
 
 
 def acknowledgement(sink: Sink, to: str):

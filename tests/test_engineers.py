@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
+from tests.support import Daemon, Sink, free_port, mail, run_in_process, send, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -29,7 +29,7 @@ def daemon(tmp_path: Path, sink: Sink, database):
 
 
 def show(config: Path, reference: str) -> dict:
-    return json.loads(cli(config, "show", reference, "--json").stdout)
+    return json.loads(run_in_process(config, "show", reference, "--json"))
 
 
 def one(sink: Sink, predicate, what: str):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.dovecot import dovecot  # noqa: F401 - the fixture
-from tests.support import Daemon, Sink, cli, free_port, mail, write_config
+from tests.support import Daemon, Sink, free_port, mail, run_in_process, write_config
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -48,7 +48,7 @@ def test_mail_in_the_mailbox_becomes_a_case_and_is_moved(dovecot, tmp_path: Path
         dovecot.append("alice", mail("joe@acme.test", "While running", "x").as_bytes())
         later = sink.wait_for(lambda m: "joe@acme.test" in str(m["To"]), timeout=20)
         assert later
-        cases = json.loads(cli(daemon.config, "cases", "--json").stdout)
+        cases = json.loads(run_in_process(daemon.config, "cases", "--json"))
     assert sorted(c["subject"] for c in cases) == ["From the mailbox", "While running"]
     assert dovecot.messages("alice", "INBOX") == []
     assert len(dovecot.messages("alice", "Processed")) == 2

@@ -12,7 +12,7 @@ import pytest
 from helpdeskd.adapters.imap import TOO_LARGE
 from helpdeskd.adapters.store import MailboxState
 from tests.dovecot import dovecot  # noqa: F401 - the fixture
-from tests.support import Daemon, Sink, cli, free_port, write_config
+from tests.support import Daemon, Sink, free_port, run_in_process, write_config
 from tests.test_imap import Harness, message
 from tests.test_imap_daemon import imap_table
 
@@ -97,7 +97,7 @@ def test_the_daemon_tells_the_admins_once_and_keeps_the_rest_flowing(
             assert sink.wait_for(lambda m: "customer2@example.com" in str(m["To"]), timeout=30)
             dovecot.append("alice", message(3))  # the mailbox is read again: still one notice
             assert sink.wait_for(lambda m: "customer3@example.com" in str(m["To"]), timeout=30)
-            cases = json.loads(cli(daemon.config, "cases", "--json").stdout)
+            cases = json.loads(run_in_process(daemon.config, "cases", "--json"))
             received = [m for m in sink.received if "over the size limit" in str(m["Subject"])]
     assert len(told) == len(received) == 1
     assert "ops@helpdesk.test" in str(told[0]["To"])

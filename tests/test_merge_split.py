@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, mail, queued, run, write_config
+from tests.support import free_port, mail, queued, write_config
+from tests.support import run_in_process as run
 
 pytestmark = [pytest.mark.timeout(240)]
 

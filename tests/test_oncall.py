@@ -16,7 +16,8 @@ import pytest
 
 from helpdeskd import config as configuration
 from helpdeskd.config.oncall import DAYS
-from tests.support import Daemon, delivered, free_port, mail, run, send, write_config
+from tests.support import Daemon, delivered, free_port, mail, send, write_config
+from tests.support import run_in_process as run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

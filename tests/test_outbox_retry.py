@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support import Sink, cli, mail, run, write_config
+from tests.support import Sink, cli, mail, write_config
+from tests.support import run_in_process as run
 
 
 def waiting(config: Path) -> list[dict]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
+from tests.support import Daemon, Sink, free_port, mail, run_in_process, send, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -30,7 +30,7 @@ def one(sink: Sink, predicate, what: str):
 
 
 def show(config: Path, reference: str) -> dict:
-    return json.loads(cli(config, "show", reference, "--json").stdout)
+    return json.loads(run_in_process(config, "show", reference, "--json"))
 
 
 def open_copied_case(daemon: Daemon, sink: Sink):
@@ -86,7 +86,7 @@ def test_copied_colleagues_get_the_reply_and_thread_back(daemon: Daemon, sink: S
     (theirs,) = [m for m in after["messages"] if m["from"] == OUTSIDER]
     assert theirs["kind"] == "customer"
     assert after["participants"] == [COLLEAGUE, OUTSIDER]  # still in Cc, not the requester
-    assert len(json.loads(cli(daemon.config, "cases", "--json").stdout)) == 1
+    assert len(json.loads(run_in_process(daemon.config, "cases", "--json"))) == 1
 
 
 def test_cc_add_and_remove_change_the_participants(daemon: Daemon, sink: Sink, database):
@@ -98,7 +98,7 @@ def test_cc_add_and_remove_change_the_participants(daemon: Daemon, sink: Sink, d
     assert str(relay["Cc"]) == f"{COLLEAGUE}, ann@acme.test"
     found = show(daemon.config, reference)
     assert found["participants"] == [COLLEAGUE, "ann@acme.test"]
-    text = cli(daemon.config, "show", reference).stdout.decode()
+    text = run_in_process(daemon.config, "show", reference)
     assert f"participants {COLLEAGUE}, ann@acme.test" in text
 
 

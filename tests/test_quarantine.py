@@ -12,7 +12,7 @@ from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Store
 from helpdeskd.quarantine import incident_key
 from helpdeskd.service import Service
-from tests.support import cli, write_config
+from tests.support import cli, run_in_process, write_config
 
 NOW = datetime(2026, 11, 18, 15, 5, tzinfo=UTC)
 TOO_MANY_FIELDS = (
@@ -63,9 +63,9 @@ def test_ingest_tells_the_admins_too(tmp_path: Path):
 def test_the_quarantine_list_shows_enough_to_decide(tmp_path: Path):
     config = write_config(tmp_path)
     cli(config, "ingest", "-", stdin=TOO_MANY_FIELDS)
-    [row] = json.loads(cli(config, "cases", "--quarantined", "--json").stdout)
+    [row] = json.loads(run_in_process(config, "cases", "--quarantined", "--json"))
     assert row["from"] == "Jane <jane@acme.test>" and row["subject"] == "Grüße"
     assert row["size"] == len(TOO_MANY_FIELDS)
     assert "too many header fields" in row["reason"] and row["received_at"]
-    table = cli(config, "cases", "--quarantined").stdout.decode()
+    table = run_in_process(config, "cases", "--quarantined")
     assert "Grüße" in table and "jane@acme.test" in table

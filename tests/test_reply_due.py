@@ -15,7 +15,8 @@ from pathlib import Path
 from helpdeskd import portal
 from helpdeskd.adapters.store import open_store
 from helpdeskd.config import load
-from tests.support import Sink, mail, run, write_config
+from tests.support import Sink, mail, write_config
+from tests.support import run_in_process as run
 
 OPENED = "2026-11-23T09:00:00-06:00"  # a Monday
 ESCALATED = "2026-11-23T10:00:00-06:00"

@@ -27,19 +27,18 @@ import pytest
 from helpdeskd import config as configuration
 from helpdeskd import report
 from helpdeskd.adapters.store import Cases, Store
-from tests.support import cli, mail, write_config
+from tests.support import mail, run_in_process, write_config
 
 NOW = "2026-04-21T12:00:00-05:00"
 
 
 def ingest(config, message, now: str) -> None:
-    done = cli(config, "ingest", "--now", now, stdin=bytes(message))
-    assert done.returncode == 0, done.stderr.decode()
+    run_in_process(config, "ingest", "--now", now, stdin=bytes(message))
 
 
 def open_case(config, sender: str, subject: str, now: str) -> str:
     ingest(config, mail(sender, subject, "Please have a look."), now)
-    return json.loads(cli(config, "cases", "--json").stdout)[-1]["reference"]
+    return json.loads(run_in_process(config, "cases", "--json"))[-1]["reference"]
 
 
 def engineer_reply(config, reference: str, now: str) -> None:
@@ -64,9 +63,7 @@ def config(tmp_path_factory):
 
 
 def run(config, *options: str) -> str:
-    done = cli(config, "report", "--now", NOW, *options)
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout.decode()
+    return run_in_process(config, "report", "--now", NOW, *options)
 
 
 def clocks(met: int, breached: int, running: int, compliance: float | None) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
+from tests.support import Daemon, Sink, cli, free_port, mail, run_in_process, send, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -103,7 +103,7 @@ def show(config: Path, reference: str) -> dict:
 
 
 def only_case(config: Path) -> str:
-    [case] = json.loads(cli(config, "cases", "--json").stdout)
+    [case] = json.loads(run_in_process(config, "cases", "--json"))
     return case["reference"]
 
 
@@ -135,7 +135,7 @@ def test_two_robots_stop_talking_through_the_helpdesk_by_themselves(talking):
     assert relayed <= 2  # at most the first one or two of the out-of-office texts
     [paused] = [e for e in detail["events"] if e["kind"] == "loop"]
     assert "paused until an engineer acts" in paused["detail"]
-    assert "loop" in cli(daemon.config, "show", reference).stdout.decode()
+    assert "loop" in run_in_process(daemon.config, "show", reference)
     notices = robots.count(lambda m: "Loop suspected" in str(m["Subject"]))
     assert notices == 1
 

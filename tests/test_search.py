@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpdeskd.core import search
-from tests.support import cli, mail, run, write_config
+from tests.support import cli, mail, write_config
+from tests.support import run_in_process as run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -18,7 +18,8 @@ import mailbox
 
 import pytest
 
-from tests.support import cli, mail, run, write_config
+from tests.support import cli, mail, write_config
+from tests.support import run_in_process as run
 
 SMALL_PRINT = """
 [plans.xmpro]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from helpdeskd.config import load
 from helpdeskd.core import access
-from tests.support import Sink, mail, run, sample_case, write_config
+from tests.support import Sink, mail, sample_case, write_config
+from tests.support import run_in_process as run
 
 UMBRELLA = """
 [[customers]]

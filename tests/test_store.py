@@ -14,7 +14,7 @@ import pytest
 from helpdeskd import config as configuration
 from helpdeskd.adapters.store import Cases, Store, dedup_key, migrations, open_store
 from helpdeskd.service import Service
-from tests.support import Daemon, Sink, cli, free_port, mail, send, write_config
+from tests.support import Daemon, Sink, cli, free_port, mail, run_in_process, send, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
@@ -79,7 +79,7 @@ def test_kill_9_after_the_250_loses_nothing(tmp_path: Path, database):
                 )
             )
         subjects = sorted(
-            json.loads(cli(config, "cases", "--json").stdout), key=lambda c: c["subject"]
+            json.loads(run_in_process(config, "cases", "--json")), key=lambda c: c["subject"]
         )
         assert [c["subject"] for c in subjects] == [f"Mail {i}" for i in range(5)]
 

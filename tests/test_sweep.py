@@ -22,7 +22,8 @@ import pytest
 from helpdeskd import config as configuration
 from helpdeskd import sweep as sweep_module
 from helpdeskd.adapters.store import Cases, open_store
-from tests.support import cli, mail, write_config
+from tests.support import mail, write_config
+from tests.support import run_in_process as run
 
 FRIDAY_1630 = "2026-04-17T16:30:00-05:00"
 
@@ -33,21 +34,15 @@ def config(tmp_path, database):
 
 
 def ingest(config, message, now: str) -> str:
-    done = cli(config, "ingest", "--now", now, stdin=bytes(message))
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout.decode()
+    return run(config, "ingest", "--now", now, stdin=bytes(message))
 
 
 def sweep(config, now: str, *options: str) -> list[dict]:
-    done = cli(config, "sweep", "--now", now, "--json", *options)
-    assert done.returncode == 0, done.stderr.decode()
-    return json.loads(done.stdout)
+    return json.loads(run(config, "sweep", "--now", now, "--json", *options))
 
 
 def show(config, reference: str) -> dict:
-    done = cli(config, "show", reference, "--json")
-    assert done.returncode == 0, done.stderr.decode()
-    return json.loads(done.stdout)
+    return json.loads(run(config, "show", reference, "--json"))
 
 
 def sent(config) -> list[email.message.EmailMessage]:
@@ -77,7 +72,7 @@ def open_case(
     subject: str = "urgent: the printer is on fire",
 ) -> str:
     ingest(config, mail(sender, subject, "Smoke everywhere."), now)
-    cases = json.loads(cli(config, "cases", "--json").stdout)
+    cases = json.loads(run(config, "cases", "--json"))
     return cases[-1]["reference"]
 
 

@@ -22,7 +22,16 @@ from helpdeskd.config import load
 from helpdeskd.core import classify, submission
 from helpdeskd.core.parse import parse
 from helpdeskd.pipeline import authenticate
-from tests.support import Daemon, Sink, cli, free_port, mail, send, wait_for_port, write_config
+from tests.support import (
+    Daemon,
+    Sink,
+    free_port,
+    mail,
+    run_in_process,
+    send,
+    wait_for_port,
+    write_config,
+)
 from tests.webclient import Browser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -100,7 +109,7 @@ class Site:
         return str(ack[0]["Subject"]).split("]")[0].lstrip("[")
 
     def show(self, reference: str) -> dict:
-        return json.loads(cli(self.daemon.config, "show", reference, "--json").stdout)
+        return json.loads(run_in_process(self.daemon.config, "show", reference, "--json"))
 
     def wait_messages(self, reference: str, count: int) -> list[dict]:
         def enough():
@@ -382,19 +391,16 @@ def test_a_closed_case_reopens_from_the_page_as_by_mail(site: Site):
 
 
 def ingest_case(site: Site, at: str, subject: str) -> str:
-    opened = cli(
-        site.daemon.config, "ingest", "--now", at, stdin=bytes(mail("jane@acme.test", subject, "x"))
-    )
-    assert opened.returncode == 0, opened.stderr
+    opened = mail("jane@acme.test", subject, "x")
+    run_in_process(site.daemon.config, "ingest", "--now", at, stdin=bytes(opened))
     reference = next(c["reference"] for c in cases(site) if c["subject"] == subject)
     close = mail("alice@helpdesk.test", f"Re: [{reference}] {subject}", "#close\nDone.")
-    closed = cli(site.daemon.config, "ingest", "--now", at, stdin=bytes(close))
-    assert closed.returncode == 0, closed.stderr
+    run_in_process(site.daemon.config, "ingest", "--now", at, stdin=bytes(close))
     return reference
 
 
 def cases(site: Site) -> list[dict]:
-    return json.loads(cli(site.daemon.config, "cases", "--json").stdout)
+    return json.loads(run_in_process(site.daemon.config, "cases", "--json"))
 
 
 def wait_for(check, timeout: float = 15):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Sink, cli, mail, send
+from tests.support import ROOT, Sink, mail, run_in_process, send
 from tests.test_web import LINK, Site, site, wait_for  # noqa: F401 - the fixture is shared
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -172,7 +172,7 @@ def test_times_name_their_zone_as_the_cli_does_and_escalation_says_to_whom(page,
     name_the_first_escalation_level(site, "Team lead")
     # an unknown sender's case is on the standard plan: business hours in Chicago
     reference = site.open_case("someone@elsewhere.test", "Printer queue on the third floor")
-    shown = cli(site.daemon.config, "show", reference).stdout.decode()
+    shown = run_in_process(site.daemon.config, "show", reference)
     deadline = re.search(r"first_response .*? deadline (\S+ \S+ [A-Z]+)", shown).group(1)
     received = re.search(r"(\S+ \S+ [A-Z]+)  <- customer", shown).group(1)
     sign_in(page, site, "someone@elsewhere.test")

@@ -17,7 +17,18 @@ from helpdeskd.adapters import webhooks
 from helpdeskd.adapters.store import Deliveries
 from helpdeskd.core.webhooks import happened, one_line, signature
 from tests.receiver import Receiver, signed
-from tests.support import Daemon, Sink, cli, free_port, mail, sample_case, send, write_config
+from tests.support import (
+    Daemon,
+    Sink,
+    call_in_process,
+    cli,
+    free_port,
+    mail,
+    run_in_process,
+    sample_case,
+    send,
+    write_config,
+)
 
 SECRET = b"s3cret-shared-with-the-receiver"
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
@@ -91,7 +102,7 @@ def test_a_webhook_with_unknown_names_is_refused_with_every_problem(tmp_path):
 def wait_for_case(config: Path, count: int, timeout: float = 20) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = json.loads(cli(config, "cases", "--json").stdout or "[]")
+        found = json.loads(call_in_process(config, "cases", "--json")[1] or "[]")
         if len(found) >= count:
             return found
         time.sleep(0.1)
@@ -124,7 +135,7 @@ def test_each_event_is_delivered_once_with_a_valid_signature(tmp_path, database,
     assert opened["schema"] == 1 and opened["reference"] == ref
     assert (opened["customer"], opened["plan"], opened["priority"]) == ("Acme", "gold", "P1")
     assert [c["name"] for c in opened["clocks"]] == ["first_response", "resolution"]
-    listed = json.loads(cli(config, "webhooks", "--json").stdout)
+    listed = json.loads(run_in_process(config, "webhooks", "--json"))
     assert [d["state"] for d in listed] == ["delivered"] * 3
     assert all(len(d["last_error"]) < 300 for d in listed)  # an excerpt of the 5 kB answer
 
@@ -223,7 +234,7 @@ def test_the_command_lists_retries_and_drops_deliveries(tmp_path, database):
     queue(store, loaded.webhooks[0].url, "HD-2026-00001", ["case.opened", "case.closed"])
     Deliveries(store).give_up(1, "500 receiver broken")
     store.close()
-    listed = cli(config, "webhooks").stdout.decode()
+    listed = run_in_process(config, "webhooks")
     assert "case.opened" in listed and "500 receiver broken" in listed and "failed" in listed
     with Receiver(port) as receiver:
         done = cli(config, "webhooks", "--retry", "1")
@@ -235,8 +246,8 @@ def test_the_command_lists_retries_and_drops_deliveries(tmp_path, database):
     queue_again = open_store(database)
     queue(queue_again, loaded.webhooks[0].url, "HD-2026-00003", ["case.opened"])
     queue_again.close()
-    assert cli(config, "webhooks", "--drop", "3").stdout.decode().startswith("dropped 1")
-    states = [d["state"] for d in json.loads(cli(config, "webhooks", "--json").stdout)]
+    assert run_in_process(config, "webhooks", "--drop", "3").startswith("dropped 1")
+    states = [d["state"] for d in json.loads(run_in_process(config, "webhooks", "--json"))]
     assert states == ["delivered", "delivered"]
 
 
@@ -251,27 +262,19 @@ def test_the_sweeps_escalations_and_breaches_are_queued_with_them(tmp_path, data
         plans=["standard"],
     )
 
-    def run(*args: str) -> None:
-        done = cli(config, *args)
-        assert done.returncode == 0, done.stderr.decode()
+    def run(*args: str, stdin: bytes | None = None) -> None:
+        run_in_process(config, *args, stdin=stdin)
 
     urgent = mail("boss@globex.test", "urgent: the printer is on fire", "Smoke everywhere.")
-    run_in = cli(config, "ingest", "--now", "2026-04-17T16:30:00-05:00", stdin=bytes(urgent))
-    assert run_in.returncode == 0, run_in.stderr.decode()
+    run("ingest", "--now", "2026-04-17T16:30:00-05:00", stdin=bytes(urgent))
     gold = mail("jane@acme.test", "urgent: not on the standard plan", "no events for us")
-    cli(config, "ingest", "--now", "2026-04-17T16:31:00-05:00", stdin=bytes(gold))
-    cli(
-        config,
-        "ingest",
-        "--dry-run",
-        "--now",
-        "2026-04-17T16:32:00-05:00",
-        stdin=bytes(mail("joe@globex.test", "urgent: a dry run", "writes nothing")),
-    )
+    run("ingest", "--now", "2026-04-17T16:31:00-05:00", stdin=bytes(gold))
+    dry = mail("joe@globex.test", "urgent: a dry run", "writes nothing")
+    run("ingest", "--dry-run", "--now", "2026-04-17T16:32:00-05:00", stdin=bytes(dry))
     run("sweep", "--now", "2026-04-20T10:42:00-05:00", "--dry-run")
     run("sweep", "--now", "2026-04-20T10:42:00-05:00")
     run("sweep", "--now", "2026-04-20T11:30:00-05:00")
-    queued = json.loads(cli(config, "webhooks", "--json").stdout)
+    queued = json.loads(run_in_process(config, "webhooks", "--json"))
     assert [d["event"] for d in queued] == [
         "case.opened",
         "case.escalated",  # level 1 at warn_at (the warning itself is no event)

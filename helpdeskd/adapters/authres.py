@@ -23,13 +23,10 @@ import functools
 import re
 import threading
 import time
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import dkim
-import dns.exception
-import dns.resolver
-import spf
 import structlog
-from dkim.util import parse_tag_value
 from publicsuffixlist import PublicSuffixList
 
 from helpdeskd.adapters.store import head_of
@@ -41,6 +38,10 @@ from helpdeskd.core.authres import (
     dmarc_records,
     dmarc_result,
 )
+
+if TYPE_CHECKING:
+    import dkim
+    import dns.resolver
 
 log = structlog.get_logger("helpdeskd.authres")
 
@@ -96,6 +97,9 @@ class Lookups:
             raise DnsTrouble(f"{name} {rdtype}: failed less than {TROUBLE_KEPT:g} s ago")
         if now >= self.deadline:
             raise DnsTrouble(f"no time left to look up {name} {rdtype}")
+        import dns.exception
+        import dns.resolver
+
         try:
             answer = self.resolver.resolve(name, rdtype, lifetime=self.deadline - now, search=False)
             return list(answer)
@@ -118,7 +122,7 @@ class Lookups:
         try:
             records = self.answer(name, qtype)
         except DnsTrouble as exc:
-            raise spf.TempError(f"DNS {exc}") from exc
+            raise _spf().TempError(f"DNS {exc}") from exc
         shape = {
             "A": lambda r: r.address,
             "AAAA": lambda r: r.address,
@@ -133,17 +137,25 @@ class Lookups:
 # pyspf looks names up through a module-level function; it is pointed once at the lookups of
 # the message being checked in this thread
 _current: contextvars.ContextVar[Lookups] = contextvars.ContextVar("helpdeskd_lookups")
-_system_lookup = spf.DNSLookup
 
 
-def _spf_lookup(name, qtype, strict=True, timeout=None):
-    lookups = _current.get(None)
-    if lookups is None:
-        return _system_lookup(name, qtype, strict, timeout)
-    return lookups.spf_answers(name, qtype, strict, timeout)
+@functools.cache
+def _spf() -> ModuleType:
+    """pyspf, imported on first use with its lookups pointed at ours. dkimpy, pyspf and
+    dnspython cost each process some 100 ms to import, and only a first-hop entrance needs
+    them."""
+    import spf
 
+    system_lookup = spf.DNSLookup
 
-spf.DNSLookup = _spf_lookup
+    def lookup(name, qtype, strict=True, timeout=None):
+        lookups = _current.get(None)
+        if lookups is None:
+            return system_lookup(name, qtype, strict, timeout)
+        return lookups.spf_answers(name, qtype, strict, timeout)
+
+    spf.DNSLookup = lookup
+    return spf
 
 
 class Checker:
@@ -181,6 +193,8 @@ def checker(settings: Authentication) -> Checker:
 
 
 def resolver_for(settings: Authentication) -> dns.resolver.Resolver:
+    import dns.resolver
+
     if settings.dns_servers:
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = list(settings.dns_servers)
@@ -199,6 +213,8 @@ def dkim_results(raw: bytes, lookups: Lookups) -> tuple[Result, ...]:
     """Every DKIM signature, each verified on its own (RFC 6376 §6.1)."""
     if not _signed(raw):
         return (Result("dkim", "none"),)
+    import dkim
+
     try:
         verifier = dkim.DKIM(raw, timeout=max(lookups.deadline - time.monotonic(), 0.1))
     except Exception as exc:  # a message dkimpy cannot even split into headers
@@ -219,6 +235,9 @@ def _signed(raw: bytes) -> bool:
 
 
 def one_signature(verifier: dkim.DKIM, index: int, value: bytes, lookups: Lookups) -> Result:
+    import dkim
+    from dkim.util import parse_tag_value
+
     try:
         tags = parse_tag_value(value)
         domain = tags.get(b"d", b"").decode("ascii", "replace").lower()
@@ -246,7 +265,7 @@ def spf_result(peer_ip: str | None, helo: str | None, mail_from: str | None) -> 
     if not peer_ip or not domain:
         return Result("spf", "none", domain)
     try:
-        result, _, _ = spf.query(i=peer_ip, s=sender, h=helo or domain).check()
+        result, _, _ = _spf().query(i=peer_ip, s=sender, h=helo or domain).check()
     except Exception as exc:  # a bad address or record pyspf could not handle
         log.info("spf permerror", domain=domain, error=str(exc))
         result = "permerror"

@@ -15,9 +15,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from types import ModuleType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import holidays as holiday_data
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 UNITS = {"m": 1, "h": 60, "d": 24 * 60}  # minutes of wall time, used as such only by 24x7
@@ -255,7 +254,7 @@ def _check_country(
     if always_open:
         problems.append(("holiday_country", "an always_open calendar has no days off"))
     code = str(country).strip().upper()
-    if code not in holiday_data.list_supported_countries():
+    if code not in _holiday_data().list_supported_countries():
         problems.append(("holiday_country", f"unknown country {country!r}"))
         return code, subdiv
     return code, _check_subdiv(code, subdiv, problems)
@@ -265,7 +264,7 @@ def _check_subdiv(country: str, subdiv: str | None, problems: list[tuple[str, st
     if subdiv is None:
         return None
     try:
-        holiday_data.country_holidays(country, subdiv=subdiv)
+        _holiday_data().country_holidays(country, subdiv=subdiv)
     except NotImplementedError:
         problems.append(("holiday_subdiv", f"unknown subdivision {subdiv!r} of {country}"))
     return subdiv
@@ -276,7 +275,16 @@ def _check_subdiv(country: str, subdiv: str | None, problems: list[tuple[str, st
 
 @lru_cache(maxsize=1024)
 def _public_holidays(country: str, subdiv: str | None, year: int) -> frozenset[date]:
-    return frozenset(holiday_data.country_holidays(country, subdiv=subdiv, years=year))
+    return frozenset(_holiday_data().country_holidays(country, subdiv=subdiv, years=year))
+
+
+def _holiday_data() -> ModuleType:
+    """The `holidays` package, imported on first use: its import costs every process that
+    loads the configuration (the daemon, each command) some 50 ms, and only a calendar with
+    a holiday_country needs it."""
+    import holidays
+
+    return holidays
 
 
 def is_day_off(cal: Calendar, day: date) -> bool:
