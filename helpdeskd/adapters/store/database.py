@@ -1,16 +1,21 @@
 """The connection: one `Database` per thread (SQLite connections are not shared between
 threads), its transactions and the few calls every query goes through.
 
-WAL lets readers run beside the writer. Inside the process every write goes through one lock per
-database file (`write_lock`), so the SMTP listener, the IMAP pollers, the worker and the courier
-queue up in Python instead of sleeping in SQLite's busy handler; the busy timeout is left for
-other processes (`ingest`, the CLI).
+WAL lets readers run beside the writer. Every write goes through one lock per database file
+(`write_lock`): a lock of the process's, then a lock of the file's (`flock` on `DB-writer`), so
+the node's listener, worker and courier processes, the IMAP pollers and the commands queue up
+and each goes as soon as the one before is done, instead of sleeping in SQLite's busy handler
+(1, 2, 5, ... 100 ms a try: the three processes of a node lost most of their time there). The
+busy timeout is left for programs that do not take it (the sqlite3 shell).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,19 +41,63 @@ def parse_iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-_WRITE_LOCKS: dict[str, threading.RLock] = {}
+class WriteLock:
+    """A thread of this process holds the RLock, and the process holds the file's `flock`,
+    taken at the outermost acquire. Re-entrant, so a thread that opens a second connection
+    while it writes gets SQLite's own busy error, as before, rather than a deadlock."""
+
+    WAIT = 0.0002, 0.002  # the first and the longest pause between two tries for the file
+
+    def __init__(self, path: Path | None, timeout: float):
+        self.path, self.timeout = path, timeout
+        self.inner = threading.RLock()
+        self.depth, self.fd = 0, -1
+
+    def __enter__(self) -> WriteLock:
+        self.inner.acquire()
+        if self.depth == 0 and self.path is not None:
+            try:
+                self._lock_file()
+            except BaseException:
+                self.inner.release()
+                raise
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.inner.release()
+
+    def _lock_file(self) -> None:
+        """Tried without blocking, again and again for up to `timeout`: a process stuck while
+        it writes makes the others fail as SQLite's busy time-out did (a 451), not hang."""
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline, pause = time.monotonic() + self.timeout, self.WAIT[0]
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+                time.sleep(pause)
+                pause = min(pause * 2, self.WAIT[1])
+
+
+_WRITE_LOCKS: dict[str, WriteLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def write_lock(path: Path | str) -> threading.RLock:
-    """The process's one lock for writing to the database at `path`. Re-entrant, so a thread
-    that opens a second connection while it writes gets SQLite's own busy error, as before,
-    rather than a deadlock."""
+def write_lock(path: Path | str, timeout: float = 5.0) -> WriteLock:
+    """The one lock for writing to the database at `path`, for this process and the others."""
     if str(path) == ":memory:":
-        return threading.RLock()  # a private database: nobody to share with
+        return WriteLock(None, timeout)  # a private database: nobody to share with
     key = str(Path(path).resolve())
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.RLock())
+        return _WRITE_LOCKS.setdefault(key, WriteLock(Path(key + "-writer"), timeout))
 
 
 class Database:
@@ -80,7 +129,7 @@ class Database:
         self.db.execute("PRAGMA foreign_keys=ON")
         # a WAL that once grew (a long reader, a storm) is cut back when it starts over
         self.db.execute(f"PRAGMA journal_size_limit={self.WAL_SIZE_LIMIT}")
-        self.lock = write_lock(path)
+        self.lock = write_lock(path, self.BUSY_TIMEOUT)
         self._depth = 0
 
     @classmethod
