@@ -23,6 +23,8 @@ def priority_of(
     subject: str, text: str, keywords: dict[str, tuple[str, ...]], default: str
 ) -> tuple[str, str]:
     """The priority and why: chosen on the form, a keyword, or the default."""
+    if not _could_say(subject, text, keywords):
+        return default, "default"  # most mail: no quote to split off, no keyword to weigh
     new = split_reply(text).new[:4000]
     chosen = CHOSEN.search(new)
     if chosen:
@@ -33,6 +35,14 @@ def priority_of(
             if any(not negated(said, m.start()) for m in _found(word, said)):
                 return priority, f"keyword {word!r}"
     return default, "default"
+
+
+def _could_say(subject: str, text: str, keywords: dict[str, tuple[str, ...]]) -> bool:
+    """Whether the whole text holds the form's line or any keyword at all: what its new
+    part says is a part of it, so without one the answer is the default."""
+    said = f"{subject}\n{text}".lower().replace("\u2019", "'")
+    words = [w for found in keywords.values() for w in found]
+    return bool(CHOSEN.search(text)) or any(_found(w, said) for w in words)
 
 
 def _found(word: str, text: str) -> list[re.Match]:
