@@ -30,6 +30,7 @@ from helpdeskd.config import Config
 log = structlog.get_logger("helpdeskd.roles")
 
 DRAIN_SECONDS = 10  # mail in its DATA when the listener stops: its commit, then its answer
+SESSIONS_LOOK = 0.05  # how often a stopping listener looks whether its sessions have ended
 COURIER_SECONDS = 30  # the courier's turn when nobody wakes it (retries come due)
 
 
@@ -88,7 +89,7 @@ class Listener(Role):
         super().__init__(config, channel, clock)
         self.sockets = sockets
         self.servers: list = []
-        self.handler = None
+        self.handler = self.gate = None
 
     async def start(self) -> None:
         from helpdeskd import disk  # each role imports only what it runs: a quicker start
@@ -102,7 +103,7 @@ class Listener(Role):
             clock=self.clock,
             short_of_space=lambda: disk.short(self.config),
         )
-        self.servers = await smtp.start(self.handler, self.config.smtp, self.sockets)
+        self.servers, self.gate = await smtp.start(self.handler, self.config.smtp, self.sockets)
 
     def mail_spooled(self) -> None:
         """The worker is woken; a full channel means it is awake already."""
@@ -110,10 +111,16 @@ class Listener(Role):
             self.channel.send(b'{"spooled": 1}\n', socket.MSG_DONTWAIT)
 
     async def stop(self) -> None:
-        """No new connection; mail whose DATA has ended is committed and answered."""
+        """No new connection; the sessions open go on to their end (a reload's new listener
+        takes the next ones), and mail whose DATA has ended is committed and answered, all
+        within the drain."""
         for server in self.servers:
             server.close()
-        await self.handler.drained(DRAIN_SECONDS)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_SECONDS
+        while self.gate.total and loop.time() < deadline:
+            await asyncio.sleep(SESSIONS_LOOK)
+        await self.handler.drained(max(deadline - loop.time(), 0))
 
 
 class Courier(Role):

@@ -79,8 +79,6 @@ class SpoolHandler:
         except StoreUnavailable as exc:
             log.error("spool commit failed", error=str(exc), peer=str(session.peer))
             return self._per_recipient(envelope, "451 4.3.0 temporary storage failure, retry later")
-        if new:
-            self.wake()
         log.info(
             "accepted",
             spool_id=spool_id,
@@ -127,6 +125,8 @@ class SpoolHandler:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+            if any(new for _, new in results):
+                self.wake()  # once a commit: the worker takes the whole group
 
     def _per_recipient(self, envelope, status: str) -> str:
         """LMTP answers DATA once per recipient (RFC 2033)."""
@@ -230,7 +230,8 @@ def bind(config: Smtp) -> list[socket.socket]:
 
 async def start(
     handler: SpoolHandler, config: Smtp, sockets: list[socket.socket]
-) -> list[asyncio.base_events.Server]:
+) -> tuple[list[asyncio.base_events.Server], Gate]:
+    """The servers on `sockets`, and the gate that counts their open sessions."""
     loop = asyncio.get_running_loop()
     gate = Gate(limits(config))
     # aiosmtpd logs every connection and command (INFO) and every bogus one (WARNING): lines
@@ -240,4 +241,4 @@ async def start(
     factory = server_factory(handler, config, gate)
     servers = [await loop.create_server(factory, sock=sock, backlog=BACKLOG) for sock in sockets]
     log.info("listening", host=config.host, port=config.port, lmtp=config.lmtp)
-    return servers
+    return servers, gate
