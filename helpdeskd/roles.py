@@ -105,10 +105,12 @@ class Listener(Role):
         )
         self.servers, self.gate = await smtp.start(self.handler, self.config.smtp, self.sockets)
 
-    def mail_spooled(self) -> None:
-        """The worker is woken; a full channel means it is awake already."""
+    def mail_spooled(self, burst: bool) -> None:
+        """The worker is woken, and told whether mail waits for the next commit; a full
+        channel means it is awake already."""
+        line = b'{"spooled": 1, "burst": 1}\n' if burst else b'{"spooled": 1}\n'
         with contextlib.suppress(OSError):
-            self.channel.send(b'{"spooled": 1}\n', socket.MSG_DONTWAIT)
+            self.channel.send(line, socket.MSG_DONTWAIT)
 
     async def stop(self) -> None:
         """No new connection; the sessions open go on to their end (a reload's new listener

@@ -54,6 +54,12 @@ GROUP_COMMIT = 8  # spooled messages applied in one transaction: one fsync, a sh
 GROUP_COMMIT_BACKLOG = 25
 QUIET_SECONDS = 0.5
 RESTART_SECONDS = 1.0  # a child process that ended on its own is started again after this
+# While mail pours in, the worker rests this many times as long as each group took, so that
+# the listener's spool commits get the database's write lock (and a core) first; the backlog
+# follows the burst. A burst: the listener said, within the last BURST_SECONDS, that mail
+# waited behind its commit.
+YIELD_TO_LISTENER = 4.0
+BURST_SECONDS = 0.05
 WEBHOOK_SECONDS = 5  # how often due webhook retries are looked for
 CHECKPOINT_SECONDS = 1  # the WAL is copied into the database this often, off the commits
 # Messages whose senders are checked side by side: with a resolver that does not answer, a
@@ -115,6 +121,7 @@ class Service:
         self.listening: list[socket.socket] = []  # bound here, served by the listener process
         self.listener: Child | None = None
         self.last_spooled = 0.0  # time.monotonic() of the listener's last spooled mail
+        self.last_burst = 0.0  # ... and of its last commit with more mail waiting behind it
         self.scheduler = None
         self.stopped = asyncio.Event()
         self.sweep_requested = threading.Event()
@@ -318,6 +325,13 @@ class Service:
         for item, exc in failed:
             metrics.processing_failed(item.source)
             self.count_failure(item, exc)
+        self.yield_to_listener(spent)
+
+    def yield_to_listener(self, spent: float) -> None:
+        """At a steady pace mail rarely waits for its commit and the worker goes on; in a
+        burst the listener answers at the disk's pace and the worker catches up behind it."""
+        if time.monotonic() - self.last_burst < BURST_SECONDS:
+            self.worker.stopping.wait(min(spent * YIELD_TO_LISTENER, 0.5))
 
     def attempt(self, item, failed: list, step: Callable, *args):
         """One step on one message; a failure is noted, to be counted after the commit."""
@@ -466,6 +480,8 @@ class Service:
         """From a child's thread: mail spooled (the worker's turn), mail delivered (counted)."""
         if "spooled" in message:
             self.last_spooled = time.monotonic()
+            if message.get("burst"):
+                self.last_burst = self.last_spooled
             self.worker.wake()
         if "delivered" in message:
             metrics.delivered(message["delivered"])
