@@ -32,7 +32,6 @@ log = structlog.get_logger("helpdeskd.children")
 READY_SECONDS = 60  # a child's start: an interpreter, the imports, the store opened
 WAKE, CONFIG = b"w", b"c"  # what the main process sends: a byte, or a byte and a frame
 LENGTH = struct.Struct("!I")
-RESTART_SECONDS = 1.0  # between a child's unexpected end and its next start
 
 
 class ChildFailed(Exception):

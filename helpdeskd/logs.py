@@ -16,10 +16,13 @@ import socket
 import struct
 import sys
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
 import structlog
+
+if TYPE_CHECKING:
+    from helpdeskd.config import Config
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 IDENTIFIER = "helpdeskd"
@@ -96,6 +99,17 @@ def configure(
     # off and on: a second call alone is a no-op, even after someone else took the hook back
     logging.captureWarnings(False)
     logging.captureWarnings(True)
+
+
+def configure_for(config: Config, *, announce: bool = True) -> None:
+    """`configure` as the configuration's `[logging]` and zone say: the daemon's processes,
+    at their start and at each reload."""
+    configure(
+        config.logging.level,
+        config.logging.output,
+        timezone=config.helpdesk.timezone,
+        announce=announce,
+    )
 
 
 def _on_terminal(handler: logging.Handler) -> bool:

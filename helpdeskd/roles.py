@@ -75,7 +75,7 @@ class Role:
 
     def reload(self, config: Config) -> None:
         self.config = config
-        configure_logs(config)
+        logs.configure_for(config, announce=False)
 
     async def start(self) -> None: ...
 
@@ -157,15 +157,6 @@ class Courier(Role):
         self.delivery.close()
 
 
-def configure_logs(config: Config) -> None:
-    logs.configure(
-        config.logging.level,
-        config.logging.output,
-        timezone=config.helpdesk.timezone,
-        announce=False,
-    )
-
-
 def shifted(offset: float) -> Callable[[], datetime]:
     """The main process's clock, when it is not the machine's (a benchmark's shifted start)."""
     return lambda: datetime.now(UTC) + timedelta(seconds=offset)
@@ -182,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the main process sends the reloads
     try:
         config, received = first_config(channel)
-        configure_logs(config)
+        logs.configure_for(config, announce=False)
         structlog.contextvars.bind_contextvars(process=args.role)
         clock = shifted(args.clock_offset)
         if args.role == "listener":

@@ -619,7 +619,7 @@ class Service:
             )
             return
         old, self.config = self.config, new
-        logs.configure(new.logging.level, new.logging.output, timezone=new.helpdesk.timezone)
+        logs.configure_for(new)
         log.info("configuration reloaded")
         if (old.smtp, old.helpdesk.addresses) != (new.smtp, new.helpdesk.addresses):
             await self.restart_listener(old)
@@ -691,5 +691,5 @@ class Service:
 
 
 def run(config: Config) -> None:
-    logs.configure(config.logging.level, config.logging.output, timezone=config.helpdesk.timezone)
+    logs.configure_for(config)
     asyncio.run(Service(config).run())
