@@ -89,14 +89,7 @@ def parser() -> argparse.ArgumentParser:
     _clock_options(sw, "only list what is due")
     sw.add_argument("--json", action="store_true", help="machine-readable output")
     cases = sub.add_parser("cases", help="list cases")
-    # choices beside the type: the type's message for a mistake, the list for completion
-    cases.add_argument(
-        "--status",
-        type=arguments.status,
-        choices=STATUSES,
-        metavar="STATUS",
-        help="only cases in this status",
-    )
+    _status_option(cases)
     cases.add_argument(
         "--priority",
         type=arguments.priority,
@@ -138,13 +131,7 @@ def parser() -> argparse.ArgumentParser:
     find = sub.add_parser("search", help="cases whose mail, notes or attachments hold the words")
     find.add_argument("words", nargs="+", metavar="WORD", help="every word must be found")
     find.add_argument("--customer", help="only this customer's cases: its name or a domain")
-    find.add_argument(
-        "--status",
-        type=arguments.status,
-        choices=STATUSES,
-        metavar="STATUS",
-        help="only cases in this status",
-    )
+    _status_option(find)
     find.add_argument("--since", type=arguments.day, help="only cases opened on or after DATE")
     find.add_argument(
         "--limit",
@@ -273,6 +260,17 @@ def _open_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--body-file", type=Path, help="a file with the customer's words"
     ).complete = FILE
+
+
+def _status_option(p: argparse.ArgumentParser) -> None:
+    # choices beside the type: the type's message for a mistake, the list for completion
+    p.add_argument(
+        "--status",
+        type=arguments.status,
+        choices=STATUSES,
+        metavar="STATUS",
+        help="only cases in this status",
+    )
 
 
 def _clock_options(p: argparse.ArgumentParser, dry_help: str) -> None:
