@@ -56,8 +56,8 @@ QUIET_SECONDS = 0.5
 RESTART_SECONDS = 1.0  # a child process that ended on its own is started again after this
 # While mail pours in, the worker rests this many times as long as each group took, so that
 # the listener's spool commits get the database's write lock (and a core) first; the backlog
-# follows the burst. A burst: the listener said, within the last BURST_SECONDS, that mail
-# waited behind its commit.
+# follows the burst. A burst: the listener said, within the last BURST_SECONDS, that
+# several mails (smtp.BURST) waited behind its commit.
 YIELD_TO_LISTENER = 4.0
 BURST_SECONDS = 0.05
 WEBHOOK_SECONDS = 5  # how often due webhook retries are looked for
@@ -121,7 +121,7 @@ class Service:
         self.listening: list[socket.socket] = []  # bound here, served by the listener process
         self.listener: Child | None = None
         self.last_spooled = 0.0  # time.monotonic() of the listener's last spooled mail
-        self.last_burst = 0.0  # ... and of its last commit with more mail waiting behind it
+        self.last_burst = 0.0  # ... and of its last commit with a burst waiting behind it
         self.scheduler = None
         self.stopped = asyncio.Event()
         self.sweep_requested = threading.Event()
