@@ -162,7 +162,9 @@ class _Gone(Exception):
 
 class _Children:
     """Idle children, one started ahead; a caller takes one for a message and gives it back
-    if it is still serving."""
+    if it is still serving. Taking the last idle one starts its spare at once: an interpreter
+    takes a quarter of a second to start on a busy machine, and a large message that found no
+    child ready held the mail behind it that long."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -173,6 +175,8 @@ class _Children:
             while self.idle:
                 child = self.idle.pop()
                 if child.alive():
+                    if not self.idle:
+                        self.idle.append(_Child())
                     return child
                 child.end()
         return _Child()

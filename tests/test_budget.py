@@ -160,3 +160,21 @@ def test_a_child_found_gone_is_replaced_without_blaming_the_message():
     gone.proc.poll = lambda: None  # taken as alive all the same: the race itself
     budget._CHILDREN.idle.append(gone)
     assert parse_within(large_text(2 * INLINE_BYTES), None, 30.0).subject == "Help"
+
+
+def test_taking_the_last_idle_child_starts_its_spare(monkeypatch):
+    """Two large messages close together: the second finds a child started, not a cold one."""
+    monkeypatch.setattr(budget, "_CHILDREN", budget._Children())
+    budget.warm_up()
+    started = started_children(monkeypatch)
+    try:
+        first = budget._CHILDREN.take()
+        assert started and budget._CHILDREN.idle == started  # the spare, starting already
+        second = parse_within(large_text(2 * INLINE_BYTES), None, 30.0)
+        assert second.subject == "Help"
+        assert budget._CHILDREN.idle[-1] is started[0]  # the spare served it, and came back
+        assert len(started) == 2  # and its own spare started when it was taken
+        budget._CHILDREN.give_back(first)
+    finally:
+        for child in budget._CHILDREN.idle:
+            child.end()
