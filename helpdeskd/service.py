@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -52,6 +52,7 @@ SWEEP_SLICE = 100  # due cases settled between two looks at the spool
 GROUP_COMMIT = 8  # spooled messages applied in one transaction: one fsync, a short lock
 # A backlog while the listener is quiet: longer transactions delay nobody's `250`
 GROUP_COMMIT_BACKLOG = 25
+BATCH = 50  # spooled messages the worker takes at once
 QUIET_SECONDS = 0.5
 RESTART_SECONDS = 1.0  # a child process that ended on its own is started again after this
 # While mail pours in, the worker rests this many times as long as each group took, so that
@@ -71,6 +72,18 @@ LISTENER_FAILED = "the new SMTP listener could not start"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def group_end(items: list, waits: list, start: int, size: int) -> int:
+    """Where the group from `start` ends: after `size` messages, or before a large message
+    still being parsed (in the parse child), so that the mail before it is committed, and
+    acknowledged, without waiting for that parse."""
+    end = min(start + size, len(items))
+    for i in range(start + 1, end):
+        parsing = waits[i] is None or not waits[i].done()
+        if parsing and len(items[i].raw) > budget.INLINE_BYTES:
+            return i
+    return end
 
 
 class CannotStart(Exception):
@@ -103,6 +116,7 @@ class Service:
         self.worker_store.large_cache()
         self.checkpoint_store = open_store(config.helpdesk.database, migrate=False)
         self.ahead = budget.Ahead()
+        self.parsing: dict[int, Future] = {}  # spool id: its parse ahead, for the next batch
         self.lookups = ThreadPoolExecutor(LOOKUPS_SIDE_BY_SIDE, "lookups")
         self.worker = Loop("worker", self.work, 5)
         self.courier = Loop("courier", self.deliver, 30)
@@ -216,22 +230,24 @@ class Service:
         if self.sweep_requested.is_set():
             self.sweep_requested.clear()
             self.sweep_slice()
-        items = self.worker_store.pending(self.clock(), limit=50)
-        parsed = self.parse_ahead(items)
+        fetched = self.worker_store.pending(self.clock(), limit=BATCH + GROUP_COMMIT)
+        parsed = self.parse_ahead(fetched)
+        items, parsed = fetched[:BATCH], parsed[:BATCH]
         checked = self.check_ahead(items, parsed)
+        waits = [c or p for c, p in zip(checked, parsed, strict=True)]
         start = 0
         while start < len(items):
             room = disk.space(self.config)
             if room is not None and room.scarce:  # watch_space wakes it when space returns
                 return False
             self.reload_if_allowlist_changed()
-            end = start + self.group_size(room)
+            end = group_end(items, waits, start, self.group_size(room))
             self.process_group(items[start:end], parsed[start:end], checked[start:end])
             start = end
         if items:
             self.courier.wake()
             self.hooks.wake()
-        return len(items) == 50 or self.sweep_requested.is_set()
+        return len(fetched) > BATCH or self.sweep_requested.is_set()
 
     def group_size(self, room: disk.Space | None) -> int:
         """Below the margin, one message a commit: a group's commit may take more than the
@@ -244,12 +260,20 @@ class Service:
     def parse_ahead(self, items: list) -> list:
         """What waits behind the first group is parsed in the parse child meanwhile; the
         first group is parsed as it is applied, so that mail arriving at a steady pace is
-        not handed from thread to thread (a few milliseconds each time)."""
+        not handed from thread to thread (a few milliseconds each time). Behind a batch,
+        the next batch's first group is parsed ahead too, so a backlog is parsed in the
+        child throughout and never in the worker's interpreter."""
         seconds = self.config.policy.processing_budget
-        return [None] * min(len(items), GROUP_COMMIT) + [
-            self.ahead.submit(item.raw, item.envelope_from, seconds)
-            for item in items[GROUP_COMMIT:]
-        ]
+        started, self.parsing = self.parsing, {}
+        parsed = [started.pop(item.id, None) for item in items]
+        for future in started.values():  # mail another worker took meanwhile
+            future.cancel()
+        for i in range(GROUP_COMMIT, len(items)):
+            parsed[i] = parsed[i] or self.ahead.submit(
+                items[i].raw, items[i].envelope_from, seconds
+            )
+        self.parsing = {item.id: f for item, f in zip(items[BATCH:], parsed[BATCH:], strict=True)}
+        return parsed
 
     def check_ahead(self, items: list, parsed: list) -> list:
         """The senders of the messages that need DNS (a first hop's DKIM, SPF and DMARC) are

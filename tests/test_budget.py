@@ -3,6 +3,7 @@ and whatever comes back is cut to the sizes the pipeline is built for."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ from helpdeskd import budget
 from helpdeskd import config as configuration
 from helpdeskd.budget import HEADER_KEPT, INLINE_BYTES, TEXT_KEPT, OverBudget, parse_within
 from helpdeskd.core.parse import ParseError
-from helpdeskd.service import Service
+from helpdeskd.service import BATCH, GROUP_COMMIT, Service, group_end
 from tests.support import mail, write_config
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
@@ -178,3 +179,43 @@ def test_taking_the_last_idle_child_starts_its_spare(monkeypatch):
     finally:
         for child in budget._CHILDREN.idle:
             child.end()
+
+
+def test_a_backlog_is_parsed_ahead_batch_after_batch(tmp_path):
+    """The next batch's first group is parsed in the child behind the batch in hand, so the
+    worker's interpreter parses none of a backlog."""
+    service = Service(configuration.load(write_config(tmp_path)), clock=lambda: NOW)
+    ids = [
+        service.store.spool(
+            mail(f"joe{n}@acme.test", f"Question {n}", "hello").as_bytes(), source="smtp", now=NOW
+        )[0]
+        for n in range(BATCH + 12)
+    ]
+    assert service.work()  # more to come
+    assert sorted(service.parsing) == ids[BATCH : BATCH + GROUP_COMMIT]
+    assert not service.work()
+    subjects = [r["subject"] for r in service.store.rows("SELECT subject FROM cases ORDER BY id")]
+    assert subjects == [f"Question {n}" for n in range(BATCH + 12)]
+    assert service.parsing == {}
+
+
+class Item:
+    def __init__(self, size: int):
+        self.raw = b"x" * size
+
+
+def parsed(done: bool) -> Future:
+    future = Future()
+    if done:
+        future.set_result(None)
+    return future
+
+
+def test_a_group_ends_before_a_large_message_still_being_parsed():
+    small, large = Item(1000), Item(INLINE_BYTES + 1)
+    items = [small, small, large, small]
+    assert group_end(items, [None, None, parsed(False), None], 0, 8) == 2
+    assert group_end(items, [None, None, None, None], 0, 8) == 2  # parsed inline: it waits too
+    assert group_end(items, [None, None, parsed(True), None], 0, 8) == 4  # parsed already
+    assert group_end(items, [None, None, parsed(False), None], 2, 8) == 4  # it leads its group
+    assert group_end(items, [None] * 4, 0, 1) == 1
