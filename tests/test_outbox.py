@@ -264,3 +264,25 @@ def test_the_courier_keeps_its_relay_session_from_pass_to_pass(tmp_path: Path):
         assert (len(result.sent), len(result.retried)) == (1, 0)
         assert len(again.received) == 1
     service.delivery.close()
+
+
+def test_acknowledgements_go_before_other_mail_of_their_pass(tmp_path: Path, sink: Sink, store):
+    """A notification forwarding a large attachment does not hold the reference numbers
+    promised at once; admin alerts still go first of all."""
+    config = configuration.load(write_config(tmp_path, relay_port=sink.port))
+    queue(store, "alice@helpdesk.test", 1)
+    queue(store, "jane@acme.test", 2, automatic=True)
+    queue(store, "joe@acme.test", 3)
+    queue(store, "bob@acme.test", 4, automatic=True)
+    OutboxQueue(store).enqueue(
+        case_id=None,
+        kind="admin_alert",
+        message_id="alert@helpdesk.test",
+        mail_from="",
+        recipients=("ops@helpdesk.test",),
+        raw=mail("support@helpdesk.test", "Mail 5", "x", to="ops@helpdesk.test").as_bytes(),
+        automatic=True,
+        now=NOW,
+    )
+    assert len(outbox.flush(store, config.outbound, NOW).sent) == 5
+    assert [str(m["Subject"]) for m in sink.received] == [f"Mail {n}" for n in (5, 2, 4, 1, 3)]

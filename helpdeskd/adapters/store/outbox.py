@@ -77,10 +77,13 @@ class OutboxQueue:
         return self.store.count("auto_sent", "recipient = ? AND at >= ?", [recipient, iso(since)])
 
     def due(self, now: datetime, limit: int = 100) -> list[Queued]:
-        """Oldest first, but admin alerts before everything: a backlog must not delay them."""
+        """Oldest first, but admin alerts before everything (a backlog must not delay them),
+        then acknowledgements: the reference number promised at once does not wait behind a
+        notification forwarding a large attachment. An acknowledgement is its case's first
+        mail, so no case's mail is reordered by it."""
         rows = self.store.rows(
             "SELECT * FROM outbox WHERE state = 'queued' AND next_attempt_at <= ? "
-            f"ORDER BY kind NOT IN {ADMIN_KINDS_SQL}, id LIMIT ?",
+            f"ORDER BY kind NOT IN {ADMIN_KINDS_SQL}, kind <> 'acknowledgement', id LIMIT ?",
             [iso(now), limit],
         )
         return [
