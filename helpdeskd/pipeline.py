@@ -511,13 +511,18 @@ def queue_mail(
 def guarded(store: Store, config: Config, mail: Mail, now: datetime) -> Mail:
     """The mail with only the recipients, in To and Cc alike, that every guard lets through;
     a Cc repeating a To goes once."""
-    for field in ("to", "cc"):
-        kept = tuple(r for r in getattr(mail, field) if field == "to" or r not in mail.to)
-        one = replace(mail, to=kept)
-        one = replace(one, to=addressable(one))
-        one = replace(one, to=allowed_recipients(store, config, one, now))
-        mail = replace(mail, **{field: within_mail_limit(store, config, one, now)})
-    return mail
+    to = passing(store, config, mail, mail.to, now)
+    cc = passing(store, config, mail, tuple(r for r in mail.cc if r not in to), now)
+    return replace(mail, to=to, cc=cc)
+
+
+def passing(
+    store: Store, config: Config, mail: Mail, recipients: tuple[str, ...], now: datetime
+) -> tuple[str, ...]:
+    """Those of `recipients` (of one field of `mail`) that every guard lets through."""
+    recipients = addressable(mail, recipients)
+    recipients = allowed_recipients(store, config, mail, recipients, now)
+    return within_mail_limit(store, config, mail, recipients, now)
 
 
 def threading_for(
@@ -531,22 +536,24 @@ def threading_for(
     return Threading(message_id, parent, tuple(dict.fromkeys(thread[:1] + thread[-9:])))
 
 
-def addressable(mail: Mail) -> tuple[str, ...]:
+def addressable(mail: Mail, recipients: tuple[str, ...]) -> tuple[str, ...]:
     """The last guard: whatever a parser or a template got wrong, mail goes only to things
     that are addresses, never to a display name or a fragment of one."""
-    kept = tuple(r for r in mail.to if usable(r))
-    if len(kept) < len(mail.to):
-        refused = sorted(set(mail.to) - set(kept))
+    kept = tuple(r for r in recipients if usable(r))
+    if len(kept) < len(recipients):
+        refused = sorted(set(recipients) - set(kept))
         log.warning("not an address: mail refused", kind=mail.kind, refused=refused)
     return kept
 
 
-def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) -> tuple[str, ...]:
+def allowed_recipients(
+    store: Store, config: Config, mail: Mail, recipients: tuple[str, ...], now: datetime
+) -> tuple[str, ...]:
     """Never mail ourselves, and never more automatic mail to an outside address than the
     hourly limit: the last guard against a loop that every other check missed. Our own
     staff are exempt, so a busy Monday never silences their warnings."""
     ours = set(config.helpdesk.addresses)
-    recipients = tuple(r for r in dict.fromkeys(mail.to) if r and r not in ours)
+    recipients = tuple(r for r in dict.fromkeys(recipients) if r and r not in ours)
     if not mail.automatic:
         return recipients
     queue, since = OutboxQueue(store), now - timedelta(hours=1)
@@ -554,12 +561,14 @@ def allowed_recipients(store: Store, config: Config, mail: Mail, now: datetime) 
     return under_limit(config, mail, recipients, sent, config.policy.auto_replies_per_hour)
 
 
-def within_mail_limit(store: Store, config: Config, mail: Mail, now: datetime) -> tuple[str, ...]:
+def within_mail_limit(
+    store: Store, config: Config, mail: Mail, recipients: tuple[str, ...], now: datetime
+) -> tuple[str, ...]:
     """No more mail of any kind to one outside address than the hourly limit: acknowledgements,
     relays and forwards alike, so no loop outlasts every other check. Staff are exempt."""
     talk, since = Conversations(store), now - timedelta(hours=1)
     sent = partial(talk.mail_sent_since, since=since)
-    return under_limit(config, mail, mail.to, sent, config.policy.mails_per_hour_per_recipient)
+    return under_limit(config, mail, recipients, sent, config.policy.mails_per_hour_per_recipient)
 
 
 def under_limit(
