@@ -137,6 +137,15 @@ def test_export_then_erase_leaves_figures_and_others_words_and_no_trace(config, 
     assert pseudonym in again and "rows" not in again
 
 
+def test_a_person_is_erased_after_retention_emptied_their_mail(config):
+    """Purged raw mail is empty; SQLite reads the head of an empty blob as NULL."""
+    jane_and_a_colleague(config)
+    engineer(config, "HD-2026-00001", "#close\n", "2026-04-20T16:00Z")
+    assert "raw mail" in run(config, "purge", "--older-than", "1d")
+    done = run(config, "person", "erase", "jane@acme.test")
+    assert "is now erased-" in done and "messages: " in done, done
+
+
 @pytest.mark.parametrize(
     ("text", "kept"),
     [

@@ -284,11 +284,12 @@ class Database:
 
     def tables(self) -> list[str]:
         """helpdeskd's tables, without the migrations' own record nor the search index (an
-        FTS5 table and its shadow tables: built from search_texts, never copied)."""
+        FTS5 table, its shadow tables and how far it goes: built from search_texts, never
+        copied)."""
         rows = self.rows(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name != ? AND name != ? AND substr(name, 1, ?) != ? ORDER BY name",
-            [migrations.migrations_table, "search_index", 13, "search_index_"],
+            "AND name NOT IN (?, ?, ?) AND substr(name, 1, ?) != ? ORDER BY name",
+            [migrations.migrations_table, "search_index", "search_indexed", 13, "search_index_"],
         )
         return [r["name"] for r in rows]
 

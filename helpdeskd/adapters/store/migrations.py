@@ -6,9 +6,14 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE
+from helpdeskd.adapters.store.dialect import POSTGRESQL, SQLITE, Dialect
 
 migrations = Migrations("helpdeskd")
+
+
+def _dialect(db) -> Dialect:
+    """Whose schema a migration builds: an SQLite file's, or PostgreSQL's (postgres_schema)."""
+    return SQLITE if isinstance(db, sqlite_utils.Database) else POSTGRESQL
 
 
 @migrations()
@@ -396,8 +401,7 @@ def m023_search(db: sqlite_utils.Database) -> None:
     )
     db["search_texts"].create_index(["case_id"])
     db["cases"].create_index(["opened_at"])  # search --since finds its first case at once
-    dialect = SQLITE if isinstance(db, sqlite_utils.Database) else POSTGRESQL
-    for statement in dialect.search_schema:
+    for statement in _dialect(db).search_schema:
         db.execute(statement)
     db.execute(
         "INSERT INTO search_texts (case_id, message_id, part, body) "
@@ -437,3 +441,12 @@ def m025_page_commands(db: sqlite_utils.Database) -> None:
     for column in ("command", "command_state", "command_result"):
         db["pages"].add_column(column, str)
     db["pages"].create_index(["command_state"])
+
+
+@migrations()
+def m026_search_catches_up(db: sqlite_utils.Database) -> None:
+    """SQLite's search index takes a mail's texts after the commit that applies it, not inside
+    it (dialect.search_lag_schema): it holds every text so far, and records so. PostgreSQL's
+    trigram index stays the server's business: nothing changes there."""
+    for statement in _dialect(db).search_lag_schema:
+        db.execute(statement)

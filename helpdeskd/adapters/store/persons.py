@@ -204,7 +204,8 @@ def _display_names(store: Database, address: str) -> set[str]:
     )
     names = set()
     for row in rows:
-        head = head_of(bytes(row["raw"])).decode("utf-8", "replace")
+        # purged mail is empty, and SQLite's substr() of an empty blob is NULL
+        head = head_of(bytes(row["raw"] or b"")).decode("utf-8", "replace")
         message = email.message_from_string(head, policy=email.policy.default)
         values = [str(v) for h in ("from", "to", "cc", "reply-to") for v in message.get_all(h, [])]
         names |= {n for n, a in email.utils.getaddresses(values) if n and a.lower() == address}

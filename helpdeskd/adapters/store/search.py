@@ -32,35 +32,53 @@ class SearchIndex:
         since: datetime | None = None,
         limit: int = CANDIDATES,
     ) -> list[dict]:
-        """Rows holding every word (any case), with their case, the newest texts first."""
+        """Rows holding every word (any case), with their case, the newest texts first: from
+        the index, and from the texts it has yet to take (dialect.search_tail), read directly."""
         dialect = self.store.dialect
-        where = [f"s.{dialect.search_contains}" for _ in words]
-        params: list = [f"%{w}%" for w in words]
+        first = None
         if since is not None:
             first = self.first_since(since)
             if first is None:
                 return []  # no case opened since: nothing to read
+        filters = [
             # the index reads only the texts from there on, not every match of a common word
-            where.append(f"{dialect.search_row} >= ?")
-            params.append(first)
-        for sql, value in (
+            ("{row} >= ?", first),
             ("c.customer = ?", customer),
             ("c.status = ?", status),
             ("c.opened_at >= ?", iso(since)),
-        ):
-            if value:
-                where.append(sql)
-                params.append(value)
-        sql = (
-            "SELECT s.body, c.reference, c.subject, c.status, c.customer, c.opened_at "
-            f"FROM {dialect.search_table} s JOIN cases c ON c.id = s.case_id "
-            f"WHERE {' AND '.join(where)} ORDER BY {dialect.search_row} DESC LIMIT ?"
-        )
+        ]
+        table, row = dialect.search_table, dialect.search_row
+        parts = [_part(f"{table} s JOIN", row, dialect.search_contains, words, filters)]
+        if dialect.search_tail:  # short: read by id first (CROSS JOIN keeps that order in
+            # SQLite), not through a filter's index over every case of a customer, say
+            tail = [(dialect.search_tail, True), *filters]
+            parts.append(_part("search_texts s CROSS JOIN", "s.id", "body LIKE ?", words, tail))
+        # each part is read newest first and the two merged: the LIMIT stops both early
+        sql = " UNION ALL ".join(sql for sql, _ in parts) + " ORDER BY text_id DESC LIMIT ?"
+        params = [value for _, values in parts for value in values]
         if not dialect.search_setup:  # SQLite: no transaction, whose write lock a read needs not
             return self.store.rows(sql, [*params, limit])
         with self.store.transaction():
             self.store.execute(dialect.search_setup)
             return self.store.rows(sql, [*params, limit])
+
+    def catch_up(self, limit: int = 200) -> int:
+        """Index the next `limit` texts the index has yet to take, in one short transaction;
+        how many: 0 once it holds them all, and always where the index follows every write
+        itself (PostgreSQL). The daemon's worker calls it when it has no mail in hand."""
+        dialect = self.store.dialect
+        if not dialect.search_catch_up:
+            return 0
+        with self.store.transaction():
+            taken = self.store.row(
+                "SELECT count(*) AS n, max(id) AS last FROM (SELECT s.id FROM search_texts s "
+                f"WHERE {dialect.search_tail} ORDER BY s.id LIMIT ?) AS next",
+                [limit],
+            )
+            if taken["n"]:
+                for statement in dialect.search_catch_up:
+                    self.store.execute(statement, [taken["last"]])
+        return taken["n"]
 
     def first_since(self, since: datetime) -> int | None:
         """A bound below every text of the cases opened since then; None when there is none.
@@ -80,6 +98,24 @@ class SearchIndex:
             "(SELECT id FROM cases WHERE status = 'closed' AND closed_at < ?)",
             [iso(closed_before)],
         ).rowcount
+
+
+def _part(
+    source: str, row: str, contains: str, words: list[str], filters: list[tuple[str, object]]
+) -> tuple[str, list]:
+    """One part of a search: the rows of `source` (texts joined to cases) holding every word,
+    under each filter given a value (True: a condition without one), with their text's id."""
+    where = [f"s.{contains}" for _ in words]
+    params: list = [f"%{w}%" for w in words]
+    for sql, value in filters:
+        if value:
+            where.append(sql.format(row=row))
+            params += [] if value is True else [value]
+    return (
+        "SELECT s.body, c.reference, c.subject, c.status, c.customer, c.opened_at, "
+        f"{row} AS text_id FROM {source} cases c ON c.id = s.case_id WHERE {' AND '.join(where)}",
+        params,
+    )
 
 
 # -- a person's data (persons.py): the index holds their words and names --
