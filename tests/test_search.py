@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import email.utils
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from helpdeskd import config as configuration
 from helpdeskd.adapters.store import SQLITE, SearchIndex, Store, open_store
 from helpdeskd.core import search
+from helpdeskd.service import SEARCH_SLICE, Service
 from tests.support import cli, mail, write_config
 from tests.support import run_in_process as run
+
+NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -294,3 +299,20 @@ def engineer(reference: str, body: str):
         body,
         message_id=email.utils.make_msgid(domain="helpdesk.test"),
     )
+
+
+def test_the_worker_indexes_what_it_applied_once_no_mail_waits(tmp_path: Path):
+    """The daemon's worker applies the mail first, then, idle, brings the index up to date
+    in slices, each between two looks at the spool."""
+    service = Service(configuration.load(write_config(tmp_path)), clock=lambda: NOW)
+    for n in range(SEARCH_SLICE + 5):
+        raw = mail(f"joe{n}@acme.test", f"Printer jam {n}", "The tray sticks.").as_bytes()
+        service.store.spool(raw, source="smtp", now=NOW)
+    assert service.work()  # the mail
+    assert lagging(tmp_path / "helpdesk.db") == SEARCH_SLICE + 5
+    assert service.work()  # no mail: a first slice of its texts
+    assert lagging(tmp_path / "helpdesk.db") == 5
+    while service.work():
+        pass
+    assert lagging(tmp_path / "helpdesk.db") == 0
+    assert len(SearchIndex(service.store).matching(["tray", "sticks"])) == SEARCH_SLICE + 5
