@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import unescape
 
-from helpdeskd.core.address import mailboxes
+from helpdeskd.core.address import first_mailbox
 from helpdeskd.model import Inbound
 
 
@@ -31,19 +31,18 @@ class Robot:
 
 
 def _has_any(inbound: Inbound, names: tuple[str, ...]) -> bool:
-    wanted = {n.lower() for n in names}
-    return any(name.lower() in wanted for name, _ in inbound.headers)
+    return any(inbound.header(name) is not None for name in names)
 
 
 def _local_part(address: str) -> str:
     return address.rpartition("@")[0].lower()
 
 
-def _sender_addresses(inbound: Inbound) -> list[str]:
+def _sender_addresses(inbound: Inbound) -> tuple[str, ...]:
     """From's own address (not a fallback's) and the envelope sender."""
-    written = [b.address for b in mailboxes(inbound.header("From") or "")[:1] if b.address]
-    envelope = [inbound.envelope_from] if inbound.envelope_from else []
-    return [*(written or [inbound.from_addr]), *envelope]
+    written = first_mailbox(inbound.header("From") or "")
+    sender = written.address if written and written.address else inbound.from_addr
+    return (sender, inbound.envelope_from) if inbound.envelope_from else (sender,)
 
 
 # -- ticket systems and issue trackers --------------------------------------------------------
@@ -204,7 +203,7 @@ def _bounce_handler(inbound: Inbound) -> bool:
     return path of bulk mail, never a person's."""
     paths = [inbound.envelope_from or "", *inbound.header_all("Errors-To")]
     for path in paths:
-        for box in mailboxes(path)[:1]:
+        if box := first_mailbox(path):
             local, _, domain = box.address.partition("@")
             if BOUNCE_HANDLER.match(local) or domain.split(".")[0] in ("bounce", "bounces"):
                 return True
