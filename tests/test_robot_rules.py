@@ -356,3 +356,21 @@ def test_phrases_refuse_a_pattern_that_is_not_in_lower_case() -> None:
     for pattern in ("WEB版", r"\W+", "\u0131"):
         with pytest.raises(ValueError):
             Phrases(pattern)
+
+
+@pytest.mark.parametrize(
+    ("body", "fires"),
+    [
+        ("Pages: 2\nRemote CSID: +49 30 1234567\n", True),
+        ("TSID: 030 1234567\n", True),
+        ("REMOTE STATION ID: 555 0100\n", True),
+        ("Absenderkennung: 030 1234567\nSeiten: 2\n", True),
+        ("Our csid field is empty in the export.\n", False),  # the station ids in capitals only
+        ("The CSIDs differ between the two sites.\n", False),
+    ],
+)
+def test_a_fax_gateway_by_the_station_ids_it_reports(body: str, fires: bool) -> None:
+    inbound = mail("From: Office <office@example.com>", "Subject: Document", body=body)
+    assert ("fax-gateway" in auto_generated(inbound, OWN)) == fires
+    reply = mail("From: Office <office@example.com>", "Subject: Re: Document", body=body)
+    assert "fax-gateway" not in auto_generated(reply, OWN)

@@ -385,7 +385,8 @@ FAX_DOMAIN = re.compile(r"(?:^|\.)(?:efax|fax2mail|faxmail|myfax|metrofax|hellof
 FAX_NAME = re.compile(
     r"\b(?:e-?fax|fax2mail|faxmail|fax ?server|fax ?gateway|ringcentral fax)\b", re.I
 )
-FAX_BODY = re.compile(r"(?-i:\b(?:remote )?[CT]SID\b)|remote station id|absenderkennung", re.I)
+FAX_STATION_ID = re.compile(r"\b(?:remote )?[CT]SID\b")  # in capitals only
+FAX_BODY = Phrases(r"remote station id|absenderkennung")
 
 
 def _lead_gateway(inbound: Inbound) -> bool:
@@ -402,7 +403,8 @@ def _fax_gateway(inbound: Inbound) -> bool:
     local, _, domain = sender.lower().rpartition("@")
     if FAX_SENDER.search(local) or FAX_DOMAIN.search(domain) or FAX_NAME.search(inbound.from_name):
         return True
-    return not _passed_on(inbound) and bool(FAX_BODY.search(inbound.text[:1500]))
+    head = inbound.text[:1500]
+    return not _passed_on(inbound) and bool(FAX_STATION_ID.search(head) or FAX_BODY.search(head))
 
 
 # -- provider complaints and localised auto-replies -------------------------------------------
