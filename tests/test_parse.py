@@ -289,3 +289,23 @@ def test_mangled_mail_parses_or_raises_parse_error(edits: list[tuple[int, bytes]
         return
     for name, value in inbound.headers:
         assert "\n" not in name + value and "\r" not in name + value
+
+
+def test_header_lookups_ignore_case_and_keep_the_order_of_repeats() -> None:
+    inbound = parse(
+        message(
+            "From: alice@example.com",
+            "X-Loop: first",
+            "Subject: Hello",
+            "x-loop: Second",
+            "X-LOOP: third",
+        )
+    )
+    assert inbound.header("X-Loop") == "first"
+    assert inbound.header("x-LOOP") == "first"
+    assert inbound.header_all("x-loop") == ["first", "Second", "third"]
+    assert inbound.header("X-Absent") is None
+    assert inbound.header_all("X-Absent") == []
+    found = inbound.header_all("X-Loop")
+    found.append("changed by the caller")  # a caller's list is its own
+    assert inbound.header_all("X-Loop") == ["first", "Second", "third"]

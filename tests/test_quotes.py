@@ -145,3 +145,18 @@ def test_quoted_lines_resembling_headers_are_not_earlier_mails(corpus: Path) -> 
     sample = corpus / "email_reply_trimmer" / "matchers" / "does_not_contain_embedded_email.txt"
     text = sample.read_text(encoding="utf-8")
     assert split_reply(text).new == text.strip()
+
+
+def test_markers_in_any_case_wrapped_or_behind_initials_still_end_the_new_text() -> None:
+    """What the per-line shortcuts must not change: a case-insensitive signature, a quote
+    behind initials and a link, a case-sensitive header wrapped over two lines."""
+    shouting = split_reply("It works now.\n\nSENT FROM MY IPHONE\n")
+    assert shouting.new == "It works now."
+    initials = split_reply("Done, see [the log](https://x.test/log).\n\nJD> old text\nJD> more\n")
+    assert initials.new == "Done, see [the log](https://x.test/log)."
+    wrapped = split_reply(
+        "Thanks, fixed.\n\nMax Mustermann <max@example.com> schrieb am Fr., 28. Apr. 2017\n"
+        "um 11:53 Uhr:\n> the question\n"
+    )
+    assert wrapped.new == "Thanks, fixed."
+    assert "schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:" in wrapped.elided

@@ -6,6 +6,7 @@ import dataclasses
 import email
 import email.policy
 import shutil
+import signal
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -16,7 +17,9 @@ from helpdeskd.core import sla
 from helpdeskd.core.commands import CommandError
 from helpdeskd.core.render import Threading, message_id_for, render, subject_for
 from helpdeskd.model import Attachment, Case, Mail
-from tests.support import sample_case, write_config
+from tests.support import Daemon, Sink, free_port, sample_case, send, write_config
+from tests.support import mail as customer_mail
+from tests.test_cli import wait_for_log
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=UTC)
 
@@ -307,3 +310,45 @@ def test_an_html_template_adds_an_alternative_beside_the_text(config, case, tmp_
     assert "Fixed <b>now</b>" in msg.get_body(("plain",)).get_content()
     assert "<p>Fixed &lt;b&gt;now&lt;/b&gt;</p>" in msg.get_body(("html",)).get_content()
     assert [a.get_filename() for a in msg.iter_attachments()] == ["fix.patch"]
+
+
+def test_a_configuration_reads_its_templates_once_and_a_new_one_reads_them_again(tmp_path, case):
+    """Rendering never looks at the template files again (no stat a mail); loading the
+    configuration again, as a reload does, reads the edited ones."""
+    templates = tmp_path / "templates"
+    shutil.copytree(PACKAGED_TEMPLATES, templates)
+    path = write_config(tmp_path)
+    path.write_text(
+        path.read_text().replace("[helpdesk]\n", f'[helpdesk]\ntemplates = "{templates}"\n')
+    )
+    loaded = configuration.load(path)
+    mail = Mail("note", "note", ("alice@helpdesk.test",), {"body": "Internal."})
+    before = render(mail, case, loaded, Threading("x@helpdesk.test"), NOW)
+    (templates / "note.txt").write_text("Subject: Edited\n\nEdited body\n")
+    again = render(mail, case, loaded, Threading("x@helpdesk.test"), NOW)
+    assert again.body == before.body != "Edited body\n"
+    reloaded = render(mail, case, configuration.load(path), Threading("x@helpdesk.test"), NOW)
+    assert (reloaded.subject, reloaded.body) == (f"[{case.reference}] Edited", "Edited body\n")
+
+
+@pytest.mark.timeout(90)
+def test_sighup_makes_the_daemon_send_edited_templates(tmp_path):
+    templates = tmp_path / "templates"
+    shutil.copytree(PACKAGED_TEMPLATES, templates)
+    with Sink() as sink:
+        port = free_port()
+        path = write_config(tmp_path, smtp_port=port, relay_port=sink.port)
+        path.write_text(
+            path.read_text().replace("[helpdesk]\n", f'[helpdesk]\ntemplates = "{templates}"\n')
+        )
+        with Daemon(path, port) as daemon:
+            send(port, customer_mail("jane@acme.test", "First", "Hello."))
+            assert sink.wait_for(lambda m: "First" in str(m["Subject"]))
+            ack = (templates / "acknowledgement.txt").read_text()
+            (templates / "acknowledgement.txt").write_text(
+                ack.replace("Subject: {{ case.subject }}", "Subject: Received: {{ case.subject }}")
+            )
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for_log(daemon, "configuration reloaded")
+            send(port, customer_mail("jane@acme.test", "Second", "Hello again."))
+            assert sink.wait_for(lambda m: "Received: Second" in str(m["Subject"]))

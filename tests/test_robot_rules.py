@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpdeskd.core.autogen import RULES, Own, auto_generated, explain, is_alert
 from helpdeskd.core.parse import parse
-from helpdeskd.core.robots import ROBOTS
+from helpdeskd.core.robots import OPT_OUT, ROBOTS, VIEW_IN_BROWSER, Phrases
 from helpdeskd.model import Inbound
 from tests.test_autogen import mail as autogen_mail
 
@@ -329,3 +332,45 @@ def test_a_fax_gateway_by_its_subject_or_sender(headers: list[str]) -> None:
 )
 def test_people_writing_about_unsubscribing_or_faxes_are_people(inbound: Inbound) -> None:
     assert auto_generated(inbound, OWN) == ()
+
+
+# Pieces of the opt-out and view-in-browser wordings, of near misses and of text around them,
+# in ASCII and not, for the fast ASCII search to be compared with the case-insensitive one.
+PIECES = (
+    "unsubscribe", "UnSubscribe", "opt-out", "OPT OUT", "opt", "out", "view", "VIEW this",
+    "e-mail", "EMAIL", "online", "in your browser", "WEB", "web版", "Web版", "abmelden",
+    "Désinscrire", "DÉSABONNER", "\u0131", "\u017f", "\u212a", "I", "K", "S", " ", "\n", "\t",
+    "\x1c", "-", "ブラウザで", "配信停止", "wypisać", "no longer wish to receive",
+)  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
+def test_phrases_find_what_the_case_insensitive_pattern_finds(text: str) -> None:
+    for phrases in (OPT_OUT, VIEW_IN_BROWSER):
+        expected = re.compile(phrases.lowered.pattern, re.IGNORECASE).search(text) is not None
+        assert phrases.search(text) == expected
+        assert phrases.search(text.upper()) == (phrases.anycase.search(text.upper()) is not None)
+
+
+def test_phrases_refuse_a_pattern_that_is_not_in_lower_case() -> None:
+    for pattern in ("WEB版", r"\W+", "\u0131"):
+        with pytest.raises(ValueError):
+            Phrases(pattern)
+
+
+@pytest.mark.parametrize(
+    ("body", "fires"),
+    [
+        ("Pages: 2\nRemote CSID: +49 30 1234567\n", True),
+        ("TSID: 030 1234567\n", True),
+        ("REMOTE STATION ID: 555 0100\n", True),
+        ("Absenderkennung: 030 1234567\nSeiten: 2\n", True),
+        ("Our csid field is empty in the export.\n", False),  # the station ids in capitals only
+        ("The CSIDs differ between the two sites.\n", False),
+    ],
+)
+def test_a_fax_gateway_by_the_station_ids_it_reports(body: str, fires: bool) -> None:
+    inbound = mail("From: Office <office@example.com>", "Subject: Document", body=body)
+    assert ("fax-gateway" in auto_generated(inbound, OWN)) == fires
+    reply = mail("From: Office <office@example.com>", "Subject: Re: Document", body=body)
+    assert "fax-gateway" not in auto_generated(reply, OWN)

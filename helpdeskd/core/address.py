@@ -12,6 +12,7 @@ field of 2,710 encoded words costs what its length costs.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -50,6 +51,13 @@ def mailboxes(field: str) -> list[Mailbox]:
     segments = _merge_broken_names(_segments(_tokens(field)))
     found = [box for tokens in segments for box in _mailboxes_of(tokens)]
     return [m for m in found if m.phrase or m.address]
+
+
+@functools.lru_cache(maxsize=32)
+def first_mailbox(field: str) -> Mailbox | None:
+    """The first mailbox of an address field, None when it has none. Kept for the last few
+    fields: the robot rules ask for a message's From and return path several times each."""
+    return next(iter(mailboxes(field)), None)
 
 
 def _mailboxes_of(tokens: list[tuple[str, str]]) -> list[Mailbox]:

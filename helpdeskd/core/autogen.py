@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from helpdeskd.core.address import mailboxes
+from helpdeskd.core.address import first_mailbox
 from helpdeskd.core.robots import ROBOTS, monitoring_alert
 from helpdeskd.model import Inbound
 
@@ -146,8 +146,9 @@ def _null_sender(inbound: Inbound, own: Own) -> bool:
         [inbound.envelope_from] if inbound.envelope_from is not None else []
     )
     # `From: MAILER-DAEMON` has no usable address, so from_addr is a fallback's: look at From
-    written = mailboxes(inbound.header("From") or "")[:1]
-    senders += [box.address or box.phrase.lower() for box in written if box.address or box.phrase]
+    written = first_mailbox(inbound.header("From") or "")
+    if written:
+        senders.append(written.address or written.phrase.lower())
     return any(not s or _local_part(s).lower() in DAEMON_LOCAL_PARTS for s in senders)
 
 

@@ -18,6 +18,7 @@ the result holds no changes at all: the mail applies nothing and is not forwarde
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ def accepted() -> str:
     return "accepted: " + ", ".join(syntax(command) for command in COMMANDS)
 
 
+@functools.cache  # the table is fixed, and every mail's template context holds the text
 def describe_commands() -> str:
     """One line per command with what it does, for the README and the command-error mail."""
     width = max(len(syntax(command)) for command in COMMANDS)

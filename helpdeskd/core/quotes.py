@@ -52,19 +52,24 @@ def _on_date_someone_wrote(opening: str, closing: str) -> str:
 _ON_DATE_SOMEONE_WROTE_PATTERNS = tuple(
     _on_date_someone_wrote(opening, closing) for opening, closing in _ON_DATE_SOMEONE_WROTE
 )
+# The case-sensitive markers below come with a word they never match without: the whole
+# text is searched for one only when its word is in it.
 # "Max <max@example.com> schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:"
-_SOMEONE_WROTE_ON_DATE_PATTERNS = (
-    r"^[^\n]{0,200}\bwrote\s+on\b[^:]{1,200}:",
-    r"^[^\n]{0,200}\bschrieb\s+am\b[^:]{1,200}:",
+_SOMEONE_WROTE_ON_DATE = (
+    ("wrote", r"^[^\n]{0,200}\bwrote\s+on\b[^:]{1,200}:"),
+    ("schrieb", r"^[^\n]{0,200}\bschrieb\s+am\b[^:]{1,200}:"),
 )
 # "23 mar 2017 21:25 "Neil" <meta@example.com> napisał(a):", "... пользователь X написал:"
-_DATE_SOMEONE_WROTE_PATTERNS = (
-    r"\d{4}.{1,80}пользователь(?:.{0,80}\n)?.{0,80}?написал:",
-    r"\d{4}(?:.{1,80}\n)?.{0,80}?napisał\(a\):",
-    r"\d{4}(?:.{1,80}\n)?.{0,80}?пише:",
+_DATE_SOMEONE_WROTE = (
+    ("написал:", r"\d{4}.{1,80}пользователь(?:.{0,80}\n)?.{0,80}?написал:"),
+    ("napisał(a):", r"\d{4}(?:.{1,80}\n)?.{0,80}?napisał\(a\):"),
+    ("пише:", r"\d{4}(?:.{1,80}\n)?.{0,80}?пише:"),
 )
 # "2015-10-18 0:17 GMT+03:00 Matt <info@example.org>:", "вт, 5 янв. 2016 г. в 23:39, X <x@y.z>:"
-_DATE_SOMEONE_EMAIL_PATTERN = r"\d{4}.{1,80}<[^@<>]{1,200}@[^@<>.]{1,200}\.[^@<>]{1,200}>:?$"
+_DATE_SOMEONE_EMAIL = ("@", r"\d{4}.{1,80}<[^@<>]{1,200}@[^@<>.]{1,200}\.[^@<>]{1,200}>:?$")
+_SOMEONE_WROTE_ON_DATE_PATTERNS = tuple(pattern for _, pattern in _SOMEONE_WROTE_ON_DATE)
+_DATE_SOMEONE_WROTE_PATTERNS = tuple(pattern for _, pattern in _DATE_SOMEONE_WROTE)
+_DATE_SOMEONE_EMAIL_PATTERN = _DATE_SOMEONE_EMAIL[1]
 
 # The line kinds, tried in this order; a line that matches none is TEXT.
 LINE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -138,19 +143,31 @@ def _compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern.replace("[:blank:]", _BLANK), flags)
 
 
-_COMPILED_KINDS = tuple(
-    (kind, tuple(_compile(p) for p in patterns)) for kind, patterns in LINE_KINDS
-)
-# A wrapped quote header is joined into one line before the lines are classified.
-_WRAPPED_MARKERS = tuple(
-    _compile(p, re.MULTILINE | re.DOTALL) for p in _ON_DATE_SOMEONE_WROTE_PATTERNS
-) + tuple(
-    _compile(p, re.MULTILINE)
-    for p in (
-        *_SOMEONE_WROTE_ON_DATE_PATTERNS,
-        *_DATE_SOMEONE_WROTE_PATTERNS,
-        _DATE_SOMEONE_EMAIL_PATTERN,
+def _any_of(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """A kind's patterns as at most two regexes, each pattern an alternative in a group of
+    its own flags: a line is tried against a kind in one or two searches, not one a pattern.
+    Those anchored at the start share their `^`, so the engine tries them there only."""
+    anchored, anywhere = [], []
+    for pattern in patterns:
+        flags, body = ("i", pattern[4:]) if pattern.startswith("(?i)") else ("", pattern)
+        if body.startswith("^"):
+            anchored.append(f"(?{flags}:{body[1:]})")
+        else:
+            anywhere.append(f"(?{flags}:{body})")
+    combined = ([f"^(?:{'|'.join(anchored)})"] if anchored else []) + (
+        [f"(?:{'|'.join(anywhere)})"] if anywhere else []
     )
+    return tuple(_compile(p) for p in combined)
+
+
+_COMPILED_KINDS = tuple((kind, _any_of(patterns)) for kind, patterns in LINE_KINDS)
+# A wrapped quote header is joined into one line before the lines are classified.
+# (marker, the word it needs; "" for the case-insensitive ones, which are always searched)
+_WRAPPED_MARKERS = tuple(
+    (_compile(p, re.MULTILINE | re.DOTALL), "") for p in _ON_DATE_SOMEONE_WROTE_PATTERNS
+) + tuple(
+    (_compile(p, re.MULTILINE), word)
+    for word, p in (*_SOMEONE_WROTE_ON_DATE, *_DATE_SOMEONE_WROTE, _DATE_SOMEONE_EMAIL)
 )
 # Some clients quote with the writer's initials, "C> text"; for classification that is ">".
 _INITIALS_QUOTE = re.compile(r"^(?:[ \t]*[^\W\d_]*>)+")
@@ -190,8 +207,9 @@ def _strip_blank_lines(text: str) -> str:
 
 def _prepare(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    for marker in _WRAPPED_MARKERS:
-        text = marker.sub(_join_wrapped_marker, text)
+    for marker, word in _WRAPPED_MARKERS:
+        if word in text:
+            text = marker.sub(_join_wrapped_marker, text)
     return _strip_blank_lines(text)
 
 
@@ -212,8 +230,10 @@ def _kinds(lines: list[str]) -> str:
 def _kind(line: str) -> str:
     if len(line) > _LONGEST_MARKER:
         return QUOTE if _QUOTE.match(line) else TEXT
-    line = _MARKDOWN_LINK.sub(r"\1", line)
-    line = _INITIALS_QUOTE.sub(lambda m: _INITIALS.sub(">", m.group(0)), line)
+    if "](" in line:  # most lines hold no link and no quote: their substitutions are skipped
+        line = _MARKDOWN_LINK.sub(r"\1", line)
+    if ">" in line:
+        line = _INITIALS_QUOTE.sub(lambda m: _INITIALS.sub(">", m.group(0)), line)
     for kind, patterns in _COMPILED_KINDS:
         if any(p.search(line) for p in patterns):
             return kind

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -42,10 +43,29 @@ class Rendered:
     body: str  # the plain text, lines ended by LF
 
 
-@functools.lru_cache(maxsize=8)
+# A configuration's templates are read and compiled once, and never looked at again (no stat
+# of the file a mail): a reload (SIGHUP) loads a new configuration, which reads them afresh.
+# Keyed by identity; the configuration is kept beside its environment, so no id is reused.
+_LOADED: dict[int, tuple[Config, jinja2.Environment]] = {}
+_LOADED_KEPT = 4  # the running configuration and the few before it
+_LOADING = threading.Lock()
+
+
+def templates_of(config: Config) -> jinja2.Environment:
+    """The jinja2 environment of the configuration's templates folder."""
+    with _LOADING:
+        found = _LOADED.get(id(config))
+        if found is None:
+            found = _LOADED[id(config)] = (config, environment(config.helpdesk.templates))
+            while len(_LOADED) > _LOADED_KEPT:
+                del _LOADED[next(iter(_LOADED))]
+        return found[1]
+
+
 def environment(directory: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
+        auto_reload=False,
         autoescape=jinja2.select_autoescape(["html", "htm"], default_for_string=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -94,7 +114,7 @@ def render(
     extra: dict | None = None,
 ) -> Rendered:
     context = template_context(mail, case, config, now, extra or {})
-    text = environment(config.helpdesk.templates).get_template(f"{mail.template}.txt")
+    text = templates_of(config).get_template(f"{mail.template}.txt")
     subject, body = split_template(text.render(context))
     subject = subject_for(case, subject)
     sender_name = mail.context.get("engineer")
@@ -115,7 +135,7 @@ def render(
     lines = mime.text_lines(body)
     text = mime.text_part(lines)
     if has_html(config.helpdesk.templates, mail.template):
-        html = environment(config.helpdesk.templates).get_template(f"{mail.template}.html")
+        html = templates_of(config).get_template(f"{mail.template}.html")
         html_part = mime.text_part(mime.text_lines(html.render(context)), "html")
         text = mime.multipart("alternative", [text, html_part], threading.message_id)
     parts = [text, *(attachment_part(a) for a in mail.attachments)]

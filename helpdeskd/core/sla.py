@@ -127,12 +127,12 @@ def _clock(case: Case, rule: ClockRule, plan: Plan, config: Config, old: Clock |
 def counted(case: Case, clock: Clock, plan: Plan, config: Config) -> Clock:
     """The deadline and warning instant of a started clock with a duration as target."""
     if clock.started_at is None or not clock.target[:1].isdigit():
-        return replace(clock, deadline=None, warn_at=None)
+        unset = clock.deadline is None and clock.warn_at is None
+        return clock if unset else replace(clock, deadline=None, warn_at=None)
     cal, target = clock_calendar(case, clock, config), calendar.parse_duration(clock.target)
-    paused = clock.paused_minutes
-    deadline = _pushed(cal, calendar.add(cal, clock.started_at, target), paused)
-    warn = _pushed(cal, warn_instant(cal, clock.started_at, target, plan.warn_at), paused)
-    return replace(clock, deadline=deadline, warn_at=warn)
+    paused, due = clock.paused_minutes, calendar.add(cal, clock.started_at, target)
+    warn = _pushed(cal, warn_instant(cal, clock.started_at, due, plan.warn_at), paused)
+    return replace(clock, deadline=_pushed(cal, due, paused), warn_at=warn)
 
 
 def _pushed(cal: calendar.Calendar, instant: datetime, minutes: int) -> datetime:
@@ -141,9 +141,10 @@ def _pushed(cal: calendar.Calendar, instant: datetime, minutes: int) -> datetime
 
 
 def warn_instant(
-    cal: calendar.Calendar, start: datetime, target: Duration, fraction: float
+    cal: calendar.Calendar, start: datetime, deadline: datetime, fraction: float
 ) -> datetime:
-    total = calendar.between(cal, start, calendar.add(cal, start, target))
+    """`fraction` of the working time from `start` to the (unpaused) `deadline`."""
+    total = calendar.between(cal, start, deadline)
     return calendar.add(cal, start, Duration(int(total / timedelta(minutes=1) * fraction), "m"))
 
 
@@ -169,8 +170,7 @@ def agree(
     clock = agreed_clock(case, name, config)
     cal = clock_calendar(case, clock, config)
     # warned at warn_at of the time from the agreement to the agreed deadline
-    span = calendar.between(cal, now, deadline)
-    warn = calendar.add(cal, now, Duration(int(span / timedelta(minutes=1) * plan.warn_at), "m"))
+    warn = warn_instant(cal, now, deadline, plan.warn_at)
     clock = replace(
         clock,
         started_at=clock.started_at or now,

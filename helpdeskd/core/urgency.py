@@ -4,6 +4,7 @@ not down", "no outage"), and not in the earlier mail a message quotes."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 from helpdeskd.core.quotes import split_reply
@@ -42,11 +43,16 @@ def _could_say(subject: str, text: str, keywords: dict[str, tuple[str, ...]]) ->
     part says is a part of it, so without one the answer is the default."""
     said = f"{subject}\n{text}".lower().replace("\u2019", "'")
     words = [w for found in keywords.values() for w in found]
-    return bool(CHOSEN.search(text)) or any(_found(w, said) for w in words)
+    return bool(CHOSEN.search(text)) or any(_keyword(w).search(said) for w in words)
 
 
 def _found(word: str, text: str) -> list[re.Match]:
-    return list(re.finditer(rf"\b{re.escape(word)}\b", text))
+    return list(_keyword(word).finditer(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _keyword(word: str) -> re.Pattern[str]:
+    return re.compile(rf"\b{re.escape(word)}\b")
 
 
 def negated(text: str, start: int) -> bool:
