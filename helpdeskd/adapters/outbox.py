@@ -245,6 +245,7 @@ def take_back(store: Store, node: str | None, now: datetime) -> int:
     crashed) is due at once. Leases of other nodes, and of live processes here (an `outbox
     --flush` beside the daemon), run their course. Returns how many messages."""
     queue, mine = OutboxQueue(store), lease_owner(node)
+    queue.fold_deliveries()  # the dead one's deliveries are sent, not due again
     here = mine.rpartition(":")[0]
     taken = 0
     for owner in queue.lease_holders():
@@ -282,6 +283,7 @@ def flush(
     first); without them, a flush opens its own."""
     queue, owner = OutboxQueue(store), lease_owner(node)
     record = _Records(queue, outbound, now, rng or random.Random())
+    queue.fold_deliveries()  # what a courier killed since delivered is not due again
     due = queue.due(now, limit)
     with contextlib.ExitStack() as held:
         if lanes is None:
@@ -294,12 +296,14 @@ def flush(
             with store.transaction():
                 claimed = [item for item in batch if queue.claim(item.id, now, now + LEASE, owner)]
             lanes.deliver(claimed, record)
+            queue.fold_deliveries()
     return replace(record.result(), pages_failed=page_command.run_due(store, now))
 
 
 class _Records:
-    """Records each delivery as its answer comes, one small commit each: the lanes share the
-    store's connection, so they record one at a time."""
+    """Records each delivery as its answer comes (in the store's journal of deliveries, on
+    SQLite, folded into the outbox after each batch: see store/journal.py); the lanes share
+    the store's connection, so they record one at a time."""
 
     def __init__(self, queue: OutboxQueue, outbound: Outbound, now: datetime, rng: random.Random):
         self.queue, self.outbound, self.now, self.rng = queue, outbound, now, rng
@@ -344,7 +348,7 @@ def _record(
             "delivery deferred", outbox_id=item.id, attempts=item.attempts + 1, error=reason
         )
         return "retry"
-    queue.sent(item.id, now)
+    queue.delivered(item.id, now)
     log.info("delivered", outbox_id=item.id, kind=item.kind, to=list(item.recipients))
     return "sent"
 

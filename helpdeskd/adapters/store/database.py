@@ -19,12 +19,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from helpdeskd.adapters.store.dialect import SQLITE
+from helpdeskd.adapters.store.journal import Journal
 from helpdeskd.adapters.store.migrations import migrations
 from helpdeskd.database_url import looks_like_url, masked
 
@@ -239,6 +241,17 @@ class Database:
             self.db.execute("PRAGMA secure_delete=OFF")
         with self.lock:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    def journal(self, name: str) -> Journal | None:
+        """The journal `name` beside the database file (journal.py): records kept at once
+        without the write lock, and taken in later. None for a private database in memory."""
+        if str(self.path) == ":memory:":
+            return None
+        return Journal(Path(f"{self._resolved}-{name}"))
+
+    @cached_property
+    def _resolved(self) -> Path:
+        return self.path.resolve()  # one name for the file, however a process reached it
 
     def exclusive(self, name: str) -> None:
         """Inside a transaction: no other transaction that asks for `name` runs until this one

@@ -13,6 +13,7 @@ from helpdeskd.adapters.store.persons import Found, Person, mask_rows, plain, re
 # Mail to [helpdesk] admins about the daemon's own trouble: sent before any other.
 ADMIN_KINDS = ("admin_alert", "admin_recovered")
 ADMIN_KINDS_SQL = "(" + ", ".join(f"'{k}'" for k in ADMIN_KINDS) + ")"
+DELIVERIES = "sent"  # the journal of deliveries not yet recorded in the outbox
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,39 @@ class OutboxQueue:
 
     def sent(self, outbox_id: int, now: datetime) -> None:
         with self.store.transaction():
-            self.store.execute(
-                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
-                "leased_by = NULL WHERE id = ?",
-                [iso(now), outbox_id],
-            )
-            self.store.execute(
-                "UPDATE messages SET status = 'sent' WHERE outbox_id = ?", [outbox_id]
-            )
+            self._sent(outbox_id, iso(now))
+
+    def _sent(self, outbox_id: int, at: str) -> None:
+        """Once: a journal folded again after a fold that was killed changes nothing."""
+        self.store.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
+            "leased_by = NULL WHERE id = ? AND state <> 'sent'",
+            [at, outbox_id],
+        )
+        self.store.execute("UPDATE messages SET status = 'sent' WHERE outbox_id = ?", [outbox_id])
+
+    def delivered(self, outbox_id: int, now: datetime) -> None:
+        """The relay took it: recorded at once, in the store's journal of deliveries if it
+        has one (SQLite: journal.py), which `fold_deliveries` takes in as sent."""
+        journal = self.store.journal(DELIVERIES)
+        if journal is None:
+            self.sent(outbox_id, now)
+        else:
+            journal.append(f"{outbox_id} {iso(now)}")
+
+    def fold_deliveries(self) -> int:
+        """The deliveries journaled so far, recorded as sent in one transaction; how many."""
+        journal = self.store.journal(DELIVERIES)
+        if journal is None:
+            return 0
+        with self.store.lock:  # one fold at a time, the journal's and the database's
+            return journal.fold(self._fold)
+
+    def _fold(self, lines: list[str]) -> None:
+        with self.store.transaction():
+            for line in lines:
+                outbox_id, at = line.split(" ", 1)
+                self._sent(int(outbox_id), at)
 
     def retry(
         self, outbox_id: int, error: str, at: datetime, recipients: tuple[str, ...] | None = None
