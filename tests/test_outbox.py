@@ -40,12 +40,13 @@ def sink():
         yield running
 
 
-def queue(store: Store, to: str, n: int = 0, automatic: bool = False) -> int:
-    """A mail from an engineer, or (automatic) an acknowledgement with the null sender."""
+def queue(store: Store, to: str, n: int = 0, automatic: bool = False, kind: str = "") -> int:
+    """A mail from an engineer, or (automatic) an acknowledgement with the null sender, or
+    another automatic `kind`."""
     raw = mail("support@helpdesk.test", f"Mail {n}", "x", to=to).as_bytes()
     return OutboxQueue(store).enqueue(
         case_id=None,
-        kind="acknowledgement" if automatic else "relay",
+        kind=kind or ("acknowledgement" if automatic else "relay"),
         message_id=f"m{n}@helpdesk.test",
         mail_from="" if automatic else "support@helpdesk.test",
         recipients=(to,),
@@ -274,15 +275,6 @@ def test_acknowledgements_go_before_other_mail_of_their_pass(tmp_path: Path, sin
     queue(store, "jane@acme.test", 2, automatic=True)
     queue(store, "joe@acme.test", 3)
     queue(store, "bob@acme.test", 4, automatic=True)
-    OutboxQueue(store).enqueue(
-        case_id=None,
-        kind="admin_alert",
-        message_id="alert@helpdesk.test",
-        mail_from="",
-        recipients=("ops@helpdesk.test",),
-        raw=mail("support@helpdesk.test", "Mail 5", "x", to="ops@helpdesk.test").as_bytes(),
-        automatic=True,
-        now=NOW,
-    )
+    queue(store, "ops@helpdesk.test", 5, automatic=True, kind="admin_alert")
     assert len(outbox.flush(store, config.outbound, NOW).sent) == 5
     assert [str(m["Subject"]) for m in sink.received] == [f"Mail {n}" for n in (5, 2, 4, 1, 3)]
