@@ -11,8 +11,8 @@ the outbox's lazy commits do; only a power cut can take it, as it can them.
 Appenders share the file (`flock` LOCK_SH, for the length of one write); a fold takes it alone,
 moves it aside (`-folding`) and reads it, and deletes it only after the caller's transaction
 has taken its lines, so a fold killed halfway is folded again by the next one (what a fold
-does must therefore be idempotent). An appender that finds it wrote into a file moved aside
-writes again into the new one.
+does must therefore be idempotent). An appender that finds, once it holds the file, that a
+fold has moved it aside opens the new one and writes there.
 """
 
 from __future__ import annotations
